@@ -1,0 +1,6 @@
+//! # siltdb-benches
+//!
+//! Criterion micro-benchmarks of the engine's hot paths and `silt-bench`, a db_bench-style load
+//! tool that runs the same workloads against siltdb (and, behind the `peers` feature, RocksDB and
+//! fjall).
+#![warn(missing_docs)]

@@ -1,0 +1,47 @@
+//! # siltdb — an embedded LSM key-value engine
+//!
+//! siltdb stores byte-string keys and values in a log-structured merge tree: writes go to a
+//! write-ahead log and a memtable, memtables are flushed to sorted SST files, and leveled
+//! compaction keeps the files few and the space overhead low. Reads see a consistent snapshot;
+//! iterators run both ways with bounds. Checkpoints, external SST ingestion and flush metadata
+//! (durable tags) support a replication layer on top.
+//!
+//! ```
+//! use siltdb::{Db, Options, WriteBatch, WriteOptions, ReadOptions};
+//! # fn main() -> siltdb::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Db::open(dir.path(), Options::default())?;
+//! db.put(b"hello", b"world")?;
+//! let mut batch = WriteBatch::new();
+//! batch.put(b"a", b"1");
+//! batch.delete(b"hello");
+//! db.write(batch, &WriteOptions::default())?;
+//! assert_eq!(db.get(b"a")?.as_deref(), Some(&b"1"[..]));
+//! assert_eq!(db.get(b"hello")?, None);
+//! for item in db.iter(&ReadOptions::default()) {
+//!     let (k, v) = item?;
+//!     println!("{:?} = {:?}", k, v);
+//! }
+//! db.close()?;
+//! # Ok(()) }
+//! ```
+//!
+//! The on-disk formats are described byte by byte in `docs/format.md`.
+
+#![warn(missing_docs)]
+
+pub mod coding;
+mod error;
+pub mod fs;
+pub mod iter;
+pub mod key;
+mod options;
+mod snapshot;
+pub mod sst;
+mod sst_writer;
+
+pub use error::{Error, Result};
+pub use fs::FileSystem;
+pub use options::{Compression, Options, ReadOptions, WriteOptions};
+pub use snapshot::Snapshot;
+// pub use sst_writer::{SstInfo, SstWriter, SstWriterOptions};

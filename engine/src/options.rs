@@ -1,0 +1,141 @@
+//! Options for opening a database, writing and reading.
+
+use crate::fs::{FileSystem, StdFs};
+use crate::snapshot::Snapshot;
+use std::sync::Arc;
+
+/// Block compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Blocks stored as is.
+    #[default]
+    None,
+    /// zstd at the given level (1..=22; 3 is a good default).
+    Zstd {
+        /// zstd compression level.
+        level: i32,
+    },
+}
+
+/// Options for [`crate::Db::open`]. Construct with `..Default::default()`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Create the database if the directory holds none. Default `true`.
+    pub create_if_missing: bool,
+    /// Fail if a database already exists. Default `false`.
+    pub error_if_exists: bool,
+    /// Size at which the active memtable is frozen and flushed. Default 64 MiB.
+    pub memtable_size_bytes: usize,
+    /// Frozen memtables waiting for flush; writes stall past this. Default 2.
+    pub max_immutable_memtables: usize,
+    /// Target uncompressed data block size. Default 4 KiB.
+    pub block_size_bytes: usize,
+    /// Block cache budget in bytes; 0 disables the cache. Default 64 MiB.
+    pub block_cache_size_bytes: usize,
+    /// Bloom filter bits per key; 0 disables filters. Default 10.
+    pub bloom_bits_per_key: u32,
+    /// Block compression. Default [`Compression::None`].
+    pub compression: Compression,
+    /// L0 file count that triggers an L0 compaction. Default 4.
+    pub l0_compaction_trigger: usize,
+    /// L0 file count at which writes are slowed down. Default 20.
+    pub l0_slowdown_trigger: usize,
+    /// L0 file count at which writes stop until compaction catches up. Default 36.
+    pub l0_stop_trigger: usize,
+    /// Target size of SST files written by compaction. Default 64 MiB.
+    pub target_file_size_bytes: u64,
+    /// Filesystem every file operation goes through. Default: the real filesystem.
+    pub fs: Arc<dyn FileSystem>,
+    /// Background threads for flush and compaction. Default 2.
+    pub max_background_jobs: usize,
+    /// Open table handles kept in the table cache. Default 1000.
+    pub max_open_files: usize,
+    /// Target size of L1 (the base level) in bytes. Default 256 MiB.
+    pub max_bytes_for_level_base: u64,
+    /// Size ratio between adjacent levels. Default 10.
+    pub max_bytes_for_level_multiplier: u64,
+    /// Pending compaction bytes at which writes slow down. Default 64 GiB.
+    pub soft_pending_compaction_bytes_limit: u64,
+    /// Pending compaction bytes at which writes stop. Default 256 GiB.
+    pub hard_pending_compaction_bytes_limit: u64,
+    /// Longest a write waits in a stall before returning [`crate::Error::Stalled`]. Default 60 s.
+    pub max_write_stall_ms: u64,
+    /// Write rate (bytes/s) while slowed down. Default 16 MiB/s.
+    pub delayed_write_rate_bytes: u64,
+    /// Rate limit for background (flush + compaction) writes in bytes/s; 0 = unlimited. Default 0.
+    pub background_write_rate_bytes: u64,
+    /// Treat a corrupt record in the middle of a WAL as an error on open (instead of stopping
+    /// replay there). Default `true`.
+    pub paranoid_checks: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            create_if_missing: true,
+            error_if_exists: false,
+            memtable_size_bytes: 64 << 20,
+            max_immutable_memtables: 2,
+            block_size_bytes: 4 << 10,
+            block_cache_size_bytes: 64 << 20,
+            bloom_bits_per_key: 10,
+            compression: Compression::None,
+            l0_compaction_trigger: 4,
+            l0_slowdown_trigger: 20,
+            l0_stop_trigger: 36,
+            target_file_size_bytes: 64 << 20,
+            fs: Arc::new(StdFs),
+            max_background_jobs: 2,
+            max_open_files: 1000,
+            max_bytes_for_level_base: 256 << 20,
+            max_bytes_for_level_multiplier: 10,
+            soft_pending_compaction_bytes_limit: 64 << 30,
+            hard_pending_compaction_bytes_limit: 256 << 30,
+            max_write_stall_ms: 60_000,
+            delayed_write_rate_bytes: 16 << 20,
+            background_write_rate_bytes: 0,
+            paranoid_checks: true,
+        }
+    }
+}
+
+/// Options for one write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// fdatasync the WAL before acknowledging. Default `false`.
+    pub sync: bool,
+    /// Skip the WAL: the write is lost on a crash before the next flush. Default `false`.
+    pub disable_wal: bool,
+    /// Return [`crate::Error::Stalled`] at once instead of waiting in a write stall. Default `false`.
+    pub no_slowdown: bool,
+    /// Opaque, monotonically increasing tag recorded with the write (e.g. a replication decree);
+    /// the largest tag whose data is durable in SSTs is [`crate::Db::durable_tag`].
+    pub tag: Option<u64>,
+}
+
+/// Options for reads and iterators.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Read as of this snapshot; `None` = latest.
+    pub snapshot: Option<Snapshot>,
+    /// Inclusive lower bound for iterators.
+    pub lower_bound: Option<Vec<u8>>,
+    /// Exclusive upper bound for iterators.
+    pub upper_bound: Option<Vec<u8>>,
+    /// Verify block checksums on read. Default `true`.
+    pub verify_checksums: bool,
+    /// Put blocks read into the block cache. Default `true`.
+    pub fill_cache: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            snapshot: None,
+            lower_bound: None,
+            upper_bound: None,
+            verify_checksums: true,
+            fill_cache: true,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Public SST writer (placeholder: being written).
