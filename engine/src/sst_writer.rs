@@ -217,7 +217,10 @@ mod tests {
         }
         assert_eq!(n, 1000);
         let (k, v) = t
-            .get(&key::seek_key(b"key00005", key::MAX_SEQNO), ReadFlags::default())
+            .get(
+                &key::seek_key(b"key00005", key::MAX_SEQNO),
+                ReadFlags::default(),
+            )
             .unwrap()
             .unwrap();
         assert_eq!(k, key::internal_key(b"key00005", 77, ValueKind::Put));

@@ -133,10 +133,18 @@ pub fn append_block(out: &mut Vec<u8>, contents: &[u8], compression_type: u8) {
 
 /// Checks the trailer of an on-disk block (`raw` = contents + trailer) and returns the
 /// uncompressed contents. `file` and `offset` name the block in errors.
-pub fn unwrap_block(file: &Path, offset: u64, raw: &[u8], verify_checksum: bool) -> Result<Vec<u8>> {
+pub fn unwrap_block(
+    file: &Path,
+    offset: u64,
+    raw: &[u8],
+    verify_checksum: bool,
+) -> Result<Vec<u8>> {
     let corrupt = |reason: String| Error::corruption(file, offset, reason);
     let Some(body_len) = raw.len().checked_sub(BLOCK_TRAILER_LEN) else {
-        return Err(corrupt(format!("block of {} bytes is shorter than its trailer", raw.len())));
+        return Err(corrupt(format!(
+            "block of {} bytes is shorter than its trailer",
+            raw.len()
+        )));
     };
     let contents = &raw[..body_len];
     let ctype = raw[body_len];
@@ -172,7 +180,9 @@ fn decompress_zstd(payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let n = thread_local_decompress(frame, &mut out)
         .map_err(|e| format!("zstd block: decompression failed: {e}"))?;
     if n != len {
-        return Err(format!("zstd block: decompressed {n} bytes, header says {len}"));
+        return Err(format!(
+            "zstd block: decompressed {n} bytes, header says {len}"
+        ));
     }
     Ok(out)
 }
@@ -231,7 +241,9 @@ impl Block {
                 Some(p) => r > p && r < restarts_offset,
             };
             if !ok {
-                return Err(format!("restart point {i} at {r} out of order or out of bounds"));
+                return Err(format!(
+                    "restart point {i} at {r} out of order or out of bounds"
+                ));
             }
             prev = Some(r);
         }
@@ -360,14 +372,20 @@ impl BlockIter {
             return false;
         };
         if h.shared > self.key.len() {
-            self.fail(format!("entry at block offset {at} shares {} bytes of a {}-byte key", h.shared, self.key.len()));
+            self.fail(format!(
+                "entry at block offset {at} shares {} bytes of a {}-byte key",
+                h.shared,
+                self.key.len()
+            ));
             return false;
         }
         self.key.truncate(h.shared);
         self.key
             .extend_from_slice(&self.block.data[h.key_delta.0..h.key_delta.1]);
         if !valid_point_key(&self.key) {
-            self.fail(format!("entry at block offset {at} has a malformed internal key"));
+            self.fail(format!(
+                "entry at block offset {at} has a malformed internal key"
+            ));
             return false;
         }
         self.current = at;
@@ -540,7 +558,13 @@ mod tests {
 
     #[test]
     fn round_trip_seek_both_directions() {
-        for (seed, n, interval) in [(1, 200, 16), (2, 33, 1), (3, 17, 16), (4, 1, 16), (5, 500, 3)] {
+        for (seed, n, interval) in [
+            (1, 200, 16),
+            (2, 33, 1),
+            (3, 17, 16),
+            (4, 1, 16),
+            (5, 500, 3),
+        ] {
             let entries = random_entries(seed, n);
             let block = build(&entries, interval);
             let mut it = BlockIter::new(block);
@@ -570,11 +594,22 @@ mod tests {
                 assert_eq!(it.key(), &k[..]);
                 let before = key::seek_key(key::user_key(k), key::MAX_SEQNO);
                 it.seek(&before);
-                let expect = entries.iter().position(|(e, _)| key::cmp_internal(e, &before).is_ge());
-                assert_eq!(it.valid().then(|| it.key().to_vec()), expect.map(|p| entries[p].0.clone()));
+                let expect = entries
+                    .iter()
+                    .position(|(e, _)| key::cmp_internal(e, &before).is_ge());
+                assert_eq!(
+                    it.valid().then(|| it.key().to_vec()),
+                    expect.map(|p| entries[p].0.clone())
+                );
                 it.seek_for_prev(&before);
-                let expect = entries.iter().rposition(|(e, _)| key::cmp_internal(e, &before).is_le());
-                assert_eq!(it.valid().then(|| it.key().to_vec()), expect.map(|p| entries[p].0.clone()), "{i}");
+                let expect = entries
+                    .iter()
+                    .rposition(|(e, _)| key::cmp_internal(e, &before).is_le());
+                assert_eq!(
+                    it.valid().then(|| it.key().to_vec()),
+                    expect.map(|p| entries[p].0.clone()),
+                    "{i}"
+                );
             }
             assert!(it.corruption().is_none());
         }
@@ -618,7 +653,9 @@ mod tests {
                     }
                 }
             }
-            let Ok(block) = Block::new(data) else { continue };
+            let Ok(block) = Block::new(data) else {
+                continue;
+            };
             let mut it = BlockIter::new(Arc::new(block));
             it.seek_to_first();
             let mut n = 0;

@@ -28,7 +28,11 @@ pub fn hash_key(user_key: &[u8]) -> u64 {
 }
 
 #[inline]
-fn probe_positions(hash: u64, num_lines: u32, num_probes: u8) -> (usize, impl Iterator<Item = u32>) {
+fn probe_positions(
+    hash: u64,
+    num_lines: u32,
+    num_probes: u8,
+) -> (usize, impl Iterator<Item = u32>) {
     // fastrange: maps the high 32 bits uniformly onto [0, num_lines).
     let line = ((hash >> 32) * u64::from(num_lines)) >> 32;
     let h = hash as u32;
@@ -50,7 +54,9 @@ pub fn num_probes_for(bits_per_key: u32) -> u8 {
 pub fn build_filter(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
     debug_assert!(bits_per_key > 0);
     let total_bits = (hashes.len() as u64 * u64::from(bits_per_key)).max(1);
-    let num_lines = total_bits.div_ceil(u64::from(LINE_BITS)).min(u64::from(u32::MAX)) as u32;
+    let num_lines = total_bits
+        .div_ceil(u64::from(LINE_BITS))
+        .min(u64::from(u32::MAX)) as u32;
     let num_probes = num_probes_for(bits_per_key);
     let mut out = vec![0u8; num_lines as usize * LINE_BYTES];
     for &h in hashes {
@@ -84,7 +90,9 @@ impl BloomFilter {
             return Err(format!("filter declares {num_probes} probes"));
         }
         if num_lines == 0 || (num_lines as usize).checked_mul(LINE_BYTES) != Some(bits_len) {
-            return Err(format!("filter declares {num_lines} lines but holds {bits_len} bytes"));
+            return Err(format!(
+                "filter declares {num_lines} lines but holds {bits_len} bytes"
+            ));
         }
         data.truncate(bits_len);
         Ok(BloomFilter {
@@ -120,7 +128,9 @@ mod tests {
     #[test]
     fn no_false_negatives_and_fpr_near_theory() {
         let n = 100_000u32;
-        let hashes: Vec<u64> = (0..n).map(|i| hash_key(format!("key{i:08}").as_bytes())).collect();
+        let hashes: Vec<u64> = (0..n)
+            .map(|i| hash_key(format!("key{i:08}").as_bytes()))
+            .collect();
         for bits in [5u32, 10, 16] {
             let f = BloomFilter::decode(build_filter(&hashes, bits)).unwrap();
             for i in 0..n {
@@ -133,7 +143,10 @@ mod tests {
             let fpr = fp as f64 / f64::from(probes);
             let k = f64::from(num_probes_for(bits));
             let theory = (1.0 - (-k / f64::from(bits)).exp()).powf(k);
-            assert!(fpr < 2.0 * theory, "bits {bits}: fpr {fpr} vs theory {theory}");
+            assert!(
+                fpr < 2.0 * theory,
+                "bits {bits}: fpr {fpr} vs theory {theory}"
+            );
             if bits == 10 {
                 assert!((0.0082 - theory).abs() < 0.0005, "{theory}");
             }

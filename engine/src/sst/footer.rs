@@ -86,11 +86,16 @@ impl Footer {
     /// Decodes and validates a footer; the error is the reason it is rejected.
     pub fn decode(data: &[u8]) -> Result<Footer, String> {
         if data.len() != FOOTER_LEN {
-            return Err(format!("footer is {} bytes, expected {FOOTER_LEN}", data.len()));
+            return Err(format!(
+                "footer is {} bytes, expected {FOOTER_LEN}",
+                data.len()
+            ));
         }
         let magic = coding::u64_at(data, 72).unwrap_or(0);
         if magic != MAGIC {
-            return Err(format!("bad magic number {magic:#018x}: not a siltdb SST file"));
+            return Err(format!(
+                "bad magic number {magic:#018x}: not a siltdb SST file"
+            ));
         }
         let stored = coding::u32_at(data, 68).unwrap_or(0);
         let actual = coding::crc32c_masked(&[&data[..68]]);
@@ -129,7 +134,10 @@ mod tests {
             filter: BlockHandle { offset: 1, size: 2 },
             range_del: BlockHandle { offset: 3, size: 4 },
             properties: BlockHandle { offset: 5, size: 6 },
-            index: BlockHandle { offset: 7, size: u64::MAX },
+            index: BlockHandle {
+                offset: 7,
+                size: u64::MAX,
+            },
             format_version: FORMAT_VERSION,
         };
         let bytes = f.encode();
@@ -140,7 +148,10 @@ mod tests {
             assert!(Footer::decode(&b).is_err(), "flip at {i}");
         }
         assert!(Footer::decode(&bytes[1..]).is_err());
-        let h = BlockHandle { offset: 300, size: 7 };
+        let h = BlockHandle {
+            offset: 300,
+            size: 7,
+        };
         let mut v = Vec::new();
         h.encode_varint(&mut v);
         assert_eq!(BlockHandle::decode_varint(&v), Some(h));

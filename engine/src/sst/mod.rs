@@ -4,15 +4,15 @@
 //! properties block, an index block and a fixed-size footer; `docs/format.md` ("SST file")
 //! describes every byte. One concept per file:
 //!
-//! - [`block`]: the block trailer (compression + CRC), [`block::BlockBuilder`], [`block::Block`]
+//! - [`block`] — the block trailer (compression + CRC), [`block::BlockBuilder`], [`block::Block`]
 //!   and [`block::BlockIter`] (prefix-compressed entries with restart points);
-//! - [`filter`]: the cache-line-local bloom filter;
-//! - [`range_del`]: the range-deletion block;
-//! - [`properties`]: the properties block;
-//! - [`footer`]: [`footer::BlockHandle`] and the footer;
-//! - [`writer`]: [`TableBuilder`];
-//! - [`reader`]: [`Table`] and [`TableIter`];
-//! - [`cache`]: the shared [`BlockCache`].
+//! - [`filter`] — the cache-line-local bloom filter;
+//! - [`range_del`] — the range-deletion block;
+//! - [`properties`] — the properties block;
+//! - [`footer`] — [`footer::BlockHandle`] and the footer;
+//! - [`writer`] — [`TableBuilder`];
+//! - [`reader`] — [`Table`] and [`TableIter`];
+//! - [`cache`] — the shared [`BlockCache`].
 //!
 //! Decoders accept arbitrary bytes: bad input is an [`crate::Error::Corruption`] naming the file
 //! and block offset, never a panic or an unbounded allocation. The fuzzing entry points are

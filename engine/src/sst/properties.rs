@@ -74,7 +74,11 @@ impl Properties {
         let mut out = Vec::with_capacity(128 + self.smallest.len() + self.largest.len());
         put_num(&mut out, tag::NUM_ENTRIES, self.num_entries);
         put_num(&mut out, tag::NUM_DATA_BLOCKS, self.num_data_blocks);
-        put_num(&mut out, tag::NUM_RANGE_TOMBSTONES, self.num_range_tombstones);
+        put_num(
+            &mut out,
+            tag::NUM_RANGE_TOMBSTONES,
+            self.num_range_tombstones,
+        );
         put_num(&mut out, tag::DATA_SIZE, self.data_size);
         put_num(&mut out, tag::INDEX_SIZE, self.index_size);
         put_num(&mut out, tag::FILTER_SIZE, self.filter_size);
@@ -97,7 +101,9 @@ impl Properties {
         let mut c = Cursor::new(data);
         while !c.is_empty() {
             let at = c.pos();
-            let tag = c.varint().ok_or_else(|| format!("bad property tag at {at}"))?;
+            let tag = c
+                .varint()
+                .ok_or_else(|| format!("bad property tag at {at}"))?;
             let payload = c
                 .len_prefixed()
                 .ok_or_else(|| format!("bad length of property {tag} at {at}"))?;

@@ -42,7 +42,10 @@ pub fn decode(data: &[u8]) -> Result<Vec<RangeTombstone>, String> {
     let count = c.varint().ok_or("bad tombstone count")?;
     let fits = (c.remaining() / TOMBSTONE_MIN_BYTES) as u64;
     if count > fits {
-        return Err(format!("{count} tombstones cannot fit in {} bytes", data.len()));
+        return Err(format!(
+            "{count} tombstones cannot fit in {} bytes",
+            data.len()
+        ));
     }
     let mut out: Vec<RangeTombstone> = Vec::with_capacity(count as usize);
     for i in 0..count {
@@ -81,9 +84,21 @@ mod tests {
     #[test]
     fn round_trip_and_garbage() {
         let mut ts = vec![
-            RangeTombstone { start: b"m".to_vec(), end: b"p".to_vec(), seq: 4 },
-            RangeTombstone { start: b"".to_vec(), end: b"b".to_vec(), seq: 9 },
-            RangeTombstone { start: b"m".to_vec(), end: b"n".to_vec(), seq: 7 },
+            RangeTombstone {
+                start: b"m".to_vec(),
+                end: b"p".to_vec(),
+                seq: 4,
+            },
+            RangeTombstone {
+                start: b"".to_vec(),
+                end: b"b".to_vec(),
+                seq: 9,
+            },
+            RangeTombstone {
+                start: b"m".to_vec(),
+                end: b"n".to_vec(),
+                seq: 7,
+            },
         ];
         ts.sort_by(cmp_tombstones);
         let enc = encode(&ts);

@@ -356,7 +356,10 @@ impl Table {
                 return Err(corrupt(offset, r.to_string()));
             }
             if key::cmp_internal(index.key(), &prev) == Ordering::Less {
-                return Err(corrupt(offset, "index key below the block's last key".into()));
+                return Err(corrupt(
+                    offset,
+                    "index key below the block's last key".into(),
+                ));
             }
             blocks += 1;
             index.next();

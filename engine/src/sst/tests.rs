@@ -21,7 +21,11 @@ fn opts(block: usize, compression: Compression, bloom: u32) -> TableBuildOptions
     }
 }
 
-fn build(model: &Model, tombstones: &[RangeTombstone], o: TableBuildOptions) -> (Vec<u8>, TableInfo) {
+fn build(
+    model: &Model,
+    tombstones: &[RangeTombstone],
+    o: TableBuildOptions,
+) -> (Vec<u8>, TableInfo) {
     let buf = SharedBufferFile::default();
     let mut b = TableBuilder::new(Box::new(buf.clone()), PathBuf::from("test.sst"), o);
     for (k, v) in model {
@@ -36,8 +40,17 @@ fn build(model: &Model, tombstones: &[RangeTombstone], o: TableBuildOptions) -> 
     (bytes, info)
 }
 
-fn open(bytes: Vec<u8>, cache: Option<Arc<BlockCache>>, g: Option<u64>) -> crate::Result<Arc<Table>> {
-    Table::open(Arc::new(InMemoryFile(bytes)), PathBuf::from("test.sst"), cache, g)
+fn open(
+    bytes: Vec<u8>,
+    cache: Option<Arc<BlockCache>>,
+    g: Option<u64>,
+) -> crate::Result<Arc<Table>> {
+    Table::open(
+        Arc::new(InMemoryFile(bytes)),
+        PathBuf::from("test.sst"),
+        cache,
+        g,
+    )
 }
 
 fn random_model(seed: u64, n: usize, value_max: usize) -> Model {
@@ -46,7 +59,11 @@ fn random_model(seed: u64, n: usize, value_max: usize) -> Model {
         .map(|_| {
             let len = rng.gen_range(1..10);
             let u: Vec<u8> = (0..len).map(|_| rng.gen_range(b'a'..b'h')).collect();
-            let kind = if rng.gen_bool(0.2) { ValueKind::Delete } else { ValueKind::Put };
+            let kind = if rng.gen_bool(0.2) {
+                ValueKind::Delete
+            } else {
+                ValueKind::Put
+            };
             let k = key::internal_key(&u, rng.gen_range(1..1000), kind);
             // Repetitive values so zstd has something to do.
             let v = vec![rng.gen_range(b'0'..b'3'); rng.gen_range(0..value_max)];
@@ -98,14 +115,20 @@ fn check_against_model(t: &Arc<Table>, model: &Model, seed: u64) {
         let len = rng.gen_range(0..10);
         let u: Vec<u8> = (0..len).map(|_| rng.gen_range(b'a'..b'i')).collect();
         targets.push(key::seek_key(&u, rng.gen_range(0..1200)));
-        targets.push(key::internal_key(&u, rng.gen_range(0..1200), ValueKind::Delete));
+        targets.push(key::internal_key(
+            &u,
+            rng.gen_range(0..1200),
+            ValueKind::Delete,
+        ));
     }
     if let Some((k, _)) = model.get(model.len() / 2) {
         targets.push(key::seek_key(key::user_key(k), MAX_SEQNO));
         targets.push(key::internal_key(key::user_key(k), 0, ValueKind::Delete));
     }
     for target in &targets {
-        let ge = model.iter().find(|(k, _)| key::cmp_internal(k, target) != Ordering::Less);
+        let ge = model
+            .iter()
+            .find(|(k, _)| key::cmp_internal(k, target) != Ordering::Less);
         it.seek(target);
         assert_eq!(current(&it), ge.map(|(k, _)| k.clone()), "seek");
         if let Some((k, v)) = ge {
@@ -116,13 +139,22 @@ fn check_against_model(t: &Arc<Table>, model: &Model, seed: u64) {
             let before = pos.checked_sub(1).map(|p| model[p].0.clone());
             assert_eq!(current(&it), before, "prev after seek");
         }
-        let le = model.iter().rev().find(|(k, _)| key::cmp_internal(k, target) != Ordering::Greater);
+        let le = model
+            .iter()
+            .rev()
+            .find(|(k, _)| key::cmp_internal(k, target) != Ordering::Greater);
         it.seek_for_prev(target);
         assert_eq!(current(&it), le.map(|(k, _)| k.clone()), "seek_for_prev");
         if le.is_some() {
             it.next();
-            let pos = model.iter().position(|(m, _)| key::cmp_internal(m, target) == Ordering::Greater);
-            assert_eq!(current(&it), pos.map(|p| model[p].0.clone()), "next after seek_for_prev");
+            let pos = model
+                .iter()
+                .position(|(m, _)| key::cmp_internal(m, target) == Ordering::Greater);
+            assert_eq!(
+                current(&it),
+                pos.map(|p| model[p].0.clone()),
+                "next after seek_for_prev"
+            );
         }
 
         let expect_get = ge.filter(|(k, _)| key::user_key(k) == key::user_key(target));
@@ -169,18 +201,31 @@ fn round_trip_against_model() {
         let a = t.approximate_offset_of(&model[0].0);
         let b = t.approximate_offset_of(&model[model.len() - 1].0);
         assert!(a <= b && b <= t.file_size());
-        assert_eq!(t.approximate_offset_of(&key::internal_key(b"zzzz", 0, ValueKind::Put)), p.data_size);
+        assert_eq!(
+            t.approximate_offset_of(&key::internal_key(b"zzzz", 0, ValueKind::Put)),
+            p.data_size
+        );
     }
 }
 
 #[test]
 fn zstd_shrinks_compressible_blocks() {
     let model: Model = (0..2000u32)
-        .map(|i| (key::internal_key(format!("key{i:06}").as_bytes(), 1, ValueKind::Put), vec![b'x'; 100]))
+        .map(|i| {
+            (
+                key::internal_key(format!("key{i:06}").as_bytes(), 1, ValueKind::Put),
+                vec![b'x'; 100],
+            )
+        })
         .collect();
     let (plain, _) = build(&model, &[], opts(4096, Compression::None, 10));
     let (packed, _) = build(&model, &[], opts(4096, Compression::Zstd { level: 3 }, 10));
-    assert!(packed.len() * 4 < plain.len(), "{} vs {}", packed.len(), plain.len());
+    assert!(
+        packed.len() * 4 < plain.len(),
+        "{} vs {}",
+        packed.len(),
+        plain.len()
+    );
     let t = open(packed, None, None).unwrap();
     check_against_model(&t, &model, 5);
 }
@@ -189,23 +234,44 @@ fn zstd_shrinks_compressible_blocks() {
 fn global_seqno_patches_every_key() {
     let mut rng = StdRng::seed_from_u64(11);
     let mut users: Vec<Vec<u8>> = (0..400)
-        .map(|_| (0..rng.gen_range(1..6)).map(|_| rng.gen_range(b'a'..b'f')).collect())
+        .map(|_| {
+            (0..rng.gen_range(1..6))
+                .map(|_| rng.gen_range(b'a'..b'f'))
+                .collect()
+        })
         .collect();
     users.sort();
     users.dedup();
     let stored: Model = users
         .iter()
         .map(|u| {
-            let kind = if u.len() % 3 == 0 { ValueKind::Delete } else { ValueKind::Put };
+            let kind = if u.len() % 3 == 0 {
+                ValueKind::Delete
+            } else {
+                ValueKind::Put
+            };
             (key::internal_key(u, 0, kind), u.clone())
         })
         .collect();
-    let ts = vec![RangeTombstone { start: b"b".to_vec(), end: b"c".to_vec(), seq: 0 }];
+    let ts = vec![RangeTombstone {
+        start: b"b".to_vec(),
+        end: b"c".to_vec(),
+        seq: 0,
+    }];
     let (bytes, _) = build(&stored, &ts, opts(64, Compression::None, 10));
     let g = 500;
     let patched: Model = stored
         .iter()
-        .map(|(k, v)| (key::internal_key(key::user_key(k), g, ValueKind::from_u8(key::kind_byte(k)).unwrap()), v.clone()))
+        .map(|(k, v)| {
+            (
+                key::internal_key(
+                    key::user_key(k),
+                    g,
+                    ValueKind::from_u8(key::kind_byte(k)).unwrap(),
+                ),
+                v.clone(),
+            )
+        })
         .collect();
     let t = open(bytes.clone(), Some(BlockCache::new(1 << 20)), Some(g)).unwrap();
     assert_eq!(t.range_tombstones()[0].seq, g);
@@ -227,16 +293,36 @@ fn global_seqno_patches_every_key() {
 fn range_tombstones_and_properties_round_trip() {
     let model: Model = [("d", 5), ("e", 6), ("f", 7)]
         .iter()
-        .map(|(u, s)| (key::internal_key(u.as_bytes(), *s, ValueKind::Put), b"v".to_vec()))
+        .map(|(u, s)| {
+            (
+                key::internal_key(u.as_bytes(), *s, ValueKind::Put),
+                b"v".to_vec(),
+            )
+        })
         .collect();
     let ts = vec![
-        RangeTombstone { start: b"x".to_vec(), end: b"y".to_vec(), seq: 9 },
-        RangeTombstone { start: b"b".to_vec(), end: b"e".to_vec(), seq: 3 },
-        RangeTombstone { start: b"b".to_vec(), end: b"c".to_vec(), seq: 8 },
+        RangeTombstone {
+            start: b"x".to_vec(),
+            end: b"y".to_vec(),
+            seq: 9,
+        },
+        RangeTombstone {
+            start: b"b".to_vec(),
+            end: b"e".to_vec(),
+            seq: 3,
+        },
+        RangeTombstone {
+            start: b"b".to_vec(),
+            end: b"c".to_vec(),
+            seq: 8,
+        },
     ];
     let (bytes, info) = build(&model, &ts, opts(4096, Compression::None, 10));
     assert_eq!(info.num_range_tombstones, 3);
-    assert_eq!(info.smallest, key::internal_key(b"b", 8, ValueKind::RangeDelete));
+    assert_eq!(
+        info.smallest,
+        key::internal_key(b"b", 8, ValueKind::RangeDelete)
+    );
     assert_eq!(info.largest, key::range_end_sentinel(b"y"));
     assert_eq!((info.smallest_seqno, info.largest_seqno), (3, 9));
     let t = open(bytes, None, None).unwrap();
@@ -272,19 +358,31 @@ fn range_tombstones_and_properties_round_trip() {
     let (bytes, info) = build(&vec![], &[], opts(4096, Compression::None, 10));
     assert!(info.smallest.is_empty());
     let t = open(bytes, None, None).unwrap();
-    assert_eq!(t.get(&key::seek_key(b"a", 1), ReadFlags::default()).unwrap(), None);
+    assert_eq!(
+        t.get(&key::seek_key(b"a", 1), ReadFlags::default())
+            .unwrap(),
+        None
+    );
 }
 
 #[test]
 fn builder_rejects_bad_keys() {
     let buf = SharedBufferFile::default();
-    let mut b = TableBuilder::new(Box::new(buf), PathBuf::from("x.sst"), opts(4096, Compression::None, 10));
+    let mut b = TableBuilder::new(
+        Box::new(buf),
+        PathBuf::from("x.sst"),
+        opts(4096, Compression::None, 10),
+    );
     assert!(b.is_empty());
-    assert!(matches!(b.add(b"short", b""), Err(crate::Error::InvalidArgument(_))));
+    assert!(matches!(
+        b.add(b"short", b""),
+        Err(crate::Error::InvalidArgument(_))
+    ));
     let mut rd = key::internal_key(b"a", 1, ValueKind::Put);
     rd[1] = ValueKind::RangeDelete as u8;
     assert!(b.add(&rd, b"").is_err());
-    b.add(&key::internal_key(b"a", 1, ValueKind::Put), b"1").unwrap();
+    b.add(&key::internal_key(b"a", 1, ValueKind::Put), b"1")
+        .unwrap();
     assert_eq!(b.num_entries(), 1);
     assert!(b.estimated_size() > 0);
 }
@@ -292,7 +390,10 @@ fn builder_rejects_bad_keys() {
 /// Opens, verifies, iterates both ways and looks up keys in `bytes`: every outcome is `Ok` or
 /// `Corruption`, never a panic. Returns whether any corruption was reported.
 fn exercise(bytes: Vec<u8>, model: &Model, verify_checksums: bool) -> bool {
-    let flags = ReadFlags { verify_checksums, fill_cache: true };
+    let flags = ReadFlags {
+        verify_checksums,
+        fill_cache: true,
+    };
     let t = match open(bytes, Some(BlockCache::new(1 << 16)), None) {
         Ok(t) => t,
         Err(e) => {
@@ -336,7 +437,11 @@ fn exercise(bytes: Vec<u8>, model: &Model, verify_checksums: bool) -> bool {
 #[test]
 fn corruption_never_panics() {
     let model = random_model(3, 40, 12);
-    let ts = vec![RangeTombstone { start: b"b".to_vec(), end: b"d".to_vec(), seq: 4 }];
+    let ts = vec![RangeTombstone {
+        start: b"b".to_vec(),
+        end: b"d".to_vec(),
+        seq: 4,
+    }];
     for compression in [Compression::None, Compression::Zstd { level: 1 }] {
         let (bytes, _) = build(&model, &ts, opts(128, compression, 10));
         assert!(!exercise(bytes.clone(), &model, true));
@@ -345,12 +450,18 @@ fn corruption_never_panics() {
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x41;
-            assert!(exercise(b.clone(), &model, true), "flip at {i} went unnoticed");
+            assert!(
+                exercise(b.clone(), &model, true),
+                "flip at {i} went unnoticed"
+            );
             exercise(b, &model, false);
         }
         for len in 0..bytes.len() {
             let b = bytes[..len].to_vec();
-            assert!(open(b.clone(), None, None).is_err(), "truncation to {len} opened");
+            assert!(
+                open(b.clone(), None, None).is_err(),
+                "truncation to {len} opened"
+            );
             exercise(b, &model, false);
         }
     }

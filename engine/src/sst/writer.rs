@@ -288,7 +288,9 @@ impl TableBuilder {
         };
 
         self.tombstones.sort_by(range_del::cmp_tombstones);
-        let range_del = self.sink.write_block(&range_del::encode(&self.tombstones), false);
+        let range_del = self
+            .sink
+            .write_block(&range_del::encode(&self.tombstones), false);
 
         let info = self.table_info();
         let props = Properties {
