@@ -616,6 +616,25 @@ mod tests {
     }
 
     #[test]
+    fn worked_example_in_format_md() {
+        let mut b = BlockBuilder::new(16);
+        b.add(&internal_key(b"apple", 5, ValueKind::Put), b"red");
+        b.add(&internal_key(b"apply", 4, ValueKind::Put), b"");
+        let expect: Vec<u8> = [
+            &[0x00, 0x0d, 0x03][..],
+            b"apple",
+            &[1, 5, 0, 0, 0, 0, 0, 0],
+            b"red",
+            &[0x04, 0x09, 0x00],
+            b"y",
+            &[1, 4, 0, 0, 0, 0, 0, 0],
+            &[0, 0, 0, 0, 1, 0, 0, 0],
+        ]
+        .concat();
+        assert_eq!(b.finish(), &expect[..]);
+    }
+
+    #[test]
     fn empty_block() {
         let block = build(&[], 16);
         assert!(block.is_empty());
