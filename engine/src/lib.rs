@@ -31,17 +31,29 @@
 #![warn(missing_docs)]
 
 pub mod coding;
+mod compaction;
+mod db;
 mod error;
+mod filename;
 pub mod fs;
 pub mod iter;
 pub mod key;
+pub mod manifest;
+mod memtable;
 mod options;
+mod range_del;
 mod snapshot;
 pub mod sst;
 mod sst_writer;
+pub mod stall;
+mod table_cache;
+pub mod wal;
+pub mod write_batch;
 
+pub use db::{Db, DbIterator, Stats};
 pub use error::{Error, Result};
 pub use fs::FileSystem;
 pub use options::{Compression, Options, ReadOptions, WriteOptions};
 pub use snapshot::Snapshot;
-// pub use sst_writer::{SstInfo, SstWriter, SstWriterOptions};
+pub use write_batch::WriteBatch;
+pub use sst_writer::{SstInfo, SstWriter, SstWriterOptions};

@@ -246,11 +246,11 @@ impl FaultFs {
             };
             let _ = f.set_len(keep);
             if let Some(r) = next() {
-                // Scribble over part of the kept unsynced bytes: a torn sector.
+                // Scribble over the last few kept unsynced bytes: a torn final sector.
                 if keep > st.synced_len && r % 2 == 0 {
                     use std::os::unix::fs::FileExt;
-                    let at = st.synced_len + r % (keep - st.synced_len);
-                    let _ = f.write_at(&[0xA5; 7][..(keep - at).min(7) as usize], at);
+                    let n = (keep - st.synced_len).min(7);
+                    let _ = f.write_at(&[0xA5; 7][..n as usize], keep - n);
                 }
             }
         }

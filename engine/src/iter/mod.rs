@@ -5,6 +5,7 @@
 //! move both ways. Errors make the iterator invalid and are reported by `status()`.
 
 pub mod db_iter;
+pub(crate) mod level;
 pub mod merge;
 
 use crate::Result;

@@ -1,0 +1,225 @@
+//! Background threads: flush immutable memtables, run compactions, delete obsolete files.
+//!
+//! Every background thread loops: under the DB mutex it picks the most urgent job (a flush comes
+//! before any compaction), runs it without the mutex, then re-evaluates. Every change to the LSM
+//! shape notifies `shape_cv` (stalled writers) and `bg_cv` (other background threads), so a
+//! stalled writer always waits on work that is scheduled (Pebble #320).
+
+use super::DbInner;
+use crate::compaction;
+use crate::iter::InternalIterator;
+use crate::manifest::edit::{NewFile, VersionEdit};
+use crate::memtable::MemTable;
+use crate::sst::{TableBuildOptions, TableBuilder};
+use crate::{filename, Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Idle wait between checks for work.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+/// Background work counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) flushes: AtomicU64,
+    pub(crate) flush_bytes: AtomicU64,
+    pub(crate) compactions: AtomicU64,
+    pub(crate) compaction_read_bytes: AtomicU64,
+    pub(crate) compaction_write_bytes: AtomicU64,
+    pub(crate) trivial_moves: AtomicU64,
+    pub(crate) user_bytes: AtomicU64,
+}
+
+enum Job {
+    Flush(Arc<MemTable>),
+    Compact(compaction::Compaction),
+}
+
+/// The body of a background thread.
+pub(crate) fn run(inner: &DbInner) {
+    loop {
+        let job = {
+            let mut st = inner.state.lock();
+            loop {
+                if st.closing {
+                    return;
+                }
+                if st.bg_error.is_none() {
+                    if !st.flush_running {
+                        if let Some(m) = st.imms.front().cloned() {
+                            st.flush_running = true;
+                            break Job::Flush(m);
+                        }
+                    }
+                    if let Some(c) = compaction::pick(inner, &st) {
+                        st.compactions_running += 1;
+                        break Job::Compact(c);
+                    }
+                }
+                inner.bg_cv.wait_for(&mut st, IDLE_WAIT);
+            }
+        };
+        match job {
+            Job::Flush(m) => {
+                let r = flush_memtable(inner, &m);
+                let mut st = inner.state.lock();
+                st.flush_running = false;
+                if r.is_ok() {
+                    if st.imms.front().is_some_and(|f| Arc::ptr_eq(f, &m)) {
+                        st.imms.pop_front();
+                    }
+                    st.flushed_count += 1;
+                    inner.install_sv(&st);
+                }
+                drop(st);
+                if let Err(e) = r {
+                    inner.set_bg_error(&e);
+                }
+            }
+            Job::Compact(c) => {
+                let r = compaction::run(inner, c);
+                let mut st = inner.state.lock();
+                st.compactions_running -= 1;
+                inner.install_sv(&st);
+                drop(st);
+                if let Err(e) = r {
+                    inner.set_bg_error(&e);
+                }
+            }
+        }
+        inner.purge_obsolete_files();
+        inner.shape_cv.notify_all();
+        inner.bg_cv.notify_all();
+    }
+}
+
+/// Writes `mem` to a new L0 table and logs it; the memtable's WAL becomes obsolete.
+fn flush_memtable(inner: &DbInner, mem: &Arc<MemTable>) -> Result<()> {
+    let started = Instant::now();
+    let added = write_level0_table(inner, mem)?;
+    let log_number = {
+        let st = inner.state.lock();
+        st.imms
+            .get(1)
+            .map_or(st.mem.log_number, |m| m.log_number)
+    };
+    let mut edit = VersionEdit {
+        log_number: Some(log_number),
+        last_seqno: Some(inner.last_seq.load(Ordering::Acquire)),
+        durable_tag: mem.max_tag(),
+        ..Default::default()
+    };
+    if let Some(f) = added {
+        inner.stats.flush_bytes.fetch_add(f.size, Ordering::Relaxed);
+        edit.added.push((0, f));
+    }
+    let number = edit.added.first().map(|(_, f)| f.number);
+    if let Err(e) = inner.versions.log_and_apply(edit) {
+        if let Some(n) = number {
+            let _ = inner.opts.fs.remove(&filename::table_path(&inner.path, n));
+        }
+        return Err(e);
+    }
+    inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
+    delete_old_wals(inner, log_number);
+    tracing_flush(inner, started);
+    Ok(())
+}
+
+fn tracing_flush(_inner: &DbInner, _started: Instant) {}
+
+/// Removes WAL files older than `log_number` (their memtables are in SSTs now).
+pub(crate) fn delete_old_wals(inner: &DbInner, log_number: u64) {
+    let Ok(names) = inner.opts.fs.list(&inner.path) else {
+        return;
+    };
+    for name in names {
+        if let filename::FileKind::Wal(n) = filename::parse(&name) {
+            if n < log_number {
+                let _ = inner.opts.fs.remove(&inner.path.join(&name));
+            }
+        }
+    }
+}
+
+/// Builds an SST from a memtable; `None` when it holds nothing.
+pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result<Option<NewFile>> {
+    if mem.is_empty() {
+        return Ok(None);
+    }
+    let number = inner.versions.new_file_number();
+    let path = filename::table_path(&inner.path, number);
+    let file = inner.opts.fs.create(&path).map_err(|e| Error::io(&path, e))?;
+    let mut b = TableBuilder::new(
+        file,
+        path.clone(),
+        TableBuildOptions::from_options(&inner.opts, "flush"),
+    );
+    let r = (|| {
+        let mut it = mem.iter();
+        it.seek_to_first();
+        while it.valid() {
+            b.add(it.key(), it.value())?;
+            it.next();
+        }
+        for t in mem.range_tombstones() {
+            b.add_range_tombstone(t);
+        }
+        b.finish()
+    })();
+    let info = match r {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = inner.opts.fs.remove(&path);
+            return Err(e);
+        }
+    };
+    Ok(Some(NewFile {
+        number,
+        size: info.file_size,
+        smallest: info.smallest,
+        largest: info.largest,
+        smallest_seqno: info.smallest_seqno,
+        largest_seqno: info.largest_seqno,
+        global_seqno: None,
+        num_entries: info.num_entries,
+        num_range_tombstones: info.num_range_tombstones,
+    }))
+}
+
+impl DbInner {
+    /// Freezes the active memtable (as the write leader, never waiting on the stall that this
+    /// flush relieves) and waits, bounded, until every memtable frozen so far is flushed.
+    pub(crate) fn flush_and_wait(&self) -> Result<()> {
+        self.with_write_leadership(|inner| inner.make_room(true))?;
+        let target = self.state.lock().frozen_count;
+        self.wait_flushed(target)
+    }
+
+    /// Waits until `flushed_count >= target`, a background error, close, or the stall bound.
+    pub(crate) fn wait_flushed(&self, target: u64) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms.max(1000));
+        let mut st = self.state.lock();
+        loop {
+            if st.flushed_count >= target {
+                return Ok(());
+            }
+            if let Some(e) = &st.bg_error {
+                return Err(Error::Closed(format!("flush failed: {e}")));
+            }
+            if st.closing {
+                return Err(Error::Closed("the database is closing".into()));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Busy(format!(
+                    "flush did not finish within {} ms",
+                    self.opts.max_write_stall_ms
+                )));
+            }
+            self.bg_cv.notify_all();
+            self.shape_cv.wait_for(&mut st, Duration::from_millis(50).min(deadline - now));
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The write path: stall gate, group commit, WAL append, memtable insert, memtable switch.
+
+use super::{Db, DbInner};
+use crate::key::ValueKind;
+use crate::memtable::MemTable;
+use crate::stall::{self, StallState};
+use crate::wal::LogWriter;
+use crate::write_batch::{BatchOp, WriteBatch};
+use crate::{filename, Error, Result, WriteOptions};
+use parking_lot::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest group a leader builds (bytes of batch data).
+const MAX_GROUP_BYTES: usize = 1 << 20;
+/// Longest single wait on a condition variable before re-checking every exit condition.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+/// Longest single slowdown delay.
+const MAX_DELAY: Duration = Duration::from_millis(100);
+
+/// A queued writer (or a barrier: `batch == None` runs alone with write leadership).
+pub(crate) struct Writer {
+    batch: Mutex<Option<WriteBatch>>,
+    sync: bool,
+    disable_wal: bool,
+    barrier: bool,
+    done: Mutex<Option<Result<()>>>,
+}
+
+impl Db {
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write(b, &WriteOptions::default())
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write(b, &WriteOptions::default())
+    }
+
+    /// Deletes every key in `[start, end)` (end exclusive), in O(1) writes.
+    pub fn delete_range(&self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete_range(start, end);
+        self.write(b, &WriteOptions::default())
+    }
+
+    /// Applies `batch` atomically.
+    pub fn write(&self, mut batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        if let Some(t) = opts.tag {
+            batch.set_tag(t);
+        }
+        self.inner.write(batch, opts)
+    }
+}
+
+impl DbInner {
+    pub(crate) fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        self.check_writable()?;
+        if batch.is_empty() && batch.tag().is_none() {
+            return Ok(());
+        }
+        self.stall_gate(opts.no_slowdown, batch.approximate_size())?;
+        let w = Arc::new(Writer {
+            batch: Mutex::new(Some(batch)),
+            sync: opts.sync,
+            disable_wal: opts.disable_wal,
+            barrier: false,
+            done: Mutex::new(None),
+        });
+        self.run_queued(w, opts.no_slowdown, |inner, group| {
+            inner.commit_group(group)
+        })
+    }
+
+    /// Runs `f` as the only writer (waits for leadership like a write). Used by flush,
+    /// ingestion and checkpoints to switch memtables without racing writers. Never called by a
+    /// thread that already leads the queue.
+    pub(crate) fn with_write_leadership<R>(
+        &self,
+        f: impl FnOnce(&DbInner) -> Result<R>,
+    ) -> Result<R> {
+        let w = Arc::new(Writer {
+            batch: Mutex::new(None),
+            sync: false,
+            disable_wal: false,
+            barrier: true,
+            done: Mutex::new(None),
+        });
+        let mut out = None;
+        let mut f = Some(f);
+        self.run_queued(w, false, |inner, _group| {
+            let f = f.take().ok_or_else(|| Error::Closed("barrier ran twice".into()))?;
+            out = Some(f(inner)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::Closed("write leadership was never granted".into()))
+    }
+
+    fn run_queued(
+        &self,
+        w: Arc<Writer>,
+        no_slowdown: bool,
+        lead: impl FnOnce(&DbInner, &[Arc<Writer>]) -> Result<()>,
+    ) -> Result<()> {
+        let mut q = self.queue.lock();
+        q.push_back(Arc::clone(&w));
+        loop {
+            if let Some(r) = w.done.lock().take() {
+                return r;
+            }
+            if q.front().is_some_and(|f| Arc::ptr_eq(f, &w)) {
+                break;
+            }
+            self.queue_cv.wait_for(&mut q, WAIT_SLICE);
+        }
+        // Leader: take a group of compatible writers from the front.
+        let mut group = vec![Arc::clone(&w)];
+        if !w.barrier {
+            let mut bytes = w.batch.lock().as_ref().map_or(0, |b| b.approximate_size());
+            for other in q.iter().skip(1) {
+                if other.barrier || other.disable_wal != w.disable_wal {
+                    break;
+                }
+                let size = other.batch.lock().as_ref().map_or(0, |b| b.approximate_size());
+                if bytes + size > MAX_GROUP_BYTES {
+                    break;
+                }
+                bytes += size;
+                group.push(Arc::clone(other));
+            }
+        }
+        drop(q);
+        let _ = no_slowdown;
+        let result = lead(self, &group);
+        let mut q = self.queue.lock();
+        for (i, member) in group.iter().enumerate() {
+            let front = q.pop_front();
+            debug_assert!(front.is_some_and(|f| Arc::ptr_eq(&f, member)));
+            if i > 0 {
+                *member.done.lock() = Some(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(e.duplicate()),
+                });
+            }
+        }
+        drop(q);
+        self.queue_cv.notify_all();
+        result
+    }
+
+    /// Appends the group's batches to the WAL and inserts them into the memtable.
+    fn commit_group(&self, group: &[Arc<Writer>]) -> Result<()> {
+        self.make_room(false)?;
+        let mut merged: Option<WriteBatch> = None;
+        let mut sync = false;
+        for w in group {
+            sync |= w.sync;
+            let b = w.batch.lock().take();
+            if let Some(b) = b {
+                match merged.as_mut() {
+                    None => merged = Some(b),
+                    Some(m) => m.append(&b),
+                }
+            }
+        }
+        let Some(mut batch) = merged else {
+            return Ok(());
+        };
+        let disable_wal = group[0].disable_wal;
+        let first = self
+            .last_seq
+            .load(Ordering::Acquire)
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument("sequence numbers exhausted".into()))?;
+        let count = batch.len() as u64;
+        if first.saturating_add(count) > crate::key::MAX_SEQNO {
+            return Err(Error::InvalidArgument("sequence numbers exhausted".into()));
+        }
+        let tag = batch.tag();
+        if disable_wal {
+            self.state.lock().unlogged_writes = true;
+        } else {
+            let encoded = batch.encode(first);
+            let mut wal = self.wal.lock();
+            let w = wal
+                .as_mut()
+                .ok_or_else(|| Error::Closed("the WAL is closed".into()))?;
+            let r = w.add_record(encoded).and_then(|()| if sync { w.sync() } else { Ok(()) });
+            if let Err(e) = r {
+                // The WAL may now hold a partial record: nothing more may be acknowledged.
+                drop(wal);
+                self.set_bg_error(&e);
+                return Err(e);
+            }
+        }
+        let mem = Arc::clone(&self.state.lock().mem);
+        apply_to_memtable(&mem, &batch, first);
+        if let Some(t) = tag {
+            mem.note_tag(t);
+        }
+        if count > 0 {
+            self.last_seq.store(first + count - 1, Ordering::Release);
+        }
+        self.stats
+            .user_bytes
+            .fetch_add(batch.approximate_size() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Freezes the active memtable when it is full (or when `force` and it is non-empty),
+    /// starting a new WAL. Called only by the queue leader. A forced switch (manual flush,
+    /// ingestion, checkpoint) never waits for the memtable-limit stall that its own flush would
+    /// relieve; a write's switch waits, bounded, for a flush slot.
+    pub(crate) fn make_room(&self, force: bool) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms);
+        loop {
+            let mut st = self.state.lock();
+            if let Some(e) = &st.bg_error {
+                return Err(Error::Closed(format!("read-only after a background error: {e}")));
+            }
+            if st.closing {
+                return Err(Error::Closed("the database is closing".into()));
+            }
+            let full = st.mem.size_bytes() >= self.opts.memtable_size_bytes;
+            if force {
+                if st.mem.is_empty() {
+                    return Ok(());
+                }
+            } else if !full {
+                return Ok(());
+            }
+            if !force && st.imms.len() >= self.opts.max_immutable_memtables.max(1) {
+                // Memtable-limit stop: wait for a flush to finish.
+                let now = Instant::now();
+                if now >= deadline {
+                    st.stall.rejected += 1;
+                    return Err(Error::Stalled(format!(
+                        "memtable full and {} immutable memtables waiting for flush for {} ms",
+                        st.imms.len(),
+                        self.opts.max_write_stall_ms
+                    )));
+                }
+                st.stall.stops += 1;
+                st.stall.current_cause = Some(stall::StallCause::MemtableLimit.name());
+                self.bg_cv.notify_all();
+                let started = Instant::now();
+                self.shape_cv.wait_for(&mut st, WAIT_SLICE.min(deadline - now));
+                st.stall.stalled_micros += started.elapsed().as_micros() as u64;
+                st.stall.current_cause = None;
+                continue;
+            }
+            drop(st);
+            return self.switch_memtable();
+        }
+    }
+
+    /// Starts a new WAL and memtable; the old memtable joins the flush queue.
+    fn switch_memtable(&self) -> Result<()> {
+        let number = self.versions.new_file_number();
+        let path = filename::wal_path(&self.path, number);
+        let mut wal = self.wal.lock();
+        // The old WAL must be durable before later writes land in a new one: otherwise a crash
+        // could keep later writes and lose earlier ones (a hole in the history).
+        if let Some(old) = wal.as_mut() {
+            if let Err(e) = old.sync() {
+                self.set_bg_error(&e);
+                return Err(e);
+            }
+        }
+        let file = match self.opts.fs.create(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let e = Error::io(&path, e);
+                self.set_bg_error(&e);
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.opts.fs.sync_dir(&self.path) {
+            let e = Error::io(&self.path, e);
+            self.set_bg_error(&e);
+            return Err(e);
+        }
+        *wal = Some(LogWriter::new(file, path));
+        drop(wal);
+        let mut st = self.state.lock();
+        let old = std::mem::replace(&mut st.mem, Arc::new(MemTable::new(number)));
+        st.imms.push_back(old);
+        st.frozen_count += 1;
+        self.install_sv(&st);
+        drop(st);
+        self.bg_cv.notify_all();
+        Ok(())
+    }
+
+    /// Waits (bounded) while writes are stopped; delays them while slowed down.
+    fn stall_gate(&self, no_slowdown: bool, bytes: usize) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms);
+        let mut st = self.state.lock();
+        let mut counted = false;
+        loop {
+            if let Some(e) = &st.bg_error {
+                return Err(Error::Closed(format!("read-only after a background error: {e}")));
+            }
+            if st.closing {
+                return Err(Error::Closed("the database is closing".into()));
+            }
+            let shape = self.shape(&st);
+            match stall::evaluate(&shape, &self.opts) {
+                StallState::Normal => {
+                    st.stall.current_cause = None;
+                    return Ok(());
+                }
+                StallState::Slowdown(cause) => {
+                    if no_slowdown {
+                        st.stall.rejected += 1;
+                        return Err(Error::Stalled(format!(
+                            "writes are slowed down ({}) and no_slowdown is set",
+                            cause.name()
+                        )));
+                    }
+                    st.stall.slowdowns += 1;
+                    st.stall.current_cause = Some(cause.name());
+                    let rate = self.opts.delayed_write_rate_bytes.max(1);
+                    let delay = Duration::from_micros(
+                        (bytes as u64).saturating_mul(1_000_000) / rate,
+                    )
+                    .clamp(Duration::from_micros(100), MAX_DELAY);
+                    st.stall.stalled_micros += delay.as_micros() as u64;
+                    self.bg_cv.notify_all();
+                    self.shape_cv.wait_for(&mut st, delay);
+                    return Ok(());
+                }
+                StallState::Stop(cause) => {
+                    if no_slowdown {
+                        st.stall.rejected += 1;
+                        return Err(Error::Stalled(format!(
+                            "writes are stopped ({}) and no_slowdown is set",
+                            cause.name()
+                        )));
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        st.stall.rejected += 1;
+                        return Err(Error::Stalled(format!(
+                            "writes stopped ({}) for longer than max_write_stall_ms = {}",
+                            cause.name(),
+                            self.opts.max_write_stall_ms
+                        )));
+                    }
+                    if !counted {
+                        st.stall.stops += 1;
+                        counted = true;
+                    }
+                    st.stall.current_cause = Some(cause.name());
+                    // Make sure the work that relieves the stall is scheduled.
+                    self.bg_cv.notify_all();
+                    let started = Instant::now();
+                    self.shape_cv.wait_for(&mut st, WAIT_SLICE.min(deadline - now));
+                    st.stall.stalled_micros += started.elapsed().as_micros() as u64;
+                }
+            }
+        }
+    }
+
+    /// The numbers the stall conditions look at (DB mutex held).
+    pub(crate) fn shape(&self, st: &super::DbState) -> stall::Shape {
+        let v = self.versions.current();
+        stall::Shape {
+            immutable_memtables: st.imms.len(),
+            active_full: st.mem.size_bytes() >= self.opts.memtable_size_bytes,
+            l0_files: v.levels[0].len(),
+            pending_compaction_bytes: crate::compaction::pending_bytes(&v, &self.opts),
+        }
+    }
+
+    /// Syncs the WAL, or flushes memtables holding writes that skipped it. Used by close.
+    pub(crate) fn persist_for_close(&self) -> Result<()> {
+        if self.state.lock().bg_error.is_some() {
+            return Ok(()); // nothing more can be made durable; reopen recovers what was synced
+        }
+        let unlogged = self.state.lock().unlogged_writes;
+        if unlogged {
+            return self.flush_and_wait();
+        }
+        self.with_write_leadership(|inner| {
+            if let Some(w) = inner.wal.lock().as_mut() {
+                w.sync()?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Inserts a batch's operations into `mem`, numbering them from `first`.
+pub(crate) fn apply_to_memtable(mem: &MemTable, batch: &WriteBatch, first: u64) {
+    let mut seq = first;
+    for op in batch.ops() {
+        match op {
+            BatchOp::Put(k, v) => mem.add(seq, ValueKind::Put, k, v),
+            BatchOp::Delete(k) => mem.add(seq, ValueKind::Delete, k, &[]),
+            BatchOp::DeleteRange(s, e) => mem.add(seq, ValueKind::RangeDelete, s, e),
+        }
+        seq += 1;
+    }
+}

@@ -1,0 +1,188 @@
+//! A version: the immutable set of SST files, per level, at one point in time.
+//!
+//! Versions are shared (`Arc`) by readers, iterators and checkpoints; a file removed by an edit
+//! is deleted from disk only when the last version holding it is dropped (see [`Graveyard`]).
+
+use super::edit::{NewFile, VersionEdit};
+use super::NUM_LEVELS;
+use crate::key::{self, cmp_internal};
+use parking_lot::Mutex;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+/// Numbers of files no version references any more, waiting to be deleted.
+#[derive(Debug, Default)]
+pub(crate) struct Graveyard {
+    pub(crate) dead: Mutex<Vec<u64>>,
+}
+
+/// One SST file of a version.
+#[derive(Debug)]
+pub(crate) struct FileMeta {
+    pub(crate) f: NewFile,
+    /// Chosen as input by a running compaction.
+    pub(crate) being_compacted: AtomicBool,
+    /// Removed from the live version set: delete the file when the last reference drops.
+    pub(crate) obsolete: AtomicBool,
+    graveyard: Option<Arc<Graveyard>>,
+}
+
+impl FileMeta {
+    pub(crate) fn new(f: NewFile, graveyard: Option<Arc<Graveyard>>) -> Self {
+        FileMeta {
+            f,
+            being_compacted: AtomicBool::new(false),
+            obsolete: AtomicBool::new(false),
+            graveyard,
+        }
+    }
+
+    pub(crate) fn number(&self) -> u64 {
+        self.f.number
+    }
+
+    pub(crate) fn smallest_user(&self) -> &[u8] {
+        key::user_key(&self.f.smallest)
+    }
+
+    pub(crate) fn largest_user(&self) -> &[u8] {
+        key::user_key(&self.f.largest)
+    }
+
+    /// True if `user_key` lies within the file's user-key range.
+    pub(crate) fn contains_user_key(&self, user_key: &[u8]) -> bool {
+        self.smallest_user() <= user_key && user_key <= self.largest_user()
+    }
+
+    /// True if the file's user-key range meets `[lo, hi]` (None = unbounded).
+    pub(crate) fn overlaps(&self, lo: Option<&[u8]>, hi: Option<&[u8]>) -> bool {
+        let before = hi.is_some_and(|h| self.smallest_user() > h);
+        let after = lo.is_some_and(|l| self.largest_user() < l);
+        !before && !after
+    }
+}
+
+impl Drop for FileMeta {
+    fn drop(&mut self) {
+        if self.obsolete.load(AtomicOrdering::Acquire) {
+            if let Some(g) = &self.graveyard {
+                g.dead.lock().push(self.f.number);
+            }
+        }
+    }
+}
+
+/// The files of the database, per level. L0 is ordered newest first; L1+ by smallest key and
+/// non-overlapping.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Version {
+    pub(crate) levels: [Vec<Arc<FileMeta>>; NUM_LEVELS],
+}
+
+impl Version {
+    /// Applies an edit, returning the new version. `graveyard` is attached to new files.
+    pub(crate) fn apply(
+        &self,
+        edit: &VersionEdit,
+        graveyard: &Option<Arc<Graveyard>>,
+    ) -> Result<Version, String> {
+        let mut files: [BTreeMap<u64, Arc<FileMeta>>; NUM_LEVELS] = Default::default();
+        for (l, level) in self.levels.iter().enumerate() {
+            for f in level {
+                files[l].insert(f.number(), Arc::clone(f));
+            }
+        }
+        for (l, n) in &edit.deleted {
+            if files[*l].remove(n).is_none() {
+                return Err(format!("edit deletes file {n} which is not in level {l}"));
+            }
+        }
+        for (l, nf) in &edit.added {
+            if cmp_internal(&nf.smallest, &nf.largest) == Ordering::Greater {
+                return Err(format!("file {} has smallest > largest", nf.number));
+            }
+            let meta = Arc::new(FileMeta::new(nf.clone(), graveyard.clone()));
+            files[*l].insert(nf.number, meta);
+        }
+        let mut v = Version::default();
+        for (l, m) in files.into_iter().enumerate() {
+            v.levels[l] = m.into_values().collect();
+        }
+        v.sort();
+        for l in 1..NUM_LEVELS {
+            for w in v.levels[l].windows(2) {
+                if cmp_internal(&w[0].f.largest, &w[1].f.smallest) != Ordering::Less {
+                    return Err(format!(
+                        "files {} and {} overlap in level {l}",
+                        w[0].number(),
+                        w[1].number()
+                    ));
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    fn sort(&mut self) {
+        self.levels[0].sort_by(|a, b| {
+            b.f.largest_seqno
+                .cmp(&a.f.largest_seqno)
+                .then(b.number().cmp(&a.number()))
+        });
+        for l in 1..NUM_LEVELS {
+            self.levels[l].sort_by(|a, b| cmp_internal(&a.f.smallest, &b.f.smallest));
+        }
+    }
+
+    /// Every file, all levels.
+    pub(crate) fn all_files(&self) -> impl Iterator<Item = (usize, &Arc<FileMeta>)> {
+        self.levels
+            .iter()
+            .enumerate()
+            .flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
+    }
+
+    /// Total bytes in a level.
+    pub(crate) fn level_bytes(&self, level: usize) -> u64 {
+        self.levels[level].iter().map(|f| f.f.size).sum()
+    }
+
+    /// Index of the first file in sorted level `level >= 1` whose largest key is `>= ikey`.
+    pub(crate) fn find_file(&self, level: usize, ikey: &[u8]) -> usize {
+        self.levels[level].partition_point(|f| cmp_internal(&f.f.largest, ikey) == Ordering::Less)
+    }
+
+    /// Files of `level` whose user-key range meets `[lo, hi]`.
+    pub(crate) fn overlapping(
+        &self,
+        level: usize,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+    ) -> Vec<Arc<FileMeta>> {
+        self.levels[level]
+            .iter()
+            .filter(|f| f.overlaps(lo, hi))
+            .cloned()
+            .collect()
+    }
+
+    /// The edit that recreates this version from nothing.
+    pub(crate) fn snapshot_edit(&self) -> VersionEdit {
+        let mut e = VersionEdit::default();
+        for (l, f) in self.all_files() {
+            e.added.push((l, f.f.clone()));
+        }
+        e
+    }
+
+    /// Number of files in each level.
+    pub(crate) fn files_per_level(&self) -> [usize; NUM_LEVELS] {
+        let mut out = [0; NUM_LEVELS];
+        for (l, fs) in self.levels.iter().enumerate() {
+            out[l] = fs.len();
+        }
+        out
+    }
+}

@@ -1,0 +1,226 @@
+//! The version set: the current version, the counters, and the manifest they are logged to.
+
+use super::edit::VersionEdit;
+use super::version::{Graveyard, Version};
+use super::NUM_LEVELS;
+use crate::filename;
+use crate::fs::{self, FileSystem};
+use crate::wal::{read_log, LogWriter};
+use crate::{Error, Result};
+use parking_lot::{Mutex, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Counters persisted in the manifest.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Counters {
+    pub(crate) log_number: u64,
+    pub(crate) last_seqno: u64,
+    pub(crate) durable_tag: Option<u64>,
+    pub(crate) compact_pointers: [Vec<u8>; NUM_LEVELS],
+}
+
+struct ManifestState {
+    writer: Option<LogWriter>,
+    number: u64,
+    counters: Counters,
+}
+
+/// The current version and the manifest.
+pub(crate) struct VersionSet {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    manifest: Mutex<ManifestState>,
+    current: RwLock<Arc<Version>>,
+    next_file_number: AtomicU64,
+    pub(crate) graveyard: Arc<Graveyard>,
+}
+
+/// What replaying a manifest produced.
+pub(crate) struct Recovered {
+    pub(crate) version: Version,
+    pub(crate) next_file_number: u64,
+    pub(crate) counters: Counters,
+}
+
+/// Reads `CURRENT` and replays the manifest it names. `graveyard` is attached to the files.
+pub(crate) fn replay(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    graveyard: Option<Arc<Graveyard>>,
+) -> Result<Recovered> {
+    let cur_path = filename::current_path(dir);
+    let cur = fs::read_all(fs, &cur_path).map_err(|e| Error::io(&cur_path, e))?;
+    let name = std::str::from_utf8(&cur)
+        .ok()
+        .and_then(|s| s.strip_suffix('\n'))
+        .filter(|s| matches!(filename::parse(s), filename::FileKind::Manifest(_)))
+        .ok_or_else(|| Error::corruption(&cur_path, 0, "CURRENT does not name a manifest"))?;
+    let path = dir.join(name);
+    let data = fs::read_all(fs, &path).map_err(|e| Error::io(&path, e))?;
+    let log = read_log(&data);
+    if let Some((off, reason)) = log.corruption {
+        return Err(Error::corruption(&path, off, reason));
+    }
+    // A torn tail is an edit whose sync never returned: it was never acknowledged.
+    let mut version = Version::default();
+    let mut counters = Counters::default();
+    let mut next_file_number = 2;
+    for (off, rec) in &log.records {
+        let edit =
+            VersionEdit::decode(rec).map_err(|r| Error::corruption(&path, *off, r))?;
+        version = version
+            .apply(&edit, &graveyard)
+            .map_err(|r| Error::corruption(&path, *off, r))?;
+        absorb(&mut counters, &mut next_file_number, &edit);
+    }
+    for (_, f) in version.all_files() {
+        next_file_number = next_file_number.max(f.number() + 1);
+    }
+    Ok(Recovered {
+        version,
+        next_file_number,
+        counters,
+    })
+}
+
+fn absorb(c: &mut Counters, next_file: &mut u64, e: &VersionEdit) {
+    if let Some(v) = e.log_number {
+        c.log_number = v;
+    }
+    if let Some(v) = e.next_file_number {
+        *next_file = (*next_file).max(v);
+    }
+    if let Some(v) = e.last_seqno {
+        c.last_seqno = c.last_seqno.max(v);
+    }
+    if let Some(v) = e.durable_tag {
+        c.durable_tag = Some(c.durable_tag.map_or(v, |t| t.max(v)));
+    }
+    for (l, k) in &e.compact_pointers {
+        c.compact_pointers[*l] = k.clone();
+    }
+}
+
+impl VersionSet {
+    /// A version set over recovered (or empty) state; call [`VersionSet::write_new_manifest`]
+    /// before logging edits.
+    pub(crate) fn new(
+        dir: &Path,
+        fs: Arc<dyn FileSystem>,
+        rec: Recovered,
+        graveyard: Arc<Graveyard>,
+    ) -> Self {
+        VersionSet {
+            dir: dir.to_path_buf(),
+            fs,
+            manifest: Mutex::new(ManifestState {
+                writer: None,
+                number: 0,
+                counters: rec.counters,
+            }),
+            current: RwLock::new(Arc::new(rec.version)),
+            next_file_number: AtomicU64::new(rec.next_file_number),
+            graveyard,
+        }
+    }
+
+    /// Allocates a file number.
+    pub(crate) fn new_file_number(&self) -> u64 {
+        self.next_file_number.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// The next number that would be allocated.
+    pub(crate) fn peek_next_file_number(&self) -> u64 {
+        self.next_file_number.load(Ordering::SeqCst)
+    }
+
+    /// The current version.
+    pub(crate) fn current(&self) -> Arc<Version> {
+        Arc::clone(&self.current.read())
+    }
+
+    /// The persisted counters.
+    pub(crate) fn counters(&self) -> Counters {
+        self.manifest.lock().counters.clone()
+    }
+
+    /// Number of the live manifest.
+    pub(crate) fn manifest_number(&self) -> u64 {
+        self.manifest.lock().number
+    }
+
+    /// Starts a new manifest holding a snapshot of the current state and points `CURRENT` at it.
+    pub(crate) fn write_new_manifest(&self) -> Result<()> {
+        let mut m = self.manifest.lock();
+        let number = self.new_file_number();
+        let path = filename::manifest_path(&self.dir, number);
+        let file = self.fs.create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut w = LogWriter::new(file, path.clone());
+        let mut snap = self.current.read().snapshot_edit();
+        snap.log_number = Some(m.counters.log_number);
+        snap.last_seqno = Some(m.counters.last_seqno);
+        snap.durable_tag = m.counters.durable_tag;
+        snap.next_file_number = Some(self.peek_next_file_number());
+        for (l, k) in m.counters.compact_pointers.iter().enumerate() {
+            if !k.is_empty() {
+                snap.compact_pointers.push((l, k.clone()));
+            }
+        }
+        w.add_record(&snap.encode())?;
+        w.sync()?;
+        let cur = filename::current_path(&self.dir);
+        fs::write_atomic(
+            self.fs.as_ref(),
+            &cur,
+            format!("{}\n", filename::manifest_name(number)).as_bytes(),
+        )?;
+        let old = m.number;
+        m.writer = Some(w);
+        m.number = number;
+        drop(m);
+        if old != 0 {
+            let _ = self.fs.remove(&filename::manifest_path(&self.dir, old));
+        }
+        Ok(())
+    }
+
+    /// Logs `edit` durably to the manifest and installs the resulting version. On error nothing
+    /// is installed (the caller turns the error into a background error).
+    pub(crate) fn log_and_apply(&self, mut edit: VersionEdit) -> Result<Arc<Version>> {
+        let mut m = self.manifest.lock();
+        edit.next_file_number = Some(self.peek_next_file_number());
+        let base = self.current();
+        let manifest_file = filename::manifest_path(&self.dir, m.number);
+        let next = base
+            .apply(&edit, &Some(Arc::clone(&self.graveyard)))
+            .map_err(|r| Error::corruption(&manifest_file, 0, format!("bad edit: {r}")))?;
+        if !edit.added.is_empty() {
+            // New tables' directory entries must be durable before the manifest names them.
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io(&self.dir, e))?;
+        }
+        let w = m
+            .writer
+            .as_mut()
+            .ok_or_else(|| Error::Closed("manifest not open".into()))?;
+        w.add_record(&edit.encode())?;
+        w.sync()?;
+        let mut nf = 0;
+        absorb(&mut m.counters, &mut nf, &edit);
+        // Files that left the version are deleted once the last reader drops them.
+        let next = Arc::new(next);
+        for (l, n) in &edit.deleted {
+            if edit.added.iter().any(|(_, a)| a.number == *n) {
+                continue; // moved between levels, still live
+            }
+            if let Some(f) = base.levels[*l].iter().find(|f| f.number() == *n) {
+                f.obsolete.store(true, Ordering::Release);
+            }
+        }
+        *self.current.write() = Arc::clone(&next);
+        Ok(next)
+    }
+}

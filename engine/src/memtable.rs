@@ -1,0 +1,297 @@
+//! The memtable: a concurrent skiplist of internal keys, plus the range tombstones written to it.
+//!
+//! Writers insert under the write-queue leadership (one at a time); readers search and iterate
+//! without locks. A memtable is frozen (made immutable) when it reaches `memtable_size_bytes` and
+//! is then flushed to an L0 SST by a background thread.
+
+use crate::iter::InternalIterator;
+use crate::key::{self, RangeTombstone, SeqNo, ValueKind};
+use crate::Result;
+use crossbeam_skiplist::map::Entry;
+use crossbeam_skiplist::SkipMap;
+use parking_lot::RwLock;
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+/// Per-entry bookkeeping estimate (skiplist node, pointers, Vec headers).
+const ENTRY_OVERHEAD_BYTES: usize = 64;
+
+/// An internal key ordered by [`key::cmp_internal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemKey(pub(crate) Vec<u8>);
+
+impl Ord for MemKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        key::cmp_internal(&self.0, &other.0)
+    }
+}
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What a point lookup found in one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// A value written at this seqno.
+    Value(SeqNo, Vec<u8>),
+    /// A point tombstone at this seqno.
+    Deleted(SeqNo),
+}
+
+impl Found {
+    pub(crate) fn seq(&self) -> SeqNo {
+        match self {
+            Found::Value(s, _) | Found::Deleted(s) => *s,
+        }
+    }
+}
+
+/// A memtable and the WAL that holds its data.
+pub(crate) struct MemTable {
+    map: SkipMap<MemKey, Vec<u8>>,
+    range_dels: RwLock<Vec<RangeTombstone>>,
+    size_bytes: AtomicUsize,
+    /// Largest write tag applied (0 = none).
+    max_tag: AtomicU64,
+    largest_seq: AtomicU64,
+    /// Number of the WAL file holding this memtable's writes.
+    pub(crate) log_number: u64,
+}
+
+impl std::fmt::Debug for MemTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemTable")
+            .field("entries", &self.map.len())
+            .field("size_bytes", &self.size_bytes())
+            .field("log_number", &self.log_number)
+            .finish()
+    }
+}
+
+impl MemTable {
+    pub(crate) fn new(log_number: u64) -> Self {
+        MemTable {
+            map: SkipMap::new(),
+            range_dels: RwLock::new(Vec::new()),
+            size_bytes: AtomicUsize::new(0),
+            max_tag: AtomicU64::new(0),
+            largest_seq: AtomicU64::new(0),
+            log_number,
+        }
+    }
+
+    /// Adds one entry. Callers serialize inserts (the write-queue leader).
+    pub(crate) fn add(&self, seq: SeqNo, kind: ValueKind, user_key: &[u8], value: &[u8]) {
+        match kind {
+            ValueKind::RangeDelete => {
+                self.range_dels.write().push(RangeTombstone {
+                    start: user_key.to_vec(),
+                    end: value.to_vec(),
+                    seq,
+                });
+            }
+            _ => {
+                self.map
+                    .insert(MemKey(key::internal_key(user_key, seq, kind)), value.to_vec());
+            }
+        }
+        self.size_bytes.fetch_add(
+            user_key.len() + value.len() + ENTRY_OVERHEAD_BYTES,
+            AtomicOrdering::Relaxed,
+        );
+        self.largest_seq.fetch_max(seq, AtomicOrdering::Release);
+    }
+
+    /// Records that writes carrying `tag` are in this memtable.
+    pub(crate) fn note_tag(&self, tag: u64) {
+        self.max_tag.fetch_max(tag, AtomicOrdering::Relaxed);
+    }
+
+    /// The largest tag applied, if any.
+    pub(crate) fn max_tag(&self) -> Option<u64> {
+        match self.max_tag.load(AtomicOrdering::Relaxed) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    /// Approximate memory used.
+    pub(crate) fn size_bytes(&self) -> usize {
+        self.size_bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    /// True when nothing was written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty() && self.range_dels.read().is_empty()
+    }
+
+    /// Largest seqno written.
+    pub(crate) fn largest_seq(&self) -> SeqNo {
+        self.largest_seq.load(AtomicOrdering::Acquire)
+    }
+
+    /// Newest point entry for `user_key` visible at `seq`.
+    pub(crate) fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<Found> {
+        let probe = MemKey(key::seek_key(user_key, seq));
+        let e = self.map.lower_bound(Bound::Included(&probe))?;
+        let (uk, s, kind) = key::parse(&e.key().0)?;
+        if uk != user_key {
+            return None;
+        }
+        match kind {
+            ValueKind::Put => Some(Found::Value(s, e.value().clone())),
+            _ => Some(Found::Deleted(s)),
+        }
+    }
+
+    /// Range tombstones written to this memtable.
+    pub(crate) fn range_tombstones(&self) -> Vec<RangeTombstone> {
+        self.range_dels.read().clone()
+    }
+
+    /// Largest seqno `<= read_seq` of a tombstone here covering `user_key` (0 = none).
+    pub(crate) fn max_covering_tombstone(&self, user_key: &[u8], read_seq: SeqNo) -> SeqNo {
+        self.range_dels
+            .read()
+            .iter()
+            .filter(|t| t.seq <= read_seq && t.start.as_slice() <= user_key && user_key < t.end.as_slice())
+            .map(|t| t.seq)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Number of point entries.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// A cursor over the point entries.
+    pub(crate) fn iter(self: &Arc<Self>) -> MemIter {
+        MemIter {
+            cur: None,
+            mem: Arc::clone(self),
+        }
+    }
+}
+
+/// A cursor over a memtable. Holds the memtable alive.
+pub(crate) struct MemIter {
+    // Field order matters: `cur` borrows from `mem` and must drop first.
+    cur: Option<Entry<'static, MemKey, Vec<u8>>>,
+    mem: Arc<MemTable>,
+}
+
+/// Extends an entry's borrow of a memtable's skiplist to `'static`.
+///
+/// # Safety
+/// The caller must store the result only in a [`MemIter`] whose `mem` owns the skiplist the
+/// entry came from.
+unsafe fn extend(e: Option<Entry<'_, MemKey, Vec<u8>>>) -> Option<Entry<'static, MemKey, Vec<u8>>> {
+    // SAFETY: see the function contract. The memtable is owned by the `Arc` in `MemIter::mem`,
+    // which lives as long as the iterator and is never replaced, and `cur` is declared before
+    // `mem` so it is dropped first. The skiplist never moves its nodes, and an `Entry` keeps its
+    // node alive by refcount, so the extended borrow cannot dangle. Exercised by
+    // `memtable::tests::iterator_outlives_other_handles_and_moves_both_ways`.
+    e.map(|e| unsafe {
+        std::mem::transmute::<Entry<'_, MemKey, Vec<u8>>, Entry<'static, MemKey, Vec<u8>>>(e)
+    })
+}
+
+impl InternalIterator for MemIter {
+    fn valid(&self) -> bool {
+        self.cur.is_some()
+    }
+    fn seek_to_first(&mut self) {
+        let e = self.mem.map.front();
+        // SAFETY: `e` borrows `self.mem.map` (contract of `extend`).
+        self.cur = unsafe { extend(e) };
+    }
+    fn seek_to_last(&mut self) {
+        let e = self.mem.map.back();
+        // SAFETY: `e` borrows `self.mem.map` (contract of `extend`).
+        self.cur = unsafe { extend(e) };
+    }
+    fn seek(&mut self, target: &[u8]) {
+        let probe = MemKey(target.to_vec());
+        let e = self.mem.map.lower_bound(Bound::Included(&probe));
+        // SAFETY: `e` borrows `self.mem.map` (contract of `extend`).
+        self.cur = unsafe { extend(e) };
+    }
+    fn seek_for_prev(&mut self, target: &[u8]) {
+        let probe = MemKey(target.to_vec());
+        let e = self.mem.map.upper_bound(Bound::Included(&probe));
+        // SAFETY: `e` borrows `self.mem.map` (contract of `extend`).
+        self.cur = unsafe { extend(e) };
+    }
+    fn next(&mut self) {
+        self.cur = self.cur.as_ref().and_then(|e| e.next());
+    }
+    fn prev(&mut self) {
+        self.cur = self.cur.as_ref().and_then(|e| e.prev());
+    }
+    fn key(&self) -> &[u8] {
+        self.cur.as_ref().map(|e| e.key().0.as_slice()).unwrap_or(&[])
+    }
+    fn value(&self) -> &[u8] {
+        self.cur.as_ref().map(|e| e.value().as_slice()).unwrap_or(&[])
+    }
+    fn status(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_sees_newest_visible_version() {
+        let m = MemTable::new(1);
+        m.add(1, ValueKind::Put, b"k", b"v1");
+        m.add(2, ValueKind::Put, b"k", b"v2");
+        m.add(3, ValueKind::Delete, b"k", b"");
+        assert_eq!(m.get(b"k", 1), Some(Found::Value(1, b"v1".to_vec())));
+        assert_eq!(m.get(b"k", 2), Some(Found::Value(2, b"v2".to_vec())));
+        assert_eq!(m.get(b"k", 9), Some(Found::Deleted(3)));
+        assert_eq!(m.get(b"j", 9), None);
+        assert_eq!(m.get(b"k", 0), None);
+    }
+
+    #[test]
+    fn iterator_outlives_other_handles_and_moves_both_ways() {
+        let m = Arc::new(MemTable::new(1));
+        for i in 0..100u32 {
+            m.add(u64::from(i) + 1, ValueKind::Put, format!("k{i:03}").as_bytes(), b"v");
+        }
+        let mut it = m.iter();
+        drop(m); // the iterator keeps the memtable alive
+        it.seek_to_first();
+        let mut n = 0;
+        while it.valid() {
+            n += 1;
+            it.next();
+        }
+        assert_eq!(n, 100);
+        it.seek_to_last();
+        assert_eq!(key::user_key(it.key()), b"k099");
+        it.prev();
+        assert_eq!(key::user_key(it.key()), b"k098");
+        it.seek(&key::seek_key(b"k050", u64::MAX >> 8));
+        assert_eq!(key::user_key(it.key()), b"k050");
+        it.seek_for_prev(&key::seek_key(b"k0505", 1));
+        assert_eq!(key::user_key(it.key()), b"k050");
+    }
+
+    #[test]
+    fn range_tombstones_cover_by_seq() {
+        let m = MemTable::new(1);
+        m.add(5, ValueKind::RangeDelete, b"a", b"m");
+        assert_eq!(m.max_covering_tombstone(b"c", 10), 5);
+        assert_eq!(m.max_covering_tombstone(b"c", 4), 0);
+        assert_eq!(m.max_covering_tombstone(b"m", 10), 0);
+    }
+}

@@ -1,0 +1,126 @@
+//! Write-stall control: the one definition of every stall condition.
+//!
+//! Every waiter (user writers, the memtable switch, flush and checkpoint logic) asks
+//! [`evaluate`]; nothing else decides whether writes slow down or stop (RocksDB PR #12771 shipped a
+//! hang because two places had different definitions). A stalled writer waits on a condition
+//! variable that background work signals whenever it changes the LSM shape, never while holding a
+//! lock that flush or compaction needs, and always with a bound.
+
+use crate::Options;
+
+/// Why writes are slowed or stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallCause {
+    /// Too many immutable memtables waiting for flush.
+    MemtableLimit,
+    /// Too many L0 files.
+    L0Files,
+    /// Too many bytes waiting for compaction.
+    PendingCompactionBytes,
+}
+
+impl StallCause {
+    /// A short name for properties and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            StallCause::MemtableLimit => "memtable-limit",
+            StallCause::L0Files => "l0-files",
+            StallCause::PendingCompactionBytes => "pending-compaction-bytes",
+        }
+    }
+}
+
+/// The write condition right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallState {
+    /// Writes proceed at full speed.
+    Normal,
+    /// Writes are delayed to `delayed_write_rate_bytes`.
+    Slowdown(StallCause),
+    /// Writes wait until background work relieves the cause.
+    Stop(StallCause),
+}
+
+/// The LSM shape numbers the stall conditions look at.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Shape {
+    pub(crate) immutable_memtables: usize,
+    /// True when the active memtable is full (a write must switch it).
+    pub(crate) active_full: bool,
+    pub(crate) l0_files: usize,
+    pub(crate) pending_compaction_bytes: u64,
+}
+
+/// The single definition of the stall conditions.
+pub(crate) fn evaluate(shape: &Shape, opts: &Options) -> StallState {
+    let imm_max = opts.max_immutable_memtables.max(1);
+    if shape.immutable_memtables >= imm_max && shape.active_full {
+        return StallState::Stop(StallCause::MemtableLimit);
+    }
+    if shape.l0_files >= opts.l0_stop_trigger.max(1) {
+        return StallState::Stop(StallCause::L0Files);
+    }
+    if shape.pending_compaction_bytes >= opts.hard_pending_compaction_bytes_limit {
+        return StallState::Stop(StallCause::PendingCompactionBytes);
+    }
+    if shape.l0_files >= opts.l0_slowdown_trigger.max(1) {
+        return StallState::Slowdown(StallCause::L0Files);
+    }
+    if shape.pending_compaction_bytes >= opts.soft_pending_compaction_bytes_limit {
+        return StallState::Slowdown(StallCause::PendingCompactionBytes);
+    }
+    if shape.immutable_memtables >= imm_max && imm_max > 1 {
+        return StallState::Slowdown(StallCause::MemtableLimit);
+    }
+    StallState::Normal
+}
+
+/// Stall counters, exposed through `Db::stats` and `siltdb.stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StallStats {
+    /// Writes that had to stop and wait.
+    pub stops: u64,
+    /// Writes that were delayed.
+    pub slowdowns: u64,
+    /// Total microseconds writers spent stalled.
+    pub stalled_micros: u64,
+    /// Writes rejected with `Error::Stalled` (no_slowdown or timeout).
+    pub rejected: u64,
+    /// The current cause, if writes are stalled now.
+    pub current_cause: Option<&'static str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds() {
+        let o = Options {
+            l0_slowdown_trigger: 4,
+            l0_stop_trigger: 8,
+            max_immutable_memtables: 2,
+            ..Options::default()
+        };
+        let s = |imm, full, l0| Shape {
+            immutable_memtables: imm,
+            active_full: full,
+            l0_files: l0,
+            pending_compaction_bytes: 0,
+        };
+        assert_eq!(evaluate(&s(0, false, 0), &o), StallState::Normal);
+        assert_eq!(
+            evaluate(&s(0, false, 4), &o),
+            StallState::Slowdown(StallCause::L0Files)
+        );
+        assert_eq!(evaluate(&s(0, false, 8), &o), StallState::Stop(StallCause::L0Files));
+        assert_eq!(
+            evaluate(&s(2, true, 0), &o),
+            StallState::Stop(StallCause::MemtableLimit)
+        );
+        assert_eq!(
+            evaluate(&s(2, false, 0), &o),
+            StallState::Slowdown(StallCause::MemtableLimit)
+        );
+    }
+}
