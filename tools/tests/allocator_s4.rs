@@ -3,8 +3,9 @@
 //! The built binary must not load any allocator shared library (tcmalloc, jemalloc,
 //! libmimalloc, ...): checked from the ELF dynamic section (DT_NEEDED, parsed here, no tool
 //! needed) and, where `ldd` exists, from the full list of libraries the loader would map. The
-//! binary must contain mimalloc itself (its symbols are in the symbol table), and `--version`
-//! must name the allocator with its exact version.
+//! binary must contain mimalloc itself (its symbols are in the symbol table) and define
+//! `malloc`/`free` (libmimalloc-sys's `override` feature, so C code allocates through mimalloc
+//! too), and `--version` must name the allocator with its exact version.
 
 mod common;
 use common::*;
@@ -53,6 +54,16 @@ fn no_allocator_library_is_linked_dynamically() {
         assert!(
             symbols.contains(wanted),
             "{wanted} not in the binary: mimalloc is not linked in statically"
+        );
+    }
+
+    // The `override` feature: the binary itself defines (and exports) malloc and free, so C code
+    // (zstd, libc) allocates through the same mimalloc as Rust code.
+    let exported = elf.defined_dynamic_symbols();
+    for wanted in ["malloc", "free", "calloc", "realloc", "posix_memalign"] {
+        assert!(
+            exported.contains(wanted),
+            "{wanted} is not defined by the binary: C allocations would bypass mimalloc"
         );
     }
 
@@ -142,6 +153,26 @@ mod elf {
                     };
                     if tag == DT_NEEDED {
                         out.extend(self.string(s.link, value as usize));
+                    }
+                }
+            }
+            out
+        }
+
+        /// Names of symbols the dynamic symbol table defines (section index not SHN_UNDEF).
+        pub fn defined_dynamic_symbols(&self) -> HashSet<String> {
+            let mut out = HashSet::new();
+            for s in self.sections.iter().filter(|s| s.kind == SHT_DYNSYM) {
+                let entry = s.entry_size.max(24);
+                for i in 0..s.size / entry {
+                    let at = s.offset + i * entry;
+                    let (Some(name), Some(section)) =
+                        (u32_at(self.data, at), u16_at(self.data, at + 6))
+                    else {
+                        break;
+                    };
+                    if section != 0 {
+                        out.extend(self.string(s.link, name as usize));
                     }
                 }
             }
