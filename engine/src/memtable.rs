@@ -87,6 +87,7 @@ impl MemTable {
     /// Adds one entry. Callers serialize inserts (the write-queue leader).
     pub(crate) fn add(&self, seq: SeqNo, kind: ValueKind, user_key: &[u8], value: &[u8]) {
         match kind {
+            ValueKind::RangeDelete if user_key >= value => {} // empty range: nothing to delete
             ValueKind::RangeDelete => {
                 self.range_dels.write().push(RangeTombstone {
                     start: user_key.to_vec(),
@@ -95,8 +96,10 @@ impl MemTable {
                 });
             }
             _ => {
-                self.map
-                    .insert(MemKey(key::internal_key(user_key, seq, kind)), value.to_vec());
+                self.map.insert(
+                    MemKey(key::internal_key(user_key, seq, kind)),
+                    value.to_vec(),
+                );
             }
         }
         self.size_bytes.fetch_add(
@@ -158,7 +161,9 @@ impl MemTable {
         self.range_dels
             .read()
             .iter()
-            .filter(|t| t.seq <= read_seq && t.start.as_slice() <= user_key && user_key < t.end.as_slice())
+            .filter(|t| {
+                t.seq <= read_seq && t.start.as_slice() <= user_key && user_key < t.end.as_slice()
+            })
             .map(|t| t.seq)
             .max()
             .unwrap_or(0)
@@ -234,10 +239,16 @@ impl InternalIterator for MemIter {
         self.cur = self.cur.as_ref().and_then(|e| e.prev());
     }
     fn key(&self) -> &[u8] {
-        self.cur.as_ref().map(|e| e.key().0.as_slice()).unwrap_or(&[])
+        self.cur
+            .as_ref()
+            .map(|e| e.key().0.as_slice())
+            .unwrap_or(&[])
     }
     fn value(&self) -> &[u8] {
-        self.cur.as_ref().map(|e| e.value().as_slice()).unwrap_or(&[])
+        self.cur
+            .as_ref()
+            .map(|e| e.value().as_slice())
+            .unwrap_or(&[])
     }
     fn status(&self) -> Result<()> {
         Ok(())
@@ -265,7 +276,12 @@ mod tests {
     fn iterator_outlives_other_handles_and_moves_both_ways() {
         let m = Arc::new(MemTable::new(1));
         for i in 0..100u32 {
-            m.add(u64::from(i) + 1, ValueKind::Put, format!("k{i:03}").as_bytes(), b"v");
+            m.add(
+                u64::from(i) + 1,
+                ValueKind::Put,
+                format!("k{i:03}").as_bytes(),
+                b"v",
+            );
         }
         let mut it = m.iter();
         drop(m); // the iterator keeps the memtable alive

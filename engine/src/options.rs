@@ -64,6 +64,8 @@ pub struct Options {
     pub delayed_write_rate_bytes: u64,
     /// Rate limit for background (flush + compaction) writes in bytes/s; 0 = unlimited. Default 0.
     pub background_write_rate_bytes: u64,
+    /// Hook run on values during compaction (e.g. TTL). Default `None`.
+    pub compaction_filter: Option<Arc<dyn crate::compaction::CompactionFilter>>,
     /// Treat a corrupt record in the middle of a WAL as an error on open (instead of stopping
     /// replay there). Default `true`.
     pub paranoid_checks: bool,
@@ -95,6 +97,7 @@ impl Default for Options {
             delayed_write_rate_bytes: 16 << 20,
             background_write_rate_bytes: 0,
             paranoid_checks: true,
+            compaction_filter: None,
         }
     }
 }

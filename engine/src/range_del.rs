@@ -12,7 +12,10 @@ use crate::key::{RangeTombstone, SeqNo};
 pub(crate) struct Fragments {
     starts: Vec<Vec<u8>>,
     ends: Vec<Vec<u8>>,
+    /// Largest covering seqno of each fragment.
     seqs: Vec<SeqNo>,
+    /// Every covering seqno of each fragment, ascending (compaction needs them all).
+    all_seqs: Vec<Vec<SeqNo>>,
 }
 
 impl Fragments {
@@ -28,7 +31,12 @@ impl Fragments {
         // Sweep over start/end events in key order with a multiset of active seqnos.
         let mut events: Vec<(&[u8], bool, SeqNo)> = visible
             .iter()
-            .flat_map(|t| [(t.start.as_slice(), true, t.seq), (t.end.as_slice(), false, t.seq)])
+            .flat_map(|t| {
+                [
+                    (t.start.as_slice(), true, t.seq),
+                    (t.end.as_slice(), false, t.seq),
+                ]
+            })
             .collect();
         events.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut active: std::collections::BTreeMap<SeqNo, usize> = Default::default();
@@ -52,6 +60,7 @@ impl Fragments {
                 out.starts.push(at.to_vec());
                 out.ends.push(next.0.to_vec());
                 out.seqs.push(seq);
+                out.all_seqs.push(active.keys().copied().collect());
             }
         }
         out
@@ -73,6 +82,17 @@ impl Fragments {
         } else {
             0
         }
+    }
+
+    /// The smallest seqno `> key_seq` of a tombstone covering `user_key`, if any: the tombstone
+    /// that hides the entry from the most readers.
+    pub(crate) fn min_seq_above(&self, user_key: &[u8], key_seq: SeqNo) -> Option<SeqNo> {
+        let i = self.starts.partition_point(|s| s.as_slice() <= user_key);
+        if i == 0 || user_key >= self.ends[i - 1].as_slice() {
+            return None;
+        }
+        let all = &self.all_seqs[i - 1];
+        all.get(all.partition_point(|s| *s <= key_seq)).copied()
     }
 
     /// True if an entry for `user_key` written at `key_seq` is deleted.

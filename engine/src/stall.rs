@@ -113,7 +113,10 @@ mod tests {
             evaluate(&s(0, false, 4), &o),
             StallState::Slowdown(StallCause::L0Files)
         );
-        assert_eq!(evaluate(&s(0, false, 8), &o), StallState::Stop(StallCause::L0Files));
+        assert_eq!(
+            evaluate(&s(0, false, 8), &o),
+            StallState::Stop(StallCause::L0Files)
+        );
         assert_eq!(
             evaluate(&s(2, true, 0), &o),
             StallState::Stop(StallCause::MemtableLimit)

@@ -52,7 +52,7 @@ pub(crate) fn run(inner: &DbInner) {
                             break Job::Flush(m);
                         }
                     }
-                    if let Some(c) = compaction::pick(inner, &st) {
+                    if let Some(c) = compaction::pick(inner, &mut st) {
                         st.compactions_running += 1;
                         break Job::Compact(c);
                     }
@@ -100,9 +100,7 @@ fn flush_memtable(inner: &DbInner, mem: &Arc<MemTable>) -> Result<()> {
     let added = write_level0_table(inner, mem)?;
     let log_number = {
         let st = inner.state.lock();
-        st.imms
-            .get(1)
-            .map_or(st.mem.log_number, |m| m.log_number)
+        st.imms.get(1).map_or(st.mem.log_number, |m| m.log_number)
     };
     let mut edit = VersionEdit {
         log_number: Some(log_number),
@@ -150,7 +148,11 @@ pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result
     }
     let number = inner.versions.new_file_number();
     let path = filename::table_path(&inner.path, number);
-    let file = inner.opts.fs.create(&path).map_err(|e| Error::io(&path, e))?;
+    let file = inner
+        .opts
+        .fs
+        .create(&path)
+        .map_err(|e| Error::io(&path, e))?;
     let mut b = TableBuilder::new(
         file,
         path.clone(),
@@ -199,7 +201,8 @@ impl DbInner {
 
     /// Waits until `flushed_count >= target`, a background error, close, or the stall bound.
     pub(crate) fn wait_flushed(&self, target: u64) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms.max(1000));
+        let deadline =
+            Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms.max(1000));
         let mut st = self.state.lock();
         loop {
             if st.flushed_count >= target {
@@ -219,7 +222,8 @@ impl DbInner {
                 )));
             }
             self.bg_cv.notify_all();
-            self.shape_cv.wait_for(&mut st, Duration::from_millis(50).min(deadline - now));
+            self.shape_cv
+                .wait_for(&mut st, Duration::from_millis(50).min(deadline - now));
         }
     }
 }

@@ -10,8 +10,8 @@
 //! - Background threads (flush, compaction) are owned by the `Db` and joined on close/drop.
 
 mod background;
-mod properties;
 mod open;
+mod properties;
 mod read;
 mod write;
 
@@ -59,6 +59,11 @@ pub(crate) struct DbState {
     pub(crate) stall: StallStats,
     /// True once a write skipped the WAL: close must flush to keep it.
     pub(crate) unlogged_writes: bool,
+    /// Output-range claims of running compactions.
+    pub(crate) running: Vec<crate::compaction::picker::Claim>,
+    pub(crate) next_claim_id: u64,
+    /// Where each level's next compaction starts (rotates through the key space).
+    pub(crate) compact_pointer: [Vec<u8>; crate::manifest::NUM_LEVELS],
 }
 
 /// The shared core of a [`Db`].
@@ -81,6 +86,7 @@ pub(crate) struct DbInner {
     pub(crate) closed: AtomicBool,
     pub(crate) lock: Mutex<Option<Box<dyn crate::fs::FileLock>>>,
     pub(crate) stats: background::Counters,
+    pub(crate) rate_limiter: crate::compaction::rate_limit::RateLimiter,
 }
 
 /// An open database. `Send + Sync`: share it between threads with `Arc<Db>` (or `&Db`).
@@ -91,7 +97,9 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("path", &self.inner.path).finish()
+        f.debug_struct("Db")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -192,6 +200,21 @@ impl DbInner {
             return Err(Error::Closed("the database is closing".into()));
         }
         Ok(())
+    }
+
+    /// True once close has begun (long background work checks it to stop early).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.state.lock().closing
+    }
+
+    /// The background error as an `Error::Closed`, if there is one.
+    pub(crate) fn check_bg_error(&self, st: &DbState) -> Result<()> {
+        match &st.bg_error {
+            Some(e) => Err(Error::Closed(format!(
+                "read-only after a background error: {e}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Records a background error: the database turns read-only and every waiter wakes.

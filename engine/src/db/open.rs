@@ -94,8 +94,8 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
             ));
         }
     }
-    let block_cache = (opts.block_cache_size_bytes > 0)
-        .then(|| BlockCache::new(opts.block_cache_size_bytes));
+    let block_cache =
+        (opts.block_cache_size_bytes > 0).then(|| BlockCache::new(opts.block_cache_size_bytes));
     let tables = Arc::new(TableCache::new(
         path.to_path_buf(),
         Arc::clone(&fsys),
@@ -118,6 +118,9 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
             frozen_count: 0,
             stall: Default::default(),
             unlogged_writes: false,
+            running: Vec::new(),
+            next_claim_id: 0,
+            compact_pointer: Default::default(),
         }),
         bg_cv: Condvar::new(),
         shape_cv: Condvar::new(),
@@ -136,6 +139,9 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
         closed: AtomicBool::new(false),
         lock: Mutex::new(Some(lock)),
         stats: Default::default(),
+        rate_limiter: crate::compaction::rate_limit::RateLimiter::new(
+            opts.background_write_rate_bytes,
+        ),
         opts,
     };
     recover_wals(&inner, counters.log_number)?;
@@ -174,7 +180,11 @@ fn recover_wals(inner: &DbInner, min_log: u64) -> Result<()> {
             // Only the newest WAL can have an unsynced tail: older ones were synced when the
             // memtable switched.
             if Some(*n) != last_log && inner.opts.paranoid_checks {
-                return Err(Error::corruption(&p, *off, format!("damaged record in a sealed WAL: {reason}")));
+                return Err(Error::corruption(
+                    &p,
+                    *off,
+                    format!("damaged record in a sealed WAL: {reason}"),
+                ));
             }
         }
         for (off, rec) in &log.records {
@@ -206,9 +216,12 @@ fn recover_wals(inner: &DbInner, min_log: u64) -> Result<()> {
     // New WAL for new writes.
     let number = inner.versions.new_file_number();
     let wal_path = filename::wal_path(&inner.path, number);
-    let file = fsys.create(&wal_path).map_err(|e| Error::io(&wal_path, e))?;
+    let file = fsys
+        .create(&wal_path)
+        .map_err(|e| Error::io(&wal_path, e))?;
     *inner.wal.lock() = Some(LogWriter::new(file, wal_path));
-    fsys.sync_dir(&inner.path).map_err(|e| Error::io(&inner.path, e))?;
+    fsys.sync_dir(&inner.path)
+        .map_err(|e| Error::io(&inner.path, e))?;
     inner.state.lock().mem = Arc::new(MemTable::new(number));
     inner.versions.write_new_manifest()?;
     edit.log_number = Some(number);

@@ -113,7 +113,11 @@ impl Db {
                 Some(inner.state.lock().mem.size_bytes().to_string())
             }
             "siltdb.last-sequence" => Some(self.latest_seqno().to_string()),
-            "siltdb.durable-tag" => Some(self.durable_tag().map(|t| t.to_string()).unwrap_or_default()),
+            "siltdb.durable-tag" => Some(
+                self.durable_tag()
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            ),
             "siltdb.stall-cause" => Some(
                 inner
                     .state
@@ -141,11 +145,7 @@ impl Db {
         let _ = writeln!(out, "total sst bytes: {}", s.total_sst_bytes());
         let _ = writeln!(out, "user bytes written: {}", s.user_bytes);
         let _ = writeln!(out, "write amplification: {:.2}", s.write_amplification());
-        let _ = writeln!(
-            out,
-            "flushes: {} ({} bytes)",
-            s.flushes, s.flush_bytes
-        );
+        let _ = writeln!(out, "flushes: {} ({} bytes)", s.flushes, s.flush_bytes);
         let _ = writeln!(
             out,
             "compactions: {} (trivial moves {}), read {} bytes, wrote {} bytes",

@@ -253,3 +253,53 @@ impl IterSource for View {
         Box::new(MergingIterator::new(children))
     }
 }
+
+impl Db {
+    /// Describes where `user_key` lives (every version in every memtable and file, and the range
+    /// tombstones covering it). For debugging and the CLI; the format is not stable.
+    #[doc(hidden)]
+    pub fn debug_describe_key(&self, user_key: &[u8]) -> String {
+        use std::fmt::Write as _;
+        let sv = self.inner.current_sv();
+        let mut out = String::new();
+        let mut dump = |name: String, it: &mut dyn InternalIterator, tombs: &[RangeTombstone]| {
+            it.seek(&key::seek_key(user_key, key::MAX_SEQNO));
+            while it.valid() && key::user_key(it.key()) == user_key {
+                let _ = writeln!(
+                    out,
+                    "{name}: seq {} kind {}",
+                    key::seqno(it.key()),
+                    key::kind_byte(it.key())
+                );
+                it.next();
+            }
+            for t in tombs {
+                if t.start.as_slice() <= user_key && user_key < t.end.as_slice() {
+                    let _ = writeln!(out, "{name}: range tombstone seq {}", t.seq);
+                }
+            }
+        };
+        dump("mem".into(), &mut sv.mem.iter(), &sv.mem.range_tombstones());
+        for (i, m) in sv.imms.iter().enumerate() {
+            dump(format!("imm{i}"), &mut m.iter(), &m.range_tombstones());
+        }
+        for (l, f) in sv.version.all_files() {
+            if let Ok(t) = self.inner.tables.get(f) {
+                let name = format!(
+                    "L{l} file {} [{:?} .. {:?}] seqs {}..{}",
+                    f.number(),
+                    String::from_utf8_lossy(f.smallest_user()),
+                    String::from_utf8_lossy(f.largest_user()),
+                    f.f.smallest_seqno,
+                    f.f.largest_seqno
+                );
+                dump(
+                    name,
+                    &mut t.iter(ReadFlags::default()),
+                    t.range_tombstones(),
+                );
+            }
+        }
+        out
+    }
+}

@@ -95,7 +95,9 @@ impl DbInner {
         let mut out = None;
         let mut f = Some(f);
         self.run_queued(w, false, |inner, _group| {
-            let f = f.take().ok_or_else(|| Error::Closed("barrier ran twice".into()))?;
+            let f = f
+                .take()
+                .ok_or_else(|| Error::Closed("barrier ran twice".into()))?;
             out = Some(f(inner)?);
             Ok(())
         })?;
@@ -127,7 +129,11 @@ impl DbInner {
                 if other.barrier || other.disable_wal != w.disable_wal {
                     break;
                 }
-                let size = other.batch.lock().as_ref().map_or(0, |b| b.approximate_size());
+                let size = other
+                    .batch
+                    .lock()
+                    .as_ref()
+                    .map_or(0, |b| b.approximate_size());
                 if bytes + size > MAX_GROUP_BYTES {
                     break;
                 }
@@ -191,7 +197,9 @@ impl DbInner {
             let w = wal
                 .as_mut()
                 .ok_or_else(|| Error::Closed("the WAL is closed".into()))?;
-            let r = w.add_record(encoded).and_then(|()| if sync { w.sync() } else { Ok(()) });
+            let r = w
+                .add_record(encoded)
+                .and_then(|()| if sync { w.sync() } else { Ok(()) });
             if let Err(e) = r {
                 // The WAL may now hold a partial record: nothing more may be acknowledged.
                 drop(wal);
@@ -222,7 +230,9 @@ impl DbInner {
         loop {
             let mut st = self.state.lock();
             if let Some(e) = &st.bg_error {
-                return Err(Error::Closed(format!("read-only after a background error: {e}")));
+                return Err(Error::Closed(format!(
+                    "read-only after a background error: {e}"
+                )));
             }
             if st.closing {
                 return Err(Error::Closed("the database is closing".into()));
@@ -250,7 +260,8 @@ impl DbInner {
                 st.stall.current_cause = Some(stall::StallCause::MemtableLimit.name());
                 self.bg_cv.notify_all();
                 let started = Instant::now();
-                self.shape_cv.wait_for(&mut st, WAIT_SLICE.min(deadline - now));
+                self.shape_cv
+                    .wait_for(&mut st, WAIT_SLICE.min(deadline - now));
                 st.stall.stalled_micros += started.elapsed().as_micros() as u64;
                 st.stall.current_cause = None;
                 continue;
@@ -305,7 +316,9 @@ impl DbInner {
         let mut counted = false;
         loop {
             if let Some(e) = &st.bg_error {
-                return Err(Error::Closed(format!("read-only after a background error: {e}")));
+                return Err(Error::Closed(format!(
+                    "read-only after a background error: {e}"
+                )));
             }
             if st.closing {
                 return Err(Error::Closed("the database is closing".into()));
@@ -327,10 +340,9 @@ impl DbInner {
                     st.stall.slowdowns += 1;
                     st.stall.current_cause = Some(cause.name());
                     let rate = self.opts.delayed_write_rate_bytes.max(1);
-                    let delay = Duration::from_micros(
-                        (bytes as u64).saturating_mul(1_000_000) / rate,
-                    )
-                    .clamp(Duration::from_micros(100), MAX_DELAY);
+                    let delay =
+                        Duration::from_micros((bytes as u64).saturating_mul(1_000_000) / rate)
+                            .clamp(Duration::from_micros(100), MAX_DELAY);
                     st.stall.stalled_micros += delay.as_micros() as u64;
                     self.bg_cv.notify_all();
                     self.shape_cv.wait_for(&mut st, delay);
@@ -361,7 +373,8 @@ impl DbInner {
                     // Make sure the work that relieves the stall is scheduled.
                     self.bg_cv.notify_all();
                     let started = Instant::now();
-                    self.shape_cv.wait_for(&mut st, WAIT_SLICE.min(deadline - now));
+                    self.shape_cv
+                        .wait_for(&mut st, WAIT_SLICE.min(deadline - now));
                     st.stall.stalled_micros += started.elapsed().as_micros() as u64;
                 }
             }

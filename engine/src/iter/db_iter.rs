@@ -170,7 +170,11 @@ impl DoubleEndedIterator for DbIter {
             if self.lower.as_deref().is_some_and(|l| uk.as_slice() < l) {
                 return None;
             }
-            if self.front_last.as_deref().is_some_and(|f| uk.as_slice() <= f) {
+            if self
+                .front_last
+                .as_deref()
+                .is_some_and(|f| uk.as_slice() <= f)
+            {
                 return None;
             }
             // Walk back over every version of `uk`; the last visible one seen is the newest.

@@ -20,7 +20,11 @@ pub(crate) struct LevelIter {
 }
 
 impl LevelIter {
-    pub(crate) fn new(files: Vec<Arc<FileMeta>>, tables: Arc<TableCache>, flags: ReadFlags) -> Self {
+    pub(crate) fn new(
+        files: Vec<Arc<FileMeta>>,
+        tables: Arc<TableCache>,
+        flags: ReadFlags,
+    ) -> Self {
         LevelIter {
             files,
             tables,

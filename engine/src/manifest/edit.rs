@@ -108,7 +108,8 @@ impl VersionEdit {
                 3 => e.last_seqno = Some(c.varint().ok_or("truncated last seqno")?),
                 4 => {
                     let l = level(&mut c)?;
-                    e.deleted.push((l, c.varint().ok_or("truncated file number")?));
+                    e.deleted
+                        .push((l, c.varint().ok_or("truncated file number")?));
                 }
                 5 => {
                     let l = level(&mut c)?;

@@ -68,8 +68,7 @@ pub(crate) fn replay(
     let mut counters = Counters::default();
     let mut next_file_number = 2;
     for (off, rec) in &log.records {
-        let edit =
-            VersionEdit::decode(rec).map_err(|r| Error::corruption(&path, *off, r))?;
+        let edit = VersionEdit::decode(rec).map_err(|r| Error::corruption(&path, *off, r))?;
         version = version
             .apply(&edit, &graveyard)
             .map_err(|r| Error::corruption(&path, *off, r))?;

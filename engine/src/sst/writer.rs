@@ -225,6 +225,9 @@ impl TableBuilder {
 
     /// Adds a range tombstone (any order; sorted at finish).
     pub fn add_range_tombstone(&mut self, t: RangeTombstone) {
+        if t.start >= t.end {
+            return; // an empty range deletes nothing
+        }
         self.seqno_min = self.seqno_min.min(t.seq);
         self.seqno_max = self.seqno_max.max(t.seq);
         self.tombstones.push(t);
