@@ -1,6 +1,6 @@
-//! The engine operations the tool calls that are not yet in the engine's public API
-//! (`Db::ingest`, `Db::checkpoint`, `Db::compact_range` per `shared/API.md`), in one place so
-//! the rest of the tool compiles and is tested while the engine lands them.
+//! The engine's maintenance operations the tool calls (`Db::ingest`, `Db::checkpoint`,
+//! `Db::compact_range` per `shared/API.md`), in one place so the rest of the tool compiled and
+//! was tested while the engine landed them.
 //!
 //! TEMPORARY: each returns [`siltdb::Error::InvalidArgument`] until the engine exposes it; then
 //! the bodies become the one-line calls shown in their docs.
@@ -24,8 +24,7 @@ pub fn checkpoint(db: &Db, dir: &Path) -> siltdb::Result<()> {
     Err(not_yet("Db::checkpoint"))
 }
 
-/// `db.compact_range(None::<&[u8]>, None::<&[u8]>)`.
+/// Compacts the whole key range.
 pub fn compact_all(db: &Db) -> siltdb::Result<()> {
-    let _ = db;
-    Err(not_yet("Db::compact_range"))
+    db.compact_range(None::<&[u8]>, None::<&[u8]>)
 }

@@ -136,6 +136,7 @@ fn read_inputs(
         .sum();
     let bar = progress.bytes(total_bytes, "reading");
     let mut seq = 0u64;
+    let started = Instant::now();
     for (index, path) in config.inputs.iter().enumerate() {
         let file = std::fs::File::open(path).map_err(|e| ToolError::io(path, e))?;
         let reader = std::io::BufReader::with_capacity(INPUT_BUFFER_BYTES, bar.wrap_read(file));
@@ -158,7 +159,10 @@ fn read_inputs(
                 .map_err(|e| sort_error(e, config))?;
             seq += 1;
             if seq.is_multiple_of(4096) {
-                bar.set_message(format!("{seq} rows"));
+                bar.set_message(format!(
+                    "{seq} rows, {}",
+                    crate::progress::rate_message(seq, started, "rows")
+                ));
             }
         }
     }
@@ -175,6 +179,7 @@ fn write_ssts(
     progress: &Progress,
 ) -> ToolResult<(Vec<FileEntry>, u64, SortStats)> {
     let bar = progress.items(records_read, "writing");
+    let started = Instant::now();
     let options = SstWriterOptions {
         compression: config.compression,
         block_size_bytes: config.block_size_bytes,
@@ -204,6 +209,13 @@ fn write_ssts(
             }
         }
         bar.inc(1);
+        if bar.position().is_multiple_of(4096) {
+            bar.set_message(crate::progress::rate_message(
+                bar.position(),
+                started,
+                "rows",
+            ));
+        }
     }
     if let Some((writer, _)) = current.take() {
         files.push(finish_file(writer)?);

@@ -121,6 +121,7 @@ fn run_steps(
             .map_err(engine("demo put"))?;
         if i.is_multiple_of(1024) {
             bar.set_position(i);
+            bar.set_message(crate::progress::rate_message(i, step, "puts"));
         }
     }
     bar.finish_and_clear();
