@@ -73,7 +73,10 @@ mod tests {
     #[test]
     fn names_round_trip() {
         let d = Path::new("/d");
-        assert_eq!(parse(wal_path(d, 7).file_name().unwrap().to_str().unwrap()), FileKind::Wal(7));
+        assert_eq!(
+            parse(wal_path(d, 7).file_name().unwrap().to_str().unwrap()),
+            FileKind::Wal(7)
+        );
         assert_eq!(parse("000012.sst"), FileKind::Table(12));
         assert_eq!(parse(&manifest_name(3)), FileKind::Manifest(3));
         assert_eq!(parse("CURRENT"), FileKind::Current);

@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod coding;
 mod compaction;
 mod db;
@@ -37,6 +38,7 @@ mod error;
 mod filename;
 pub mod fs;
 pub mod fuzzing;
+mod ingest;
 pub mod iter;
 pub mod key;
 pub mod manifest;
@@ -51,10 +53,12 @@ mod table_cache;
 pub mod wal;
 pub mod write_batch;
 
+pub use checkpoint::{read_checkpoint_meta, CheckpointInfo, CheckpointMeta};
 pub use compaction::{CompactionFilter, FilterDecision};
 pub use db::{Db, DbIterator, Stats};
 pub use error::{Error, Result};
 pub use fs::FileSystem;
+pub use ingest::{CancelToken, IngestInfo, IngestOptions};
 pub use options::{Compression, Options, ReadOptions, WriteOptions};
 pub use snapshot::Snapshot;
 pub use sst_writer::{SstInfo, SstWriter, SstWriterOptions};

@@ -42,14 +42,6 @@ pub(crate) enum Found {
     Deleted(SeqNo),
 }
 
-impl Found {
-    pub(crate) fn seq(&self) -> SeqNo {
-        match self {
-            Found::Value(s, _) | Found::Deleted(s) => *s,
-        }
-    }
-}
-
 /// A memtable and the WAL that holds its data.
 pub(crate) struct MemTable {
     map: SkipMap<MemKey, Vec<u8>>,
@@ -57,7 +49,6 @@ pub(crate) struct MemTable {
     size_bytes: AtomicUsize,
     /// Largest write tag applied (0 = none).
     max_tag: AtomicU64,
-    largest_seq: AtomicU64,
     /// Number of the WAL file holding this memtable's writes.
     pub(crate) log_number: u64,
 }
@@ -79,7 +70,6 @@ impl MemTable {
             range_dels: RwLock::new(Vec::new()),
             size_bytes: AtomicUsize::new(0),
             max_tag: AtomicU64::new(0),
-            largest_seq: AtomicU64::new(0),
             log_number,
         }
     }
@@ -106,7 +96,6 @@ impl MemTable {
             user_key.len() + value.len() + ENTRY_OVERHEAD_BYTES,
             AtomicOrdering::Relaxed,
         );
-        self.largest_seq.fetch_max(seq, AtomicOrdering::Release);
     }
 
     /// Records that writes carrying `tag` are in this memtable.
@@ -130,11 +119,6 @@ impl MemTable {
     /// True when nothing was written.
     pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty() && self.range_dels.read().is_empty()
-    }
-
-    /// Largest seqno written.
-    pub(crate) fn largest_seq(&self) -> SeqNo {
-        self.largest_seq.load(AtomicOrdering::Acquire)
     }
 
     /// Newest point entry for `user_key` visible at `seq`.
@@ -167,11 +151,6 @@ impl MemTable {
             .map(|t| t.seq)
             .max()
             .unwrap_or(0)
-    }
-
-    /// Number of point entries.
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
     }
 
     /// A cursor over the point entries.

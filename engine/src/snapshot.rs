@@ -28,11 +28,6 @@ impl SnapshotList {
     pub(crate) fn seqnos(&self) -> Vec<SeqNo> {
         self.live.lock().keys().copied().collect()
     }
-
-    /// The oldest live snapshot, if any.
-    pub(crate) fn oldest(&self) -> Option<SeqNo> {
-        self.live.lock().keys().next().copied()
-    }
 }
 
 struct SnapshotInner {
@@ -68,7 +63,9 @@ impl Snapshot {
 
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Snapshot").field("seqno", &self.inner.seq).finish()
+        f.debug_struct("Snapshot")
+            .field("seqno", &self.inner.seq)
+            .finish()
     }
 }
 
@@ -84,7 +81,7 @@ mod tests {
         let c = list.acquire(3);
         assert_eq!(list.seqnos(), vec![3, 5]);
         drop(a);
-        assert_eq!(list.oldest(), Some(3));
+        assert_eq!(list.seqnos(), vec![3, 5]);
         drop(c);
         assert_eq!(list.seqnos(), vec![5]);
         drop(b);

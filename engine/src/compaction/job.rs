@@ -6,7 +6,7 @@ use super::{Compaction, FilterDecision};
 use crate::db::DbInner;
 use crate::iter::level::LevelIter;
 use crate::iter::merge::MergingIterator;
-use crate::iter::{BoxedIter, InternalIterator};
+use crate::iter::BoxedIter;
 use crate::key::{self, RangeTombstone, SeqNo, ValueKind, MAX_SEQNO};
 use crate::manifest::edit::{NewFile, VersionEdit};
 use crate::manifest::version::FileMeta;

@@ -11,7 +11,6 @@ use std::sync::Arc;
 /// A running compaction's claim on its output level's key range.
 #[derive(Debug, Clone)]
 pub(crate) struct Claim {
-    pub(crate) id: u64,
     pub(crate) output_level: usize,
     pub(crate) lo: Vec<u8>,
     pub(crate) hi: Vec<u8>,
@@ -161,9 +160,7 @@ pub(crate) fn claim(st: &mut DbState, c: Compaction) -> Compaction {
     for f in c.all_inputs() {
         f.being_compacted.store(true, Ordering::Release);
     }
-    st.next_claim_id += 1;
     st.running.push(Claim {
-        id: st.next_claim_id,
         output_level: c.output_level,
         lo: c.lo.clone(),
         hi: c.hi.clone(),

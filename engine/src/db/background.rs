@@ -203,6 +203,11 @@ impl DbInner {
     pub(crate) fn wait_flushed(&self, target: u64) -> Result<()> {
         let deadline =
             Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms.max(1000));
+        self.wait_flushed_until(target, deadline)
+    }
+
+    /// [`DbInner::wait_flushed`] with an explicit deadline (then `Error::Busy`).
+    pub(crate) fn wait_flushed_until(&self, target: u64, deadline: Instant) -> Result<()> {
         let mut st = self.state.lock();
         loop {
             if st.flushed_count >= target {
@@ -216,10 +221,9 @@ impl DbInner {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::Busy(format!(
-                    "flush did not finish within {} ms",
-                    self.opts.max_write_stall_ms
-                )));
+                return Err(Error::Busy(
+                    "flush did not finish before the deadline".into(),
+                ));
             }
             self.bg_cv.notify_all();
             self.shape_cv

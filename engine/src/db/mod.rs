@@ -61,7 +61,6 @@ pub(crate) struct DbState {
     pub(crate) unlogged_writes: bool,
     /// Output-range claims of running compactions.
     pub(crate) running: Vec<crate::compaction::picker::Claim>,
-    pub(crate) next_claim_id: u64,
     /// Where each level's next compaction starts (rotates through the key space).
     pub(crate) compact_pointer: [Vec<u8>; crate::manifest::NUM_LEVELS],
 }

@@ -63,7 +63,13 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
         )));
     }
     if !exists {
+        let created = !fsys.exists(path);
         fsys.create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        if created {
+            // The database directory's own entry must survive a power loss too.
+            let parent = fs::parent_dir(path);
+            fsys.sync_dir(&parent).map_err(|e| Error::io(&parent, e))?;
+        }
     }
     let lock_path = filename::lock_path(path);
     let lock = fsys.lock(&lock_path).map_err(|e| {
@@ -119,7 +125,6 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
             stall: Default::default(),
             unlogged_writes: false,
             running: Vec::new(),
-            next_claim_id: 0,
             compact_pointer: Default::default(),
         }),
         bg_cv: Condvar::new(),

@@ -73,9 +73,7 @@ impl DbInner {
             barrier: false,
             done: Mutex::new(None),
         });
-        self.run_queued(w, opts.no_slowdown, |inner, group| {
-            inner.commit_group(group)
-        })
+        self.run_queued(w, None, |inner, group| inner.commit_group(group))
     }
 
     /// Runs `f` as the only writer (waits for leadership like a write). Used by flush,
@@ -83,6 +81,18 @@ impl DbInner {
     /// thread that already leads the queue.
     pub(crate) fn with_write_leadership<R>(
         &self,
+        f: impl FnOnce(&DbInner) -> Result<R>,
+    ) -> Result<R> {
+        let deadline =
+            Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms.max(1000));
+        self.with_write_leadership_until(deadline, f)
+    }
+
+    /// [`DbInner::with_write_leadership`] that gives up with `Error::Busy` at `deadline` if
+    /// leadership was not granted by then.
+    pub(crate) fn with_write_leadership_until<R>(
+        &self,
+        deadline: Instant,
         f: impl FnOnce(&DbInner) -> Result<R>,
     ) -> Result<R> {
         let w = Arc::new(Writer {
@@ -94,7 +104,7 @@ impl DbInner {
         });
         let mut out = None;
         let mut f = Some(f);
-        self.run_queued(w, false, |inner, _group| {
+        self.run_queued(w, Some(deadline), |inner, _group| {
             let f = f
                 .take()
                 .ok_or_else(|| Error::Closed("barrier ran twice".into()))?;
@@ -107,7 +117,7 @@ impl DbInner {
     fn run_queued(
         &self,
         w: Arc<Writer>,
-        no_slowdown: bool,
+        deadline: Option<Instant>,
         lead: impl FnOnce(&DbInner, &[Arc<Writer>]) -> Result<()>,
     ) -> Result<()> {
         let mut q = self.queue.lock();
@@ -118,6 +128,13 @@ impl DbInner {
             }
             if q.front().is_some_and(|f| Arc::ptr_eq(f, &w)) {
                 break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // Not the leader (checked above), so no group includes us: leave the queue.
+                q.retain(|x| !Arc::ptr_eq(x, &w));
+                drop(q);
+                self.queue_cv.notify_all();
+                return Err(Error::Busy("timed out waiting for the write queue".into()));
             }
             self.queue_cv.wait_for(&mut q, WAIT_SLICE);
         }
@@ -142,7 +159,6 @@ impl DbInner {
             }
         }
         drop(q);
-        let _ = no_slowdown;
         let result = lead(self, &group);
         let mut q = self.queue.lock();
         for (i, member) in group.iter().enumerate() {

@@ -140,6 +140,12 @@ impl VersionSet {
         Arc::clone(&self.current.read())
     }
 
+    /// The current version and the counters, read together under the manifest lock.
+    pub(crate) fn current_with_counters(&self) -> (Arc<Version>, Counters) {
+        let m = self.manifest.lock();
+        (self.current(), m.counters.clone())
+    }
+
     /// The persisted counters.
     pub(crate) fn counters(&self) -> Counters {
         self.manifest.lock().counters.clone()
