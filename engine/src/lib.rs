@@ -63,3 +63,8 @@ pub use options::{Compression, Options, ReadOptions, WriteOptions};
 pub use snapshot::Snapshot;
 pub use sst_writer::{SstInfo, SstWriter, SstWriterOptions};
 pub use write_batch::WriteBatch;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -194,16 +194,8 @@ fn recover_wals(inner: &DbInner, min_log: u64) -> Result<()> {
         }
         for (off, rec) in &log.records {
             let b = DecodedBatch::decode(rec).map_err(|r| Error::corruption(&p, *off, r))?;
-            let mut seq = b.seq;
-            for op in &b.ops {
-                use crate::key::ValueKind;
-                use crate::write_batch::BatchOp;
-                match op {
-                    BatchOp::Put(k, v) => mem.add(seq, ValueKind::Put, k, v),
-                    BatchOp::Delete(k) => mem.add(seq, ValueKind::Delete, k, &[]),
-                    BatchOp::DeleteRange(s, e) => mem.add(seq, ValueKind::RangeDelete, s, e),
-                }
-                seq += 1;
+            for (seq, op) in (b.seq..).zip(b.ops.iter()) {
+                super::write::apply_op(&mem, seq, op);
             }
             if let Some(t) = b.tag {
                 mem.note_tag(t);

@@ -428,13 +428,16 @@ impl DbInner {
 
 /// Inserts a batch's operations into `mem`, numbering them from `first`.
 pub(crate) fn apply_to_memtable(mem: &MemTable, batch: &WriteBatch, first: u64) {
-    let mut seq = first;
-    for op in batch.ops() {
-        match op {
-            BatchOp::Put(k, v) => mem.add(seq, ValueKind::Put, k, v),
-            BatchOp::Delete(k) => mem.add(seq, ValueKind::Delete, k, &[]),
-            BatchOp::DeleteRange(s, e) => mem.add(seq, ValueKind::RangeDelete, s, e),
-        }
-        seq += 1;
+    for (seq, op) in (first..).zip(batch.ops()) {
+        apply_op(mem, seq, &op);
+    }
+}
+
+/// Inserts one batch operation at `seq`.
+pub(crate) fn apply_op(mem: &MemTable, seq: u64, op: &BatchOp<'_>) {
+    match op {
+        BatchOp::Put(k, v) => mem.add(seq, ValueKind::Put, k, v),
+        BatchOp::Delete(k) => mem.add(seq, ValueKind::Delete, k, &[]),
+        BatchOp::DeleteRange(s, e) => mem.add(seq, ValueKind::RangeDelete, s, e),
     }
 }
