@@ -21,7 +21,6 @@ pub mod metadata;
 
 pub mod cli;
 pub mod commands;
-pub mod engine_ops;
 pub mod error;
 pub mod progress;
 pub mod size;

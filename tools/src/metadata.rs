@@ -171,9 +171,13 @@ impl BulkLoadMetadata {
         if text.len() as u64 > METADATA_BYTES_MAX {
             return Err(invalid(format!("larger than {METADATA_BYTES_MAX} bytes")));
         }
-        let metadata: BulkLoadMetadata =
-            serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
-        metadata.validate().map_err(invalid)?;
+        BulkLoadMetadata::from_json(&text).map_err(invalid)
+    }
+
+    /// Parses and validates metadata from JSON bytes. The fuzzing entry point: never panics.
+    pub fn from_json(text: &[u8]) -> Result<Self, String> {
+        let metadata: BulkLoadMetadata = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        metadata.validate()?;
         Ok(metadata)
     }
 

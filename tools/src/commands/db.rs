@@ -96,15 +96,21 @@ fn run_op(db: &Db, args: &DbArgs) -> ToolResult<()> {
             out_line(&mut out, stats.trim_end().as_bytes())?;
         }
         DbOp::Checkpoint { dir } => {
-            crate::engine_ops::checkpoint(db, dir)
+            let info = db
+                .checkpoint(dir)
                 .map_err(|e| ToolError::engine(format!("checkpoint to {}", dir.display()), e))?;
-            out_line(
-                &mut out,
-                format!("checkpoint written to {}", dir.display()).as_bytes(),
-            )?;
+            let line = format!(
+                "checkpoint written to {}: seqno {}, {} SST files, {}",
+                dir.display(),
+                info.seqno,
+                info.files,
+                crate::size::human_bytes(info.bytes)
+            );
+            out_line(&mut out, line.as_bytes())?;
         }
         DbOp::Compact => {
-            crate::engine_ops::compact_all(db).map_err(|e| ToolError::engine("compact", e))?;
+            db.compact_range(None::<&[u8]>, None::<&[u8]>)
+                .map_err(|e| ToolError::engine("compact", e))?;
         }
     }
     out_flush(&mut out)

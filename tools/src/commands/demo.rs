@@ -175,7 +175,9 @@ fn run_steps(
         .iter()
         .map(|f| paths.bulk.join(&f.name))
         .collect();
-    crate::engine_ops::ingest(&database, &files).map_err(engine("demo ingest"))?;
+    database
+        .ingest(&files, &siltdb::IngestOptions::default())
+        .map_err(engine("demo ingest"))?;
     report.push(format!(
         "  ingest      verified and ingested {} file(s) in {:.2}s",
         files.len(),
@@ -191,7 +193,8 @@ fn run_steps(
     ));
 
     let step = Instant::now();
-    crate::engine_ops::checkpoint(&database, &paths.checkpoint)
+    let made = database
+        .checkpoint(&paths.checkpoint)
         .map_err(engine("demo checkpoint"))?;
     database.close().map_err(engine("demo close"))?;
     let checkpoint = db::open(&paths.checkpoint, false)?;
@@ -200,8 +203,10 @@ fn run_steps(
         .close()
         .map_err(engine("demo close checkpoint"))?;
     report.push(format!(
-        "  checkpoint  {} at {}, reopened with {reopened} entries in {:.2}s",
+        "  checkpoint  {} ({} SST files, seqno {}) at {}, reopened with {reopened} entries in {:.2}s",
         human_bytes(dir_size(&paths.checkpoint)),
+        made.files,
+        made.seqno,
         paths.checkpoint.display(),
         step.elapsed().as_secs_f64()
     ));

@@ -130,27 +130,33 @@ pub fn ingest(args: IngestArgs, progress: &Progress) -> ToolResult<()> {
         return out_flush(&mut out);
     }
     let db = db::open(&args.db, true)?;
-    crate::engine_ops::ingest(&db, &paths)
+    let options = siltdb::IngestOptions {
+        move_files: args.move_files,
+        ..Default::default()
+    };
+    let info = db
+        .ingest(&paths, &options)
         .map_err(|e| ToolError::engine(format!("ingesting {}", args.dir.display()), e))?;
     db.close()
         .map_err(|e| ToolError::engine("closing the database", e))?;
     if args.move_files {
         remove_bulk_load_dir(&args.dir, &paths)?;
     }
-    let totals = report.metadata.totals;
     let line = format!(
-        "ingested {} file(s), {} entries, {} into {}",
-        totals.files,
-        totals.entries,
-        human_bytes(totals.bytes),
-        args.db.display()
+        "ingested {} file(s), {} entries, {} into {} (seqno {}, levels {:?})",
+        info.files,
+        info.entries,
+        human_bytes(info.bytes),
+        args.db.display(),
+        info.seqno,
+        info.levels
     );
     out_line(&mut out, line.as_bytes())?;
     out_flush(&mut out)
 }
 
-/// `--move`: the files are in the database now; remove them, the metadata, and the directory
-/// if nothing else is left in it.
+/// `--move`: the engine moved the files into the database; remove what is left (any file it
+/// did not remove, the metadata) and the directory if nothing else is in it.
 fn remove_bulk_load_dir(dir: &Path, paths: &[PathBuf]) -> ToolResult<()> {
     for path in paths {
         match std::fs::remove_file(path) {
