@@ -32,9 +32,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A fuzz target body: panics only on a bug.
+pub type Target = fn(&[u8]);
+
 /// Every engine fuzz target: `(name, entry point)`. The name is the directory under
 /// `fuzz/corpus/` and the file name under `fuzz/fuzz_targets/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("sst_block", sst_block),
     ("sst_meta", sst_meta),
     ("sst_table", sst_table),
@@ -360,7 +363,7 @@ pub fn sst_meta(data: &[u8]) {
         }
         _ => {
             let bits = u32::from(sel >> 3) % 24 + 1;
-            let hashes: Vec<u64> = rest.chunks(3).map(|c| filter::hash_key(c)).collect();
+            let hashes: Vec<u64> = rest.chunks(3).map(filter::hash_key).collect();
             let f = BloomFilter::decode(filter::build_filter(&hashes, bits)).expect("filter");
             for c in rest.chunks(3) {
                 assert!(f.may_contain(c), "bloom filter false negative");
@@ -1065,15 +1068,13 @@ fn model_apply(model: &mut Model, op: &Op) {
         Op::Delete(k) => {
             model.remove(k);
         }
-        Op::DeleteRange(s, e) => {
-            if s < e {
-                let doomed: Vec<Vec<u8>> = model
-                    .range(s.clone()..e.clone())
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in doomed {
-                    model.remove(&k);
-                }
+        Op::DeleteRange(s, e) if s < e => {
+            let doomed: Vec<Vec<u8>> = model
+                .range(s.clone()..e.clone())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in doomed {
+                model.remove(&k);
             }
         }
         Op::Batch(ops) => ops.iter().for_each(|o| model_apply(model, o)),
@@ -1410,7 +1411,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
 
     add("write_batch", "batch", with(1, &batch_bytes));
     let mut empty = WriteBatch::new();
-    add("write_batch", "empty", with(1, &empty.encode(0).to_vec()));
+    add("write_batch", "empty", with(1, empty.encode(0)));
     let mut cut = batch_bytes.clone();
     cut.truncate(cut.len() - 3);
     add("write_batch", "truncated", with(1, &cut));
