@@ -44,7 +44,7 @@ fn bvalue(b: u64, j: u64) -> Vec<u8> {
 }
 
 fn deletes_of(b: u64) -> Option<u64> {
-    (b % 7 == 0 && b >= 5).then(|| b - 5)
+    (b.is_multiple_of(7) && b >= 5).then(|| b - 5)
 }
 
 fn options() -> Options {
@@ -115,7 +115,9 @@ fn verify(dir: &Path, acked: Option<u64>, upto: u64) -> Result<Option<u64>, Stri
     }
     if let Some(l) = last {
         if l > upto {
-            return Err(format!("`last` = {l} but no batch beyond {upto} was ever written"));
+            return Err(format!(
+                "`last` = {l} but no batch beyond {upto} was ever written"
+            ));
         }
     }
     // Every batch up to `last` must be fully present unless deleted by a later present batch;
@@ -127,7 +129,7 @@ fn verify(dir: &Path, acked: Option<u64>, upto: u64) -> Result<Option<u64>, Stri
     };
     for b in 0..=upto.max(newest) + 1 {
         let present: Vec<bool> = (0..width(b))
-            .map(|j| contents.get(&bkey(b, j)).is_some())
+            .map(|j| contents.contains_key(&bkey(b, j)))
             .collect();
         let should = last.is_some_and(|l| b <= l) && !deleted_by_present.contains(&b);
         if present.iter().any(|p| *p != should) {

@@ -77,6 +77,37 @@ pub(crate) fn replay(
     for (_, f) in version.all_files() {
         next_file_number = next_file_number.max(f.number() + 1);
     }
+    // `CURRENT` only ever names a manifest whose first record (the snapshot) is synced.
+    if log.records.is_empty() {
+        let (off, reason) = log
+            .torn_tail
+            .clone()
+            .unwrap_or((0, "the file is empty".into()));
+        return Err(Error::corruption(
+            &path,
+            off,
+            format!("manifest holds no complete snapshot record ({reason})"),
+        ));
+    }
+    if let Some((off, reason)) = &log.torn_tail {
+        // A torn tail is legitimate only for an edit whose sync never returned. Such an edit
+        // never let the engine delete anything, so the WAL the recovered state needs still
+        // exists (WALs are deleted only after a durable edit moved `log_number` past them;
+        // 0 = none needed, as in checkpoints). If it is gone, the damaged tail was an
+        // acknowledged edit and dropping it would lose data silently.
+        let wal = filename::wal_path(dir, counters.log_number);
+        if counters.log_number != 0 && !fs.exists(&wal) {
+            return Err(Error::corruption(
+                &path,
+                *off,
+                format!(
+                    "damaged manifest tail ({reason}) was acknowledged: {} needed by the \
+                     edits before it is gone",
+                    wal.display()
+                ),
+            ));
+        }
+    }
     Ok(Recovered {
         version,
         next_file_number,

@@ -57,8 +57,9 @@ fn fragment_at(data: &[u8], pos: usize) -> Result<Option<(Fragment<'_>, usize)>,
     )))
 }
 
-/// True if a valid fragment follows the damaged one at `pos`: either right after it (trusting its
-/// length field, which catches a flipped payload byte) or at any later block start.
+/// True if a valid fragment follows the damaged one at `pos`: right after it (trusting its
+/// length field, which catches a flipped payload byte), at any later offset in the same block
+/// (a flipped length field hides where the next fragment starts), or at any later block start.
 fn valid_fragment_after(data: &[u8], pos: usize) -> bool {
     let block_left = BLOCK_SIZE - pos % BLOCK_SIZE;
     if let Some(h) = data.get(pos + 4..pos + 6) {
@@ -66,6 +67,16 @@ fn valid_fragment_after(data: &[u8], pos: usize) -> bool {
         let next = pos + HEADER_SIZE + len;
         if HEADER_SIZE + len <= block_left && next < data.len() {
             if let Ok(Some(_)) = fragment_at(data, next) {
+                return true;
+            }
+        }
+    }
+    // Scan the rest of this block byte by byte. A CRC32C match at a wrong offset has odds of
+    // 2^-32, and the type byte filters most offsets before any checksum is computed.
+    let block_end = (pos + block_left).min(data.len());
+    for p in pos + 1..block_end.saturating_sub(HEADER_SIZE - 1) {
+        if (FULL..=LAST).contains(&data[p + 6]) {
+            if let Ok(Some(_)) = fragment_at(data, p) {
                 return true;
             }
         }
@@ -203,6 +214,33 @@ mod tests {
         assert!(r.corruption.is_none());
         assert!(r.torn_tail.is_some());
         assert_eq!(r.records.len(), 7);
+    }
+
+    #[test]
+    fn damaged_length_field_before_the_last_fragment_is_corruption() {
+        // A small log (one block): a flipped length byte in any record but the last must not
+        // look like a torn tail, or every later (synced) record would be dropped silently.
+        let recs: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 50 + i as usize]).collect();
+        let log = log_of(&recs);
+        let starts: Vec<usize> = read_log(&log)
+            .records
+            .iter()
+            .map(|(o, _)| *o as usize)
+            .collect();
+        for (i, s) in starts.iter().enumerate().take(recs.len() - 1) {
+            for b in [4usize, 5] {
+                for mask in [1u8, 4, 0x80] {
+                    let mut bad = log.clone();
+                    bad[s + b] ^= mask;
+                    let r = read_log(&bad);
+                    assert!(
+                        r.corruption.is_some(),
+                        "record {i} byte {b} mask {mask}: {:?}",
+                        r.torn_tail
+                    );
+                }
+            }
+        }
     }
 
     #[test]
