@@ -176,6 +176,11 @@ impl Outputs<'_> {
             }
         }
         let info = b.finish()?;
+        // Charge the bytes not yet charged (outputs smaller than a chunk were never limited).
+        self.inner
+            .rate_limiter
+            .request(info.file_size.saturating_sub(self.limited));
+        self.limited = 0;
         self.files.push(NewFile {
             number,
             size: info.file_size,
