@@ -208,8 +208,12 @@ impl Db {
                 Ok(info)
             }
             Err(e) => {
-                for (n, _) in placed {
-                    let _ = inner.opts.fs.remove(&filename::table_path(&inner.path, n));
+                // After a failed manifest write (a background error) the edit may still be in
+                // the manifest: keep the files; the next open deletes tables no manifest lists.
+                if inner.state.lock().bg_error.is_none() {
+                    for (n, _) in placed {
+                        let _ = inner.opts.fs.remove(&filename::table_path(&inner.path, n));
+                    }
                 }
                 Err(e)
             }

@@ -51,16 +51,13 @@ fn run_claimed(inner: &DbInner, c: &Compaction) -> Result<()> {
         edit.deleted.push((c.output_level, f.number()));
     }
     let written: u64 = outputs.iter().map(|f| f.size).sum();
-    let numbers: Vec<u64> = outputs.iter().map(|f| f.number).collect();
     for f in outputs {
         edit.added.push((c.output_level, f));
     }
-    if let Err(e) = inner.versions.log_and_apply(edit) {
-        for n in numbers {
-            let _ = inner.opts.fs.remove(&filename::table_path(&inner.path, n));
-        }
-        return Err(e);
-    }
+    // On failure the outputs are kept: a failed sync may still have left the edit in the
+    // manifest (deleting them would make the database unopenable); the next open deletes
+    // tables no manifest lists.
+    inner.versions.log_and_apply(edit)?;
     let s = &inner.stats;
     s.compactions.fetch_add(1, Ordering::Relaxed);
     s.compaction_read_bytes

@@ -112,13 +112,10 @@ fn flush_memtable(inner: &DbInner, mem: &Arc<MemTable>) -> Result<()> {
         inner.stats.flush_bytes.fetch_add(f.size, Ordering::Relaxed);
         edit.added.push((0, f));
     }
-    let number = edit.added.first().map(|(_, f)| f.number);
-    if let Err(e) = inner.versions.log_and_apply(edit) {
-        if let Some(n) = number {
-            let _ = inner.opts.fs.remove(&filename::table_path(&inner.path, n));
-        }
-        return Err(e);
-    }
+    // On failure the table is kept: a failed sync may still have left the edit in the manifest
+    // (deleting the table would make the database unopenable); the next open deletes tables no
+    // manifest lists.
+    inner.versions.log_and_apply(edit)?;
     inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
     delete_old_wals(inner, log_number);
     tracing_flush(inner, started);
