@@ -94,16 +94,24 @@ impl Version {
                 files[l].insert(f.number(), Arc::clone(f));
             }
         }
+        let mut removed = BTreeMap::new();
         for (l, n) in &edit.deleted {
-            if files[*l].remove(n).is_none() {
-                return Err(format!("edit deletes file {n} which is not in level {l}"));
-            }
+            match files[*l].remove(n) {
+                Some(f) => removed.insert(*n, f),
+                None => return Err(format!("edit deletes file {n} which is not in level {l}")),
+            };
         }
         for (l, nf) in &edit.added {
             if cmp_internal(&nf.smallest, &nf.largest) == Ordering::Greater {
                 return Err(format!("file {} has smallest > largest", nf.number));
             }
-            let meta = Arc::new(FileMeta::new(nf.clone(), graveyard.clone()));
+            // A file moved between levels keeps its one `FileMeta`: with two, the new one could
+            // be dropped as obsolete (after a later compaction) and the file deleted while an
+            // older version, still pinned by a reader, holds the old one.
+            let meta = match removed.remove(&nf.number) {
+                Some(m) => m,
+                None => Arc::new(FileMeta::new(nf.clone(), graveyard.clone())),
+            };
             files[*l].insert(nf.number, meta);
         }
         let mut v = Version::default();
@@ -184,5 +192,60 @@ impl Version {
             out[l] = fs.len();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{internal_key, ValueKind};
+
+    fn file(n: u64, lo: &[u8], hi: &[u8]) -> NewFile {
+        NewFile {
+            number: n,
+            size: 100,
+            smallest: internal_key(lo, 1, ValueKind::Put),
+            largest: internal_key(hi, 1, ValueKind::Put),
+            smallest_seqno: 1,
+            largest_seqno: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_moved_file_is_deleted_only_after_every_version_holding_it_is_gone() {
+        let g = Some(Arc::new(Graveyard::default()));
+        let add = |l, f| VersionEdit {
+            added: vec![(l, f)],
+            ..Default::default()
+        };
+        let v1 = Version::default()
+            .apply(&add(0, file(7, b"a", b"m")), &g)
+            .unwrap();
+        // Trivial move L0 -> L6.
+        let mv = VersionEdit {
+            deleted: vec![(0, 7)],
+            added: vec![(6, file(7, b"a", b"m"))],
+            ..Default::default()
+        };
+        let v2 = v1.apply(&mv, &g).unwrap();
+        assert!(Arc::ptr_eq(&v1.levels[0][0], &v2.levels[6][0]));
+        // A compaction then removes it; the newer versions go away, v1 (a reader) stays.
+        let rm = VersionEdit {
+            deleted: vec![(6, 7)],
+            ..Default::default()
+        };
+        let v3 = v2.apply(&rm, &g).unwrap();
+        v2.levels[6][0]
+            .obsolete
+            .store(true, AtomicOrdering::Release);
+        drop((v2, v3));
+        let dead = || g.as_ref().unwrap().dead.lock().clone();
+        assert!(
+            dead().is_empty(),
+            "file deleted while a reader's version holds it"
+        );
+        drop(v1);
+        assert_eq!(dead(), vec![7]);
     }
 }
