@@ -25,7 +25,7 @@ for t in "${targets[@]}"; do
   case "$t" in tools_*) san=(-s none) ;; esac
   # db_ops opens a database per input: keep its directories in memory.
   TMPDIR=/dev/shm RUSTC_BOOTSTRAP=1 timeout $((secs + 600)) \
-    cargo fuzz run "${san[@]}" "$t" "$work/$t" "fuzz/corpus/$t" -- \
+    cargo fuzz run -a "${san[@]}" "$t" "$work/$t" "fuzz/corpus/$t" -- \
     -max_total_time="$secs" -timeout=20 -print_final_stats=1 >"$log" 2>&1
   rc=$?
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)

@@ -1,14 +1,20 @@
 //! Replays every committed corpus file (tools targets and engine targets) through the function
 //! its fuzz target calls. Stable toolchain, no cargo-fuzz:
 //! `cargo test --manifest-path fuzz/Cargo.toml --no-default-features`.
+//!
+//! `SILT_FUZZ_CORPUS=<dir>` replays `<dir>/<target>/*` instead, e.g. the scratch corpus of a long
+//! fuzz run, under this build's debug assertions and overflow checks (which `cargo fuzz run`
+//! leaves off unless given `-a`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 fn corpus_files(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(target);
+    let root = match std::env::var_os("SILT_FUZZ_CORPUS") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"),
+    };
+    let dir = root.join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("corpus dir entry").path())
