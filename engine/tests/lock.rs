@@ -14,6 +14,15 @@ use std::process::Command;
 
 const CHILD_TEST: &str = "second_open_from_another_process_fails";
 
+/// The tests run one at a time. A child process spawned by one test inherits (until its
+/// `exec`) every open file description of this process, including another test's `LOCK` file,
+/// whose flock then outlives that test's `close()` for a moment and makes its reopen fail
+/// spuriously (seen ~1 run in 6).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn assert_lock_error(r: Result<Db, Error>, what: &str) {
     match r {
         Ok(_) => panic!("{what}: a second open of a locked database succeeded"),
@@ -49,6 +58,7 @@ fn check(db: &Db, to: u32) {
 
 #[test]
 fn second_open_in_the_same_process_fails_until_close() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
     let db = Db::open(&dir, Options::default()).unwrap();
@@ -89,6 +99,7 @@ fn second_open_from_another_process_fails() {
         }
         return;
     }
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
     let db = Db::open(&dir, Options::default()).unwrap();
@@ -125,6 +136,7 @@ fn second_open_from_another_process_fails() {
 
 #[test]
 fn create_if_missing_and_error_if_exists() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
     // create_if_missing = false: no database, nothing created.

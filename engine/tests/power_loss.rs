@@ -434,7 +434,7 @@ fn seeds(default: u64, soak: u64) -> Vec<u64> {
 #[test]
 fn power_loss_keeps_a_durable_prefix() {
     let mut failures = Vec::new();
-    let list = seeds(16, 1000);
+    let list = seeds(20, 1000);
     let started = std::time::Instant::now();
     for seed in &list {
         match check_seed(*seed) {
