@@ -278,8 +278,15 @@ mod tests {
         b.put(b"key", b"value");
         b.set_tag(1);
         let enc = b.encode(5).to_vec();
+        let tag_record_len = 2; // 0x03 + varint(1)
         for cut in 0..enc.len() {
-            assert!(DecodedBatch::decode(&enc[..cut]).is_err(), "cut {cut}");
+            let r = DecodedBatch::decode(&enc[..cut]);
+            if cut == enc.len() - tag_record_len {
+                // Exactly the batch without its tag record: valid, untagged.
+                assert!(r.is_ok_and(|d| d.tag.is_none()), "cut {cut}");
+            } else {
+                assert!(r.is_err(), "cut {cut}");
+            }
         }
         for i in 0..enc.len() {
             let mut e = enc.clone();
