@@ -167,6 +167,14 @@ fn recover_wals(inner: &DbInner, min_log: u64) -> Result<()> {
         })
         .collect();
     logs.sort_unstable();
+    // A WAL created by a memtable switch after the last manifest edit has a number the
+    // manifest's next_file_number does not cover. Allocating it again would give the new WAL a
+    // number at or below an old one: `create` would truncate it, or (below) deleting WALs older
+    // than the new log number would miss it, so it would be replayed again on a later open
+    // (stale writes resurrected; its torn tail then fails the open as a damaged sealed WAL).
+    if let Some(&newest) = logs.last() {
+        inner.versions.mark_file_number_used(newest);
+    }
     let mut edit = VersionEdit::default();
     let mut last_seq = inner.last_seq.load(Ordering::Acquire);
     let mut mem = Arc::new(MemTable::new(0));

@@ -161,6 +161,12 @@ impl VersionSet {
         self.next_file_number.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// Makes sure `n` is never allocated again (a file found on disk that the manifest's
+    /// `next_file_number` may not cover, such as a WAL created after the last edit).
+    pub(crate) fn mark_file_number_used(&self, n: u64) {
+        self.next_file_number.fetch_max(n + 1, Ordering::SeqCst);
+    }
+
     /// The next number that would be allocated.
     pub(crate) fn peek_next_file_number(&self) -> u64 {
         self.next_file_number.load(Ordering::SeqCst)
