@@ -94,10 +94,12 @@ pub enum MetadataError {
 impl BulkLoadMetadata {
     /// Metadata for `files`, with totals computed.
     pub fn new(files: Vec<FileEntry>) -> Self {
+        // Saturating: `validate` rejects totals that overflow, so a forged file list can never
+        // wrap around to match small totals.
         let totals = Totals {
             files: files.len() as u64,
-            entries: files.iter().map(|f| f.entries).sum(),
-            bytes: files.iter().map(|f| f.size).sum(),
+            entries: files.iter().fold(0u64, |a, f| a.saturating_add(f.entries)),
+            bytes: files.iter().fold(0u64, |a, f| a.saturating_add(f.size)),
         };
         BulkLoadMetadata {
             format_version: FORMAT_VERSION,
@@ -140,6 +142,14 @@ impl BulkLoadMetadata {
                 ));
             }
             previous_largest = Some(largest);
+        }
+        let checked_sum = |field: fn(&FileEntry) -> u64| {
+            self.files
+                .iter()
+                .try_fold(0u64, |a, f| a.checked_add(field(f)))
+        };
+        if checked_sum(|f| f.entries).is_none() || checked_sum(|f| f.size).is_none() {
+            return Err("the files' entries or sizes overflow a 64-bit total".into());
         }
         let expected = BulkLoadMetadata::new(self.files.clone()).totals;
         if expected != self.totals {
@@ -231,6 +241,15 @@ pub fn file_size_and_crc32c(path: &Path) -> std::io::Result<(u64, u32)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn totals_that_overflow_are_rejected_not_a_panic() {
+        // Found by the tools_metadata fuzz target (fuzz/corpus/tools_metadata/totals-sum-overflow.json).
+        let text = include_bytes!("../../fuzz/corpus/tools_metadata/totals-sum-overflow.json");
+        let err = BulkLoadMetadata::from_json(text).unwrap_err();
+        assert!(err.contains("overflow"), "{err}");
+    }
+
     use super::*;
 
     fn entry(name: &str, smallest: &str, largest: &str) -> FileEntry {
