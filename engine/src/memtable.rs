@@ -116,9 +116,15 @@ impl MemTable {
         self.size_bytes.load(AtomicOrdering::Relaxed)
     }
 
-    /// True when nothing was written.
+    /// True when nothing was written, not even a tag.
     pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty() && self.range_dels.read().is_empty()
+        !self.has_data() && self.max_tag().is_none()
+    }
+
+    /// True when it holds entries or range tombstones (a memtable holding only a tag has none,
+    /// but flushing it still makes the tag durable).
+    pub(crate) fn has_data(&self) -> bool {
+        !self.map.is_empty() || !self.range_dels.read().is_empty()
     }
 
     /// Newest point entry for `user_key` visible at `seq`.

@@ -272,3 +272,52 @@ fn many_checkpoint_cycles_run_clean() {
     }
     assert_eq!(siltdb::checkpoint::list(dir.path()).unwrap().len(), 2);
 }
+
+#[test]
+fn a_tag_without_data_becomes_durable_on_flush() {
+    // The replica layer advances its durable decree with entries that carry no user data.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Db::open(&path, Options::default()).unwrap();
+    db.put(b"k", b"v").unwrap();
+    let wo = WriteOptions {
+        tag: Some(7),
+        disable_wal: true,
+        ..Default::default()
+    };
+    db.write(siltdb::WriteBatch::new(), &wo).unwrap();
+    db.flush().unwrap();
+    assert_eq!(db.durable_tag(), Some(7));
+    let wo = WriteOptions {
+        tag: Some(8),
+        ..Default::default()
+    };
+    db.write(siltdb::WriteBatch::new(), &wo).unwrap();
+    db.flush().unwrap();
+    assert_eq!(db.durable_tag(), Some(8));
+    let before = std::fs::read_dir(&path)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sst")
+        })
+        .count();
+    db.close().unwrap();
+    let db = Db::open(&path, Options::default()).unwrap();
+    assert_eq!(db.durable_tag(), Some(8));
+    let after = std::fs::read_dir(&path)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sst")
+        })
+        .count();
+    assert_eq!(before, after, "a tag-only flush writes no SST");
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}

@@ -140,7 +140,7 @@ pub(crate) fn delete_old_wals(inner: &DbInner, log_number: u64) {
 
 /// Builds an SST from a memtable; `None` when it holds nothing.
 pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result<Option<NewFile>> {
-    if mem.is_empty() {
+    if !mem.has_data() {
         return Ok(None);
     }
     let number = inner.versions.new_file_number();
