@@ -129,7 +129,9 @@ impl Db {
     }
 
     /// Makes every acknowledged write durable, stops background work and joins its threads.
-    /// Later calls on this handle return [`Error::Closed`].
+    /// Later calls on this handle return [`Error::Closed`]. After a background error (read-only
+    /// mode) nothing more can be made durable: the threads are still stopped, and the result is
+    /// an [`Error::Closed`] naming the background error.
     pub fn close(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Ok(());

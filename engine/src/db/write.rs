@@ -410,8 +410,14 @@ impl DbInner {
 
     /// Syncs the WAL, or flushes memtables holding writes that skipped it. Used by close.
     pub(crate) fn persist_for_close(&self) -> Result<()> {
-        if self.state.lock().bg_error.is_some() {
-            return Ok(()); // nothing more can be made durable; reopen recovers what was synced
+        if let Some(e) = &self.state.lock().bg_error {
+            // Nothing more can be made durable (a sync after a failed one proves nothing), so
+            // writes acknowledged without `sync` may not be: say so instead of returning Ok.
+            // Reopening recovers whatever reached the disk.
+            return Err(Error::Closed(format!(
+                "closed read-only after a background error ({e}): writes acknowledged without \
+                 sync may not be durable"
+            )));
         }
         let unlogged = self.state.lock().unlogged_writes;
         if unlogged {

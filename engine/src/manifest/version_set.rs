@@ -25,6 +25,8 @@ struct ManifestState {
     writer: Option<LogWriter>,
     number: u64,
     counters: Counters,
+    /// Set when appending or syncing an edit failed: no later edit may follow it.
+    failed: Option<String>,
 }
 
 /// The current version and the manifest.
@@ -149,6 +151,7 @@ impl VersionSet {
                 writer: None,
                 number: 0,
                 counters: rec.counters,
+                failed: None,
             }),
             current: RwLock::new(Arc::new(rec.version)),
             next_file_number: AtomicU64::new(rec.next_file_number),
@@ -244,12 +247,24 @@ impl VersionSet {
                 .sync_dir(&self.dir)
                 .map_err(|e| Error::io(&self.dir, e))?;
         }
+        if let Some(reason) = &m.failed {
+            return Err(Error::Closed(format!(
+                "no manifest edit is possible after an earlier one failed: {reason}"
+            )));
+        }
         let w = m
             .writer
             .as_mut()
             .ok_or_else(|| Error::Closed("manifest not open".into()))?;
-        w.add_record(&edit.encode())?;
-        w.sync()?;
+        if let Err(e) = w.add_record(&edit.encode()).and_then(|()| w.sync()) {
+            // The failed edit may still be in the file (whole or torn) and may even reach the
+            // disk later. A later edit, computed from a version without it, would follow it in
+            // the manifest: replay would then apply both (e.g. delete a file twice: an
+            // unopenable database) or make a torn record a damaged sealed one. Stop here.
+            m.failed = Some(e.to_string());
+            m.writer = None;
+            return Err(e);
+        }
         let mut nf = 0;
         absorb(&mut m.counters, &mut nf, &edit);
         // Files that left the version are deleted once the last reader drops them.
@@ -264,5 +279,70 @@ impl VersionSet {
         }
         *self.current.write() = Arc::clone(&next);
         Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{FaultFs, FaultKind, IoOp};
+    use crate::key::{internal_key, ValueKind};
+    use crate::manifest::edit::NewFile;
+
+    fn file(n: u64) -> NewFile {
+        NewFile {
+            number: n,
+            size: 100,
+            smallest: internal_key(b"a", 1, ValueKind::Put),
+            largest: internal_key(b"m", 1, ValueKind::Put),
+            smallest_seqno: 1,
+            largest_seqno: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Found by tests/fault_matrix.rs: a compaction's manifest sync failed, then another
+    /// thread's edit (computed from the version without the failed one) was appended and
+    /// synced after it — the manifest deleted file 15 twice and the database no longer opened.
+    #[test]
+    fn no_edit_follows_a_failed_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fault = FaultFs::new();
+        let fsys: Arc<dyn FileSystem> = Arc::new(fault.clone());
+        let open = || {
+            let rec = Recovered {
+                version: Version::default(),
+                next_file_number: 2,
+                counters: Counters::default(),
+            };
+            let g = Arc::new(Graveyard::default());
+            VersionSet::new(tmp.path(), Arc::clone(&fsys), rec, g)
+        };
+        let vs = open();
+        vs.write_new_manifest().unwrap();
+        vs.log_and_apply(VersionEdit {
+            added: vec![(5, file(15))],
+            ..Default::default()
+        })
+        .unwrap();
+        let delete = || VersionEdit {
+            deleted: vec![(5, 15)],
+            ..Default::default()
+        };
+        // The sync fails after the bytes were written: the edit is in the file.
+        fault.fail_nth(IoOp::Sync, 1, FaultKind::Eio);
+        assert!(vs.log_and_apply(delete()).is_err());
+        assert_eq!(
+            vs.current().levels[5].len(),
+            1,
+            "a failed edit was installed"
+        );
+        // The same deletion again (what a racing compaction would log) must not be appended.
+        let again = vs.log_and_apply(delete());
+        assert!(again.is_err(), "an edit was logged after a failed one");
+        drop(vs);
+        // The manifest replays: the failed edit may count (its bytes are there), nothing after.
+        let rec = replay(fsys.as_ref(), tmp.path(), None).unwrap();
+        assert!(rec.version.levels[5].is_empty());
     }
 }
