@@ -45,6 +45,7 @@ pub mod manifest;
 mod memtable;
 mod options;
 mod range_del;
+mod skiplist;
 mod snapshot;
 pub mod sst;
 mod sst_writer;

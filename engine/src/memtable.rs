@@ -6,32 +6,14 @@
 
 use crate::iter::InternalIterator;
 use crate::key::{self, RangeTombstone, SeqNo, ValueKind};
+use crate::skiplist::{Cursor, SkipList};
 use crate::Result;
-use crossbeam_skiplist::map::Entry;
-use crossbeam_skiplist::SkipMap;
 use parking_lot::RwLock;
-use std::cmp::Ordering;
-use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
-/// Per-entry bookkeeping estimate (skiplist node, pointers, Vec headers).
-const ENTRY_OVERHEAD_BYTES: usize = 64;
-
-/// An internal key ordered by [`key::cmp_internal`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MemKey(pub(crate) Vec<u8>);
-
-impl Ord for MemKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        key::cmp_internal(&self.0, &other.0)
-    }
-}
-impl PartialOrd for MemKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+/// Per-entry bookkeeping estimate (node header, average tower of next pointers, trailer).
+const ENTRY_OVERHEAD_BYTES: usize = 40;
 
 /// What a point lookup found in one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +26,7 @@ pub(crate) enum Found {
 
 /// A memtable and the WAL that holds its data.
 pub(crate) struct MemTable {
-    map: SkipMap<MemKey, Vec<u8>>,
+    map: SkipList,
     range_dels: RwLock<Vec<RangeTombstone>>,
     size_bytes: AtomicUsize,
     /// Largest write tag applied (0 = none).
@@ -66,7 +48,7 @@ impl std::fmt::Debug for MemTable {
 impl MemTable {
     pub(crate) fn new(log_number: u64) -> Self {
         MemTable {
-            map: SkipMap::new(),
+            map: SkipList::new(key::cmp_internal),
             range_dels: RwLock::new(Vec::new()),
             size_bytes: AtomicUsize::new(0),
             max_tag: AtomicU64::new(0),
@@ -86,10 +68,8 @@ impl MemTable {
                 });
             }
             _ => {
-                self.map.insert(
-                    MemKey(key::internal_key(user_key, seq, kind)),
-                    value.to_vec(),
-                );
+                self.map
+                    .insert(&key::internal_key(user_key, seq, kind), value);
             }
         }
         self.size_bytes.fetch_add(
@@ -129,14 +109,15 @@ impl MemTable {
 
     /// Newest point entry for `user_key` visible at `seq`.
     pub(crate) fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<Found> {
-        let probe = MemKey(key::seek_key(user_key, seq));
-        let e = self.map.lower_bound(Bound::Included(&probe))?;
-        let (uk, s, kind) = key::parse(&e.key().0)?;
+        let c = self.map.seek(&key::seek_key(user_key, seq));
+        // SAFETY: `self.map` is alive for the whole call.
+        let (k, v) = unsafe { (c.key(), c.value()) };
+        let (uk, s, kind) = key::parse(k)?;
         if uk != user_key {
             return None;
         }
         match kind {
-            ValueKind::Put => Some(Found::Value(s, e.value().clone())),
+            ValueKind::Put => Some(Found::Value(s, v.to_vec())),
             _ => Some(Found::Deleted(s)),
         }
     }
@@ -162,7 +143,7 @@ impl MemTable {
     /// A cursor over the point entries.
     pub(crate) fn iter(self: &Arc<Self>) -> MemIter {
         MemIter {
-            cur: None,
+            cur: Cursor::NONE,
             mem: Arc::clone(self),
         }
     }
@@ -170,70 +151,39 @@ impl MemTable {
 
 /// A cursor over a memtable. Holds the memtable alive.
 pub(crate) struct MemIter {
-    // Field order matters: `cur` borrows from `mem` and must drop first.
-    cur: Option<Entry<'static, MemKey, Vec<u8>>>,
+    cur: Cursor,
     mem: Arc<MemTable>,
-}
-
-/// Extends an entry's borrow of a memtable's skiplist to `'static`.
-///
-/// # Safety
-/// The caller must store the result only in a [`MemIter`] whose `mem` owns the skiplist the
-/// entry came from.
-unsafe fn extend(e: Option<Entry<'_, MemKey, Vec<u8>>>) -> Option<Entry<'static, MemKey, Vec<u8>>> {
-    // SAFETY: see the function contract. The memtable is owned by the `Arc` in `MemIter::mem`,
-    // which lives as long as the iterator and is never replaced, and `cur` is declared before
-    // `mem` so it is dropped first. The skiplist never moves its nodes, and an `Entry` keeps its
-    // node alive by refcount, so the extended borrow cannot dangle. Exercised by
-    // `memtable::tests::iterator_outlives_other_handles_and_moves_both_ways`.
-    e.map(|e| unsafe {
-        std::mem::transmute::<Entry<'_, MemKey, Vec<u8>>, Entry<'static, MemKey, Vec<u8>>>(e)
-    })
 }
 
 impl InternalIterator for MemIter {
     fn valid(&self) -> bool {
-        self.cur.is_some()
+        self.cur.valid()
     }
     fn seek_to_first(&mut self) {
-        let e = self.mem.map.front();
-        // SAFETY: `e` borrows `self.mem.map` (contract of `extend`).
-        self.cur = unsafe { extend(e) };
+        self.cur = self.mem.map.first();
     }
     fn seek_to_last(&mut self) {
-        let e = self.mem.map.back();
-        // SAFETY: `e` borrows `self.mem.map` (contract of `extend`).
-        self.cur = unsafe { extend(e) };
+        self.cur = self.mem.map.last();
     }
     fn seek(&mut self, target: &[u8]) {
-        let probe = MemKey(target.to_vec());
-        let e = self.mem.map.lower_bound(Bound::Included(&probe));
-        // SAFETY: `e` borrows `self.mem.map` (contract of `extend`).
-        self.cur = unsafe { extend(e) };
+        self.cur = self.mem.map.seek(target);
     }
     fn seek_for_prev(&mut self, target: &[u8]) {
-        let probe = MemKey(target.to_vec());
-        let e = self.mem.map.upper_bound(Bound::Included(&probe));
-        // SAFETY: `e` borrows `self.mem.map` (contract of `extend`).
-        self.cur = unsafe { extend(e) };
+        self.cur = self.mem.map.seek_for_prev(target);
     }
     fn next(&mut self) {
-        self.cur = self.cur.as_ref().and_then(|e| e.next());
+        self.cur = self.mem.map.next(self.cur);
     }
     fn prev(&mut self) {
-        self.cur = self.cur.as_ref().and_then(|e| e.prev());
+        self.cur = self.mem.map.prev(self.cur);
     }
     fn key(&self) -> &[u8] {
-        self.cur
-            .as_ref()
-            .map(|e| e.key().0.as_slice())
-            .unwrap_or(&[])
+        // SAFETY: `self.mem` keeps the skiplist `cur` points into alive for as long as `self`.
+        unsafe { self.cur.key() }
     }
     fn value(&self) -> &[u8] {
-        self.cur
-            .as_ref()
-            .map(|e| e.value().as_slice())
-            .unwrap_or(&[])
+        // SAFETY: as for `key`.
+        unsafe { self.cur.value() }
     }
     fn status(&self) -> Result<()> {
         Ok(())
