@@ -278,7 +278,7 @@ impl SkipList {
             w.rng ^= w.rng << 13;
             w.rng ^= w.rng >> 17;
             w.rng ^= w.rng << 5;
-            if w.rng % BRANCHING != 0 {
+            if !w.rng.is_multiple_of(BRANCHING) {
                 break;
             }
             height += 1;
