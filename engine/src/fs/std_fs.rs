@@ -47,8 +47,26 @@ impl RandomAccessFile for StdRandom {
 #[derive(Debug)]
 struct StdLock {
     _file: File,
+    /// Key in [`HELD`], removed on drop.
+    key: std::path::PathBuf,
 }
 impl FileLock for StdLock {}
+
+impl Drop for StdLock {
+    fn drop(&mut self) {
+        HELD.lock().remove(&self.key);
+    }
+}
+
+/// Lock files held by this process. `flock` alone is not enough in-process: a child forked by
+/// another thread briefly shares the lock's file description (until its `exec` closes it), so a
+/// reopen right after `close()` could fail; and a second open in this process should fail at once.
+static HELD: parking_lot::Mutex<std::collections::BTreeSet<std::path::PathBuf>> =
+    parking_lot::Mutex::new(std::collections::BTreeSet::new());
+
+/// How long a lock held by a *different* open file description is retried before giving up (covers
+/// the fork-to-exec window of a child process; a real second owner still fails promptly).
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl FileSystem for StdFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
@@ -105,13 +123,34 @@ impl FileSystem for StdFs {
             .create(true)
             .truncate(false)
             .open(path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Box::new(StdLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+        let key = std::fs::canonicalize(path)?;
+        let busy = || {
+            io::Error::new(
                 io::ErrorKind::WouldBlock,
-                "the database is locked by another process or another open Db",
-            )),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
+                format!(
+                    "{} is held: the database is open in another process or another Db",
+                    path.display()
+                ),
+            )
+        };
+        if !HELD.lock().insert(key.clone()) {
+            return Err(busy());
+        }
+        let deadline = std::time::Instant::now() + LOCK_RETRY;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Box::new(StdLock { _file: file, key })),
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => {
+                    HELD.lock().remove(&key);
+                    return Err(match e {
+                        std::fs::TryLockError::WouldBlock => busy(),
+                        std::fs::TryLockError::Error(e) => e,
+                    });
+                }
+            }
         }
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
