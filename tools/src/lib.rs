@@ -21,6 +21,7 @@ pub mod metadata;
 
 pub mod cli;
 pub mod commands;
+pub mod crash_test;
 pub mod error;
 pub mod progress;
 pub mod size;
