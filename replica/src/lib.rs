@@ -1,10 +1,34 @@
 //! # siltdb-replica
 //!
-//! The replica layer that runs on top of the `siltdb` engine, through its public API only. It will
-//! hold the mutation log (plog), decrees and ballots, restart replay, checkpoints, learn,
-//! duplication, bulk load and write throttling (see `../shared/reference/pegasus-replica.md`).
-//! Replication inside a replica group will run on openraft.
+//! The replica layer on top of the `siltdb` engine, through its public API only. Replication
+//! inside a replica group runs on openraft 0.9 (`shared/reference/openraft-mapping.md`); Pegasus'
+//! vocabulary keeps its names as thin newtypes (`shared/reference/pegasus-replica.md`):
+//!
+//! | Pegasus | here |
+//! |---|---|
+//! | ballot / decree / gpid | [`Ballot`] (term), [`Decree`] (log index), [`Gpid`] |
+//! | mutation | [`Mutation`], one openraft log entry |
+//! | private log (plog) | [`plog::Plog`], openraft's `RaftLogStorage` |
+//! | engine + durable decree | [`state_machine::EngineStateMachine`], openraft's `RaftStateMachine` |
+//! | checkpoint | [`checkpoint::CheckpointHandle`], openraft's snapshot data |
+//! | write throttling | [`throttle`] |
+//!
+//! Files: [`types`], [`error`], [`mutation`], [`durable`], [`plog`] (with `format`, `meta`,
+//! `segment`), [`checkpoint`], [`state_machine`], [`raft`].
 #![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod durable;
+pub mod error;
+pub mod mutation;
+pub mod plog;
+pub mod raft;
+pub mod state_machine;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use mutation::{Mutation, MutationResp, WriteOp};
+pub use types::{Ballot, Decree, Gpid};
 
 /// The engine this layer is built on.
 pub use siltdb;

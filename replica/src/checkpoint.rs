@@ -1,0 +1,232 @@
+//! Checkpoints = openraft snapshots (mapping §8): `replica_dir/checkpoint.<decree>/`, an engine
+//! checkpoint plus a `SNAPSHOT_META` file (JSON `SnapshotMeta`: full LogId and membership).
+//!
+//! A [`CheckpointHandle`] is openraft's `SnapshotData`: the directory and a pin. While any
+//! handle to a checkpoint lives (a transfer reading it), checkpoint GC keeps it. Directory copies
+//! hard-link the immutable `.sst` files and copy the rest (the engine appends to its manifest on
+//! open, which must never reach a file shared with a checkpoint).
+
+use crate::error::{Error, Result};
+use openraft::{BasicNode, SnapshotMeta};
+use parking_lot::Mutex;
+use siltdb::fs::FileSystem;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// File inside a checkpoint holding its snapshot meta.
+pub const SNAPSHOT_META_FILE: &str = "SNAPSHOT_META";
+const CHECKPOINT_PREFIX: &str = "checkpoint.";
+
+/// The directory name of the checkpoint at `decree`.
+pub fn checkpoint_name(decree: u64) -> String {
+    format!("{CHECKPOINT_PREFIX}{decree}")
+}
+
+/// The decree of a checkpoint directory name, `None` for other names.
+pub fn parse_checkpoint_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(CHECKPOINT_PREFIX)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A snapshot's data: a checkpoint directory, pinned against GC while the handle lives.
+#[derive(Debug)]
+pub struct CheckpointHandle {
+    /// The checkpoint directory (may be another replica's when transferred in process).
+    pub dir: PathBuf,
+    /// The meta, when known.
+    pub meta: Option<SnapshotMeta<u64, BasicNode>>,
+    _pin: Option<Pin>,
+}
+
+impl CheckpointHandle {
+    /// A handle to a directory with no pin (a staging directory of a receiver).
+    pub fn unpinned(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            meta: None,
+            _pin: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pin {
+    pins: Arc<Mutex<HashMap<u64, usize>>>,
+    decree: u64,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let mut p = self.pins.lock();
+        if let Some(n) = p.get_mut(&self.decree) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                p.remove(&self.decree);
+            }
+        }
+    }
+}
+
+/// The checkpoints of one replica directory and their pins.
+#[derive(Debug)]
+pub struct Checkpoints {
+    fs: Arc<dyn FileSystem>,
+    parent: PathBuf,
+    known: Mutex<BTreeMap<u64, SnapshotMeta<u64, BasicNode>>>,
+    pins: Arc<Mutex<HashMap<u64, usize>>>,
+}
+
+impl Checkpoints {
+    /// Scans `parent` for complete checkpoints. Incomplete ones (no meta file, unreadable, or a
+    /// decree above `durable`, which a crash mid-install leaves) are removed.
+    pub fn open(fs: Arc<dyn FileSystem>, parent: &Path, durable: Option<u64>) -> Result<Self> {
+        let names = fs.list(parent).map_err(|e| Error::io(parent, e))?;
+        let mut known = BTreeMap::new();
+        for name in names {
+            let path = parent.join(&name);
+            if name.starts_with(CHECKPOINT_PREFIX) && name.ends_with(".tmp") {
+                fs.remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                continue;
+            }
+            let Some(decree) = parse_checkpoint_name(&name) else {
+                continue;
+            };
+            match read_meta(fs.as_ref(), &path) {
+                Ok(meta) if Some(decree) <= durable => {
+                    known.insert(decree, meta);
+                }
+                _ => fs.remove_dir_all(&path).map_err(|e| Error::io(&path, e))?,
+            }
+        }
+        Ok(Self {
+            fs,
+            parent: parent.to_path_buf(),
+            known: Mutex::new(known),
+            pins: Arc::default(),
+        })
+    }
+
+    /// The directory of the checkpoint at `decree`.
+    pub fn dir_of(&self, decree: u64) -> PathBuf {
+        self.parent.join(checkpoint_name(decree))
+    }
+
+    /// Records a complete checkpoint.
+    pub fn register(&self, decree: u64, meta: SnapshotMeta<u64, BasicNode>) {
+        self.known.lock().insert(decree, meta);
+    }
+
+    /// The newest checkpoint, pinned.
+    pub fn newest(&self) -> Option<(SnapshotMeta<u64, BasicNode>, CheckpointHandle)> {
+        let (decree, meta) = {
+            let k = self.known.lock();
+            let (d, m) = k.iter().next_back()?;
+            (*d, m.clone())
+        };
+        Some((meta.clone(), self.handle(decree, meta)))
+    }
+
+    fn handle(&self, decree: u64, meta: SnapshotMeta<u64, BasicNode>) -> CheckpointHandle {
+        *self.pins.lock().entry(decree).or_insert(0) += 1;
+        CheckpointHandle {
+            dir: self.dir_of(decree),
+            meta: Some(meta),
+            _pin: Some(Pin {
+                pins: Arc::clone(&self.pins),
+                decree,
+            }),
+        }
+    }
+
+    /// Decrees of the known checkpoints, oldest first.
+    pub fn decrees(&self) -> Vec<u64> {
+        self.known.lock().keys().copied().collect()
+    }
+
+    /// True while a handle to checkpoint `decree` lives.
+    pub fn is_pinned(&self, decree: u64) -> bool {
+        self.pins.lock().contains_key(&decree)
+    }
+
+    /// Removes all but the newest `keep` checkpoints, never a pinned one. Returns the removed
+    /// decrees.
+    pub fn gc(&self, keep: usize) -> Result<Vec<u64>> {
+        let decrees = self.decrees();
+        let excess = decrees.len().saturating_sub(keep.max(1));
+        let mut removed = Vec::new();
+        for d in decrees.into_iter().take(excess) {
+            if self.is_pinned(d) {
+                continue;
+            }
+            let dir = self.dir_of(d);
+            self.known.lock().remove(&d);
+            self.fs
+                .remove_dir_all(&dir)
+                .map_err(|e| Error::io(&dir, e))?;
+            removed.push(d);
+        }
+        Ok(removed)
+    }
+
+    /// Removes every unpinned checkpoint older than `decree` (after a snapshot install).
+    pub fn remove_older_than(&self, decree: u64) -> Result<()> {
+        for d in self.decrees() {
+            if d >= decree || self.is_pinned(d) {
+                continue;
+            }
+            let dir = self.dir_of(d);
+            self.known.lock().remove(&d);
+            self.fs
+                .remove_dir_all(&dir)
+                .map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a checkpoint's `SNAPSHOT_META`.
+pub fn read_meta(fs: &dyn FileSystem, dir: &Path) -> Result<SnapshotMeta<u64, BasicNode>> {
+    let path = dir.join(SNAPSHOT_META_FILE);
+    let bytes = siltdb::fs::read_all(fs, &path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::corruption(&path, 0, format!("bad snapshot meta: {e}")))
+}
+
+/// Writes a checkpoint's `SNAPSHOT_META` durably.
+pub fn write_meta(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    meta: &SnapshotMeta<u64, BasicNode>,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(meta)
+        .map_err(|e| Error::InvalidArgument(format!("snapshot meta not serializable: {e}")))?;
+    siltdb::fs::write_atomic(fs, &dir.join(SNAPSHOT_META_FILE), &bytes)?;
+    Ok(())
+}
+
+/// Copies the engine files of database directory `src` into a new directory `dst`: `.sst` files
+/// hard-linked (copied if linking fails), the others copied; everything fsynced. `LOCK`, temp
+/// files and `SNAPSHOT_META` are skipped.
+pub fn copy_db_dir(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<()> {
+    fs.create_dir_all(dst).map_err(|e| Error::io(dst, e))?;
+    let names = fs.list(src).map_err(|e| Error::io(src, e))?;
+    for name in names {
+        if name == "LOCK" || name == SNAPSHOT_META_FILE || name.contains(".tmp") {
+            continue;
+        }
+        let from = src.join(&name);
+        let to = dst.join(&name);
+        if name.ends_with(".sst") && fs.link(&from, &to).is_ok() {
+            continue;
+        }
+        let bytes = siltdb::fs::read_all(fs, &from).map_err(|e| Error::io(&from, e))?;
+        let mut f = fs.create(&to).map_err(|e| Error::io(&to, e))?;
+        f.append(&bytes).map_err(|e| Error::io(&to, e))?;
+        f.sync().map_err(|e| Error::io(&to, e))?;
+    }
+    fs.sync_dir(dst).map_err(|e| Error::io(dst, e))
+}

@@ -1,0 +1,424 @@
+//! The private mutation log (plog): openraft's `RaftLogStorage` (mapping §4, §7).
+//!
+//! Entries live in segment files ([`segment`]) framed as in [`format`]; the vote, committed id
+//! and purge mark live in the meta file ([`meta`]). Readers (cloned into replication tasks) see
+//! an in-memory copy of the entries above the purge mark, shared behind an `Arc`.
+//!
+//! Purge has two marks. `purge()` hides entries at once (openraft's Suite requires it), but the
+//! mark on disk — and physical segment deletion — only advances to what the engine holds durably
+//! ([`DurableMark`]): a follower's purge after a snapshot arrives before the snapshot is installed
+//! (mapping §7 (b)), and a crash in between must reopen the old log with the old engine.
+
+pub mod format;
+pub mod meta;
+pub mod segment;
+
+use crate::durable::DurableMark;
+use crate::error::{Error, Result};
+use crate::raft::TypeConfig;
+use meta::PlogMeta;
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{Entry, LogId, OptionalSend, StorageError, Vote};
+use parking_lot::{Mutex, RwLock};
+use segment::Segments;
+use siltdb::fs::FileSystem;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Plog tuning.
+#[derive(Debug, Clone)]
+pub struct PlogOptions {
+    /// A segment rolls over once it holds this many bytes. Default 32 MiB.
+    pub segment_size_max_bytes: u64,
+    /// Longest an append waits for the engine to make a snapshot install durable before it
+    /// writes past a purge that is not on disk yet. Default 60 s.
+    pub purge_wait_max: Duration,
+}
+
+impl Default for PlogOptions {
+    fn default() -> Self {
+        Self {
+            segment_size_max_bytes: 32 << 20,
+            purge_wait_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What readers share: the entries above the (in-memory) purge mark.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Entries by decree. openraft keeps them contiguous; the storage Suite also appends with
+    /// gaps and overwrites, so this is a map.
+    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    purged: Option<LogId<u64>>,
+    committed: Option<LogId<u64>>,
+    vote: Option<Vote<u64>>,
+}
+
+impl Shared {
+    fn last_log_id(&self) -> Option<LogId<u64>> {
+        self.entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(self.purged)
+    }
+}
+
+/// The writer's side: files, what the meta file says, and a purge not yet on disk.
+struct Disk {
+    segments: Segments,
+    meta_on_disk: PlogMeta,
+    purge_pending: Option<LogId<u64>>,
+    /// Largest decree alive in the files (including purged ones not yet removed).
+    disk_last: Option<u64>,
+}
+
+/// Counters for tests and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlogStats {
+    /// Segment files on disk.
+    pub segments: usize,
+    /// Purge mark in the meta file.
+    pub purged_on_disk: Option<LogId<u64>>,
+    /// Purge mark seen by readers.
+    pub purged: Option<LogId<u64>>,
+    /// Newest entry (or the purge mark when empty).
+    pub last_log_id: Option<LogId<u64>>,
+    /// Whether open cut a torn tail.
+    pub torn_tail_cut: bool,
+}
+
+/// The mutation log of one replica. Clones share state; hand exactly one to openraft and keep
+/// others only to inspect ([`Plog::stats`]) or to run [`Plog::gc`].
+#[derive(Clone)]
+pub struct Plog {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    opts: PlogOptions,
+    shared: Arc<RwLock<Shared>>,
+    // Only the single writer (openraft's `&mut self` calls, or gc) takes this lock, and it holds
+    // it across file I/O on purpose: it is the writer's serialization, never a reader's.
+    disk: Arc<Mutex<Disk>>,
+    durable: Arc<DurableMark>,
+    torn_tail_cut: bool,
+}
+
+impl Debug for Plog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plog").field("dir", &self.dir).finish()
+    }
+}
+
+/// A reader of the plog, cloned into openraft's replication tasks.
+#[derive(Clone)]
+pub struct PlogReader {
+    shared: Arc<RwLock<Shared>>,
+}
+
+impl Plog {
+    /// Opens (creating if needed) the plog in `dir`. `durable` is the engine's durable decree.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        fs: Arc<dyn FileSystem>,
+        opts: PlogOptions,
+        durable: Arc<DurableMark>,
+    ) -> Result<Plog> {
+        let dir = dir.as_ref().to_path_buf();
+        fs.create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let meta = meta::read(fs.as_ref(), &dir)?;
+        let (segments, loaded) = Segments::open(
+            Arc::clone(&fs),
+            &dir,
+            opts.segment_size_max_bytes,
+            meta.purged.as_ref(),
+        )?;
+        let entries = loaded.entries;
+        let last = entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(meta.purged);
+        let disk_last = last.map(|l| l.index);
+        // A committed id is only usable if it names an entry we hold; lower is always safe.
+        let committed =
+            std::cmp::max(meta.committed, loaded.committed).filter(|c| Some(*c) <= last);
+        let shared = Shared {
+            entries,
+            purged: meta.purged,
+            committed,
+            vote: meta.vote,
+        };
+        Ok(Plog {
+            dir,
+            fs,
+            opts,
+            shared: Arc::new(RwLock::new(shared)),
+            disk: Arc::new(Mutex::new(Disk {
+                segments,
+                meta_on_disk: meta,
+                purge_pending: None,
+                disk_last,
+            })),
+            durable,
+            torn_tail_cut: loaded.torn_tail_cut,
+        })
+    }
+
+    /// The plog directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Counters for tests and metrics.
+    pub fn stats(&self) -> PlogStats {
+        let disk = self.disk.lock();
+        let shared = self.shared.read();
+        PlogStats {
+            segments: disk.segments.count(),
+            purged_on_disk: disk.meta_on_disk.purged,
+            purged: shared.purged,
+            last_log_id: shared.last_log_id(),
+            torn_tail_cut: self.torn_tail_cut,
+        }
+    }
+
+    /// Persists a pending purge mark and deletes segments, as far as the engine's durable
+    /// decree allows. Cheap when there is nothing to do; call after engine flushes.
+    pub fn gc(&self) -> Result<()> {
+        let mut disk = self.disk.lock();
+        self.persist_purge(&mut disk, false)
+    }
+
+    fn persist_purge(&self, disk: &mut Disk, wait: bool) -> Result<()> {
+        let Some(pending) = disk.purge_pending else {
+            return Ok(());
+        };
+        let durable_ok = self.durable.get() >= Some(pending.index);
+        if !durable_ok {
+            if !wait {
+                return Ok(());
+            }
+            if !self
+                .durable
+                .wait_for(pending.index, self.opts.purge_wait_max)
+            {
+                return Err(Error::Raft(format!(
+                    "plog purge to {pending} waited {:?} for the engine to make it durable \
+                     (durable decree {:?})",
+                    self.opts.purge_wait_max,
+                    self.durable.get()
+                )));
+            }
+        }
+        let mut m = disk.meta_on_disk.clone();
+        m.purged = Some(pending);
+        m.vote = self.shared.read().vote;
+        m.committed = self.shared.read().committed;
+        meta::write(self.fs.as_ref(), &self.dir, &m)?;
+        disk.meta_on_disk = m;
+        disk.purge_pending = None;
+        disk.segments.remove_upto(pending.index)?;
+        Ok(())
+    }
+
+    fn do_append(&self, entries: Vec<Entry<TypeConfig>>) -> Result<()> {
+        let Some(first) = entries.first().map(|e| e.log_id.index) else {
+            return Ok(());
+        };
+        let mut disk = self.disk.lock();
+        // Writing past a purge that is not on disk yet (a follower installing a snapshot) would
+        // leave a hole in the files after a crash: wait until the engine holds the snapshot.
+        let hole = first > disk.disk_last.map_or(0, |l| l.saturating_add(1));
+        if hole {
+            self.persist_purge(&mut disk, true)?;
+        }
+        let committed = self.shared.read().committed;
+        let ts = now_ms();
+        let mut buf = Vec::new();
+        let mut max_decree = first;
+        for e in &entries {
+            max_decree = max_decree.max(e.log_id.index);
+            format::encode_record(&mut buf, e, committed.as_ref(), ts);
+        }
+        disk.segments.append(&buf, Some(max_decree))?;
+        disk.disk_last = disk.disk_last.max(Some(max_decree));
+        let mut s = self.shared.write();
+        for e in entries {
+            s.entries.insert(e.log_id.index, e);
+        }
+        Ok(())
+    }
+
+    fn do_truncate(&self, log_id: LogId<u64>) -> Result<()> {
+        let mut disk = self.disk.lock();
+        disk.segments.truncate(log_id.index)?;
+        disk.disk_last = disk.disk_last.min(log_id.index.checked_sub(1));
+        self.shared.write().entries.split_off(&log_id.index);
+        Ok(())
+    }
+
+    fn do_purge(&self, log_id: LogId<u64>) -> Result<()> {
+        let mut disk = self.disk.lock();
+        {
+            let mut s = self.shared.write();
+            if s.purged >= Some(log_id) {
+                return Ok(());
+            }
+            s.entries = s.entries.split_off(&log_id.index.saturating_add(1));
+            s.purged = Some(log_id);
+        }
+        disk.purge_pending = Some(log_id);
+        self.persist_purge(&mut disk, false)
+    }
+
+    fn do_save_vote(&self, vote: &Vote<u64>) -> Result<()> {
+        let mut disk = self.disk.lock();
+        let mut m = disk.meta_on_disk.clone();
+        m.vote = Some(*vote);
+        m.committed = self.shared.read().committed;
+        meta::write(self.fs.as_ref(), &self.dir, &m)?;
+        disk.meta_on_disk = m;
+        self.shared.write().vote = Some(*vote);
+        Ok(())
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs plog I/O on a blocking thread so fsyncs never stall the async workers that carry
+/// heartbeats.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Closed(format!("plog I/O task failed: {e}")))?
+}
+
+fn read_range<RB: RangeBounds<u64>>(shared: &RwLock<Shared>, range: RB) -> Vec<Entry<TypeConfig>> {
+    let s = shared.read();
+    let start = match range.start_bound() {
+        Bound::Included(&x) => Bound::Included(x),
+        Bound::Excluded(&x) => Bound::Excluded(x),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&x) => Bound::Included(x),
+        Bound::Excluded(&x) => Bound::Excluded(x),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
+        (start, end)
+    {
+        if a > b {
+            return Vec::new();
+        }
+    }
+    s.entries
+        .range((start, end))
+        .map(|(_, e)| e.clone())
+        .collect()
+}
+
+impl RaftLogReader<TypeConfig> for PlogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        Ok(read_range(&self.shared, range))
+    }
+}
+
+impl RaftLogReader<TypeConfig> for Plog {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        Ok(read_range(&self.shared, range))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for Plog {
+    type LogReader = PlogReader;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
+        let s = self.shared.read();
+        Ok(LogState {
+            last_purged_log_id: s.purged,
+            last_log_id: s.last_log_id(),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        PlogReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
+        let me = self.clone();
+        let vote = *vote;
+        blocking(move || me.do_save_vote(&vote))
+            .await
+            .map_err(|e| openraft::StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
+        Ok(self.shared.read().vote)
+    }
+
+    async fn save_committed(&mut self, c: Option<LogId<u64>>) -> Result<(), StorageError<u64>> {
+        // Not fsynced: piggybacked on the next record or meta write (a lower committed id
+        // after a crash only means less is re-applied at startup).
+        self.shared.write().committed = c;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
+        Ok(self.shared.read().committed)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let me = self.clone();
+        match blocking(move || me.do_append(entries)).await {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(openraft::StorageIOError::write_logs(&e).into())
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let me = self.clone();
+        blocking(move || me.do_truncate(log_id))
+            .await
+            .map_err(|e| e.to_storage_write())
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let me = self.clone();
+        blocking(move || me.do_purge(log_id))
+            .await
+            .map_err(|e| e.to_storage_write())
+    }
+}

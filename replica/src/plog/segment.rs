@@ -1,0 +1,265 @@
+//! The plog's files: group-committed appends, segment rollover, torn-tail tolerant replay,
+//! truncation records and prefix segment removal.
+//!
+//! Durability rules (mapping §4): records are fsynced before an append is acknowledged, and a
+//! new segment's directory entry is fsynced with its first records; every record of a non-last
+//! segment is therefore durable, so damage there is corruption, while damage in the last segment
+//! is a torn tail of a write never acknowledged, and is cut off.
+//!
+//! Truncation appends a record instead of rewriting files, so no file is ever modified in place
+//! and a crash can never leave a hole. Segments are removed oldest first, and only while every
+//! entry in them is at or below the purge mark: a truncation record can only affect records
+//! before it, which are removed with it.
+
+use super::format::{self, DecodeError, Record};
+use crate::error::{Error, Result};
+use crate::raft::TypeConfig;
+use openraft::{Entry, LogId};
+use siltdb::fs::{FileSystem, WritableFile};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What [`Segments::open`] read back.
+pub struct Loaded {
+    /// The entries above the purge mark, by decree.
+    pub entries: BTreeMap<u64, Entry<TypeConfig>>,
+    /// The newest committed log id piggybacked in a record.
+    pub committed: Option<LogId<u64>>,
+    /// True when a torn tail was cut off the last segment.
+    pub torn_tail_cut: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct SegInfo {
+    /// Largest entry decree written in the segment.
+    max_decree: Option<u64>,
+}
+
+/// The segment files of one plog directory.
+pub struct Segments {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    segment_size_max_bytes: u64,
+    segs: BTreeMap<u64, SegInfo>,
+    /// Sequence number of the next segment; never reused while the process runs.
+    next_seq: u64,
+    /// The last segment, open for appending.
+    active: Option<Box<dyn WritableFile>>,
+}
+
+impl Segments {
+    fn path(&self, seq: u64) -> PathBuf {
+        self.dir.join(format::segment_name(seq))
+    }
+
+    fn io<T>(&self, path: &Path, r: std::io::Result<T>) -> Result<T> {
+        r.map_err(|e| Error::io(path, e))
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        self.io(&self.dir, self.fs.sync_dir(&self.dir))
+    }
+
+    /// Opens the segments in `dir` and replays them, dropping entries at or below `purged`.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        segment_size_max_bytes: u64,
+        purged: Option<&LogId<u64>>,
+    ) -> Result<(Segments, Loaded)> {
+        fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let names = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+        let mut segs = BTreeMap::new();
+        for name in names {
+            if let Some(seq) = format::parse_segment_name(&name) {
+                segs.insert(seq, SegInfo::default());
+            } else if name.ends_with(".tmp") {
+                // An unfinished rewrite or meta write: the original is intact.
+                let p = dir.join(&name);
+                fs.remove(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        let mut me = Segments {
+            fs,
+            dir: dir.to_path_buf(),
+            segment_size_max_bytes,
+            segs,
+            next_seq: 0,
+            active: None,
+        };
+        let mut loaded = Loaded {
+            entries: BTreeMap::new(),
+            committed: None,
+            torn_tail_cut: false,
+        };
+        let seqs: Vec<u64> = me.segs.keys().copied().collect();
+        for (i, &seq) in seqs.iter().enumerate() {
+            me.load_segment(
+                seq,
+                i + 1 == seqs.len(),
+                purged.map(|p| p.index),
+                &mut loaded,
+            )?;
+        }
+        me.next_seq = seqs.last().map_or(0, |s| s.saturating_add(1));
+        if let Some(&last) = me.segs.keys().next_back() {
+            let p = me.path(last);
+            me.active = Some(me.io(&p, me.fs.open_append(&p))?);
+        }
+        Ok((me, loaded))
+    }
+
+    fn load_segment(
+        &mut self,
+        seq: u64,
+        is_last: bool,
+        purged_index: Option<u64>,
+        loaded: &mut Loaded,
+    ) -> Result<()> {
+        let path = self.path(seq);
+        let data = self.io(&path, siltdb::fs::read_all(self.fs.as_ref(), &path))?;
+        if !format::header_ok(&data) {
+            if is_last && data.len() <= format::SEGMENT_HEADER_BYTES {
+                // Created, but its header never became durable: no record was acknowledged.
+                return self.remove_torn(seq, &[], loaded);
+            }
+            return Err(Error::corruption(&path, 0, "bad plog segment header"));
+        }
+        let mut info = SegInfo::default();
+        let mut pos = format::SEGMENT_HEADER_BYTES;
+        while pos < data.len() {
+            let d = match format::decode_record(&data[pos..]) {
+                Ok(d) => d,
+                // Torn tail: never acknowledged, cut it off.
+                Err(_) if is_last => return self.remove_torn(seq, &data[..pos], loaded),
+                Err(DecodeError::Truncated) => {
+                    return Err(Error::corruption(&path, pos as u64, "truncated record"));
+                }
+                Err(DecodeError::Bad(why)) => {
+                    return Err(Error::corruption(&path, pos as u64, why))
+                }
+            };
+            pos += d.framed_len;
+            match d.record {
+                Record::Entry(r) => {
+                    let index = r.entry.log_id.index;
+                    info.max_decree = info.max_decree.max(Some(index));
+                    if r.committed > loaded.committed {
+                        loaded.committed = r.committed;
+                    }
+                    if Some(index) > purged_index || purged_index.is_none() {
+                        loaded.entries.insert(index, r.entry);
+                    }
+                }
+                Record::Truncate { from } => {
+                    loaded.entries.split_off(&from);
+                }
+            }
+        }
+        self.segs.insert(seq, info);
+        Ok(())
+    }
+
+    /// Replaces the last segment `seq` by its valid `prefix` (atomically: temp file, fsync,
+    /// rename, directory fsync); a prefix without records removes the segment.
+    fn remove_torn(&mut self, seq: u64, prefix: &[u8], loaded: &mut Loaded) -> Result<()> {
+        loaded.torn_tail_cut = true;
+        let path = self.path(seq);
+        if prefix.len() <= format::SEGMENT_HEADER_BYTES {
+            self.io(&path, self.fs.remove(&path))?;
+            self.segs.remove(&seq);
+            return self.sync_dir();
+        }
+        let tmp = siltdb::fs::tmp_path(&path);
+        let mut f = self.io(&tmp, self.fs.create(&tmp))?;
+        self.io(&tmp, f.append(prefix))?;
+        self.io(&tmp, f.sync())?;
+        drop(f);
+        self.io(&path, self.fs.rename(&tmp, &path))?;
+        self.sync_dir()?;
+        // The records before the tear were replayed by the caller's loop already; keep the
+        // segment's max decree as computed so far (recomputed cheaply here).
+        let mut info = SegInfo::default();
+        let mut pos = format::SEGMENT_HEADER_BYTES;
+        while let Ok(d) = format::decode_record(&prefix[pos..]) {
+            if let Record::Entry(r) = &d.record {
+                info.max_decree = info.max_decree.max(Some(r.entry.log_id.index));
+            }
+            pos += d.framed_len;
+            if pos >= prefix.len() {
+                break;
+            }
+        }
+        self.segs.insert(seq, info);
+        Ok(())
+    }
+
+    /// Appends framed `records` (entries up to `max_decree`, if any), rolling over to a new
+    /// segment when the active one is full, and fsyncs them: one fsync for the whole group.
+    pub fn append(&mut self, records: &[u8], max_decree: Option<u64>) -> Result<()> {
+        let full = self
+            .active
+            .as_ref()
+            .is_none_or(|w| w.len() >= self.segment_size_max_bytes);
+        let mut created = false;
+        if full {
+            let seq = self.next_seq;
+            self.next_seq = seq.saturating_add(1);
+            let path = self.path(seq);
+            let mut w = self.io(&path, self.fs.create(&path))?;
+            self.io(&path, w.append(&format::segment_header()))?;
+            self.active = Some(w);
+            self.segs.insert(seq, SegInfo::default());
+            created = true;
+        }
+        let Some((&seq, info)) = self.segs.iter_mut().next_back() else {
+            return Err(Error::Closed("plog has no active segment".into()));
+        };
+        info.max_decree = info.max_decree.max(max_decree);
+        let path = self.dir.join(format::segment_name(seq));
+        let Some(w) = self.active.as_mut() else {
+            return Err(Error::Closed("plog has no active segment".into()));
+        };
+        w.append(records).map_err(|e| Error::io(&path, e))?;
+        w.sync().map_err(|e| Error::io(&path, e))?;
+        if created {
+            self.sync_dir()?;
+        }
+        Ok(())
+    }
+
+    /// Durably removes every entry with decree `>= from` (a truncation record).
+    pub fn truncate(&mut self, from: u64) -> Result<()> {
+        let mut buf = Vec::with_capacity(32);
+        format::encode_truncate(&mut buf, from);
+        self.append(&buf, None)
+    }
+
+    /// Removes segments oldest first while every entry in them is `<= decree`. Returns how many.
+    pub fn remove_upto(&mut self, decree: u64) -> Result<usize> {
+        let mut removed = 0;
+        while let Some((&seq, info)) = self.segs.iter().next() {
+            if info.max_decree.is_some_and(|m| m > decree) {
+                break;
+            }
+            if self.segs.len() == 1 {
+                self.active = None;
+            }
+            let path = self.path(seq);
+            self.io(&path, self.fs.remove(&path))?;
+            self.segs.remove(&seq);
+            removed += 1;
+        }
+        if removed > 0 {
+            // Make the removals durable: a resurrected old segment would replay out of order.
+            self.sync_dir()?;
+        }
+        Ok(removed)
+    }
+
+    /// Number of segment files.
+    pub fn count(&self) -> usize {
+        self.segs.len()
+    }
+}

@@ -1,0 +1,534 @@
+//! The engine adapter: openraft's `RaftStateMachine` over a siltdb `Db` (mapping §5).
+//!
+//! Each `apply` call writes its committed entries as one engine `WriteBatch` with the WAL off,
+//! tagged with the last entry's decree (engine tag = decree + 1: the engine's memtable uses tag 0
+//! as "no tag", and decrees start at 0), together with the reserved keys `\0silt/applied` (the
+//! full LogId) and, when it changed, `\0silt/membership`. A flush cuts at a batch boundary and
+//! records the tag atomically with its SSTs, so after a crash the engine holds exactly the state
+//! as of its durable decree D with the LogId and membership of D (the plog replays the rest).
+//! Blank and membership entries write no user data but still advance the decree.
+//!
+//! Layout of the replica directory: `DB_CURRENT` names the live engine directory `db.<gen>`;
+//! `checkpoint.<decree>/` are snapshots. Installing a snapshot is crash-atomic: copy into
+//! `checkpoint.<d>.tmp`, fsync, rename; copy into `db.<gen+1>`, fsync; switch `DB_CURRENT`
+//! atomically; then reopen. A crash before the switch reopens the old engine.
+
+use crate::checkpoint::{self, CheckpointHandle, Checkpoints};
+use crate::durable::DurableMark;
+use crate::error::{Error, Result};
+use crate::mutation::{MutationResp, WriteOp, RESERVED_KEY_PREFIX};
+use crate::raft::TypeConfig;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder,
+    SnapshotMeta, StorageError, StoredMembership,
+};
+use parking_lot::RwLock;
+use siltdb::fs::FileSystem;
+use siltdb::{Db, Options, WriteBatch, WriteOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Engine key holding the LogId of the last applied entry (term, node, index; 24 bytes LE).
+pub const APPLIED_KEY: &[u8] = b"\0silt/applied";
+/// Engine key holding the JSON `StoredMembership` as of the last membership entry applied.
+pub const MEMBERSHIP_KEY: &[u8] = b"\0silt/membership";
+const DB_CURRENT_FILE: &str = "DB_CURRENT";
+
+/// State-machine tuning.
+#[derive(Debug, Clone)]
+pub struct StateMachineOptions {
+    /// Options for the engine (its `fs` is also used for every replica file).
+    pub db: Options,
+    /// Checkpoints kept by GC (at least 1). Default 2.
+    pub checkpoints_keep: usize,
+}
+
+impl Default for StateMachineOptions {
+    fn default() -> Self {
+        Self {
+            db: Options::default(),
+            checkpoints_keep: 2,
+        }
+    }
+}
+
+/// The last applied LogId and the membership as of it.
+type AppliedState = (Option<LogId<u64>>, StoredMembership<u64, BasicNode>);
+
+struct Core {
+    applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, BasicNode>,
+    db_gen: u64,
+}
+
+struct Inner {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    opts: StateMachineOptions,
+    // Held by apply, build and install: a checkpoint sees no concurrent apply (Pegasus' sync
+    // checkpoint), so its durable decree is exactly the applied one.
+    core: Arc<tokio::sync::Mutex<Core>>,
+    db: RwLock<Arc<Db>>,
+    durable: Arc<DurableMark>,
+    checkpoints: Checkpoints,
+    snapshot_seq: AtomicU64,
+}
+
+/// The engine adapter. Clones share state.
+#[derive(Clone)]
+pub struct EngineStateMachine {
+    inner: Arc<Inner>,
+}
+
+/// Builds snapshots (engine checkpoints) for openraft.
+pub struct CheckpointBuilder {
+    inner: Arc<Inner>,
+}
+
+fn encode_log_id(id: &LogId<u64>) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[..8].copy_from_slice(&id.leader_id.term.to_le_bytes());
+    b[8..16].copy_from_slice(&id.leader_id.node_id.to_le_bytes());
+    b[16..].copy_from_slice(&id.index.to_le_bytes());
+    b
+}
+
+fn decode_log_id(b: &[u8]) -> Option<LogId<u64>> {
+    let w = |i: usize| {
+        b.get(i..i + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    if b.len() != 24 {
+        return None;
+    }
+    Some(LogId::new(CommittedLeaderId::new(w(0)?, w(8)?), w(16)?))
+}
+
+/// The engine tag recording `decree` (the engine cannot make tag 0 durable).
+fn decree_to_tag(decree: u64) -> Result<u64> {
+    decree
+        .checked_add(1)
+        .ok_or_else(|| Error::InvalidArgument(format!("decree {decree} too large")))
+}
+
+/// The decree recorded by an engine tag.
+fn tag_to_decree(tag: Option<u64>) -> Option<u64> {
+    tag.and_then(|t| t.checked_sub(1))
+}
+
+fn db_dir_name(gen: u64) -> String {
+    format!("db.{gen}")
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Closed(format!("state machine I/O task failed: {e}")))?
+}
+
+impl EngineStateMachine {
+    /// Opens the engine in replica directory `dir` and recovers the durable applied state.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        opts: StateMachineOptions,
+    ) -> Result<(Self, Arc<DurableMark>)> {
+        let dir = dir.as_ref().to_path_buf();
+        let fs = Arc::clone(&opts.db.fs);
+        fs.create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let current = dir.join(DB_CURRENT_FILE);
+        let db_gen = if fs.exists(&current) {
+            let s =
+                siltdb::fs::read_all(fs.as_ref(), &current).map_err(|e| Error::io(&current, e))?;
+            let s = String::from_utf8_lossy(&s);
+            s.trim()
+                .strip_prefix("db.")
+                .and_then(|g| g.parse().ok())
+                .ok_or_else(|| Error::corruption(&current, 0, format!("bad DB_CURRENT {s:?}")))?
+        } else {
+            siltdb::fs::write_atomic(fs.as_ref(), &current, db_dir_name(0).as_bytes())?;
+            0
+        };
+        remove_stale_db_dirs(fs.as_ref(), &dir, db_gen)?;
+        let db = Db::open(dir.join(db_dir_name(db_gen)), opts.db.clone())?;
+        let (applied, membership) = read_applied(&db)?;
+        let durable_tag = tag_to_decree(db.durable_tag());
+        if applied.map(|a| a.index) != durable_tag {
+            return Err(Error::corruption(
+                db.path(),
+                0,
+                format!("engine durable decree {durable_tag:?} but applied LogId {applied:?}"),
+            ));
+        }
+        let durable = Arc::new(DurableMark::new(durable_tag));
+        let checkpoints = Checkpoints::open(Arc::clone(&fs), &dir, durable_tag)?;
+        let inner = Inner {
+            dir,
+            fs,
+            opts,
+            core: Arc::new(tokio::sync::Mutex::new(Core {
+                applied,
+                membership,
+                db_gen,
+            })),
+            db: RwLock::new(Arc::new(db)),
+            durable: Arc::clone(&durable),
+            checkpoints,
+            snapshot_seq: AtomicU64::new(0),
+        };
+        Ok((
+            Self {
+                inner: Arc::new(inner),
+            },
+            durable,
+        ))
+    }
+
+    /// The live engine (replaced by a snapshot install; hold the `Arc` only briefly).
+    pub fn db(&self) -> Arc<Db> {
+        Arc::clone(&self.inner.db.read())
+    }
+
+    /// Reads a user key from the engine.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if key.starts_with(RESERVED_KEY_PREFIX) {
+            return Err(Error::InvalidArgument("reserved key".into()));
+        }
+        Ok(self.db().get(key)?)
+    }
+
+    /// The engine's durable decree.
+    pub fn durable_decree(&self) -> Option<u64> {
+        tag_to_decree(self.db().durable_tag())
+    }
+
+    /// The shared durable mark.
+    pub fn durable_mark(&self) -> Arc<DurableMark> {
+        Arc::clone(&self.inner.durable)
+    }
+
+    /// Flushes the engine so everything applied is durable; returns the durable decree.
+    pub fn flush(&self) -> Result<Option<u64>> {
+        let db = self.db();
+        db.flush()?;
+        let d = tag_to_decree(db.durable_tag());
+        self.inner.durable.advance(d);
+        Ok(d)
+    }
+
+    /// The checkpoints of this replica.
+    pub fn checkpoints(&self) -> &Checkpoints {
+        &self.inner.checkpoints
+    }
+
+    /// Closes the engine (flushing what was applied).
+    pub fn close(&self) -> Result<()> {
+        self.db().close()?;
+        Ok(())
+    }
+}
+
+fn remove_stale_db_dirs(fs: &dyn FileSystem, dir: &Path, live_gen: u64) -> Result<()> {
+    let live = db_dir_name(live_gen);
+    for name in fs.list(dir).map_err(|e| Error::io(dir, e))? {
+        if name.starts_with("db.") && name != live {
+            let p = dir.join(&name);
+            fs.remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_applied(db: &Db) -> Result<AppliedState> {
+    let applied = match db.get(APPLIED_KEY)? {
+        None => None,
+        Some(b) => Some(
+            decode_log_id(&b)
+                .ok_or_else(|| Error::corruption(db.path(), 0, "bad \\0silt/applied value"))?,
+        ),
+    };
+    let membership = match db.get(MEMBERSHIP_KEY)? {
+        None => StoredMembership::default(),
+        Some(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::corruption(db.path(), 0, format!("bad \\0silt/membership: {e}")))?,
+    };
+    Ok((applied, membership))
+}
+
+impl Inner {
+    fn snapshot_id(&self, id: &LogId<u64>) -> String {
+        let n = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{}-{}", id.leader_id.term, id.index, n)
+    }
+
+    /// Checkpoint of the applied state; the caller holds the core lock (no apply runs).
+    fn build(&self, core: &Core) -> Result<Snapshot<TypeConfig>> {
+        let Some(applied) = core.applied else {
+            // Nothing applied: an empty snapshot, never registered nor installable. openraft
+            // asks for one only when the log was purged with an empty state machine, which our
+            // purge rule (purge mark <= durable decree) rules out outside of its test suite.
+            return Ok(Snapshot {
+                meta: SnapshotMeta {
+                    last_log_id: None,
+                    last_membership: core.membership.clone(),
+                    snapshot_id: format!(
+                        "empty-{}",
+                        self.snapshot_seq.fetch_add(1, Ordering::Relaxed)
+                    ),
+                },
+                snapshot: Box::new(CheckpointHandle::unpinned(
+                    self.dir.join("checkpoint.empty"),
+                )),
+            });
+        };
+        if let Some((meta, handle)) = self.checkpoints.newest() {
+            if meta.last_log_id == Some(applied) {
+                return Ok(Snapshot {
+                    meta,
+                    snapshot: Box::new(handle),
+                });
+            }
+        }
+        let dir = self.checkpoints.dir_of(applied.index);
+        if self.fs.exists(&dir) {
+            // Same decree, same data: a leftover of a failed registration. Rebuild it.
+            self.fs
+                .remove_dir_all(&dir)
+                .map_err(|e| Error::io(&dir, e))?;
+        }
+        let db = Arc::clone(&self.db.read());
+        let info = db.checkpoint(&dir)?;
+        let decree = tag_to_decree(info.durable_tag);
+        if decree != Some(applied.index) {
+            return Err(Error::corruption(
+                &dir,
+                0,
+                format!(
+                    "checkpoint durable decree {decree:?}, applied {}",
+                    applied.index
+                ),
+            ));
+        }
+        self.durable.advance(decree);
+        let meta = SnapshotMeta {
+            last_log_id: Some(applied),
+            last_membership: core.membership.clone(),
+            snapshot_id: self.snapshot_id(&applied),
+        };
+        checkpoint::write_meta(self.fs.as_ref(), &dir, &meta)?;
+        self.checkpoints.register(applied.index, meta);
+        self.checkpoints.gc(self.opts.checkpoints_keep)?;
+        let (meta, handle) = self
+            .checkpoints
+            .newest()
+            .ok_or_else(|| Error::Closed("checkpoint vanished".into()))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(handle),
+        })
+    }
+
+    fn apply_batch(
+        &self,
+        core: &mut Core,
+        entries: Vec<Entry<TypeConfig>>,
+    ) -> Result<Vec<MutationResp>> {
+        let mut batch = WriteBatch::new();
+        let mut resps = Vec::with_capacity(entries.len());
+        let mut membership_changed = false;
+        for e in entries {
+            let mut ops = 0;
+            match e.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(m) => {
+                    ops = m.ops.len();
+                    for op in m.ops {
+                        match op {
+                            WriteOp::Put { key, value } => batch.put(key, value),
+                            WriteOp::Delete { key } => batch.delete(key),
+                            WriteOp::DeleteRange { start, end } => batch.delete_range(start, end),
+                        }
+                    }
+                }
+                EntryPayload::Membership(m) => {
+                    core.membership = StoredMembership::new(Some(e.log_id), m);
+                    membership_changed = true;
+                }
+            }
+            core.applied = Some(e.log_id);
+            resps.push(MutationResp {
+                decree: e.log_id.index,
+                ops,
+            });
+        }
+        let Some(applied) = core.applied.filter(|_| !resps.is_empty()) else {
+            return Ok(resps);
+        };
+        batch.put(APPLIED_KEY, encode_log_id(&applied));
+        if membership_changed {
+            let json = serde_json::to_vec(&core.membership)
+                .map_err(|e| Error::InvalidArgument(format!("membership not serializable: {e}")))?;
+            batch.put(MEMBERSHIP_KEY, json);
+        }
+        let db = Arc::clone(&self.db.read());
+        let wo = WriteOptions {
+            disable_wal: true,
+            tag: Some(decree_to_tag(applied.index)?),
+            ..WriteOptions::default()
+        };
+        db.write(batch, &wo)?;
+        self.durable.advance(tag_to_decree(db.durable_tag()));
+        Ok(resps)
+    }
+
+    fn install(
+        &self,
+        core: &mut Core,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        src: &Path,
+    ) -> Result<()> {
+        let id = meta
+            .last_log_id
+            .ok_or_else(|| Error::InvalidArgument("snapshot without a last log id".into()))?;
+        let fs = self.fs.as_ref();
+        let final_dir = self.checkpoints.dir_of(id.index);
+        if src != final_dir {
+            let tmp = siltdb::fs::tmp_path(&final_dir);
+            if fs.exists(&tmp) {
+                fs.remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            }
+            checkpoint::copy_db_dir(fs, src, &tmp)?;
+            checkpoint::write_meta(fs, &tmp, meta)?;
+            let got = siltdb::checkpoint::read_checkpoint_meta_with(fs, &tmp)?;
+            let got = tag_to_decree(got.durable_tag);
+            if got != Some(id.index) {
+                return Err(Error::corruption(
+                    src,
+                    0,
+                    format!("snapshot at {} holds durable decree {got:?}", id.index),
+                ));
+            }
+            if fs.exists(&final_dir) {
+                fs.remove_dir_all(&final_dir)
+                    .map_err(|e| Error::io(&final_dir, e))?;
+            }
+            fs.rename(&tmp, &final_dir)
+                .map_err(|e| Error::io(&final_dir, e))?;
+            fs.sync_dir(&self.dir)
+                .map_err(|e| Error::io(&self.dir, e))?;
+        }
+        let gen = core
+            .db_gen
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument("db generation overflow".into()))?;
+        let new_dir = self.dir.join(db_dir_name(gen));
+        if fs.exists(&new_dir) {
+            fs.remove_dir_all(&new_dir)
+                .map_err(|e| Error::io(&new_dir, e))?;
+        }
+        checkpoint::copy_db_dir(fs, &final_dir, &new_dir)?;
+        fs.sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?;
+        // The switch: from here on a crash reopens the installed state.
+        siltdb::fs::write_atomic(
+            fs,
+            &self.dir.join(DB_CURRENT_FILE),
+            db_dir_name(gen).as_bytes(),
+        )?;
+        let new_db = Db::open(&new_dir, self.opts.db.clone())?;
+        let old = std::mem::replace(&mut *self.db.write(), Arc::new(new_db));
+        let old_dir = old.path().to_path_buf();
+        // The old engine's unflushed state is obsolete; closing flushes it into a dead directory.
+        let _ = old.close();
+        drop(old);
+        fs.remove_dir_all(&old_dir)
+            .map_err(|e| Error::io(&old_dir, e))?;
+        core.db_gen = gen;
+        core.applied = Some(id);
+        core.membership = meta.last_membership.clone();
+        self.checkpoints.register(id.index, meta.clone());
+        self.durable.advance(Some(id.index));
+        self.checkpoints.remove_older_than(id.index)?;
+        Ok(())
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for CheckpointBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
+        let inner = Arc::clone(&self.inner);
+        let core = Arc::clone(&inner.core).lock_owned().await;
+        blocking(move || inner.build(&core))
+            .await
+            .map_err(|e| openraft::StorageIOError::write_snapshot(None, &e).into())
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for EngineStateMachine {
+    type SnapshotBuilder = CheckpointBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>), StorageError<u64>> {
+        let core = self.inner.core.lock().await;
+        Ok((core.applied, core.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<MutationResp>, StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let inner = Arc::clone(&self.inner);
+        let mut core = Arc::clone(&inner.core).lock_owned().await;
+        blocking(move || inner.apply_batch(&mut core, entries))
+            .await
+            .map_err(|e| e.to_storage_write())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        CheckpointBuilder {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<CheckpointHandle>, StorageError<u64>> {
+        let n = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let dir = self.inner.dir.join(format!("learn.{n}.tmp"));
+        Ok(Box::new(CheckpointHandle::unpinned(dir)))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<CheckpointHandle>,
+    ) -> Result<(), StorageError<u64>> {
+        let inner = Arc::clone(&self.inner);
+        let mut core = Arc::clone(&inner.core).lock_owned().await;
+        let meta2 = meta.clone();
+        blocking(move || {
+            let r = inner.install(&mut core, &meta2, &snapshot.dir);
+            drop(snapshot);
+            r
+        })
+        .await
+        .map_err(|e| openraft::StorageIOError::write_snapshot(None, &e).into())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
+        Ok(self
+            .inner
+            .checkpoints
+            .newest()
+            .map(|(meta, handle)| Snapshot {
+                meta,
+                snapshot: Box::new(handle),
+            }))
+    }
+}
