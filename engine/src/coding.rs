@@ -32,22 +32,36 @@ impl<'a> Cursor<'a> {
     }
 
     /// Bytes consumed so far.
+    #[inline]
     pub fn pos(&self) -> usize {
         self.pos
     }
 
     /// Bytes left.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
 
     /// True when every byte has been consumed.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// Reads a LEB128 varint of at most 10 bytes.
+    #[inline]
     pub fn varint(&mut self) -> Option<u64> {
+        // Fast path: most lengths and shared-prefix counts fit in one byte.
+        let b = *self.data.get(self.pos)?;
+        if b < 0x80 {
+            self.pos += 1;
+            return Some(u64::from(b));
+        }
+        self.varint_slow()
+    }
+
+    fn varint_slow(&mut self) -> Option<u64> {
         let mut result: u64 = 0;
         for i in 0..10 {
             let b = *self.data.get(self.pos)?;
@@ -64,6 +78,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a varint that must fit in `usize` and in what is left of the input (a length).
+    #[inline]
     pub fn len(&mut self) -> Option<usize> {
         let v = self.varint()?;
         let v = usize::try_from(v).ok()?;
@@ -75,6 +90,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads exactly `n` bytes.
+    #[inline]
     pub fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let out = self.data.get(self.pos..end)?;
@@ -83,12 +99,14 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a varint length and then that many bytes.
+    #[inline]
     pub fn len_prefixed(&mut self) -> Option<&'a [u8]> {
         let n = self.len()?;
         self.bytes(n)
     }
 
     /// Reads one byte.
+    #[inline]
     pub fn u8(&mut self) -> Option<u8> {
         let b = *self.data.get(self.pos)?;
         self.pos += 1;
