@@ -102,6 +102,20 @@ impl Report {
     }
 }
 
+/// A report for a workload timed as a whole (no per-operation latencies).
+fn whole_run(name: impl Into<String>, ops: u64, start: Instant, value_size: usize) -> Report {
+    let mut hist = hist();
+    let _ = hist.record(1);
+    Report {
+        name: name.into(),
+        ops,
+        secs: start.elapsed().as_secs_f64(),
+        bytes: ops * (16 + value_size as u64),
+        hist,
+        extra: String::new(),
+    }
+}
+
 fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
 }
@@ -239,16 +253,7 @@ fn main() {
                         count += 1;
                     }
                 }
-                let mut h = hist();
-                let _ = h.record(1);
-                Report {
-                    name: w.into(),
-                    ops: count,
-                    secs: start.elapsed().as_secs_f64(),
-                    bytes: count * (16 + args.value_size as u64),
-                    hist: h,
-                    extra: String::new(),
-                }
+                whole_run(w, count, start, args.value_size)
             }
             "seekrandom" => timed(w, n / 10, 0, |_| {
                 let ro = ReadOptions {
@@ -284,16 +289,12 @@ fn main() {
                     }
                 });
                 let ops = per * args.threads as u64;
-                let mut h = hist();
-                let _ = h.record(1);
-                Report {
-                    name: format!("fillsync x{}", args.threads),
+                whole_run(
+                    format!("fillsync x{}", args.threads),
                     ops,
-                    secs: start.elapsed().as_secs_f64(),
-                    bytes: ops * (16 + args.value_size as u64),
-                    hist: h,
-                    extra: String::new(),
-                }
+                    start,
+                    args.value_size,
+                )
             }
             "bulkload" => {
                 let sst = base.join("bulk.sst");
@@ -312,16 +313,7 @@ fn main() {
                     },
                 )
                 .expect("ingest");
-                let mut h = hist();
-                let _ = h.record(1);
-                Report {
-                    name: w.into(),
-                    ops: n,
-                    secs: start.elapsed().as_secs_f64(),
-                    bytes: n * (16 + args.value_size as u64),
-                    hist: h,
-                    extra: String::new(),
-                }
+                whole_run(w, n, start, args.value_size)
             }
             other => {
                 eprintln!("unknown workload {other}");

@@ -178,17 +178,7 @@ impl Outputs<'_> {
             .rate_limiter
             .request(info.file_size.saturating_sub(self.limited));
         self.limited = 0;
-        self.files.push(NewFile {
-            number,
-            size: info.file_size,
-            smallest: info.smallest,
-            largest: info.largest,
-            smallest_seqno: info.smallest_seqno,
-            largest_seqno: info.largest_seqno,
-            global_seqno: None,
-            num_entries: info.num_entries,
-            num_range_tombstones: info.num_range_tombstones,
-        });
+        self.files.push(NewFile::from_table(number, info));
         self.lower = upper;
         Ok(())
     }

@@ -174,17 +174,7 @@ pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result
             return Err(e);
         }
     };
-    Ok(Some(NewFile {
-        number,
-        size: info.file_size,
-        smallest: info.smallest,
-        largest: info.largest,
-        smallest_seqno: info.smallest_seqno,
-        largest_seqno: info.largest_seqno,
-        global_seqno: None,
-        num_entries: info.num_entries,
-        num_range_tombstones: info.num_range_tombstones,
-    }))
+    Ok(Some(NewFile::from_table(number, info)))
 }
 
 impl DbInner {

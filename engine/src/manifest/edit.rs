@@ -29,6 +29,23 @@ pub(crate) struct NewFile {
     pub num_range_tombstones: u64,
 }
 
+impl NewFile {
+    /// The manifest record of a table just written as file `number` (no global seqno).
+    pub(crate) fn from_table(number: u64, info: crate::sst::TableInfo) -> Self {
+        NewFile {
+            number,
+            size: info.file_size,
+            smallest: info.smallest,
+            largest: info.largest,
+            smallest_seqno: info.smallest_seqno,
+            largest_seqno: info.largest_seqno,
+            global_seqno: None,
+            num_entries: info.num_entries,
+            num_range_tombstones: info.num_range_tombstones,
+        }
+    }
+}
+
 /// A change to the set of files and counters.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct VersionEdit {
