@@ -20,10 +20,14 @@
 pub mod checkpoint;
 pub mod durable;
 pub mod error;
+mod fs_util;
 pub mod mutation;
+pub mod network;
 pub mod plog;
 pub mod raft;
+pub mod replica;
 pub mod state_machine;
+pub mod throttle;
 pub mod types;
 
 pub use error::{Error, Result};

@@ -137,7 +137,7 @@ impl EngineStateMachine {
     ) -> Result<(Self, Arc<DurableMark>)> {
         let dir = dir.as_ref().to_path_buf();
         let fs = Arc::clone(&opts.db.fs);
-        fs.create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        crate::fs_util::create_dir_durable(fs.as_ref(), &dir)?;
         let current = dir.join(DB_CURRENT_FILE);
         let db_gen = if fs.exists(&current) {
             let s =
@@ -152,7 +152,9 @@ impl EngineStateMachine {
             0
         };
         remove_stale_db_dirs(fs.as_ref(), &dir, db_gen)?;
-        let db = Db::open(dir.join(db_dir_name(db_gen)), opts.db.clone())?;
+        let db_dir = dir.join(db_dir_name(db_gen));
+        crate::fs_util::create_dir_durable(fs.as_ref(), &db_dir)?;
+        let db = Db::open(&db_dir, opts.db.clone())?;
         let (applied, membership) = read_applied(&db)?;
         let durable_tag = tag_to_decree(db.durable_tag());
         if applied.map(|a| a.index) != durable_tag {

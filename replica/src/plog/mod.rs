@@ -129,7 +129,7 @@ impl Plog {
         durable: Arc<DurableMark>,
     ) -> Result<Plog> {
         let dir = dir.as_ref().to_path_buf();
-        fs.create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        crate::fs_util::create_dir_durable(fs.as_ref(), &dir)?;
         let meta = meta::read(fs.as_ref(), &dir)?;
         let (segments, loaded) = Segments::open(
             Arc::clone(&fs),

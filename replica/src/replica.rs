@@ -1,0 +1,309 @@
+//! A partition replica: one Raft, its plog and its engine (mapping §2, §6).
+//!
+//! Open = open the engine (durable decree D) → open the plog → `Raft::new`, which re-applies
+//! `(D, committed]` from the plog; a new leader's blank entry commits the rest. Writes go through
+//! admission (validation, fencing by ballot, throttling) and are proposed as one log entry each.
+
+use crate::error::{Error, Result};
+use crate::mutation::{Mutation, MutationResp};
+use crate::network::{NetworkFactory, Router};
+use crate::plog::{Plog, PlogOptions};
+use crate::raft::TypeConfig;
+use crate::state_machine::{EngineStateMachine, StateMachineOptions};
+use crate::throttle::WriteThrottling;
+use crate::types::{Ballot, Decree, Gpid};
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest [`Replica::wait_applied`] and similar waits may take.
+pub const WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// How to open a replica.
+#[derive(Debug, Clone)]
+pub struct ReplicaOptions {
+    /// The partition.
+    pub gpid: Gpid,
+    /// This replica server's node id (stable across restarts).
+    pub node_id: u64,
+    /// The replica directory: engine, plog and checkpoints.
+    pub dir: PathBuf,
+    /// Engine and checkpoint options (the engine's `fs` is used for every replica file).
+    pub state_machine: StateMachineOptions,
+    /// Plog options.
+    pub plog: PlogOptions,
+    /// openraft configuration (see [`ReplicaOptions::default_raft_config`]).
+    pub raft: Config,
+    /// Pegasus throttling string by request count (empty = off).
+    pub throttle_qps: String,
+    /// Pegasus throttling string by bytes (empty = off).
+    pub throttle_size: String,
+}
+
+impl ReplicaOptions {
+    /// Options with defaults for partition `gpid`, node `node_id`, directory `dir`.
+    pub fn new(gpid: Gpid, node_id: u64, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            gpid,
+            node_id,
+            dir: dir.into(),
+            state_machine: StateMachineOptions::default(),
+            plog: PlogOptions::default(),
+            raft: Self::default_raft_config(),
+            throttle_qps: String::new(),
+            throttle_size: String::new(),
+        }
+    }
+
+    /// The replica's openraft defaults: snapshots only on demand (each one flushes the
+    /// engine), a purge batch of about one segment, a short log tail kept for lagging peers.
+    pub fn default_raft_config() -> Config {
+        Config {
+            cluster_name: "siltdb".into(),
+            heartbeat_interval: 50,
+            election_timeout_min: 300,
+            election_timeout_max: 600,
+            snapshot_policy: SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: 100,
+            purge_batch_size: 64,
+            ..Config::default()
+        }
+    }
+}
+
+/// One replica of a partition.
+pub struct Replica {
+    gpid: Gpid,
+    id: u64,
+    raft: Raft<TypeConfig>,
+    sm: EngineStateMachine,
+    plog: Plog,
+    router: Arc<Router>,
+    throttling: WriteThrottling,
+}
+
+impl Replica {
+    /// Opens (or creates) the replica and starts its Raft; must run inside a tokio runtime.
+    pub async fn open(opts: ReplicaOptions, router: Arc<Router>) -> Result<Replica> {
+        let throttling = WriteThrottling::parse(&opts.throttle_qps, &opts.throttle_size)?;
+        let config = opts
+            .raft
+            .clone()
+            .validate()
+            .map_err(|e| Error::InvalidArgument(format!("raft config: {e}")))?;
+        let fs = Arc::clone(&opts.state_machine.db.fs);
+        let (sm, durable) = EngineStateMachine::open(&opts.dir, opts.state_machine.clone())?;
+        let plog = Plog::open(opts.dir.join("plog"), fs, opts.plog.clone(), durable)?;
+        let network = NetworkFactory::new(Arc::clone(&router), opts.node_id);
+        let raft = Raft::new(
+            opts.node_id,
+            Arc::new(config),
+            network,
+            plog.clone(),
+            sm.clone(),
+        )
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))?;
+        router.register(opts.node_id, raft.clone());
+        Ok(Replica {
+            gpid: opts.gpid,
+            id: opts.node_id,
+            raft,
+            sm,
+            plog,
+            router,
+            throttling,
+        })
+    }
+
+    /// Creates the group's membership (once, on one replica of a new partition).
+    pub async fn initialize(&self, members: &[u64]) -> Result<()> {
+        let m: BTreeMap<u64, BasicNode> = members
+            .iter()
+            .map(|&id| (id, BasicNode::new(format!("node-{id}"))))
+            .collect();
+        self.raft
+            .initialize(m)
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))
+    }
+
+    /// The partition.
+    pub fn gpid(&self) -> Gpid {
+        self.gpid
+    }
+
+    /// This replica's node id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The openraft handle (for metrics and control by a replica manager).
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// The plog (inspection and GC).
+    pub fn plog(&self) -> &Plog {
+        &self.plog
+    }
+
+    /// The engine adapter.
+    pub fn state_machine(&self) -> &EngineStateMachine {
+        &self.sm
+    }
+
+    /// The replica's ballot (current term).
+    pub fn ballot(&self) -> Ballot {
+        Ballot(self.raft.metrics().borrow().current_term)
+    }
+
+    /// The primary this replica knows of.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// The last applied decree.
+    pub fn applied(&self) -> Option<Decree> {
+        self.raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map(|l| Decree(l.index))
+    }
+
+    /// Write throttling counters.
+    pub fn throttling(&self) -> &WriteThrottling {
+        &self.throttling
+    }
+
+    /// Proposes a user write: validated, fenced by ballot, throttled, then replicated as one
+    /// log entry. Returns once it is committed and applied on this (primary) replica.
+    pub async fn write(&self, m: Mutation) -> Result<MutationResp> {
+        self.check_request(&m)?;
+        if let Some(d) = self.throttling.admit(m.size_bytes())? {
+            tokio::time::sleep(d).await;
+        }
+        self.propose(m).await
+    }
+
+    /// Proposes a control write (bulk-load ingestion, learn): no throttling.
+    pub async fn write_control(&self, m: Mutation) -> Result<MutationResp> {
+        self.check_request(&m)?;
+        self.propose(m).await
+    }
+
+    fn check_request(&self, m: &Mutation) -> Result<()> {
+        m.validate()?;
+        let current = self.ballot();
+        if let Some(b) = m.ballot {
+            if b < current {
+                return Err(Error::StaleBallot {
+                    request: b,
+                    current,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn propose(&self, m: Mutation) -> Result<MutationResp> {
+        match self.raft.client_write(m).await {
+            Ok(r) => Ok(r.data),
+            Err(e) => match e.forward_to_leader() {
+                Some(f) => Err(Error::NotLeader {
+                    leader: f.leader_id,
+                }),
+                None => Err(Error::Raft(e.to_string())),
+            },
+        }
+    }
+
+    /// Reads a key from this replica's engine (may be stale on a secondary).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.sm.get(key)
+    }
+
+    /// A linearizable read on the primary (ReadIndex, mapping §11).
+    pub async fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map_err(|e| match e.forward_to_leader() {
+                Some(f) => Error::NotLeader {
+                    leader: f.leader_id,
+                },
+                None => Error::Raft(e.to_string()),
+            })?;
+        self.get(key)
+    }
+
+    /// Waits until this replica applied `decree` (bounded by [`WAIT_MAX`]).
+    pub async fn wait_applied(&self, decree: Decree) -> Result<()> {
+        self.raft
+            .wait(Some(WAIT_MAX))
+            .applied_index_at_least(Some(decree.0), "wait_applied")
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Raft(format!("replica {} waiting for {decree}: {e}", self.id)))
+    }
+
+    /// Takes a checkpoint now (an openraft snapshot: flush + hard links), waiting until the
+    /// snapshot reaches the applied decree (bounded by [`WAIT_MAX`]).
+    pub async fn checkpoint(&self) -> Result<Option<Decree>> {
+        let target = self.applied();
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+        let deadline = Instant::now() + WAIT_MAX;
+        loop {
+            let snap = self
+                .raft
+                .metrics()
+                .borrow()
+                .snapshot
+                .map(|l| Decree(l.index));
+            if snap >= target {
+                return Ok(snap);
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Raft(format!("checkpoint did not reach {target:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Purges the plog up to the newest checkpoint.
+    pub async fn purge_log(&self) -> Result<()> {
+        let snap = self.raft.metrics().borrow().snapshot;
+        if let Some(s) = snap {
+            self.raft
+                .trigger()
+                .purge_log(s.index)
+                .await
+                .map_err(|e| Error::Raft(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Stops the Raft and closes the engine (flushing what was applied).
+    pub async fn close(self) -> Result<()> {
+        self.router.unregister(self.id);
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+        self.sm.close()
+    }
+
+    /// Stops the Raft and drops everything without flushing the engine: with a fault
+    /// filesystem set dead beforehand, this is a crash.
+    pub async fn kill(self) {
+        self.router.unregister(self.id);
+        let _ = self.raft.shutdown().await;
+    }
+}
