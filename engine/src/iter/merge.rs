@@ -2,8 +2,8 @@
 //!
 //! LevelDB's merging iterator: every child is positioned; the current child is the one with the
 //! smallest key (forward) or largest key (reverse). Switching direction re-positions every other
-//! child relative to the current key. Children are few (memtables + L0 files + one per level), so
-//! a linear scan to find the extreme beats a heap's bookkeeping.
+//! child relative to the current key. The valid children sit in a binary heap keyed by their
+//! current key, so a step costs O(log children) comparisons.
 
 use super::{BoxedIter, InternalIterator};
 use crate::key::cmp_internal;
@@ -19,87 +19,129 @@ enum Direction {
 /// A merge of child iterators.
 pub struct MergingIterator {
     children: Vec<BoxedIter>,
-    current: Option<usize>,
+    /// Indices of the valid children, a binary heap whose root is the current child: the
+    /// smallest key going forward, the largest going in reverse.
+    heap: Vec<usize>,
     direction: Direction,
+    /// A child reported an error: the merge stops (a silently skipped child would hide keys).
+    failed: bool,
 }
 
 impl MergingIterator {
     /// Merges `children`; internal keys must be unique across them.
     pub fn new(children: Vec<BoxedIter>) -> Self {
         MergingIterator {
+            heap: Vec::with_capacity(children.len()),
             children,
-            current: None,
             direction: Direction::Forward,
+            failed: false,
         }
     }
 
-    fn find_smallest(&mut self) {
-        let mut best: Option<usize> = None;
-        for (i, c) in self.children.iter().enumerate() {
-            if !c.valid() {
-                continue;
-            }
-            best = match best {
-                Some(b) if cmp_internal(c.key(), self.children[b].key()) != Ordering::Less => {
-                    Some(b)
-                }
-                _ => Some(i),
-            };
+    /// True if child `a` should be closer to the root than child `b`.
+    #[inline]
+    fn before(&self, a: usize, b: usize) -> bool {
+        let o = cmp_internal(self.children[a].key(), self.children[b].key());
+        match self.direction {
+            Direction::Forward => o == Ordering::Less,
+            Direction::Reverse => o == Ordering::Greater,
         }
-        self.current = best;
     }
 
-    fn find_largest(&mut self) {
-        let mut best: Option<usize> = None;
-        for (i, c) in self.children.iter().enumerate() {
-            if !c.valid() {
-                continue;
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let l = 2 * i + 1;
+            if l >= n {
+                return;
             }
-            best = match best {
-                Some(b) if cmp_internal(c.key(), self.children[b].key()) != Ordering::Greater => {
-                    Some(b)
-                }
-                _ => Some(i),
-            };
+            let r = l + 1;
+            let mut best = l;
+            if r < n && self.before(self.heap[r], self.heap[l]) {
+                best = r;
+            }
+            if !self.before(self.heap[best], self.heap[i]) {
+                return;
+            }
+            self.heap.swap(i, best);
+            i = best;
         }
-        self.current = best;
+    }
+
+    /// Records an error of child `i` if it stopped because of one.
+    fn check(&mut self, i: usize) {
+        if !self.children[i].valid() && self.children[i].status().is_err() {
+            self.failed = true;
+        }
+    }
+
+    /// Rebuilds the heap from every valid child, in `direction`.
+    fn rebuild(&mut self, direction: Direction) {
+        self.direction = direction;
+        self.heap.clear();
+        for i in 0..self.children.len() {
+            if self.children[i].valid() {
+                self.heap.push(i);
+            } else {
+                self.check(i);
+            }
+        }
+        for i in (0..self.heap.len() / 2).rev() {
+            self.sift_down(i);
+        }
+    }
+
+    /// After the root child moved: restore the heap.
+    fn fix_root(&mut self) {
+        let Some(&root) = self.heap.first() else {
+            return;
+        };
+        if self.children[root].valid() {
+            self.sift_down(0);
+        } else {
+            self.check(root);
+            let last = self.heap.len() - 1;
+            self.heap.swap(0, last);
+            self.heap.pop();
+            self.sift_down(0);
+        }
+    }
+
+    fn current(&self) -> Option<usize> {
+        self.heap.first().copied()
     }
 }
 
 impl InternalIterator for MergingIterator {
     fn valid(&self) -> bool {
-        self.current.is_some() && self.status().is_ok()
+        !self.failed && !self.heap.is_empty()
     }
     fn seek_to_first(&mut self) {
         for c in &mut self.children {
             c.seek_to_first();
         }
-        self.direction = Direction::Forward;
-        self.find_smallest();
+        self.rebuild(Direction::Forward);
     }
     fn seek_to_last(&mut self) {
         for c in &mut self.children {
             c.seek_to_last();
         }
-        self.direction = Direction::Reverse;
-        self.find_largest();
+        self.rebuild(Direction::Reverse);
     }
     fn seek(&mut self, target: &[u8]) {
         for c in &mut self.children {
             c.seek(target);
         }
-        self.direction = Direction::Forward;
-        self.find_smallest();
+        self.rebuild(Direction::Forward);
     }
     fn seek_for_prev(&mut self, target: &[u8]) {
         for c in &mut self.children {
             c.seek_for_prev(target);
         }
-        self.direction = Direction::Reverse;
-        self.find_largest();
+        self.rebuild(Direction::Reverse);
     }
     fn next(&mut self) {
-        let Some(cur) = self.current else { return };
+        let Some(cur) = self.current() else { return };
         if self.direction != Direction::Forward {
             let key = self.children[cur].key().to_vec();
             for (i, c) in self.children.iter_mut().enumerate() {
@@ -110,13 +152,15 @@ impl InternalIterator for MergingIterator {
                     }
                 }
             }
-            self.direction = Direction::Forward;
+            self.children[cur].next();
+            self.rebuild(Direction::Forward);
+            return;
         }
         self.children[cur].next();
-        self.find_smallest();
+        self.fix_root();
     }
     fn prev(&mut self) {
-        let Some(cur) = self.current else { return };
+        let Some(cur) = self.current() else { return };
         if self.direction != Direction::Reverse {
             let key = self.children[cur].key().to_vec();
             for (i, c) in self.children.iter_mut().enumerate() {
@@ -127,16 +171,18 @@ impl InternalIterator for MergingIterator {
                     }
                 }
             }
-            self.direction = Direction::Reverse;
+            self.children[cur].prev();
+            self.rebuild(Direction::Reverse);
+            return;
         }
         self.children[cur].prev();
-        self.find_largest();
+        self.fix_root();
     }
     fn key(&self) -> &[u8] {
-        self.current.map_or(&[], |c| self.children[c].key())
+        self.current().map_or(&[], |c| self.children[c].key())
     }
     fn value(&self) -> &[u8] {
-        self.current.map_or(&[], |c| self.children[c].value())
+        self.current().map_or(&[], |c| self.children[c].value())
     }
     fn status(&self) -> Result<()> {
         for c in &self.children {
