@@ -108,8 +108,15 @@ impl MemTable {
     }
 
     /// Newest point entry for `user_key` visible at `seq`.
+    #[cfg(test)]
     pub(crate) fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<Found> {
-        let c = self.map.seek(&key::seek_key(user_key, seq));
+        self.get_at(&key::seek_key(user_key, seq))
+    }
+
+    /// Newest point entry for the user key of `lookup` (a [`key::seek_key`]) visible at its seqno.
+    pub(crate) fn get_at(&self, lookup: &[u8]) -> Option<Found> {
+        let user_key = key::user_key(lookup);
+        let c = self.map.seek(lookup);
         // SAFETY: `self.map` is alive for the whole call.
         let (k, v) = unsafe { (c.key(), c.value()) };
         let (uk, s, kind) = key::parse(k)?;

@@ -79,14 +79,14 @@ impl DbInner {
         seq: SeqNo,
         flags: ReadFlags,
     ) -> Result<Option<Vec<u8>>> {
+        let lookup = key::seek_key(user_key, seq);
         let mut tomb: SeqNo = 0;
         for m in std::iter::once(&sv.mem).chain(sv.imms.iter()) {
             tomb = tomb.max(m.max_covering_tombstone(user_key, seq));
-            if let Some(found) = m.get(user_key, seq) {
+            if let Some(found) = m.get_at(&lookup) {
                 return Ok(resolve(found, tomb));
             }
         }
-        let lookup = key::seek_key(user_key, seq);
         let v = &sv.version;
         for f in &v.levels[0] {
             if !f.contains_user_key(user_key) {
