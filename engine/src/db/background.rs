@@ -155,11 +155,25 @@ pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result
         path.clone(),
         TableBuildOptions::from_options(&inner.opts, "flush"),
     );
+    // Versions hidden by a newer version of the same key with no snapshot in between can never
+    // be read: leave them out (compaction applies the same rule to everything else).
+    let snapshots = inner.snapshots.seqnos();
+    let stripe = |seq: u64| snapshots.partition_point(|s| *s < seq);
     let r = (|| {
         let mut it = mem.iter();
         it.seek_to_first();
+        let mut prev: Option<(Vec<u8>, usize)> = None;
         while it.valid() {
-            b.add(it.key(), it.value())?;
+            let (uk, seq) = (crate::key::user_key(it.key()), crate::key::seqno(it.key()));
+            let s = stripe(seq);
+            let hidden = prev.as_ref().is_some_and(|(k, ps)| k.as_slice() == uk && *ps == s);
+            if !hidden {
+                b.add(it.key(), it.value())?;
+            }
+            match prev.as_mut() {
+                Some((k, ps)) if k.as_slice() == uk => *ps = s,
+                _ => prev = Some((uk.to_vec(), s)),
+            }
             it.next();
         }
         for t in mem.range_tombstones() {
