@@ -375,9 +375,9 @@ impl Inner {
             batch.put(MEMBERSHIP_KEY, json);
         }
         let db = Arc::clone(&self.db.read());
+        batch.set_tag(decree_to_tag(applied.index)?);
         let wo = WriteOptions {
             disable_wal: true,
-            tag: Some(decree_to_tag(applied.index)?),
             ..WriteOptions::default()
         };
         db.write(batch, &wo)?;

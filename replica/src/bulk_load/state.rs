@@ -1,0 +1,111 @@
+//! A partition's persisted bulk-load state: `bulk_load_state.json` in the replica directory,
+//! written atomically (temp file, fsync, rename, directory fsync) so that a restart finds the
+//! old state or the new one, never half of either.
+
+use super::metadata::BulkLoadMetadata;
+use super::status::BulkLoadStatus;
+use super::BulkLoadError;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// File name of the persisted state inside the replica directory.
+pub const STATE_FILE_NAME: &str = "bulk_load_state.json";
+/// Version of the state document.
+pub const STATE_FORMAT_VERSION: u32 = 1;
+/// Largest state document read back.
+const STATE_BYTES_MAX: u64 = 128 << 20;
+
+/// Identity of one download session: a ballot and an attempt counter within the partition. A
+/// result carrying another id is stale and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionId {
+    /// The partition's ballot when the session started.
+    pub ballot: u64,
+    /// Increases with every start, restart and resume of the partition.
+    pub attempt: u64,
+}
+
+/// Everything a restart needs to resume or fail cleanly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Always [`STATE_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Current status.
+    pub status: BulkLoadStatus,
+    /// The last session started.
+    pub session: SessionId,
+    /// The validated metadata of the current load.
+    pub metadata: Option<BulkLoadMetadata>,
+    /// Why the load failed (names the file).
+    pub error: Option<String>,
+}
+
+impl Default for PartitionState {
+    fn default() -> Self {
+        PartitionState {
+            format_version: STATE_FORMAT_VERSION,
+            status: BulkLoadStatus::Invalid,
+            session: SessionId {
+                ballot: 0,
+                attempt: 0,
+            },
+            metadata: None,
+            error: None,
+        }
+    }
+}
+
+impl PartitionState {
+    /// Reads `dir/bulk_load_state.json`; a missing file is the default (INVALID) state.
+    pub fn load(dir: &Path) -> Result<Self, BulkLoadError> {
+        let path = dir.join(STATE_FILE_NAME);
+        let text = match std::fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(BulkLoadError::io(&path, e)),
+        };
+        let corrupt = |reason: String| BulkLoadError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        if text.len() as u64 > STATE_BYTES_MAX {
+            return Err(corrupt(format!("larger than {STATE_BYTES_MAX} bytes")));
+        }
+        let state: PartitionState =
+            serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+        if state.format_version != STATE_FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "format_version {} (expected {STATE_FORMAT_VERSION})",
+                state.format_version
+            )));
+        }
+        Ok(state)
+    }
+
+    /// Writes `dir/bulk_load_state.json` atomically and durably.
+    pub fn save(&self, dir: &Path) -> Result<(), BulkLoadError> {
+        std::fs::create_dir_all(dir).map_err(|e| BulkLoadError::io(dir, e))?;
+        let path = dir.join(STATE_FILE_NAME);
+        let tmp = dir.join(format!("{STATE_FILE_NAME}.tmp"));
+        let text = serde_json::to_vec_pretty(self).map_err(|e| BulkLoadError::Corrupt {
+            path: path.clone(),
+            reason: format!("cannot serialize: {e}"),
+        })?;
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&text)?;
+            file.sync_all()
+        };
+        write().map_err(|e| BulkLoadError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| BulkLoadError::io(&path, e))?;
+        sync_dir(dir)
+    }
+}
+
+/// fsync of a directory, so that a rename or removal in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), BulkLoadError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| BulkLoadError::io(dir, e))
+}
