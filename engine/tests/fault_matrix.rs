@@ -216,7 +216,11 @@ impl Workload<'_> {
     fn check_reads(&mut self, db: &Db, from: usize) {
         for j in 0..8 {
             let i = (from + j * 23) % NKEYS;
-            if let Ok(got) = db.get(key(i)) {
+            let r = db.get(key(i));
+            if !self.note("get", &r) {
+                continue;
+            }
+            if let Ok(got) = r {
                 if !self.model.clean[i].contains(&got) {
                     let msg = format!(
                         "get(k{i:04}) = {:?}, not one of the {} possible values",
@@ -226,8 +230,6 @@ impl Workload<'_> {
                     );
                     self.fail(msg);
                 }
-            } else {
-                self.out.surfaced_error = true;
             }
         }
     }
@@ -326,8 +328,8 @@ impl Workload<'_> {
         let fs = self.fs;
         let db = match Db::open(self.dir, options(fs)) {
             Ok(db) => db,
-            Err(_) => {
-                self.out.surfaced_error = true;
+            Err(e) => {
+                self.note::<()>("open", &Err(e));
                 return;
             }
         };
@@ -359,6 +361,7 @@ impl Workload<'_> {
         }
         // A full scan must agree with the model wherever it succeeds.
         let mut seen = BTreeSet::new();
+        let mut complete = true;
         for item in db.iter(&ReadOptions::default()) {
             match item {
                 Ok((k, v)) => {
@@ -368,10 +371,18 @@ impl Workload<'_> {
                         self.fail(format!("scan: k{i:04} holds an impossible value"));
                     }
                 }
-                Err(_) => {
-                    self.out.surfaced_error = true;
+                Err(e) => {
+                    self.note::<()>("scan", &Err(e));
+                    complete = false;
                     break;
                 }
+            }
+        }
+        if complete {
+            if let Some(i) =
+                (0..NKEYS).find(|i| !seen.contains(i) && !self.model.clean[*i].contains(&None))
+            {
+                self.fail(format!("scan: k{i:04} missing although acknowledged"));
             }
         }
         let bg = db.property("siltdb.background-error").unwrap_or_default();
@@ -525,6 +536,32 @@ fn positions(count: u64, soak: bool) -> Vec<u64> {
     v
 }
 
+/// The call site an error names (by the file in its message and the operation that returned it).
+fn site(first_error: &str) -> &'static str {
+    let (what, msg) = first_error.split_once(": ").unwrap_or(("", first_error));
+    if what == "open" {
+        "open"
+    } else if msg.contains("/scratch/ingest-") {
+        "SstWriter/ingest source"
+    } else if msg.contains("/scratch") || what == "checkpoint" && !msg.contains("/db") {
+        "checkpoint"
+    } else if msg.contains("MANIFEST") {
+        "manifest"
+    } else if msg.contains("CURRENT") {
+        "CURRENT"
+    } else if msg.contains(".log") {
+        "WAL"
+    } else if msg.contains(".sst") && what == "ingest" && !msg.contains("flush failed") {
+        "ingest (placing the file)"
+    } else if msg.contains(".sst") {
+        "SST (flush/compaction)"
+    } else if msg.contains("/db") {
+        "db directory (sync_dir)"
+    } else {
+        "other"
+    }
+}
+
 #[derive(Default)]
 struct Row {
     cases: usize,
@@ -562,6 +599,7 @@ fn matrix(variant: Variant) {
         "op", "fault", "cases", "fired", "errors", "read-only", "failures"
     );
     let mut all_failures = Vec::new();
+    let mut sites: std::collections::BTreeMap<&'static str, usize> = Default::default();
     let mut total = Row::default();
     for (op, count) in IoOp::ALL.iter().zip(&counts) {
         for kind in [FaultKind::Eio, FaultKind::Enospc] {
@@ -575,6 +613,9 @@ fn matrix(variant: Variant) {
                     );
                 }
                 row.cases += 1;
+                if out.surfaced_error {
+                    *sites.entry(site(&out.first_error)).or_default() += 1;
+                }
                 row.fired += usize::from(out.fired);
                 row.errors += usize::from(out.surfaced_error);
                 row.read_only += usize::from(out.read_only);
@@ -615,6 +656,15 @@ fn matrix(variant: Variant) {
         total.read_only,
         total.failures,
         started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        report,
+        "where the first surfaced error came from: {}",
+        sites
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("{report}");
     assert!(
