@@ -29,7 +29,7 @@ pub(crate) struct MemTable {
     map: SkipList,
     range_dels: RwLock<Vec<RangeTombstone>>,
     size_bytes: AtomicUsize,
-    /// Largest write tag applied (0 = none).
+    /// Largest write tag applied, plus one (0 = none).
     max_tag: AtomicU64,
     /// Number of the WAL file holding this memtable's writes.
     pub(crate) log_number: u64,
@@ -80,15 +80,14 @@ impl MemTable {
 
     /// Records that writes carrying `tag` are in this memtable.
     pub(crate) fn note_tag(&self, tag: u64) {
-        self.max_tag.fetch_max(tag, AtomicOrdering::Relaxed);
+        // Stored as tag + 1 so that 0 means "no tag" and tag 0 is representable.
+        self.max_tag
+            .fetch_max(tag.saturating_add(1), AtomicOrdering::Relaxed);
     }
 
     /// The largest tag applied, if any.
     pub(crate) fn max_tag(&self) -> Option<u64> {
-        match self.max_tag.load(AtomicOrdering::Relaxed) {
-            0 => None,
-            t => Some(t),
-        }
+        self.max_tag.load(AtomicOrdering::Relaxed).checked_sub(1)
     }
 
     /// Approximate memory used.

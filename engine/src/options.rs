@@ -111,9 +111,7 @@ pub struct WriteOptions {
     pub disable_wal: bool,
     /// Return [`crate::Error::Stalled`] at once instead of waiting in a write stall. Default `false`.
     pub no_slowdown: bool,
-    /// Opaque, monotonically increasing tag recorded with the write (e.g. a replication decree);
-    /// the largest tag whose data is durable in SSTs is [`crate::Db::durable_tag`].
-    pub tag: Option<u64>,
+    // Write tags (e.g. a replication decree) ride on the batch: `WriteBatch::set_tag`.
 }
 
 /// Options for reads and iterators.

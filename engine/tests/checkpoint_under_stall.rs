@@ -7,6 +7,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A batch carrying a write tag (the replica's decree).
+fn tagged(tag: u64, key: Option<&[u8]>) -> siltdb::WriteBatch {
+    let mut b = siltdb::WriteBatch::new();
+    if let Some(key) = key {
+        b.put(key, b"v");
+    }
+    b.set_tag(tag);
+    b
+}
+
 fn k(i: u64) -> Vec<u8> {
     format!("key{i:010}").into_bytes()
 }
@@ -188,13 +198,10 @@ fn durable_tags_survive_reopen_power_loss_and_checkpoints() {
     assert_eq!(db.durable_tag(), None);
     for tag in 1..=50u64 {
         let wo = WriteOptions {
-            tag: Some(tag),
             disable_wal: true,
             ..Default::default()
         };
-        let mut b = siltdb::WriteBatch::new();
-        b.put(k(tag), b"v");
-        db.write(b, &wo).unwrap();
+        db.write(tagged(tag, Some(&k(tag))), &wo).unwrap();
         if tag == 30 {
             db.flush().unwrap();
         }
@@ -207,13 +214,8 @@ fn durable_tags_survive_reopen_power_loss_and_checkpoints() {
     let db = Db::open(&path, opts.clone()).unwrap();
     assert_eq!(db.durable_tag(), Some(30));
     assert!(db.get(k(30)).unwrap().is_some());
-    let wo = WriteOptions {
-        tag: Some(51),
-        ..Default::default()
-    };
-    let mut b = siltdb::WriteBatch::new();
-    b.put(k(51), b"v");
-    db.write(b, &wo).unwrap();
+    db.write(tagged(51, Some(&k(51))), &WriteOptions::default())
+        .unwrap();
     let cp = dir.path().join("cp");
     let info = db.checkpoint(&cp).unwrap();
     assert_eq!(info.durable_tag, Some(51));
@@ -247,13 +249,8 @@ fn many_checkpoint_cycles_run_clean() {
     let mut next = 0u64;
     for cycle in 0..cycles {
         for _ in 0..20 {
-            let wo = WriteOptions {
-                tag: Some(next + 1),
-                ..Default::default()
-            };
-            let mut b = siltdb::WriteBatch::new();
-            b.put(k(next), b"value");
-            db.write(b, &wo).unwrap();
+            db.write(tagged(next + 1, Some(&k(next))), &WriteOptions::default())
+                .unwrap();
             next += 1;
         }
         let cp = dir.path().join(format!("checkpoint.{next}"));
@@ -281,18 +278,13 @@ fn a_tag_without_data_becomes_durable_on_flush() {
     let db = Db::open(&path, Options::default()).unwrap();
     db.put(b"k", b"v").unwrap();
     let wo = WriteOptions {
-        tag: Some(7),
         disable_wal: true,
         ..Default::default()
     };
-    db.write(siltdb::WriteBatch::new(), &wo).unwrap();
+    db.write(tagged(7, None), &wo).unwrap();
     db.flush().unwrap();
     assert_eq!(db.durable_tag(), Some(7));
-    let wo = WriteOptions {
-        tag: Some(8),
-        ..Default::default()
-    };
-    db.write(siltdb::WriteBatch::new(), &wo).unwrap();
+    db.write(tagged(8, None), &WriteOptions::default()).unwrap();
     db.flush().unwrap();
     assert_eq!(db.durable_tag(), Some(8));
     let before = std::fs::read_dir(&path)
@@ -320,4 +312,14 @@ fn a_tag_without_data_becomes_durable_on_flush() {
         .count();
     assert_eq!(before, after, "a tag-only flush writes no SST");
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn tag_zero_is_a_real_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    db.write(tagged(0, Some(b"a")), &WriteOptions::default())
+        .unwrap();
+    db.flush().unwrap();
+    assert_eq!(db.durable_tag(), Some(0));
 }

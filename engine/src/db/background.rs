@@ -166,7 +166,9 @@ pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result
         while it.valid() {
             let (uk, seq) = (crate::key::user_key(it.key()), crate::key::seqno(it.key()));
             let s = stripe(seq);
-            let hidden = prev.as_ref().is_some_and(|(k, ps)| k.as_slice() == uk && *ps == s);
+            let hidden = prev
+                .as_ref()
+                .is_some_and(|(k, ps)| k.as_slice() == uk && *ps == s);
             if !hidden {
                 b.add(it.key(), it.value())?;
             }

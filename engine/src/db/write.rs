@@ -51,10 +51,7 @@ impl Db {
     }
 
     /// Applies `batch` atomically.
-    pub fn write(&self, mut batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
-        if let Some(t) = opts.tag {
-            batch.set_tag(t);
-        }
+    pub fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         self.inner.write(batch, opts)
     }
 }
