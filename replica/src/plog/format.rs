@@ -1,4 +1,4 @@
-//! Byte layout of plog segments and records (described in `replica/docs/format.md`).
+//! Byte layout of plog segments and records (described in `docs/format.md`, "Replica: mutation log").
 //!
 //! A segment is `plog/<sequence number, 20 digits>.log`: a 16-byte header (`SILTPLOG`, format
 //! version `u32`, reserved `u32`) followed by records. A record is
