@@ -36,7 +36,7 @@ pub struct Stats {
     pub compaction_read_bytes: u64,
     /// Bytes written by compactions.
     pub compaction_write_bytes: u64,
-    /// User bytes written (keys + values of every write).
+    /// User bytes written since open (keys + values of every write, as applied).
     pub user_bytes: u64,
     /// Write-stall counters.
     pub stall: StallStats,

@@ -221,7 +221,7 @@ impl DbInner {
             }
         }
         let mem = Arc::clone(&self.state.lock().mem);
-        apply_to_memtable(&mem, &batch, first);
+        let user_bytes = apply_to_memtable(&mem, &batch, first);
         if let Some(t) = tag {
             mem.note_tag(t);
         }
@@ -230,7 +230,7 @@ impl DbInner {
         }
         self.stats
             .user_bytes
-            .fetch_add(batch.approximate_size() as u64, Ordering::Relaxed);
+            .fetch_add(user_bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -429,11 +429,18 @@ impl DbInner {
     }
 }
 
-/// Inserts a batch's operations into `mem`, numbering them from `first`.
-pub(crate) fn apply_to_memtable(mem: &MemTable, batch: &WriteBatch, first: u64) {
+/// Inserts a batch's operations into `mem`, numbering them from `first`; returns the user bytes
+/// (keys and values) written, the denominator of write amplification.
+pub(crate) fn apply_to_memtable(mem: &MemTable, batch: &WriteBatch, first: u64) -> u64 {
+    let mut bytes = 0u64;
     for (seq, op) in (first..).zip(batch.ops()) {
+        bytes += match op {
+            BatchOp::Put(k, v) | BatchOp::DeleteRange(k, v) => k.len() + v.len(),
+            BatchOp::Delete(k) => k.len(),
+        } as u64;
         apply_op(mem, seq, &op);
     }
+    bytes
 }
 
 /// Inserts one batch operation at `seq`.
