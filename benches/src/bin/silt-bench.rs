@@ -181,6 +181,10 @@ fn fill(db: &Db, args: &Args, name: &str, random: bool) -> Report {
 }
 
 fn space(db: &Db, args: &Args) -> String {
+    // Measure the settled shape: memtable flushed, compactions done.
+    db.flush().expect("flush");
+    db.wait_for_background_work(std::time::Duration::from_secs(600))
+        .expect("background work settles");
     let sst: u64 = db
         .property("siltdb.total-sst-size")
         .and_then(|s| s.parse().ok())

@@ -106,6 +106,31 @@ pub(crate) fn run(inner: &crate::db::DbInner, c: Compaction) -> crate::Result<()
 const MANUAL_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl crate::Db {
+    /// Waits until no flush or compaction is running or needed (the LSM shape has settled), a
+    /// background error, or `timeout` (then `Error::Busy`). For benchmarks, tests and tools
+    /// that measure the steady state.
+    pub fn wait_for_background_work(&self, timeout: std::time::Duration) -> crate::Result<()> {
+        let inner = &self.inner;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut st = inner.state.lock();
+        loop {
+            inner.check_bg_error(&st)?;
+            let idle = st.imms.is_empty() && !st.flush_running && st.compactions_running == 0;
+            if idle && picker::candidate(inner, &st).is_none() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(crate::Error::Busy(format!(
+                    "background work still running after {timeout:?}"
+                )));
+            }
+            inner.bg_cv.notify_all();
+            inner
+                .shape_cv
+                .wait_for(&mut st, std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Flushes the memtable, then compacts every file overlapping `[start, end]` (None =
     /// unbounded) level by level down to the bottom level, rewriting bottom-level files so that
     /// deleted data and tombstones in the range are dropped. Runs in the calling thread;

@@ -30,6 +30,12 @@ fn range_of(files: &[Arc<FileMeta>]) -> (Vec<u8>, Vec<u8>) {
 
 /// Picks the most urgent automatic compaction and claims its inputs.
 pub(crate) fn pick(inner: &DbInner, st: &mut DbState) -> Option<Compaction> {
+    let c = candidate(inner, st)?;
+    Some(claim(st, c))
+}
+
+/// The compaction `pick` would choose, without claiming it.
+pub(crate) fn candidate(inner: &DbInner, st: &DbState) -> Option<Compaction> {
     let v = inner.versions.current();
     let opts = &inner.opts;
     let t = level_targets(&v, opts);
@@ -59,7 +65,7 @@ pub(crate) fn pick(inner: &DbInner, st: &mut DbState) -> Option<Compaction> {
             level + 1
         };
         if let Some(c) = pick_level(&v, st, level, output) {
-            return Some(claim(st, c));
+            return Some(c);
         }
     }
     None
