@@ -21,6 +21,8 @@ pub mod checkpoint;
 pub mod durable;
 pub mod error;
 mod fs_util;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mutation;
 pub mod network;
 pub mod plog;
