@@ -239,7 +239,7 @@ impl Db {
                             .into(),
                     ));
                 }
-                inner.with_write_leadership_until(deadline, |i| i.make_room(true))?;
+                inner.with_write_leadership_until(deadline, |i| i.make_room(true, false))?;
                 let target = inner.state.lock().frozen_count;
                 inner.wait_flushed_until(target, deadline)?;
                 continue;

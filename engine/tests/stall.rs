@@ -4,13 +4,16 @@
 //! stop at 3, compaction output rate-limited, so writes stall most of the time. A writer thread
 //! writes as fast as it can; the main thread meanwhile sends `no_slowdown = true` writes and
 //! checks:
-//! - each returns within 50 ms (`Ok` or `Error::Stalled`, nothing else), and at least some return
+//! - each returns within 200 ms (`Ok` or `Error::Stalled`, nothing else), and at least some return
 //!   `Error::Stalled` (the writer keeps the database stalled);
 //! - the saturating writer's normal writes all eventually succeed (no error, no hang);
 //! - `db.stats().stall` counters move (stops or slowdowns, stalled micros, rejected) and
 //!   `siltdb.stats` reports them;
 //! - once the writer stops, background work relieves the stall (the stall cause clears and L0
 //!   drops below the stop trigger), and every write reads back, also after a reopen.
+
+/// Longest a `no_slowdown` write may take while the engine is stalled.
+const NO_SLOWDOWN_BOUND: Duration = Duration::from_millis(200);
 
 use siltdb::{Db, Error, Options, ReadOptions, WriteOptions};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -101,7 +104,10 @@ fn no_slowdown_writes_fail_fast_while_normal_writes_wait_and_succeed() {
             }
             Err(e) => panic!("a no_slowdown write failed with {e} (expected Ok or Stalled)"),
         }
-        if took >= Duration::from_millis(50) {
+        // "Within milliseconds": a no_slowdown write never waits for a stall to clear (that
+        // would be up to `max_write_stall_ms`), but it may wait behind a leader's WAL append or
+        // memtable switch, and a loaded 2-core CI machine can deschedule a thread for tens of ms.
+        if took >= NO_SLOWDOWN_BOUND {
             slow.push((took, format!("{:?}", db.property("siltdb.stall-cause"))));
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -122,7 +128,7 @@ fn no_slowdown_writes_fail_fast_while_normal_writes_wait_and_succeed() {
     let total = writer.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
     println!(
         "probes: {probes}, Stalled: {stalled}, slowest Stalled reply {max_stalled_latency:?}, \
-         replies >= 50 ms: {}; causes seen: {saw_cause:?}",
+         replies >= {NO_SLOWDOWN_BOUND:?}: {}; causes seen: {saw_cause:?}",
         slow.len()
     );
     println!("stall stats during the run: {:?}", stats_during.stall);
@@ -136,7 +142,7 @@ fn no_slowdown_writes_fail_fast_while_normal_writes_wait_and_succeed() {
     );
     assert!(
         slow.is_empty(),
-        "{} of {probes} no_slowdown writes took >= 50 ms (slowest {:?}); a no_slowdown write \
+        "{} of {probes} no_slowdown writes took >= {NO_SLOWDOWN_BOUND:?} (slowest {:?}); a no_slowdown write \
          must not wait in a stall",
         slow.len(),
         slow.iter().map(|(d, _)| *d).max()

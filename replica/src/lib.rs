@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod duplication;
 pub mod durable;
 pub mod error;
 mod fs_util;

@@ -82,6 +82,9 @@ pub(crate) struct DbInner {
     pub(crate) snapshots: Arc<SnapshotList>,
     pub(crate) tables: Arc<TableCache>,
     pub(crate) last_seq: AtomicU64,
+    /// True while the write leader waits in `make_room` for a flush slot (queued `no_slowdown`
+    /// writers then give up instead of waiting behind it).
+    pub(crate) leader_stalled: AtomicBool,
     pub(crate) closed: AtomicBool,
     pub(crate) lock: Mutex<Option<Box<dyn crate::fs::FileLock>>>,
     pub(crate) stats: background::Counters,

@@ -141,6 +141,7 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
         snapshots: Arc::new(SnapshotList::default()),
         tables,
         last_seq: AtomicU64::new(counters.last_seqno),
+        leader_stalled: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         lock: Mutex::new(Some(lock)),
         stats: Default::default(),

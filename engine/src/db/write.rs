@@ -8,7 +8,7 @@ use crate::wal::LogWriter;
 use crate::write_batch::{BatchOp, WriteBatch};
 use crate::{filename, Error, Result, WriteOptions};
 use parking_lot::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 const MAX_GROUP_BYTES: usize = 1 << 20;
 /// Longest single wait on a condition variable before re-checking every exit condition.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
+/// Wait slice of a queued `no_slowdown` writer (it re-checks the stall this often).
+const NO_SLOWDOWN_SLICE: Duration = Duration::from_millis(1);
 /// Longest single slowdown delay.
 const MAX_DELAY: Duration = Duration::from_millis(100);
 
@@ -24,7 +26,11 @@ pub(crate) struct Writer {
     batch: Mutex<Option<WriteBatch>>,
     sync: bool,
     disable_wal: bool,
+    /// Never wait in a stall: not even behind a leader that waits for a flush slot.
+    no_slowdown: bool,
     barrier: bool,
+    /// Set (under the queue lock) when a leader took this writer into its group.
+    grouped: AtomicBool,
     done: Mutex<Option<Result<()>>>,
 }
 
@@ -67,7 +73,9 @@ impl DbInner {
             batch: Mutex::new(Some(batch)),
             sync: opts.sync,
             disable_wal: opts.disable_wal,
+            no_slowdown: opts.no_slowdown,
             barrier: false,
+            grouped: AtomicBool::new(false),
             done: Mutex::new(None),
         });
         self.run_queued(w, None, |inner, group| inner.commit_group(group))
@@ -96,7 +104,9 @@ impl DbInner {
             batch: Mutex::new(None),
             sync: false,
             disable_wal: false,
+            no_slowdown: false,
             barrier: true,
+            grouped: AtomicBool::new(false),
             done: Mutex::new(None),
         });
         let mut out = None;
@@ -126,21 +136,41 @@ impl DbInner {
             if q.front().is_some_and(|f| Arc::ptr_eq(f, &w)) {
                 break;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                // Not the leader (checked above), so no group includes us: leave the queue.
+            let ungrouped = !w.grouped.load(Ordering::Acquire);
+            if ungrouped && deadline.is_some_and(|d| Instant::now() >= d) {
+                // Not the leader (checked above) and in no group: leave the queue.
                 q.retain(|x| !Arc::ptr_eq(x, &w));
                 drop(q);
                 self.queue_cv.notify_all();
                 return Err(Error::Busy("timed out waiting for the write queue".into()));
             }
-            self.queue_cv.wait_for(&mut q, WAIT_SLICE);
+            if ungrouped && w.no_slowdown && self.leader_stalled.load(Ordering::Acquire) {
+                // The leader ahead waits for a flush slot: a no_slowdown write does not wait.
+                q.retain(|x| !Arc::ptr_eq(x, &w));
+                drop(q);
+                self.queue_cv.notify_all();
+                self.state.lock().stall.rejected += 1;
+                return Err(Error::Stalled(
+                    "the write queue is stalled on the memtable limit and no_slowdown is set"
+                        .into(),
+                ));
+            }
+            let slice = if w.no_slowdown {
+                NO_SLOWDOWN_SLICE
+            } else {
+                WAIT_SLICE
+            };
+            self.queue_cv.wait_for(&mut q, slice);
         }
         // Leader: take a group of compatible writers from the front.
         let mut group = vec![Arc::clone(&w)];
         if !w.barrier {
             let mut bytes = w.batch.lock().as_ref().map_or(0, |b| b.approximate_size());
             for other in q.iter().skip(1) {
-                if other.barrier || other.disable_wal != w.disable_wal {
+                if other.barrier
+                    || other.disable_wal != w.disable_wal
+                    || other.no_slowdown != w.no_slowdown
+                {
                     break;
                 }
                 let size = other
@@ -152,6 +182,7 @@ impl DbInner {
                     break;
                 }
                 bytes += size;
+                other.grouped.store(true, Ordering::Release);
                 group.push(Arc::clone(other));
             }
         }
@@ -175,7 +206,7 @@ impl DbInner {
 
     /// Appends the group's batches to the WAL and inserts them into the memtable.
     fn commit_group(&self, group: &[Arc<Writer>]) -> Result<()> {
-        self.make_room(false)?;
+        self.make_room(false, group[0].no_slowdown)?;
         let mut merged: Option<WriteBatch> = None;
         let mut sync = false;
         for w in group {
@@ -238,7 +269,7 @@ impl DbInner {
     /// starting a new WAL. Called only by the queue leader. A forced switch (manual flush,
     /// ingestion, checkpoint) never waits for the memtable-limit stall that its own flush would
     /// relieve; a write's switch waits, bounded, for a flush slot.
-    pub(crate) fn make_room(&self, force: bool) -> Result<()> {
+    pub(crate) fn make_room(&self, force: bool, no_slowdown: bool) -> Result<()> {
         let deadline = Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms);
         loop {
             let mut st = self.state.lock();
@@ -260,6 +291,12 @@ impl DbInner {
             }
             if !force && st.imms.len() >= self.opts.max_immutable_memtables.max(1) {
                 // Memtable-limit stop: wait for a flush to finish.
+                if no_slowdown {
+                    st.stall.rejected += 1;
+                    return Err(Error::Stalled(
+                        "memtable full, flush pending, and no_slowdown is set".into(),
+                    ));
+                }
                 let now = Instant::now();
                 if now >= deadline {
                     st.stall.rejected += 1;
@@ -271,10 +308,13 @@ impl DbInner {
                 }
                 st.stall.stops += 1;
                 st.stall.current_cause = Some(stall::StallCause::MemtableLimit.name());
+                self.leader_stalled.store(true, Ordering::Release);
+                self.queue_cv.notify_all();
                 self.bg_cv.notify_all();
                 let started = Instant::now();
                 self.shape_cv
                     .wait_for(&mut st, WAIT_SLICE.min(deadline - now));
+                self.leader_stalled.store(false, Ordering::Release);
                 st.stall.stalled_micros += started.elapsed().as_micros() as u64;
                 st.stall.current_cause = None;
                 continue;

@@ -26,8 +26,36 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The first decree plog GC must keep, set by whoever still reads the log after openraft is
+/// done with it (duplication: the smallest `confirmed + 1` of its live duplications). `None`
+/// (the default) adds no constraint. A purge above it is cut down to it, in memory and on disk.
+#[derive(Debug)]
+pub struct RetainFrom(AtomicU64);
+
+impl Default for RetainFrom {
+    fn default() -> Self {
+        // u64::MAX encodes "no constraint" inside the atomic only; the API speaks `Option`.
+        Self(AtomicU64::new(u64::MAX))
+    }
+}
+
+impl RetainFrom {
+    /// Keeps every decree `>= keep_from`; `None` lifts the constraint.
+    pub fn set(&self, keep_from: Option<crate::types::Decree>) {
+        self.0
+            .store(keep_from.map_or(u64::MAX, |d| d.0), Ordering::SeqCst);
+    }
+
+    /// The first decree GC must keep, if any.
+    pub fn get(&self) -> Option<crate::types::Decree> {
+        let v = self.0.load(Ordering::SeqCst);
+        (v != u64::MAX).then_some(crate::types::Decree(v))
+    }
+}
 
 /// Plog tuning.
 #[derive(Debug, Clone)]
@@ -105,6 +133,7 @@ pub struct Plog {
     // it across file I/O on purpose: it is the writer's serialization, never a reader's.
     disk: Arc<Mutex<Disk>>,
     durable: Arc<DurableMark>,
+    retain: Arc<RetainFrom>,
     torn_tail_cut: bool,
 }
 
@@ -165,6 +194,7 @@ impl Plog {
                 disk_last,
             })),
             durable,
+            retain: Arc::default(),
             torn_tail_cut: loaded.torn_tail_cut,
         })
     }
@@ -172,6 +202,11 @@ impl Plog {
     /// The plog directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The GC floor shared by every clone (see [`RetainFrom`]).
+    pub fn retain(&self) -> &Arc<RetainFrom> {
+        &self.retain
     }
 
     /// Counters for tests and metrics.
@@ -264,14 +299,27 @@ impl Plog {
 
     fn do_purge(&self, log_id: LogId<u64>) -> Result<()> {
         let mut disk = self.disk.lock();
-        {
+        let log_id = {
             let mut s = self.shared.write();
+            // A reader outside openraft (duplication) still needs what is at or above the
+            // floor: purge only below it. openraft tolerates a log that keeps more.
+            let log_id = match self.retain.get() {
+                Some(keep) if log_id.index >= keep.0 => {
+                    let below = keep.0.checked_sub(1).and_then(|i| s.entries.get(&i));
+                    match below {
+                        Some(e) => e.log_id,
+                        None => return Ok(()),
+                    }
+                }
+                _ => log_id,
+            };
             if s.purged >= Some(log_id) {
                 return Ok(());
             }
             s.entries = s.entries.split_off(&log_id.index.saturating_add(1));
             s.purged = Some(log_id);
-        }
+            log_id
+        };
         disk.purge_pending = Some(log_id);
         self.persist_purge(&mut disk, false)
     }
