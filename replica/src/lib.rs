@@ -17,6 +17,7 @@
 //! `segment`), [`checkpoint`], [`state_machine`], [`raft`].
 #![warn(missing_docs)]
 
+pub mod bulk_load;
 pub mod checkpoint;
 pub mod duplication;
 pub mod durable;

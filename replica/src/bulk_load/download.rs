@@ -201,6 +201,11 @@ impl DownloadSession {
         self.progress_bytes.load(Ordering::Acquire)
     }
 
+    /// The session's own progress counter (readable after the session ends).
+    pub fn progress_handle(&self) -> Arc<AtomicU64> {
+        self.progress_bytes.clone()
+    }
+
     /// Cancels the session and waits for its thread to end. After this returns the task
     /// writes nothing more.
     pub fn cancel_and_join(mut self) {
@@ -248,10 +253,8 @@ struct CancelAwareFile<'a> {
 impl Write for CancelAwareFile<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.cancel.is_cancelled() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Interrupted,
-                "download session cancelled",
-            ));
+            // Not `Interrupted`: `write_all` retries that kind forever.
+            return Err(std::io::Error::other("download session cancelled"));
         }
         let n = self.file.write(buf)?;
         self.progress_bytes.fetch_add(n as u64, Ordering::AcqRel);
@@ -319,7 +322,8 @@ impl TaskRunner {
     fn download_file(&self, file: &FileEntry, path: &Path) -> Result<u64, FileError> {
         let base = self.progress_bytes.load(Ordering::Acquire);
         if verify_file(path, file).is_ok() {
-            self.progress_bytes.store(base + file.size, Ordering::Release);
+            self.progress_bytes
+                .store(base + file.size, Ordering::Release);
             return Ok(0);
         }
         let tmp = path.with_file_name(format!("{}{TEMP_SUFFIX}", file.name));
@@ -411,7 +415,7 @@ fn failed(file: &str, reason: String) -> DownloadOutcome {
 }
 
 /// Sleeps `d` in small steps; false if cancelled meanwhile.
-fn sleep_unless_cancelled(d: Duration, cancel: &CancelToken) -> bool {
+pub(crate) fn sleep_unless_cancelled(d: Duration, cancel: &CancelToken) -> bool {
     let deadline = Instant::now() + d;
     while Instant::now() < deadline {
         if cancel.is_cancelled() {

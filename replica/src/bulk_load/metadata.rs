@@ -170,14 +170,16 @@ pub fn validate_file_name(name: &str) -> Result<(), String> {
         ));
     }
     if name.contains(['/', '\\', '\0']) {
-        return Err(format!("file name {shown:?} contains a path separator or NUL"));
+        return Err(format!(
+            "file name {shown:?} contains a path separator or NUL"
+        ));
     }
     if name == "." || name == ".." || name.contains("..") {
         return Err(format!("file name {shown:?} contains \"..\""));
     }
     let mut components = Path::new(name).components();
-    let single_normal = matches!(components.next(), Some(Component::Normal(_)))
-        && components.next().is_none();
+    let single_normal =
+        matches!(components.next(), Some(Component::Normal(_))) && components.next().is_none();
     if !single_normal {
         return Err(format!("file name {shown:?} is not a plain file name"));
     }
@@ -190,14 +192,17 @@ pub fn resolve_under(dir: &Path, name: &str) -> Result<PathBuf, String> {
     let path = dir.join(name);
     // Pair assertion with the name check: the joined path's parent must be `dir` itself.
     if path.parent() != Some(dir) {
-        return Err(format!("file name {name:?} resolves outside {}", dir.display()));
+        return Err(format!(
+            "file name {name:?} resolves outside {}",
+            dir.display()
+        ));
     }
     Ok(path)
 }
 
 /// Lowercase or uppercase hex to bytes; `None` when not hex.
 pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let digit = |b: u8| (b as char).to_digit(16);
@@ -230,7 +235,15 @@ mod tests {
     #[test]
     fn names_that_escape_or_are_huge_are_rejected() {
         for bad in [
-            "", ".", "..", "../x.sst", "a/b.sst", "/etc/passwd", "x\\y", "a\0b", "x..sst",
+            "",
+            ".",
+            "..",
+            "../x.sst",
+            "a/b.sst",
+            "/etc/passwd",
+            "x\\y",
+            "a\0b",
+            "x..sst",
         ] {
             assert!(validate_file_name(bad).is_err(), "{bad:?}");
         }

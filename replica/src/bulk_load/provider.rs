@@ -43,7 +43,7 @@ pub enum ProviderError {
 }
 
 /// A source of one table's bulk-load files, per partition index.
-pub trait BulkLoadProvider: Send + Sync {
+pub trait BulkLoadProvider: Send + Sync + std::fmt::Debug {
     /// Names of the files present for `partition` (metadata excluded).
     fn list(&self, partition: u32) -> Result<Vec<String>, ProviderError>;
     /// The raw `bulk_load_metadata.json` of `partition`.
@@ -62,8 +62,9 @@ pub trait BulkLoadProvider: Send + Sync {
     ) -> Result<u64, ProviderError>;
 }
 
-fn sink_error(e: std::io::Error) -> ProviderError {
-    if e.kind() == std::io::ErrorKind::Interrupted {
+fn sink_error(e: std::io::Error, cancel: &CancelToken) -> ProviderError {
+    // A cancelled session's sink refuses writes; that is a cancellation, not an I/O error.
+    if cancel.is_cancelled() {
         ProviderError::Cancelled
     } else {
         ProviderError::Io(format!("writing the local copy: {e}"))
@@ -151,7 +152,8 @@ impl BulkLoadProvider for LocalDirProvider {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_error(name, e)),
             };
-            sink.write_all(&buffer[..n]).map_err(sink_error)?;
+            sink.write_all(&buffer[..n])
+                .map_err(|e| sink_error(e, cancel))?;
             written += n as u64;
         }
     }
@@ -199,6 +201,9 @@ impl Gate {
     }
 }
 
+/// A file of one partition: (partition index, file name).
+type FileKey = (u32, String);
+
 /// A fault [`TestProvider`] applies to one file.
 #[derive(Debug, Clone)]
 pub enum Fault {
@@ -240,9 +245,9 @@ impl Fault {
 /// An in-memory provider with per-file faults, for tests.
 #[derive(Debug)]
 pub struct TestProvider {
-    files: Mutex<HashMap<(u32, String), Arc<Vec<u8>>>>,
+    files: Mutex<HashMap<FileKey, Arc<Vec<u8>>>>,
     metadata: Mutex<HashMap<u32, Vec<u8>>>,
-    faults: Mutex<HashMap<(u32, String), Fault>>,
+    faults: Mutex<HashMap<FileKey, Fault>>,
     supports_range: AtomicBool,
     chunk_bytes: usize,
     fetches: AtomicU64,
@@ -284,7 +289,9 @@ impl TestProvider {
 
     /// Applies `fault` to every later fetch of `name`.
     pub fn set_fault(&self, partition: u32, name: &str, fault: Fault) {
-        self.faults.lock().insert((partition, name.to_string()), fault);
+        self.faults
+            .lock()
+            .insert((partition, name.to_string()), fault);
     }
 
     /// Removes the fault of `name`.
@@ -315,7 +322,9 @@ impl TestProvider {
         sink: &mut dyn Write,
         cancel: &CancelToken,
     ) -> Result<u64, ProviderError> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
         let mut position = start;
         let mut written = 0u64;
         while position < bytes.len() {
@@ -335,7 +344,8 @@ impl TestProvider {
                 }
                 _ => {}
             }
-            sink.write_all(&bytes[position..end]).map_err(sink_error)?;
+            sink.write_all(&bytes[position..end])
+                .map_err(|e| sink_error(e, cancel))?;
             written += (end - position) as u64;
             position = end;
         }
@@ -351,8 +361,7 @@ impl BulkLoadProvider for TestProvider {
             .lock()
             .keys()
             .filter(|(p, name)| {
-                *p == partition
-                    && !matches!(faults.get(&(*p, name.clone())), Some(Fault::Drop))
+                *p == partition && !matches!(faults.get(&(*p, name.clone())), Some(Fault::Drop))
             })
             .map(|(_, name)| name.clone())
             .collect();
@@ -416,7 +425,9 @@ impl BulkLoadProvider for TestProvider {
                 &served
             }
             Some(Fault::Truncate(n)) => {
-                let n = usize::try_from(*n).unwrap_or(usize::MAX).min(original.len());
+                let n = usize::try_from(*n)
+                    .unwrap_or(usize::MAX)
+                    .min(original.len());
                 &original[..n]
             }
             _ => &original,
