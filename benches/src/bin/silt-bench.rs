@@ -242,6 +242,32 @@ fn main() {
                 r.extra = format!("{found} of {n} found");
                 r
             }
+            "readwhilewriting" => {
+                // One reader timed while a background writer overwrites random keys.
+                let stop = std::sync::atomic::AtomicBool::new(false);
+                let dref: &Db = d;
+                let vs = args.value_size;
+                let mut found = 0u64;
+                let mut r = std::thread::scope(|sc| {
+                    let stop = &stop;
+                    sc.spawn(move || {
+                        let mut wr = StdRng::seed_from_u64(99);
+                        let v = vec![b'w'; vs];
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            dref.put(key(wr.gen_range(0..n)), &v).expect("put");
+                        }
+                    });
+                    let r = timed(w, n, 16 + vs as u64, |_| {
+                        if dref.get(key(rng.gen_range(0..n))).expect("get").is_some() {
+                            found += 1;
+                        }
+                    });
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    r
+                });
+                r.extra = format!("{found} of {n} found, one writer in the background");
+                r
+            }
             "readseq" | "readreverse" => {
                 let start = Instant::now();
                 let mut count = 0u64;
