@@ -17,6 +17,20 @@ fn tagged(tag: u64, key: Option<&[u8]>) -> siltdb::WriteBatch {
     b
 }
 
+/// Number of `.sst` files in a database directory.
+fn count_ssts(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sst")
+        })
+        .count()
+}
+
 fn k(i: u64) -> Vec<u8> {
     format!("key{i:010}").into_bytes()
 }
@@ -287,29 +301,11 @@ fn a_tag_without_data_becomes_durable_on_flush() {
     db.write(tagged(8, None), &WriteOptions::default()).unwrap();
     db.flush().unwrap();
     assert_eq!(db.durable_tag(), Some(8));
-    let before = std::fs::read_dir(&path)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".sst")
-        })
-        .count();
+    let before = count_ssts(&path);
     db.close().unwrap();
     let db = Db::open(&path, Options::default()).unwrap();
     assert_eq!(db.durable_tag(), Some(8));
-    let after = std::fs::read_dir(&path)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".sst")
-        })
-        .count();
+    let after = count_ssts(&path);
     assert_eq!(before, after, "a tag-only flush writes no SST");
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }
