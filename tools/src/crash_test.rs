@@ -4,7 +4,8 @@
 //! The parent runs cycles. Each cycle starts a writer child (this same binary with the hidden
 //! `--child` flag) on the database in `DIR/db`, SIGKILLs it after a random 50–500 ms, reopens the
 //! database and checks every key of the key space against the expected state, then starts the
-//! next cycle on the same database.
+//! next cycle on the same database. A run on a directory left by an earlier run first verifies
+//! the existing database against its log.
 //!
 //! The child performs random operations on a small key space (`--keys`, default 1000): puts,
 //! deletes, range deletes, atomic batches mixing the three, flushes, `compact_range`, checkpoints
@@ -737,6 +738,17 @@ pub fn run_parent(args: &Args, dir: &Path, exe: &Path, seed: u64) -> Result<Repo
     let mut rng = Rng::new(seed);
     let mut report = Report::default();
     let started = Instant::now();
+    // Resuming a directory from an earlier run: the database must already agree with the log
+    // before any new write lands on top of it (a later write could mask a lost one).
+    if log_path(dir).exists() && db_path(dir).exists() {
+        if let Err(e) = verify(dir, args.keys, false) {
+            report.failures += 1;
+            print_report(&report, started, seed, dir);
+            return Err(format!(
+                "the existing database disagrees with its log before the first cycle: {e}"
+            ));
+        }
+    }
     while report.cycles < cycles && end.is_none_or(|e| Instant::now() < e) {
         let cycle = report.cycles;
         clear_scratch(dir)?;
