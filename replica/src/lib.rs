@@ -25,6 +25,7 @@ pub mod error;
 mod fs_util;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod maintenance;
 pub mod mutation;
 pub mod network;
 pub mod plog;

@@ -18,6 +18,7 @@ use openraft::{BasicNode, OptionalSend, Raft, Snapshot, Vote};
 use parking_lot::RwLock;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,9 @@ pub struct Router {
     gpid: Option<Gpid>,
     nodes: RwLock<HashMap<u64, Raft<TypeConfig>>>,
     isolated: RwLock<HashSet<u64>>,
+    snapshots_held: RwLock<bool>,
+    snapshots_released: tokio::sync::Notify,
+    snapshots_waiting: AtomicUsize,
 }
 
 impl Router {
@@ -64,6 +68,24 @@ impl Router {
     /// Undoes [`Router::isolate`].
     pub fn heal(&self, id: u64) {
         self.isolated.write().remove(&id);
+    }
+
+    /// Holds every snapshot transfer before it reaches the receiver (the sender keeps its
+    /// checkpoint pinned meanwhile) until [`Router::release_snapshots`]. For tests of what a
+    /// transfer in progress protects.
+    pub fn hold_snapshots(&self) {
+        *self.snapshots_held.write() = true;
+    }
+
+    /// Lets held and later snapshot transfers through.
+    pub fn release_snapshots(&self) {
+        *self.snapshots_held.write() = false;
+        self.snapshots_released.notify_waiters();
+    }
+
+    /// Snapshot transfers currently held by [`Router::hold_snapshots`].
+    pub fn snapshots_waiting(&self) -> usize {
+        self.snapshots_waiting.load(Ordering::SeqCst)
     }
 
     fn route(&self, from: u64, to: u64) -> Result<Raft<TypeConfig>, Unreachable> {
@@ -158,6 +180,22 @@ impl RaftNetwork<TypeConfig> for Connection {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
+        tokio::pin!(cancel);
+        self.router.snapshots_waiting.fetch_add(1, Ordering::SeqCst);
+        let released = loop {
+            let notified = self.router.snapshots_released.notified();
+            if !*self.router.snapshots_held.read() {
+                break None;
+            }
+            tokio::select! {
+                closed = &mut cancel => break Some(closed),
+                _ = notified => {}
+            }
+        };
+        self.router.snapshots_waiting.fetch_sub(1, Ordering::SeqCst);
+        if let Some(closed) = released {
+            return Err(StreamingError::Closed(closed));
+        }
         let raft = self.router.route(self.from, self.to)?;
         let to = self.to;
         tokio::select! {

@@ -5,6 +5,7 @@
 //! admission (validation, fencing by ballot, throttling) and are proposed as one log entry each.
 
 use crate::error::{Error, Result};
+use crate::maintenance::{self, Maintenance, MaintenanceOptions, MaintenanceStats};
 use crate::mutation::{Mutation, MutationResp};
 use crate::network::{NetworkFactory, Router};
 use crate::plog::{Plog, PlogOptions};
@@ -16,7 +17,7 @@ use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Longest [`Replica::wait_applied`] and similar waits may take.
 pub const WAIT_MAX: Duration = Duration::from_secs(30);
@@ -40,6 +41,8 @@ pub struct ReplicaOptions {
     pub throttle_qps: String,
     /// Pegasus throttling string by bytes (empty = off).
     pub throttle_size: String,
+    /// The periodic checkpoint / plog purge / checkpoint GC task.
+    pub maintenance: MaintenanceOptions,
 }
 
 impl ReplicaOptions {
@@ -54,6 +57,7 @@ impl ReplicaOptions {
             raft: Self::default_raft_config(),
             throttle_qps: String::new(),
             throttle_size: String::new(),
+            maintenance: MaintenanceOptions::default(),
         }
     }
 
@@ -82,6 +86,7 @@ pub struct Replica {
     plog: Plog,
     router: Arc<Router>,
     throttling: WriteThrottling,
+    maintenance: Maintenance,
 }
 
 impl Replica {
@@ -107,6 +112,7 @@ impl Replica {
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
         router.register(opts.node_id, raft.clone());
+        let maintenance = Maintenance::start(raft.clone(), &opts.maintenance);
         Ok(Replica {
             gpid: opts.gpid,
             id: opts.node_id,
@@ -115,6 +121,7 @@ impl Replica {
             plog,
             router,
             throttling,
+            maintenance,
         })
     }
 
@@ -253,45 +260,22 @@ impl Replica {
     /// Takes a checkpoint now (an openraft snapshot: flush + hard links), waiting until the
     /// snapshot reaches the applied decree (bounded by [`WAIT_MAX`]).
     pub async fn checkpoint(&self) -> Result<Option<Decree>> {
-        let target = self.applied();
-        self.raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
-        let deadline = Instant::now() + WAIT_MAX;
-        loop {
-            let snap = self
-                .raft
-                .metrics()
-                .borrow()
-                .snapshot
-                .map(|l| Decree(l.index));
-            if snap >= target {
-                return Ok(snap);
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Raft(format!("checkpoint did not reach {target:?}")));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        maintenance::checkpoint(&self.raft).await
     }
 
     /// Purges the plog up to the newest checkpoint.
     pub async fn purge_log(&self) -> Result<()> {
-        let snap = self.raft.metrics().borrow().snapshot;
-        if let Some(s) = snap {
-            self.raft
-                .trigger()
-                .purge_log(s.index)
-                .await
-                .map_err(|e| Error::Raft(e.to_string()))?;
-        }
-        Ok(())
+        maintenance::purge_log(&self.raft).await
+    }
+
+    /// What the periodic maintenance task did so far.
+    pub fn maintenance_stats(&self) -> MaintenanceStats {
+        self.maintenance.stats()
     }
 
     /// Stops the Raft and closes the engine (flushing what was applied).
-    pub async fn close(self) -> Result<()> {
+    pub async fn close(mut self) -> Result<()> {
+        self.maintenance.stop().await;
         self.router.unregister(self.id);
         self.raft
             .shutdown()
@@ -302,7 +286,8 @@ impl Replica {
 
     /// Stops the Raft and drops everything without flushing the engine: with a fault
     /// filesystem set dead beforehand, this is a crash.
-    pub async fn kill(self) {
+    pub async fn kill(mut self) {
+        self.maintenance.stop().await;
         self.router.unregister(self.id);
         let _ = self.raft.shutdown().await;
     }
