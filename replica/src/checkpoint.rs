@@ -40,18 +40,47 @@ pub struct CheckpointHandle {
     /// The meta, when known.
     pub meta: Option<SnapshotMeta<u64, BasicNode>>,
     _pin: Option<Pin>,
+    /// Set for a receiver's staging directory: removed when the handle drops.
+    staging_fs: Option<Arc<dyn FileSystem>>,
 }
 
 impl CheckpointHandle {
-    /// A handle to a directory with no pin (a staging directory of a receiver).
+    /// A handle to a directory with no pin and no cleanup.
     pub fn unpinned(dir: PathBuf) -> Self {
         Self {
             dir,
             meta: None,
             _pin: None,
+            staging_fs: None,
+        }
+    }
+
+    /// A receiver's staging directory: whatever was written into it is removed when the handle
+    /// drops — after the install copied it into place, or when the transfer was abandoned.
+    /// (A crash leaves it behind; [`Checkpoints::open`] removes leftovers.)
+    pub fn staging(dir: PathBuf, fs: Arc<dyn FileSystem>) -> Self {
+        Self {
+            dir,
+            meta: None,
+            _pin: None,
+            staging_fs: Some(fs),
         }
     }
 }
+
+impl Drop for CheckpointHandle {
+    fn drop(&mut self) {
+        if let Some(fs) = &self.staging_fs {
+            if fs.exists(&self.dir) {
+                // Best effort: a leftover is removed at the next open.
+                let _ = fs.remove_dir_all(&self.dir);
+            }
+        }
+    }
+}
+
+/// Prefix of a receiver's staging directory (`learn.<n>.tmp`).
+pub const STAGING_PREFIX: &str = "learn.";
 
 #[derive(Debug)]
 struct Pin {
@@ -82,13 +111,15 @@ pub struct Checkpoints {
 
 impl Checkpoints {
     /// Scans `parent` for complete checkpoints. Incomplete ones (no meta file, unreadable, or a
-    /// decree above `durable`, which a crash mid-install leaves) are removed.
+    /// decree above `durable`, which a crash mid-install leaves) and staging directories left by
+    /// a crash mid-transfer are removed.
     pub fn open(fs: Arc<dyn FileSystem>, parent: &Path, durable: Option<u64>) -> Result<Self> {
         let names = fs.list(parent).map_err(|e| Error::io(parent, e))?;
         let mut known = BTreeMap::new();
         for name in names {
             let path = parent.join(&name);
-            if name.starts_with(CHECKPOINT_PREFIX) && name.ends_with(".tmp") {
+            let leftover = name.starts_with(CHECKPOINT_PREFIX) || name.starts_with(STAGING_PREFIX);
+            if leftover && name.ends_with(".tmp") {
                 fs.remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
                 continue;
             }
@@ -139,6 +170,7 @@ impl Checkpoints {
                 pins: Arc::clone(&self.pins),
                 decree,
             }),
+            staging_fs: None,
         }
     }
 
@@ -229,4 +261,51 @@ pub fn copy_db_dir(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<()> {
         f.sync().map_err(|e| Error::io(&to, e))?;
     }
     fs.sync_dir(dst).map_err(|e| Error::io(dst, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siltdb::fs::StdFs;
+
+    #[test]
+    fn staging_dir_is_removed_when_its_handle_drops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
+        let dir = tmp.path().join(format!("{STAGING_PREFIX}7.tmp"));
+        let h = CheckpointHandle::staging(dir.clone(), Arc::clone(&fs));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("000001.sst"), b"partial").unwrap();
+        drop(h);
+        assert!(!dir.exists(), "abandoned staging dir left behind");
+        // Never created: dropping is a no-op.
+        drop(CheckpointHandle::staging(
+            tmp.path().join("learn.8.tmp"),
+            fs,
+        ));
+        // A plain handle never removes its directory.
+        let kept = tmp.path().join("checkpoint.5");
+        std::fs::create_dir_all(&kept).unwrap();
+        drop(CheckpointHandle::unpinned(kept.clone()));
+        assert!(kept.exists());
+    }
+
+    #[test]
+    fn open_removes_staging_and_temp_leftovers_of_a_crash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
+        for name in ["learn.3.tmp", "checkpoint.9.tmp", "checkpoint.4"] {
+            std::fs::create_dir_all(tmp.path().join(name)).unwrap();
+        }
+        std::fs::create_dir_all(tmp.path().join("db.0")).unwrap();
+        let cks = Checkpoints::open(fs, tmp.path(), Some(10)).unwrap();
+        // checkpoint.4 has no SNAPSHOT_META: incomplete, removed too.
+        assert!(cks.decrees().is_empty());
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["db.0".to_string()]);
+    }
 }

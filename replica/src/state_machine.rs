@@ -500,8 +500,14 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
         &mut self,
     ) -> Result<Box<CheckpointHandle>, StorageError<u64>> {
         let n = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let dir = self.inner.dir.join(format!("learn.{n}.tmp"));
-        Ok(Box::new(CheckpointHandle::unpinned(dir)))
+        let dir = self
+            .inner
+            .dir
+            .join(format!("{}{n}.tmp", checkpoint::STAGING_PREFIX));
+        Ok(Box::new(CheckpointHandle::staging(
+            dir,
+            Arc::clone(&self.inner.fs),
+        )))
     }
 
     async fn install_snapshot(
