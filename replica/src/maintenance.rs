@@ -75,9 +75,17 @@ pub async fn checkpoint(raft: &Raft<TypeConfig>) -> Result<Option<Decree>> {
         .map_err(|e| Error::Raft(e.to_string()))?;
     let deadline = Instant::now() + WAIT_MAX;
     loop {
-        let snap = snapshot(raft);
+        let (snap, running) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (m.snapshot.map(|l| Decree(l.index)), m.running_state.clone())
+        };
         if snap >= target {
             return Ok(snap);
+        }
+        if let Err(fatal) = running {
+            // A failed build (e.g. an I/O error) stops the Raft: no snapshot will come.
+            return Err(Error::Raft(format!("checkpoint failed: {fatal}")));
         }
         if Instant::now() > deadline {
             return Err(Error::Raft(format!(
