@@ -9,7 +9,8 @@
 //!    it runs checkpoint GC, which keeps the newest `checkpoints_keep` and never removes a
 //!    checkpoint that is pinned by a transfer (learn) in progress;
 //! 2. purge the plog up to the newest checkpoint (the plog itself keeps everything above the
-//!    durable decree and above the duplication floor).
+//!    durable decree and above the duplication floor), re-running a purge the floor cut short
+//!    once the floor moved ([`Plog::retry_purge`]).
 //!
 //! The task is owned by the [`crate::replica::Replica`]: cancelled and joined by `close` and
 //! `kill` before the Raft shuts down. A failed round is counted and its error kept in
@@ -17,6 +18,7 @@
 //! bounded by [`crate::replica::WAIT_MAX`].
 
 use crate::error::{Error, Result};
+use crate::plog::Plog;
 use crate::raft::TypeConfig;
 use crate::replica::WAIT_MAX;
 use crate::types::Decree;
@@ -121,7 +123,7 @@ fn snapshot(raft: &Raft<TypeConfig>) -> Option<Decree> {
 }
 
 /// One round: checkpoint if enough is new, then purge. Returns the checkpoint taken, if any.
-async fn round(raft: &Raft<TypeConfig>, min_new: u64) -> Result<Option<Decree>> {
+async fn round(raft: &Raft<TypeConfig>, plog: &Plog, min_new: u64) -> Result<Option<Decree>> {
     let Some(applied) = applied(raft) else {
         return Ok(None);
     };
@@ -131,6 +133,10 @@ async fn round(raft: &Raft<TypeConfig>, min_new: u64) -> Result<Option<Decree>> 
     };
     let taken = if due { checkpoint(raft).await? } else { None };
     purge_log(raft).await?;
+    let plog = plog.clone();
+    tokio::task::spawn_blocking(move || plog.retry_purge())
+        .await
+        .map_err(|e| Error::Raft(format!("plog purge task: {e}")))??;
     Ok(taken)
 }
 
@@ -143,7 +149,7 @@ pub struct Maintenance {
 
 impl Maintenance {
     /// Starts the task for `raft` (no task when `opts.interval` is `None`).
-    pub fn start(raft: Raft<TypeConfig>, opts: &MaintenanceOptions) -> Maintenance {
+    pub fn start(raft: Raft<TypeConfig>, plog: Plog, opts: &MaintenanceOptions) -> Maintenance {
         let (stop, mut stopped) = watch::channel(false);
         let stats = Arc::new(Mutex::new(MaintenanceStats::default()));
         let task = opts.interval.map(|interval| {
@@ -159,7 +165,7 @@ impl Maintenance {
                     // A round is cancelled at its next await point when the replica closes.
                     let r = tokio::select! {
                         _ = stopped.changed() => return,
-                        r = round(&raft, min_new) => r,
+                        r = round(&raft, &plog, min_new) => r,
                     };
                     let mut s = stats.lock();
                     s.rounds += 1;

@@ -112,7 +112,7 @@ impl Replica {
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
         router.register(opts.node_id, raft.clone());
-        let maintenance = Maintenance::start(raft.clone(), &opts.maintenance);
+        let maintenance = Maintenance::start(raft.clone(), plog.clone(), &opts.maintenance);
         Ok(Replica {
             gpid: opts.gpid,
             id: opts.node_id,
@@ -263,9 +263,14 @@ impl Replica {
         maintenance::checkpoint(&self.raft).await
     }
 
-    /// Purges the plog up to the newest checkpoint.
+    /// Purges the plog up to the newest checkpoint (as far as the durable decree and the
+    /// duplication floor allow), re-running an earlier purge the floor cut short.
     pub async fn purge_log(&self) -> Result<()> {
-        maintenance::purge_log(&self.raft).await
+        maintenance::purge_log(&self.raft).await?;
+        let plog = self.plog.clone();
+        tokio::task::spawn_blocking(move || plog.retry_purge())
+            .await
+            .map_err(|e| Error::Raft(format!("plog purge task: {e}")))?
     }
 
     /// What the periodic maintenance task did so far.

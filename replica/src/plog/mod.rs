@@ -102,6 +102,9 @@ struct Disk {
     segments: Segments,
     meta_on_disk: PlogMeta,
     purge_pending: Option<LogId<u64>>,
+    /// The furthest purge openraft asked for. A purge cut short by the retain floor is re-run
+    /// from it by [`Plog::retry_purge`] once the floor moved.
+    purge_wanted: Option<LogId<u64>>,
     /// Largest decree alive in the files (including purged ones not yet removed).
     disk_last: Option<u64>,
 }
@@ -191,6 +194,7 @@ impl Plog {
                 segments,
                 meta_on_disk: meta,
                 purge_pending: None,
+                purge_wanted: None,
                 disk_last,
             })),
             durable,
@@ -227,6 +231,18 @@ impl Plog {
     pub fn gc(&self) -> Result<()> {
         let mut disk = self.disk.lock();
         self.persist_purge(&mut disk, false)
+    }
+
+    /// Re-runs the furthest purge openraft asked for, as far as the retain floor allows now
+    /// (openraft asks once per mark; a purge the floor cut short would otherwise wait for the
+    /// next snapshot), then persists what the engine's durable decree allows. The replica's
+    /// maintenance task calls it every round.
+    pub fn retry_purge(&self) -> Result<()> {
+        let wanted = self.disk.lock().purge_wanted;
+        if let Some(w) = wanted {
+            self.do_purge(w)?;
+        }
+        self.gc()
     }
 
     fn persist_purge(&self, disk: &mut Disk, wait: bool) -> Result<()> {
@@ -299,6 +315,7 @@ impl Plog {
 
     fn do_purge(&self, log_id: LogId<u64>) -> Result<()> {
         let mut disk = self.disk.lock();
+        disk.purge_wanted = disk.purge_wanted.max(Some(log_id));
         let log_id = {
             let mut s = self.shared.write();
             // A reader outside openraft (duplication) still needs what is at or above the
