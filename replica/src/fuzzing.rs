@@ -367,7 +367,13 @@ fn check_segments(files: &[Vec<u8>], purged_index: Option<u64>, segment_max: u64
     let purged = purged_index.map(|i| LogId::new(CommittedLeaderId::new(1, 1), i));
     let model = model_replay(files, purged_index);
     let shared: Arc<dyn FileSystem> = Arc::new(fs.clone());
-    let opened = Segments::open(shared.clone(), plog_dir(), segment_max, purged.as_ref());
+    let opened = Segments::open(
+        shared.clone(),
+        plog_dir(),
+        segment_max,
+        purged.as_ref(),
+        None,
+    );
     let (mut segs, loaded) = match (opened, model) {
         (Err(_), Err(())) => return,
         (Ok(_), Err(())) => panic!("a damaged non-last segment was accepted"),
@@ -388,8 +394,14 @@ fn check_segments(files: &[Vec<u8>], purged_index: Option<u64>, segment_max: u64
     }
     let count = segs.count();
     drop(segs);
-    let (segs2, again) = Segments::open(shared.clone(), plog_dir(), segment_max, purged.as_ref())
-        .expect("reopen after a clean open");
+    let (segs2, again) = Segments::open(
+        shared.clone(),
+        plog_dir(),
+        segment_max,
+        purged.as_ref(),
+        None,
+    )
+    .expect("reopen after a clean open");
     assert!(!again.torn_tail_cut, "a torn tail survived the cut");
     assert!(loaded_eq(&again.entries, &loaded.entries), "reopen differs");
     assert_eq!(again.committed, loaded.committed);
@@ -420,9 +432,14 @@ fn check_segments(files: &[Vec<u8>], purged_index: Option<u64>, segment_max: u64
     let mut expect = loaded.entries.clone();
     expect.insert(next, e.clone());
     drop(segs);
-    let (mut segs3, after) =
-        Segments::open(shared.clone(), plog_dir(), segment_max, purged.as_ref())
-            .expect("reopen after append");
+    let (mut segs3, after) = Segments::open(
+        shared.clone(),
+        plog_dir(),
+        segment_max,
+        purged.as_ref(),
+        None,
+    )
+    .expect("reopen after append");
     assert!(!after.torn_tail_cut);
     assert!(
         loaded_eq(&after.entries, &expect),
@@ -432,7 +449,7 @@ fn check_segments(files: &[Vec<u8>], purged_index: Option<u64>, segment_max: u64
     segs3.truncate(cut).expect("truncate");
     expect.split_off(&cut);
     drop(segs3);
-    let (_, last) = Segments::open(shared, plog_dir(), segment_max, purged.as_ref())
+    let (_, last) = Segments::open(shared, plog_dir(), segment_max, purged.as_ref(), None)
         .expect("reopen after truncate");
     assert!(loaded_eq(&last.entries, &expect), "truncation not replayed");
 }

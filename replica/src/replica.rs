@@ -100,7 +100,14 @@ impl Replica {
             .map_err(|e| Error::InvalidArgument(format!("raft config: {e}")))?;
         let fs = Arc::clone(&opts.state_machine.db.fs);
         let (sm, durable) = EngineStateMachine::open(&opts.dir, opts.state_machine.clone())?;
-        let plog = Plog::open(opts.dir.join("plog"), fs, opts.plog.clone(), durable)?;
+        let newest_checkpoint = sm.checkpoints().decrees().last().copied();
+        let plog = Plog::open_with_checkpoint(
+            opts.dir.join("plog"),
+            fs,
+            opts.plog.clone(),
+            durable,
+            newest_checkpoint,
+        )?;
         let network = NetworkFactory::new(Arc::clone(&router), opts.node_id);
         let raft = Raft::new(
             opts.node_id,

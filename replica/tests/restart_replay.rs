@@ -140,3 +140,38 @@ async fn stale_ballot_is_fenced() {
     assert_eq!(r.get(&key(1)).unwrap(), Some(value(1, 0)));
     r.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_plog_segment_the_engine_still_needs_fails_open_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::new(GPID);
+    let r = open(options(dir.path(), 1, None), &router).await;
+    r.initialize(&[1]).await.unwrap();
+    wait_leader(&[&r], None).await;
+    for i in 0..600 {
+        write(&r, put(i, 0)).await;
+    }
+    // Killed without a flush: the engine's durable decree is far behind the log.
+    let _ = r.state_machine().durable_decree();
+    r.kill().await;
+    let plog = dir.path().join("r1").join("plog");
+    let mut segs: Vec<_> = std::fs::read_dir(&plog)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() >= 3, "{segs:?}");
+    let mut bytes = std::fs::read(&segs[1]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&segs[1], &bytes).unwrap();
+    let name = segs[1].file_name().unwrap().to_str().unwrap().to_string();
+    match siltdb_replica::replica::Replica::open(options(dir.path(), 1, None), router).await {
+        Err(e @ Error::Corruption { .. }) => {
+            assert!(e.to_string().contains(&name), "{e}");
+        }
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(_) => panic!("opened over a damaged segment the engine still needs"),
+    }
+}

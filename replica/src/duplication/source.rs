@@ -92,6 +92,18 @@ impl DuplicationSource for ReplicaSource {
 
     fn read(&self, from: Decree, to: Decree) -> Result<ReadOutcome> {
         let mut plog = self.replica.plog().clone();
+        // Purged (or skipped as damaged at open): one gap up to the purge mark, whatever the
+        // batch size, with the damaged files' bytes when that is why.
+        if let Some(p) = plog.stats().purged.filter(|p| from.0 <= p.index) {
+            let bytes = plog
+                .lost()
+                .filter(|l| from.0 <= l.upto.index)
+                .map_or(0, |l| l.bytes);
+            return Ok(ReadOutcome::Gap {
+                next: p.index.checked_add(1).map(Decree),
+                bytes,
+            });
+        }
         let entries = self
             .rt
             .block_on(plog.try_get_log_entries(from.0..=to.0))

@@ -138,6 +138,7 @@ pub struct Plog {
     durable: Arc<DurableMark>,
     retain: Arc<RetainFrom>,
     torn_tail_cut: bool,
+    lost: Option<segment::Lost>,
 }
 
 impl Debug for Plog {
@@ -154,11 +155,27 @@ pub struct PlogReader {
 
 impl Plog {
     /// Opens (creating if needed) the plog in `dir`. `durable` is the engine's durable decree.
+    /// Any damaged segment fails the open.
     pub fn open(
         dir: impl AsRef<Path>,
         fs: Arc<dyn FileSystem>,
         opts: PlogOptions,
         durable: Arc<DurableMark>,
+    ) -> Result<Plog> {
+        Self::open_with_checkpoint(dir, fs, opts, durable, None)
+    }
+
+    /// Like [`Plog::open`], for a replica whose newest checkpoint is at `checkpoint`: a damaged
+    /// segment holding only decrees that both the engine (durable) and that checkpoint cover
+    /// costs recovery nothing, so the log restarts after it instead of failing
+    /// ([`Plog::lost`] reports it; see [`segment::Segments::open`]). openraft requires the
+    /// log's purge mark to stay at or below its snapshot, hence the checkpoint bound.
+    pub fn open_with_checkpoint(
+        dir: impl AsRef<Path>,
+        fs: Arc<dyn FileSystem>,
+        opts: PlogOptions,
+        durable: Arc<DurableMark>,
+        checkpoint: Option<u64>,
     ) -> Result<Plog> {
         let dir = dir.as_ref().to_path_buf();
         crate::fs_util::create_dir_durable(fs.as_ref(), &dir)?;
@@ -168,24 +185,25 @@ impl Plog {
             &dir,
             opts.segment_size_max_bytes,
             meta.purged.as_ref(),
+            std::cmp::min(durable.get(), checkpoint),
         )?;
         let entries = loaded.entries;
-        let last = entries
-            .values()
-            .next_back()
-            .map(|e| e.log_id)
-            .or(meta.purged);
+        // Damaged segments the engine made redundant: the log restarts after them, as if
+        // purged there (persisted below, which also removes the files).
+        let lost = loaded.lost;
+        let purged = std::cmp::max(meta.purged, lost.as_ref().map(|l| l.upto));
+        let last = entries.values().next_back().map(|e| e.log_id).or(purged);
         let disk_last = last.map(|l| l.index);
         // A committed id is only usable if it names an entry we hold; lower is always safe.
         let committed =
             std::cmp::max(meta.committed, loaded.committed).filter(|c| Some(*c) <= last);
         let shared = Shared {
             entries,
-            purged: meta.purged,
+            purged,
             committed,
             vote: meta.vote,
         };
-        Ok(Plog {
+        let plog = Plog {
             dir,
             fs,
             opts,
@@ -193,14 +211,23 @@ impl Plog {
             disk: Arc::new(Mutex::new(Disk {
                 segments,
                 meta_on_disk: meta,
-                purge_pending: None,
+                purge_pending: lost.as_ref().map(|l| l.upto),
                 purge_wanted: None,
                 disk_last,
             })),
             durable,
             retain: Arc::default(),
             torn_tail_cut: loaded.torn_tail_cut,
-        })
+            lost,
+        };
+        plog.gc()?;
+        Ok(plog)
+    }
+
+    /// Damaged segments skipped at open, when the engine already held all they contained
+    /// (see [`segment::Segments::open`]). Decrees up to `upto` are unreadable.
+    pub fn lost(&self) -> Option<&segment::Lost> {
+        self.lost.as_ref()
     }
 
     /// The plog directory.

@@ -28,12 +28,27 @@ pub struct Loaded {
     pub committed: Option<LogId<u64>>,
     /// True when a torn tail was cut off the last segment.
     pub torn_tail_cut: bool,
+    /// Damaged non-last segments that open skipped (see [`Segments::open`]).
+    pub lost: Option<Lost>,
+}
+
+/// Damaged segments skipped at open: every entry up to `upto` is gone from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lost {
+    /// The first entry after the damage; the log restarts right after it.
+    pub upto: LogId<u64>,
+    /// Bytes of the damaged files.
+    pub bytes: u64,
+    /// The damaged files and the first error found in each.
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 struct SegInfo {
     /// Largest entry decree written in the segment.
     max_decree: Option<u64>,
+    /// The first entry decoded from the segment.
+    first: Option<LogId<u64>>,
 }
 
 /// The segment files of one plog directory.
@@ -62,11 +77,20 @@ impl Segments {
     }
 
     /// Opens the segments in `dir` and replays them, dropping entries at or below `purged`.
+    ///
+    /// A damaged segment that is not the last one normally fails the open with
+    /// [`Error::Corruption`] naming the file and offset. The exception: when the first entry
+    /// `E` of the segment after the (last) damaged one is at or below `durable` — the engine
+    /// holds everything the damaged files held — the damage costs the log nothing it needs for
+    /// recovery. The log then restarts after `E` (everything up to `E` is dropped, as by a
+    /// purge) and [`Loaded::lost`] reports the files, so readers outside Raft (duplication)
+    /// learn that those decrees are gone.
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         segment_size_max_bytes: u64,
         purged: Option<&LogId<u64>>,
+        durable: Option<u64>,
     ) -> Result<(Segments, Loaded)> {
         fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let names = fs.list(dir).map_err(|e| Error::io(dir, e))?;
@@ -92,15 +116,47 @@ impl Segments {
             entries: BTreeMap::new(),
             committed: None,
             torn_tail_cut: false,
+            lost: None,
         };
         let seqs: Vec<u64> = me.segs.keys().copied().collect();
+        // The last damaged segment: its position, the error, and the damaged files so far.
+        let mut damage: Option<(usize, Error)> = None;
+        let mut damaged: Vec<(u64, String)> = Vec::new();
         for (i, &seq) in seqs.iter().enumerate() {
-            me.load_segment(
-                seq,
-                i + 1 == seqs.len(),
-                purged.map(|p| p.index),
-                &mut loaded,
-            )?;
+            let is_last = i + 1 == seqs.len();
+            match me.load_segment(seq, is_last, purged.map(|p| p.index), &mut loaded) {
+                Ok(()) => {}
+                Err(e @ Error::Corruption { .. }) if !is_last => {
+                    let path = me.path(seq);
+                    let len = me.fs.file_size(&path).unwrap_or(0);
+                    damaged.push((len, format!("{}: {e}", format::segment_name(seq))));
+                    damage = Some((i, e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some((i, err)) = damage {
+            let next = seqs
+                .get(i + 1)
+                .and_then(|s| me.segs.get(s))
+                .and_then(|info| info.first);
+            let Some(upto) = next.filter(|e| Some(e.index) <= durable) else {
+                return Err(err);
+            };
+            // Entries up to `upto` leave the log; the damaged files hold decrees below it.
+            loaded.entries = loaded.entries.split_off(&upto.index.saturating_add(1));
+            for &s in &seqs[..=i] {
+                if let Some(info) = me.segs.get_mut(&s) {
+                    info.max_decree = Some(info.max_decree.unwrap_or(0).min(upto.index));
+                }
+            }
+            if purged.is_none_or(|p| p.index < upto.index) {
+                loaded.lost = Some(Lost {
+                    upto,
+                    bytes: damaged.iter().map(|(b, _)| b).sum(),
+                    files: damaged.into_iter().map(|(_, f)| f).collect(),
+                });
+            }
         }
         me.next_seq = seqs.last().map_or(0, |s| s.saturating_add(1));
         if let Some(&last) = me.segs.keys().next_back() {
@@ -127,6 +183,8 @@ impl Segments {
             return Err(Error::corruption(&path, 0, "bad plog segment header"));
         }
         let mut info = SegInfo::default();
+        // A damaged segment stays listed (removed by a later purge) with what was decoded.
+        self.segs.insert(seq, info);
         let mut pos = format::SEGMENT_HEADER_BYTES;
         while pos < data.len() {
             let d = match format::decode_record(&data[pos..]) {
@@ -145,6 +203,8 @@ impl Segments {
                 Record::Entry(r) => {
                     let index = r.entry.log_id.index;
                     info.max_decree = info.max_decree.max(Some(index));
+                    info.first = info.first.or(Some(r.entry.log_id));
+                    self.segs.insert(seq, info);
                     if r.committed > loaded.committed {
                         loaded.committed = r.committed;
                     }
