@@ -36,6 +36,25 @@ pub const APPLIED_KEY: &[u8] = b"\0silt/applied";
 pub const MEMBERSHIP_KEY: &[u8] = b"\0silt/membership";
 const DB_CURRENT_FILE: &str = "DB_CURRENT";
 
+/// The first key after every key with the reserved prefix (`\0silt/` with `/` + 1 = `0`).
+const RESERVED_KEY_END: &[u8] = b"\0silt0";
+
+/// The parts of a user range delete `[start, end)` outside the reserved bookkeeping keys
+/// `[RESERVED_KEY_PREFIX, RESERVED_KEY_END)`: a user range may span them (e.g. "delete
+/// everything"), but must never delete the replica's own keys.
+fn user_ranges<'a>(start: &'a [u8], end: &'a [u8]) -> Vec<(&'a [u8], &'a [u8])> {
+    let mut out = Vec::with_capacity(2);
+    let below_end = end.min(RESERVED_KEY_PREFIX);
+    if start < below_end {
+        out.push((start, below_end));
+    }
+    let above_start = start.max(RESERVED_KEY_END);
+    if above_start < end {
+        out.push((above_start, end));
+    }
+    out
+}
+
 /// State-machine tuning.
 #[derive(Debug, Clone)]
 pub struct StateMachineOptions {
@@ -350,7 +369,11 @@ impl Inner {
                         match op {
                             WriteOp::Put { key, value } => batch.put(key, value),
                             WriteOp::Delete { key } => batch.delete(key),
-                            WriteOp::DeleteRange { start, end } => batch.delete_range(start, end),
+                            WriteOp::DeleteRange { start, end } => {
+                                for (a, b) in user_ranges(start.as_slice(), end.as_slice()) {
+                                    batch.delete_range(a, b);
+                                }
+                            }
                         }
                     }
                 }
@@ -538,5 +561,34 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
                 meta,
                 snapshot: Box::new(handle),
             }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_range_deletes_never_cover_the_reserved_keys() {
+        let all: &[u8] = &[0xff; 4];
+        assert_eq!(
+            user_ranges(b"", all),
+            vec![(&b""[..], RESERVED_KEY_PREFIX), (RESERVED_KEY_END, all)]
+        );
+        assert_eq!(user_ranges(b"a", b"z"), vec![(&b"a"[..], &b"z"[..])]);
+        assert_eq!(user_ranges(b"", b"\0a"), vec![(&b""[..], &b"\0a"[..])]);
+        // Entirely inside the reserved range: nothing.
+        assert!(user_ranges(b"\0silt/a", b"\0silt/z").is_empty());
+        // Starting inside, ending after: only the part after.
+        assert_eq!(
+            user_ranges(b"\0silt/a", b"b"),
+            vec![(RESERVED_KEY_END, &b"b"[..])]
+        );
+        // Empty or inverted ranges stay empty.
+        assert!(user_ranges(b"b", b"a").is_empty());
+        for (a, b) in user_ranges(b"", all) {
+            assert!(!(a..b).contains(&&b"\0silt/applied"[..]));
+            assert!(!(a..b).contains(&MEMBERSHIP_KEY));
+        }
     }
 }

@@ -175,3 +175,36 @@ async fn corrupt_plog_segment_the_engine_still_needs_fails_open_naming_the_file(
         Ok(_) => panic!("opened over a damaged segment the engine still needs"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_everything_range_keeps_the_replicas_own_bookkeeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::new(GPID);
+    let r = open(options(dir.path(), 1, None), &router).await;
+    r.initialize(&[1]).await.unwrap();
+    wait_leader(&[&r], None).await;
+    for i in 0..50 {
+        write(&r, put(i, 0)).await;
+    }
+    let mut m = siltdb_replica::Mutation::new();
+    m.delete_range(Vec::new(), vec![0xff; 8]);
+    let d = write(&r, m).await;
+    for i in 0..50 {
+        assert_eq!(r.get(&key(i)).unwrap(), None, "key {i}");
+    }
+    let db = r.state_machine().db();
+    assert!(db
+        .get(siltdb_replica::state_machine::MEMBERSHIP_KEY)
+        .unwrap()
+        .is_some());
+    drop(db);
+    r.close().await.unwrap();
+    // Membership and the applied decree survived: the replica leads again and resumes.
+    let r = open(options(dir.path(), 1, None), &router).await;
+    wait_leader(&[&r], None).await;
+    r.wait_applied(Decree(d)).await.unwrap();
+    write(&r, put(7, 1)).await;
+    assert_eq!(r.read(&key(7)).await.unwrap(), Some(value(7, 1)));
+    assert_eq!(r.get(&key(8)).unwrap(), None);
+    r.close().await.unwrap();
+}
