@@ -111,6 +111,46 @@ impl Group {
         group
     }
 
+    /// Restarts the bulk-load driver as a process restart would: the old one is dropped (which
+    /// cancels and joins its download), then a new one recovers the persisted state.
+    pub fn restart_driver(
+        self,
+        provider: Arc<dyn BulkLoadProvider>,
+        downloads: &Arc<DownloadManager>,
+    ) -> Group {
+        let Group { driver, .. } = &self;
+        assert_eq!(Arc::strong_count(driver), 1, "the driver is still shared");
+        let Group {
+            gpid,
+            root,
+            router,
+            gate,
+            replicas,
+            target,
+            driver,
+            config,
+        } = self;
+        drop(driver);
+        let driver = PartitionBulkLoad::open(
+            config.clone(),
+            provider,
+            target.clone(),
+            gate.clone(),
+            downloads.clone(),
+        )
+        .unwrap();
+        Group {
+            gpid,
+            root,
+            router,
+            gate,
+            replicas,
+            target,
+            driver,
+            config,
+        }
+    }
+
     /// The primary, once every live replica agrees on it.
     pub fn primary(&self, rt: &tokio::runtime::Runtime) -> Arc<Replica> {
         wait_primary(rt, &self.replicas)
