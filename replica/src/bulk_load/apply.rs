@@ -20,6 +20,14 @@
 //! numbers, so no later overwrite or delete is undone, and entries before it that are replayed
 //! get sequence numbers below the second ingestion's, which shadows them exactly as the first
 //! did. The older copy of the files is dead data that compaction drops.
+//!
+//! **Failure.** An ingestion that cannot be applied (a file missing or different at the source,
+//! an I/O error, the engine busy past the deadline) fails the whole apply: openraft treats it as
+//! a storage error and stops this replica's Raft, with the error naming the file. Applying the
+//! entry as a no-op instead would let this replica silently diverge from the others. The driver
+//! avoids it by removing the downloaded files only after every replica applied the entry and
+//! every replica's log was purged behind a checkpoint holding the data
+//! (`super::replica_target`).
 
 use crate::error::{Error, Result};
 use crate::mutation::IngestCommand;
