@@ -3,8 +3,9 @@
 //! ingestion is under way and cleared on every path, and the engine's "busy" is retried with
 //! backoff under a deadline. Here: a real replica (`Replica`, its plog and engine) with the
 //! replica's own Pegasus write throttling (`throttle.rs`, delay mode, then reject mode), a
-//! saturating user writer, and an engine held at its L0 stop trigger by a tiny memtable and low
-//! L0 triggers.
+//! saturating user writer, and an engine held at its L0 stop trigger (a tiny memtable, low L0
+//! triggers, and compactions held back until the ingestion has been proposed, then let go so the
+//! load can finish within its bound).
 
 mod bulk_load_common;
 
@@ -14,6 +15,7 @@ use siltdb_replica::bulk_load::provider::TestProvider;
 use siltdb_replica::bulk_load::target::TargetError;
 use siltdb_replica::bulk_load::BulkLoadStatus;
 use siltdb_replica::replica::ReplicaOptions;
+use siltdb_replica::siltdb::{CompactionFilter, FilterDecision};
 use siltdb_replica::{Ballot, Error, Mutation};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,6 +27,26 @@ const ENTRIES: usize = 500;
 const LOAD_BOUND: Duration = Duration::from_secs(90);
 /// L0 files at which the engine stops writes.
 const L0_STOP: usize = 4;
+/// Bound on how long [`HoldCompaction`] holds one compaction step.
+const COMPACTION_HOLD_MAX: Duration = Duration::from_secs(10);
+/// How long compactions stay held after the ingestion is proposed.
+const HOLD_AFTER_PROPOSE: Duration = Duration::from_millis(300);
+
+/// Holds every compaction (per entry, bounded) while `held`: L0 fills up to the stop trigger.
+#[derive(Debug, Default)]
+struct HoldCompaction {
+    held: AtomicBool,
+}
+
+impl CompactionFilter for HoldCompaction {
+    fn filter(&self, _level: usize, _key: &[u8], _value: &[u8]) -> FilterDecision {
+        let deadline = Instant::now() + COMPACTION_HOLD_MAX;
+        while self.held.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        FilterDecision::Keep
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Throttle {
@@ -43,8 +65,11 @@ impl Throttle {
     }
 }
 
-fn stalled(o: &mut ReplicaOptions, throttle: Throttle) {
+fn stalled(o: &mut ReplicaOptions, throttle: Throttle, hold: &Arc<HoldCompaction>) {
     let db = &mut o.state_machine.db;
+    db.compaction_filter = Some(hold.clone());
+    // Two jobs: flushes go on while a held compaction occupies the other one, so L0 fills.
+    db.max_background_jobs = 2;
     db.l0_stop_trigger = L0_STOP;
     db.l0_slowdown_trigger = L0_STOP - 1;
     db.l0_compaction_trigger = 2;
@@ -68,12 +93,14 @@ fn run(throttle: Throttle) {
     let provider = Arc::new(TestProvider::new(8192));
     stage_partition(&provider, root.path(), 0, FILES, ENTRIES);
     let downloads = node(5);
+    let hold = Arc::new(HoldCompaction::default());
+    hold.held.store(true, Ordering::Release);
     let group = Group::open(
         &rt,
         root.path(),
         0,
         1,
-        |o| stalled(o, throttle),
+        |o| stalled(o, throttle, &hold),
         provider,
         &downloads,
     );
@@ -116,7 +143,16 @@ fn run(throttle: Throttle) {
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // The saturating writer drives the engine to its L0 stop trigger.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while primary.state_machine().db().stats().files_per_level[0] < L0_STOP {
+        assert!(
+            Instant::now() < deadline,
+            "{throttle:?}: the engine never reached its L0 stop trigger: {:?}",
+            primary.state_machine().db().stats()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
 
     let started = Instant::now();
     let partition = &group.driver;
@@ -126,7 +162,17 @@ fn run(throttle: Throttle) {
         BulkLoadStatus::Downloaded,
         Duration::from_secs(30),
     );
+    // Ingest with the engine still at the stop trigger; compactions resume a little later.
+    let l0_at_ingest = primary.state_machine().db().stats().files_per_level[0];
+    let releaser = {
+        let hold = hold.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(HOLD_AFTER_PROPOSE);
+            hold.held.store(false, Ordering::Release);
+        })
+    };
     let result = partition.ingest();
+    releaser.join().unwrap();
     let took = started.elapsed();
     assert!(took < LOAD_BOUND, "{throttle:?}: the load took {took:?}");
     match &result {
@@ -163,9 +209,10 @@ fn run(throttle: Throttle) {
     let stall = primary.state_machine().db().stats().stall;
     let l0_max = counts.l0_max.load(Ordering::Acquire);
     assert!(
-        l0_max >= L0_STOP || stall.stops > 0,
-        "{throttle:?}: the engine never reached its L0 stop trigger (L0 max {l0_max}, {stall:?})"
+        l0_at_ingest >= L0_STOP,
+        "L0 held {l0_at_ingest} files at ingestion"
     );
+    assert!(stall.stops > 0, "{stall:?}");
     if result.is_ok() {
         assert_loaded(&primary.state_machine().db(), 0, FILES, ENTRIES);
         assert!(!primary.state_machine().checkpoints().decrees().is_empty());
@@ -174,7 +221,7 @@ fn run(throttle: Throttle) {
     eprintln!(
         "{throttle:?}: load {took:?}, result {result:?}, user writes accepted {}, throttled {} \
          ({throttling:?}), refused while ingesting {} (gate {}, metrics {}), ingest retries {}, \
-         L0 max {l0_max}, engine stops {} stalled {} us",
+         L0 at ingestion {l0_at_ingest}, max {l0_max}, engine stops {} stalled {} us",
         counts.accepted.load(Ordering::Acquire),
         counts.throttled.load(Ordering::Acquire),
         counts.refused_ingesting.load(Ordering::Acquire),
