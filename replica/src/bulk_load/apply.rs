@@ -177,3 +177,86 @@ pub fn remove_staging_upto(fs: &dyn FileSystem, dir: &Path, durable: Option<u64>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mutation::IngestFile;
+    use siltdb::fs::StdFs;
+
+    fn command(source: &Path, files: &[(&str, &[u8])]) -> IngestCommand {
+        IngestCommand {
+            load_id: 1,
+            source_dir: source.to_string_lossy().into_owned(),
+            files: files
+                .iter()
+                .map(|(name, bytes)| IngestFile {
+                    name: (*name).into(),
+                    size: bytes.len() as u64,
+                    crc32c: crc32c::crc32c(bytes),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn stage_copies_verifies_and_names_a_bad_file() {
+        let root = tempfile::tempdir().unwrap();
+        let source = root.path().join("src");
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(source.join("000001.sst"), b"first").unwrap();
+        std::fs::write(source.join("000002.sst"), b"second").unwrap();
+        let fs = StdFs;
+        let good = command(
+            &source,
+            &[("000001.sst", b"first"), ("000002.sst", b"second")],
+        );
+        let staging = staging_dir(root.path(), 7);
+        let staged = stage(&fs, &good, &staging).unwrap();
+        assert_eq!(
+            staged,
+            vec![staging.join("000001.sst"), staging.join("000002.sst")]
+        );
+        assert_eq!(std::fs::read(&staged[1]).unwrap(), b"second");
+        // The originals are only read.
+        assert_eq!(std::fs::read(source.join("000001.sst")).unwrap(), b"first");
+        // Staged again (replay) with the source gone: the intact copies are used.
+        std::fs::remove_dir_all(&source).unwrap();
+        assert_eq!(stage(&fs, &good, &staging).unwrap(), staged);
+
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(source.join("000003.sst"), b"changed").unwrap();
+        let bad = command(&source, &[("000003.sst", b"expected")]);
+        let e = stage(&fs, &bad, &staging_dir(root.path(), 8)).unwrap_err();
+        assert!(e.to_string().contains("000003.sst"), "{e}");
+        let missing = command(&source, &[("000004.sst", b"x")]);
+        let e = stage(&fs, &missing, &staging_dir(root.path(), 9)).unwrap_err();
+        assert!(e.to_string().contains("000004.sst"), "{e}");
+        let escape = command(&source, &[("../x.sst", b"x")]);
+        assert!(stage(&fs, &escape, &staging_dir(root.path(), 10)).is_err());
+    }
+
+    #[test]
+    fn staging_at_or_below_the_durable_decree_is_removed() {
+        let root = tempfile::tempdir().unwrap();
+        for name in [
+            "ingest.3",
+            "ingest.5",
+            "ingest.6",
+            "ingest.4.tmp",
+            "ingest.x",
+            "db.0",
+        ] {
+            std::fs::create_dir_all(root.path().join(name)).unwrap();
+        }
+        remove_staging_upto(&StdFs, root.path(), None).unwrap();
+        assert!(root.path().join("ingest.3").exists());
+        remove_staging_upto(&StdFs, root.path(), Some(5)).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["db.0", "ingest.6", "ingest.x"]);
+    }
+}
