@@ -7,6 +7,10 @@
 //! - a replica crashing inside the ingest's apply (engine ingestion committed, its decree not
 //!   yet durable) replays the entry from its own staging copy after restart — with the shared
 //!   downloaded files gone — without duplicating or resurrecting anything;
+//! - a secondary cut off from the group while the load ingests: the primary's ingestion waits
+//!   for it (attempts time out and are proposed again, applied as no-ops where already
+//!   ingested, or the ballot moves and the controller rolls back), the downloaded files stay
+//!   until it caught up, and every replica ends with exactly the loaded keys;
 //! - the controller pauses a table mid-download and restarts it to completion.
 
 mod bulk_load_common;
@@ -322,4 +326,52 @@ fn controller_pause_then_restart_completes() {
         assert_loaded(&r.db, p as u32, FILES, ENTRIES);
         assert_eq!(r.partition.status(), BulkLoadStatus::Succeed);
     }
+}
+
+#[test]
+fn secondary_cut_off_during_ingestion_catches_up_before_the_files_go() {
+    let rt = runtime();
+    let root = tempfile::tempdir().unwrap();
+    let provider = Arc::new(TestProvider::new(8192));
+    stage_partition(&provider, root.path(), 0, FILES, ENTRIES);
+    let downloads = node(5);
+    let group = Group::open(&rt, root.path(), 0, 3, |_| {}, provider.clone(), &downloads);
+    let group = group.restart_driver_with(provider.clone(), &downloads, |c| {
+        c.ingest_attempt_timeout = Duration::from_millis(300);
+        c.ingest_timeout = WAIT_MAX;
+    });
+    let primary = group.primary(&rt);
+    let cut = group
+        .replicas
+        .iter()
+        .find(|r| r.id() != primary.id())
+        .unwrap()
+        .id();
+    drop(primary);
+    group.router.isolate(cut);
+    let healer = {
+        let router = group.router.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(800));
+            router.heal(cut);
+        })
+    };
+    let controller =
+        BulkLoadController::new(vec![group.driver.clone()], ControllerConfig::default());
+    controller.start().unwrap();
+    let done = controller.run(WAIT_MAX).unwrap();
+    healer.join().unwrap();
+    assert_eq!(done.status, BulkLoadStatus::Succeed, "{:?}", done.error);
+    let metrics = downloads.metrics().snapshot();
+    // The first attempts timed out waiting for the cut-off replica and were proposed again.
+    assert!(metrics.ingest_retries > 0, "{metrics:?}");
+    assert!(!group.driver.bulk_load_dir().exists());
+    for r in &group.replicas {
+        let db = r.state_machine().db();
+        assert_eq!(bulk_keys(&db, 0), FILES * ENTRIES, "replica {}", r.id());
+        assert!(staging_dirs(r).is_empty(), "replica {}", r.id());
+    }
+    eprintln!("cut off {cut}: {metrics:?}");
+    drop(controller);
+    group.close(&rt);
 }

@@ -118,6 +118,16 @@ impl Group {
         provider: Arc<dyn BulkLoadProvider>,
         downloads: &Arc<DownloadManager>,
     ) -> Group {
+        self.restart_driver_with(provider, downloads, |_| {})
+    }
+
+    /// [`Group::restart_driver`] with the driver's configuration changed by `tune`.
+    pub fn restart_driver_with(
+        self,
+        provider: Arc<dyn BulkLoadProvider>,
+        downloads: &Arc<DownloadManager>,
+        tune: impl FnOnce(&mut PartitionConfig),
+    ) -> Group {
         let Group { driver, .. } = &self;
         assert_eq!(Arc::strong_count(driver), 1, "the driver is still shared");
         let Group {
@@ -128,9 +138,10 @@ impl Group {
             replicas,
             target,
             driver,
-            config,
+            mut config,
         } = self;
         drop(driver);
+        tune(&mut config);
         let driver = PartitionBulkLoad::open(
             config.clone(),
             provider,
