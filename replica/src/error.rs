@@ -61,6 +61,10 @@ pub enum Error {
         /// How long the client should wait.
         delay_ms: u64,
     },
+    /// A bulk-load ingestion is under way on the partition: user writes are refused until it
+    /// ends (retry later).
+    #[error("busy: bulk-load ingestion in progress, retry later")]
+    IngestionInProgress,
     /// A mutation the engine needs is missing from the plog.
     #[error("missing mutation: {0}")]
     MissingMutation(Decree),

@@ -8,7 +8,7 @@
 
 #![doc(hidden)]
 
-use crate::mutation::{Mutation, WriteOp};
+use crate::mutation::{ControlOp, IngestCommand, IngestFile, Mutation, WriteOp};
 use crate::plog::format::{self, Decoded, Record};
 use crate::plog::meta::{self, PlogMeta};
 use crate::plog::segment::Segments;
@@ -503,7 +503,31 @@ fn mutation_from(input: &mut Input<'_>) -> Mutation {
     let mut m = Mutation {
         ballot: ballot_from(input.u8()),
         ops: Vec::new(),
+        control: None,
     };
+    let sel = input.u8();
+    if sel.is_multiple_of(4) {
+        // A control (ingest) mutation; the encoding is structural, so any UTF-8 round-trips.
+        let text = |input: &mut Input<'_>, n: u8| {
+            String::from_utf8_lossy(input.bytes(usize::from(n % 16))).into_owned()
+        };
+        let source_dir = text(input, sel / 4);
+        let mut files = Vec::new();
+        for _ in 0..input.u8() % 4 {
+            let k = input.u8();
+            files.push(IngestFile {
+                name: text(input, k),
+                size: u64::from(k) << 20,
+                crc32c: u32::from(k).wrapping_mul(0x9e37_79b9),
+            });
+        }
+        m.control = Some(ControlOp::Ingest(IngestCommand {
+            load_id: u64::from(sel) << 32 | u64::from(input.u8()),
+            source_dir,
+            files,
+        }));
+        return m;
+    }
     let n = input.u8() % 5;
     for _ in 0..n {
         let k = input.u8();
@@ -750,6 +774,24 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let mut long_count = mbytes.clone();
     long_count[8] = 0xff;
     out.push(("plog", "mutation-bad-count", with(2, &long_count)));
+    let ingest = Mutation::control(
+        Some(Ballot(4)),
+        ControlOp::Ingest(IngestCommand {
+            load_id: 0x5eed,
+            source_dir: "/data/1.0/bulk_load".into(),
+            files: vec![IngestFile {
+                name: "000001.sst".into(),
+                size: 4096,
+                crc32c: 0xdead_beef,
+            }],
+        }),
+    );
+    let mut ibytes = Vec::new();
+    ingest.encode_to(&mut ibytes);
+    out.push(("plog", "mutation-ingest", with(2, &ibytes)));
+    let mut ibad = ibytes.clone();
+    ibad[12] = 7; // an unknown control kind
+    out.push(("plog", "mutation-ingest-bad-kind", with(2, &ibad)));
 
     // Mode 3: two segments (the second torn) and a single one with a truncation.
     let mut seg0 = format::segment_header().to_vec();

@@ -4,10 +4,22 @@
 //! fsyncs one entry per client request on the leader (mapping §12.3). A mutation applies to the
 //! engine as one atomic `WriteBatch` tagged with its decree.
 //!
-//! Binary encoding (inside a plog record, little endian):
-//! `count: u32`, then per op `kind: u8` (1 put, 2 delete, 3 delete-range), `a_len: u32`, `a`,
-//! and for put/delete-range `b_len: u32`, `b` (value, or range end).
+//! A mutation may instead carry one [`ControlOp`]: a write the replica performs itself on every
+//! replica when the entry applies (today: bulk-load ingestion, [`IngestCommand`]). Control
+//! mutations carry no client writes and bypass user write throttling
+//! (`Replica::write_control`).
+//!
+//! Binary encoding (inside a plog record, little endian; `docs/format.md`, "Mutation payload"):
+//! `ballot + 1: u64` (0 = none), `count: u32`, then per op `kind: u8` (1 put, 2 delete,
+//! 3 delete-range), `a_len: u32`, `a`, and for put/delete-range `b_len: u32`, `b` (value, or
+//! range end). Then, only when a control op is present, a trailer: `control kind: u8`
+//! (1 = ingest), and for ingest `load_id: u64`, `dir_len: u32`, `dir` (UTF-8), `files: u32`,
+//! per file `name_len: u32`, `name` (UTF-8), `size: u64`, `crc32c: u32`. A mutation without the
+//! trailer is exactly the format-1 encoding, so older plogs decode unchanged. Decoding checks
+//! structure only (lengths, UTF-8, known kinds) and never panics; [`Mutation::validate`] checks
+//! meaning (reserved keys, sizes, file names).
 
+use crate::bulk_load::metadata::{validate_file_name, FILES_MAX};
 use crate::error::{Error, Result};
 use crate::types::Ballot;
 use serde::{Deserialize, Serialize};
@@ -17,6 +29,45 @@ pub const RESERVED_KEY_PREFIX: &[u8] = b"\0silt/";
 
 /// Largest key or value a mutation accepts.
 pub const VALUE_SIZE_MAX_BYTES: usize = 64 << 20;
+
+/// Longest source directory an [`IngestCommand`] may name, in bytes.
+pub const INGEST_DIR_BYTES_MAX: usize = 4096;
+
+/// Control-op kind byte of [`ControlOp::Ingest`] in the encoding.
+const CONTROL_KIND_INGEST: u8 = 1;
+
+/// One SST file named by an [`IngestCommand`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestFile {
+    /// Plain file name inside [`IngestCommand::source_dir`] (no separators, no `..`).
+    pub name: String,
+    /// Expected size in bytes.
+    pub size: u64,
+    /// Expected CRC-32C of the whole file.
+    pub crc32c: u32,
+}
+
+/// Bulk-load ingestion as a replicated control write: every replica copies the files from
+/// `source_dir` into its own staging directory, verifies size and checksum, and ingests the
+/// copies (never moving the originals). `load_id` names the load: a replica that already
+/// ingested that load (recorded in the engine with the decree) applies the entry as a no-op,
+/// so proposing it again after a timeout never ingests twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestCommand {
+    /// Identity of the bulk load (random, chosen when the load starts).
+    pub load_id: u64,
+    /// Directory holding the verified downloaded files (shared in process).
+    pub source_dir: String,
+    /// The files, in key order.
+    pub files: Vec<IngestFile>,
+}
+
+/// A write the replica performs itself when the entry applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlOp {
+    /// Ingest a bulk load's SST files.
+    Ingest(IngestCommand),
+}
 
 /// One client write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +100,9 @@ pub struct Mutation {
     pub ballot: Option<Ballot>,
     /// The writes, applied atomically in order.
     pub ops: Vec<WriteOp>,
+    /// A control write instead of client writes (then `ops` is empty).
+    #[serde(default)]
+    pub control: Option<ControlOp>,
 }
 
 /// The result of applying one log entry (openraft's `R`): one per entry, business errors inside.
@@ -64,6 +118,15 @@ impl Mutation {
     /// An empty mutation.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A control mutation carrying `op` under `ballot`.
+    pub fn control(ballot: Option<Ballot>, op: ControlOp) -> Self {
+        Mutation {
+            ballot,
+            ops: Vec::new(),
+            control: Some(op),
+        }
     }
 
     /// Adds a put.
@@ -108,8 +171,17 @@ impl Mutation {
         total
     }
 
-    /// Refuses keys in the reserved prefix and oversized keys or values.
+    /// Refuses keys in the reserved prefix, oversized keys or values, and control ops that
+    /// mix with client writes or name unsafe files.
     pub fn validate(&self) -> Result<()> {
+        if let Some(ControlOp::Ingest(cmd)) = &self.control {
+            if !self.ops.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "a control mutation carries no client writes".into(),
+                ));
+            }
+            validate_ingest(cmd)?;
+        }
         for op in &self.ops {
             let (a, b) = match op {
                 WriteOp::Put { key, value } => (key, Some(value)),
@@ -147,6 +219,17 @@ impl Mutation {
                 put_bytes(out, b);
             }
         }
+        if let Some(ControlOp::Ingest(cmd)) = &self.control {
+            out.push(CONTROL_KIND_INGEST);
+            out.extend_from_slice(&cmd.load_id.to_le_bytes());
+            put_bytes(out, cmd.source_dir.as_bytes());
+            out.extend_from_slice(&(cmd.files.len() as u32).to_le_bytes());
+            for f in &cmd.files {
+                put_bytes(out, f.name.as_bytes());
+                out.extend_from_slice(&f.size.to_le_bytes());
+                out.extend_from_slice(&f.crc32c.to_le_bytes());
+            }
+        }
     }
 
     /// Decodes what [`Mutation::encode_to`] wrote; `None` when the bytes are malformed.
@@ -171,12 +254,75 @@ impl Mutation {
             };
             ops.push(op);
         }
+        let control = if buf.is_empty() {
+            None
+        } else {
+            Some(decode_control(&mut buf)?)
+        };
         if !buf.is_empty() {
             return None;
         }
         let ballot = ballot.checked_sub(1).map(Ballot);
-        Some(Mutation { ballot, ops })
+        Some(Mutation {
+            ballot,
+            ops,
+            control,
+        })
     }
+}
+
+fn decode_control(buf: &mut &[u8]) -> Option<ControlOp> {
+    let kind = *take(buf, 1)?.first()?;
+    if kind != CONTROL_KIND_INGEST {
+        return None;
+    }
+    let load_id = get_u64(buf)?;
+    let source_dir = String::from_utf8(get_bytes(buf)?).ok()?;
+    let count = u32::from_le_bytes(take(buf, 4)?.try_into().ok()?);
+    let mut files = Vec::with_capacity((count as usize).min(1024));
+    for _ in 0..count {
+        let name = String::from_utf8(get_bytes(buf)?).ok()?;
+        let size = get_u64(buf)?;
+        let crc32c = u32::from_le_bytes(take(buf, 4)?.try_into().ok()?);
+        files.push(IngestFile { name, size, crc32c });
+    }
+    Some(ControlOp::Ingest(IngestCommand {
+        load_id,
+        source_dir,
+        files,
+    }))
+}
+
+/// The meaning checks of an ingest command: a bounded absolute source directory, 1 to
+/// [`FILES_MAX`] files, each a safe plain name, no name twice.
+fn validate_ingest(cmd: &IngestCommand) -> Result<()> {
+    let bad = |why: String| Err(Error::InvalidArgument(format!("ingest command: {why}")));
+    if cmd.source_dir.is_empty() || cmd.source_dir.len() > INGEST_DIR_BYTES_MAX {
+        return bad(format!(
+            "source directory must be 1 to {INGEST_DIR_BYTES_MAX} bytes"
+        ));
+    }
+    if !std::path::Path::new(&cmd.source_dir).is_absolute() || cmd.source_dir.contains('\0') {
+        return bad(format!(
+            "source directory {:?} is not absolute",
+            cmd.source_dir
+        ));
+    }
+    if cmd.files.is_empty() || cmd.files.len() > FILES_MAX {
+        return bad(format!("must list 1 to {FILES_MAX} files"));
+    }
+    let mut names = std::collections::HashSet::new();
+    for f in &cmd.files {
+        validate_file_name(&f.name).or_else(bad)?;
+        if !names.insert(f.name.as_str()) {
+            return bad(format!("file {} listed twice", f.name));
+        }
+    }
+    Ok(())
+}
+
+fn get_u64(buf: &mut &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(take(buf, 8)?.try_into().ok()?))
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -215,6 +361,56 @@ mod tests {
         longer.push(0);
         assert_eq!(Mutation::decode(&longer), None);
         assert_eq!(m.size_bytes(), 5);
+    }
+
+    fn ingest(names: &[&str]) -> Mutation {
+        let files = names
+            .iter()
+            .map(|n| IngestFile {
+                name: (*n).into(),
+                size: 10,
+                crc32c: 7,
+            })
+            .collect();
+        Mutation::control(
+            Some(Ballot(2)),
+            ControlOp::Ingest(IngestCommand {
+                load_id: 99,
+                source_dir: "/data/p0/bulk_load".into(),
+                files,
+            }),
+        )
+    }
+
+    #[test]
+    fn control_ingest_round_trips_and_is_validated() {
+        let m = ingest(&["000001.sst", "000002.sst"]);
+        m.validate().unwrap();
+        let mut buf = Vec::new();
+        m.encode_to(&mut buf);
+        assert_eq!(Mutation::decode(&buf), Some(m.clone()));
+        for cut in 0..buf.len() {
+            // Every strict prefix is either a shorter valid encoding or refused; none panics.
+            if let Some(d) = Mutation::decode(&buf[..cut]) {
+                assert_ne!(d, m);
+            }
+        }
+        let mut unknown = buf.clone();
+        unknown[12] = 9;
+        assert_eq!(Mutation::decode(&unknown), None);
+        assert_eq!(m.size_bytes(), 0);
+        for bad in [&["../x.sst"][..], &["a/b.sst"], &["x.sst", "x.sst"], &[]] {
+            let e = ingest(bad).validate().unwrap_err().to_string();
+            assert!(e.contains("ingest command"), "{bad:?}: {e}");
+        }
+        let mut mixed = ingest(&["000001.sst"]);
+        mixed.put("k", "v");
+        assert!(mixed.validate().is_err());
+        let mut relative = ingest(&["000001.sst"]);
+        if let Some(ControlOp::Ingest(c)) = relative.control.as_mut() {
+            c.source_dir = "relative/dir".into();
+        }
+        assert!(relative.validate().is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `(D, committed]` from the plog; a new leader's blank entry commits the rest. Writes go through
 //! admission (validation, fencing by ballot, throttling) and are proposed as one log entry each.
 
+use crate::bulk_load::target::IngestionGate;
 use crate::error::{Error, Result};
 use crate::maintenance::{self, Maintenance, MaintenanceOptions, MaintenanceStats};
 use crate::mutation::{Mutation, MutationResp};
@@ -43,6 +44,9 @@ pub struct ReplicaOptions {
     pub throttle_size: String,
     /// The periodic checkpoint / plog purge / checkpoint GC task.
     pub maintenance: MaintenanceOptions,
+    /// The partition's bulk-load gate: user writes are refused while it says an ingestion is
+    /// under way. `None`: no bulk load on this partition.
+    pub ingestion_gate: Option<Arc<IngestionGate>>,
 }
 
 impl ReplicaOptions {
@@ -58,6 +62,7 @@ impl ReplicaOptions {
             throttle_qps: String::new(),
             throttle_size: String::new(),
             maintenance: MaintenanceOptions::default(),
+            ingestion_gate: None,
         }
     }
 
@@ -87,6 +92,7 @@ pub struct Replica {
     router: Arc<Router>,
     throttling: WriteThrottling,
     maintenance: Maintenance,
+    gate: Option<Arc<IngestionGate>>,
 }
 
 impl Replica {
@@ -129,6 +135,7 @@ impl Replica {
             router,
             throttling,
             maintenance,
+            gate: opts.ingestion_gate.clone(),
         })
     }
 
@@ -193,17 +200,31 @@ impl Replica {
         &self.throttling
     }
 
-    /// Proposes a user write: validated, fenced by ballot, throttled, then replicated as one
-    /// log entry. Returns once it is committed and applied on this (primary) replica.
+    /// Proposes a user write: validated, fenced by ballot, refused while a bulk-load ingestion
+    /// is under way (counted by the gate), throttled, then replicated as one log entry. Returns
+    /// once it is committed and applied on this (primary) replica.
     pub async fn write(&self, m: Mutation) -> Result<MutationResp> {
+        if m.control.is_some() {
+            return Err(Error::InvalidArgument(
+                "control mutations go through write_control".into(),
+            ));
+        }
         self.check_request(&m)?;
+        // The ingestion guard comes before throttling (seed S3): a write that would only be
+        // refused after waiting out a throttling delay is refused at once.
+        if let Some(gate) = &self.gate {
+            gate.admit_user_write()
+                .map_err(|_| Error::IngestionInProgress)?;
+        }
         if let Some(d) = self.throttling.admit(m.size_bytes())? {
             tokio::time::sleep(d).await;
         }
         self.propose(m).await
     }
 
-    /// Proposes a control write (bulk-load ingestion, learn): no throttling.
+    /// Proposes a control write (bulk-load ingestion): fenced by ballot, but neither refused by
+    /// the ingestion gate nor throttled (seed S3: the ingestion must not wait behind the user
+    /// writes it holds back).
     pub async fn write_control(&self, m: Mutation) -> Result<MutationResp> {
         self.check_request(&m)?;
         self.propose(m).await

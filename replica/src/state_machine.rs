@@ -6,17 +6,21 @@
 //! full LogId) and, when it changed, `\0silt/membership`. A flush cuts at a batch boundary and
 //! records the tag atomically with its SSTs, so after a crash the engine holds exactly the state
 //! as of its durable decree D with the LogId and membership of D (the plog replays the rest).
-//! Blank and membership entries write no user data but still advance the decree.
+//! Blank and membership entries write no user data but still advance the decree. A bulk-load
+//! ingest control entry ends the batch: what came before is written, the files are ingested, and
+//! the ingest's decree is written and flushed at once (`bulk_load::apply`), so the ingestion is
+//! replayed only after a crash inside its own apply, from the replica's staging copy.
 //!
 //! Layout of the replica directory: `DB_CURRENT` names the live engine directory `db.<gen>`;
 //! `checkpoint.<decree>/` are snapshots. Installing a snapshot is crash-atomic: copy into
 //! `checkpoint.<d>.tmp`, fsync, rename; copy into `db.<gen+1>`, fsync; switch `DB_CURRENT`
 //! atomically; then reopen. A crash before the switch reopens the old engine.
 
+use crate::bulk_load::apply;
 use crate::checkpoint::{self, CheckpointHandle, Checkpoints};
 use crate::durable::DurableMark;
 use crate::error::{Error, Result};
-use crate::mutation::{MutationResp, WriteOp, RESERVED_KEY_PREFIX};
+use crate::mutation::{ControlOp, IngestCommand, MutationResp, WriteOp, RESERVED_KEY_PREFIX};
 use crate::raft::TypeConfig;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -70,6 +74,22 @@ impl Default for StateMachineOptions {
             db: Options::default(),
             checkpoints_keep: 2,
         }
+    }
+}
+
+/// Entries applied since the last engine write, waiting to be written as one batch.
+#[derive(Default)]
+struct PendingBatch {
+    batch: WriteBatch,
+    membership_changed: bool,
+    entries: usize,
+}
+
+/// Replica batches skip the engine's WAL: the plog is the log.
+fn unlogged() -> WriteOptions {
+    WriteOptions {
+        disable_wal: true,
+        ..WriteOptions::default()
     }
 }
 
@@ -183,6 +203,8 @@ impl EngineStateMachine {
                 format!("engine durable decree {durable_tag:?} but applied LogId {applied:?}"),
             ));
         }
+        // Staged ingestions at or below the durable decree are never replayed.
+        apply::remove_staging_upto(fs.as_ref(), &dir, durable_tag)?;
         let durable = Arc::new(DurableMark::new(durable_tag));
         let checkpoints = Checkpoints::open(Arc::clone(&fs), &dir, durable_tag)?;
         let inner = Inner {
@@ -356,22 +378,32 @@ impl Inner {
         core: &mut Core,
         entries: Vec<Entry<TypeConfig>>,
     ) -> Result<Vec<MutationResp>> {
-        let mut batch = WriteBatch::new();
+        let mut pending = PendingBatch::default();
         let mut resps = Vec::with_capacity(entries.len());
-        let mut membership_changed = false;
         for e in entries {
             let mut ops = 0;
             match e.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(m) => {
+                    if let Some(ControlOp::Ingest(cmd)) = m.control {
+                        // Everything before the ingestion is written first, at lower sequence
+                        // numbers, so the ingested files shadow it as the log order says.
+                        self.write_pending(core, std::mem::take(&mut pending))?;
+                        self.apply_ingest(core, &cmd, e.log_id)?;
+                        resps.push(MutationResp {
+                            decree: e.log_id.index,
+                            ops: 0,
+                        });
+                        continue;
+                    }
                     ops = m.ops.len();
                     for op in m.ops {
                         match op {
-                            WriteOp::Put { key, value } => batch.put(key, value),
-                            WriteOp::Delete { key } => batch.delete(key),
+                            WriteOp::Put { key, value } => pending.batch.put(key, value),
+                            WriteOp::Delete { key } => pending.batch.delete(key),
                             WriteOp::DeleteRange { start, end } => {
                                 for (a, b) in user_ranges(start.as_slice(), end.as_slice()) {
-                                    batch.delete_range(a, b);
+                                    pending.batch.delete_range(a, b);
                                 }
                             }
                         }
@@ -379,17 +411,30 @@ impl Inner {
                 }
                 EntryPayload::Membership(m) => {
                     core.membership = StoredMembership::new(Some(e.log_id), m);
-                    membership_changed = true;
+                    pending.membership_changed = true;
                 }
             }
             core.applied = Some(e.log_id);
+            pending.entries += 1;
             resps.push(MutationResp {
                 decree: e.log_id.index,
                 ops,
             });
         }
-        let Some(applied) = core.applied.filter(|_| !resps.is_empty()) else {
-            return Ok(resps);
+        self.write_pending(core, pending)?;
+        Ok(resps)
+    }
+
+    /// Writes the entries gathered since the last write as one batch tagged with the last
+    /// applied decree (nothing when no entry is pending).
+    fn write_pending(&self, core: &Core, pending: PendingBatch) -> Result<()> {
+        let PendingBatch {
+            mut batch,
+            membership_changed,
+            entries,
+        } = pending;
+        let Some(applied) = core.applied.filter(|_| entries > 0) else {
+            return Ok(());
         };
         batch.put(APPLIED_KEY, encode_log_id(&applied));
         if membership_changed {
@@ -399,13 +444,33 @@ impl Inner {
         }
         let db = Arc::clone(&self.db.read());
         batch.set_tag(decree_to_tag(applied.index)?);
-        let wo = WriteOptions {
-            disable_wal: true,
-            ..WriteOptions::default()
-        };
-        db.write(batch, &wo)?;
+        db.write(batch, &unlogged())?;
         self.durable.advance(tag_to_decree(db.durable_tag()));
-        Ok(resps)
+        Ok(())
+    }
+
+    /// The ingest control write (`bulk_load::apply`): stage, ingest (unless this load is
+    /// already recorded), record the decree and the load, flush, drop the staging copy.
+    fn apply_ingest(&self, core: &mut Core, cmd: &IngestCommand, log_id: LogId<u64>) -> Result<()> {
+        let db = Arc::clone(&self.db.read());
+        let fs = self.fs.as_ref();
+        if !apply::already_ingested(&db, cmd.load_id)? {
+            let staging = apply::staging_dir(&self.dir, log_id.index);
+            let files = apply::stage(fs, cmd, &staging)?;
+            apply::ingest_with_retries(&db, &files)?;
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(apply::INGESTED_KEY, cmd.load_id.to_le_bytes());
+        batch.put(APPLIED_KEY, encode_log_id(&log_id));
+        batch.set_tag(decree_to_tag(log_id.index)?);
+        db.write(batch, &unlogged())?;
+        core.applied = Some(log_id);
+        // The ingestion cannot be replayed once its source is gone: make its decree durable
+        // now, so that only a crash inside this function replays it (from the staging copy).
+        db.flush()?;
+        let durable = tag_to_decree(db.durable_tag());
+        self.durable.advance(durable);
+        apply::remove_staging_upto(fs, &self.dir, durable)
     }
 
     fn install(
@@ -476,6 +541,7 @@ impl Inner {
         self.checkpoints.register(id.index, meta.clone());
         self.durable.advance(Some(id.index));
         self.checkpoints.remove_older_than(id.index)?;
+        apply::remove_staging_upto(fs, &self.dir, Some(id.index))?;
         Ok(())
     }
 }

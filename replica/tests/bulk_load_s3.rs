@@ -1,19 +1,23 @@
-//! Seed S3: bulk load under write pressure must never hang. Ingestion bypasses user write
-//! throttling (it is a control request), its "ingesting" flag is set only around the engine
-//! call and cleared on every path, and the engine's "busy" is retried with backoff under a
-//! deadline. Here: a saturating writer against an engine held at its L0 stop trigger, with
-//! user writes throttled hard (delay mode, then reject mode) by a test-local throttle standing
-//! in for the replica's.
+//! Seed S3: bulk load under write pressure must never hang. Ingestion is a replicated control
+//! write that bypasses user write throttling, its "ingesting" flag is set only while the
+//! ingestion is under way and cleared on every path, and the engine's "busy" is retried with
+//! backoff under a deadline. Here: a real replica (`Replica`, its plog and engine) with the
+//! replica's own Pegasus write throttling (`throttle.rs`, delay mode, then reject mode), a
+//! saturating user writer, and an engine held at its L0 stop trigger (a tiny memtable, low L0
+//! triggers, and compactions held back until the ingestion has been proposed, then let go so the
+//! load can finish within its bound).
 
 mod bulk_load_common;
 
+use bulk_load_common::group::{runtime, Group};
 use bulk_load_common::*;
 use siltdb_replica::bulk_load::provider::TestProvider;
 use siltdb_replica::bulk_load::target::TargetError;
 use siltdb_replica::bulk_load::BulkLoadStatus;
-use siltdb_replica::siltdb::Options;
-use siltdb_replica::Ballot;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use siltdb_replica::replica::ReplicaOptions;
+use siltdb_replica::siltdb::{CompactionFilter, FilterDecision};
+use siltdb_replica::{Ballot, Error, Mutation};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,73 +25,154 @@ const FILES: usize = 4;
 const ENTRIES: usize = 500;
 /// The load must finish (or fail with a reason) within this.
 const LOAD_BOUND: Duration = Duration::from_secs(90);
+/// L0 files at which the engine stops writes.
+const L0_STOP: usize = 4;
+/// Bound on how long [`HoldCompaction`] holds one compaction step.
+const COMPACTION_HOLD_MAX: Duration = Duration::from_secs(10);
+/// How long compactions stay held after the ingestion is proposed.
+const HOLD_AFTER_PROPOSE: Duration = Duration::from_millis(300);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Throttle {
-    /// Every user write waits 2 ms before it is admitted.
-    Delay,
-    /// Every other user write is rejected as busy.
-    Reject,
+/// Holds every compaction (per entry, bounded) while `held`: L0 fills up to the stop trigger.
+#[derive(Debug, Default)]
+struct HoldCompaction {
+    held: AtomicBool,
 }
 
-fn stalled_options() -> Options {
-    Options {
-        create_if_missing: true,
-        l0_stop_trigger: 4,
-        l0_slowdown_trigger: 3,
-        l0_compaction_trigger: 2,
-        memtable_size_bytes: 4096,
-        max_write_stall_ms: 200,
-        ..Options::default()
+impl CompactionFilter for HoldCompaction {
+    fn filter(&self, _level: usize, _key: &[u8], _value: &[u8]) -> FilterDecision {
+        let deadline = Instant::now() + COMPACTION_HOLD_MAX;
+        while self.held.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        FilterDecision::Keep
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Throttle {
+    /// Past 20 writes in a second, each user write waits 2 ms before it is admitted.
+    Delay,
+    /// Past 40 writes in a second, user writes are rejected (retry after 5 ms).
+    Reject,
+}
+
+impl Throttle {
+    fn rule(self) -> &'static str {
+        match self {
+            Throttle::Delay => "20*delay*2",
+            Throttle::Reject => "20*delay*2,40*reject*5",
+        }
+    }
+}
+
+fn stalled(o: &mut ReplicaOptions, throttle: Throttle, hold: &Arc<HoldCompaction>) {
+    let db = &mut o.state_machine.db;
+    db.compaction_filter = Some(hold.clone());
+    // Two jobs: flushes go on while a held compaction occupies the other one, so L0 fills.
+    db.max_background_jobs = 2;
+    db.l0_stop_trigger = L0_STOP;
+    db.l0_slowdown_trigger = L0_STOP - 1;
+    db.l0_compaction_trigger = 2;
+    db.memtable_size_bytes = 4096;
+    // A bound, not a hang: a stalled write in `apply` gives up after this.
+    db.max_write_stall_ms = 30_000;
+    o.throttle_qps = throttle.rule().into();
+}
+
+#[derive(Default)]
+struct Counts {
+    accepted: AtomicU64,
+    throttled: AtomicU64,
+    refused_ingesting: AtomicU64,
+    l0_max: AtomicUsize,
+}
+
 fn run(throttle: Throttle) {
+    let rt = runtime();
     let root = tempfile::tempdir().unwrap();
     let provider = Arc::new(TestProvider::new(8192));
     stage_partition(&provider, root.path(), 0, FILES, ENTRIES);
     let downloads = node(5);
-    let replica = Replica::open(root.path(), 0, stalled_options(), provider, &downloads);
+    let hold = Arc::new(HoldCompaction::default());
+    hold.held.store(true, Ordering::Release);
+    let group = Group::open(
+        &rt,
+        root.path(),
+        0,
+        1,
+        |o| stalled(o, throttle, &hold),
+        provider,
+        &downloads,
+    );
+    let primary = group.primary(&rt);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let accepted = Arc::new(AtomicU64::new(0));
-    let refused = Arc::new(AtomicU64::new(0));
+    let counts = Arc::new(Counts::default());
     let writer = {
-        let (target, stop) = (replica.target.clone(), stop.clone());
-        let (accepted, refused) = (accepted.clone(), refused.clone());
+        let (primary, stop, counts) = (primary.clone(), stop.clone(), counts.clone());
+        let handle = rt.handle().clone();
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(Ordering::Acquire) {
                 n += 1;
-                // The test-local throttle applies to user writes only.
-                match throttle {
-                    Throttle::Delay => std::thread::sleep(Duration::from_millis(2)),
-                    Throttle::Reject if n.is_multiple_of(2) => {
-                        refused.fetch_add(1, Ordering::AcqRel);
-                        continue;
+                let mut m = Mutation::new();
+                m.put(format!("user-{n:08}").into_bytes(), vec![b'x'; 200]);
+                match handle.block_on(primary.write(m)) {
+                    Ok(_) => counts.accepted.fetch_add(1, Ordering::AcqRel),
+                    Err(Error::Throttled { delay_ms, .. }) => {
+                        // A well-behaved client waits the hint (bounded), then retries.
+                        std::thread::sleep(Duration::from_millis(delay_ms.min(5)));
+                        counts.throttled.fetch_add(1, Ordering::AcqRel)
                     }
-                    Throttle::Reject => {}
-                }
-                let key = format!("user-{n:08}");
-                match target.user_put(key.as_bytes(), &[b'x'; 200]) {
-                    Ok(()) => accepted.fetch_add(1, Ordering::AcqRel),
-                    Err(TargetError::Retryable(_)) => refused.fetch_add(1, Ordering::AcqRel),
-                    Err(e) => panic!("user write failed: {e}"),
+                    Err(Error::IngestionInProgress) => {
+                        std::thread::sleep(Duration::from_millis(1));
+                        counts.refused_ingesting.fetch_add(1, Ordering::AcqRel)
+                    }
+                    Err(e) => panic!("{throttle:?}: user write failed: {e}"),
                 };
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    let monitor = {
+        let (primary, stop, counts) = (primary.clone(), stop.clone(), counts.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                let l0 = primary.state_machine().db().stats().files_per_level[0];
+                counts.l0_max.fetch_max(l0, Ordering::AcqRel);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    // The saturating writer drives the engine to its L0 stop trigger.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while primary.state_machine().db().stats().files_per_level[0] < L0_STOP {
+        assert!(
+            Instant::now() < deadline,
+            "{throttle:?}: the engine never reached its L0 stop trigger: {:?}",
+            primary.state_machine().db().stats()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
 
     let started = Instant::now();
-    let partition = &replica.partition;
-    partition.start(Ballot(1)).unwrap();
+    let partition = &group.driver;
+    partition.start(primary.ballot()).unwrap();
     poll_until(
         partition,
         BulkLoadStatus::Downloaded,
         Duration::from_secs(30),
     );
+    // Ingest with the engine still at the stop trigger; compactions resume a little later.
+    let l0_at_ingest = primary.state_machine().db().stats().files_per_level[0];
+    let releaser = {
+        let hold = hold.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(HOLD_AFTER_PROPOSE);
+            hold.held.store(false, Ordering::Release);
+        })
+    };
     let result = partition.ingest();
+    releaser.join().unwrap();
     let took = started.elapsed();
     assert!(took < LOAD_BOUND, "{throttle:?}: the load took {took:?}");
     match &result {
@@ -100,11 +185,11 @@ fn run(throttle: Throttle) {
         }
     }
     // The flag is down whatever happened, and user writes resume.
-    assert!(!replica.gate.is_ingesting());
+    assert!(!group.gate.is_ingesting());
     assert_eq!(downloads.metrics().snapshot().ingesting, 0);
-    let before = accepted.load(Ordering::Acquire);
+    let before = counts.accepted.load(Ordering::Acquire);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while accepted.load(Ordering::Acquire) < before + 20 {
+    while counts.accepted.load(Ordering::Acquire) < before + 20 {
         assert!(
             Instant::now() < deadline,
             "{throttle:?}: user writes did not resume"
@@ -113,19 +198,41 @@ fn run(throttle: Throttle) {
     }
     stop.store(true, Ordering::Release);
     writer.join().unwrap();
+    monitor.join().unwrap();
+
+    // Throttling really engaged on the user writes (the ingestion went around it).
+    let throttling = primary.throttling().stats();
+    match throttle {
+        Throttle::Delay => assert!(throttling.delayed > 0, "{throttling:?}"),
+        Throttle::Reject => assert!(throttling.rejected > 0, "{throttling:?}"),
+    }
+    let stall = primary.state_machine().db().stats().stall;
+    let l0_max = counts.l0_max.load(Ordering::Acquire);
+    assert!(
+        l0_at_ingest >= L0_STOP,
+        "L0 held {l0_at_ingest} files at ingestion"
+    );
+    assert!(stall.stops > 0, "{stall:?}");
     if result.is_ok() {
-        assert_loaded(&replica.db, 0, FILES, ENTRIES);
-        assert!(replica.target.last_checkpoint().is_some_and(|c| c.exists()));
+        assert_loaded(&primary.state_machine().db(), 0, FILES, ENTRIES);
+        assert!(!primary.state_machine().checkpoints().decrees().is_empty());
     }
     let metrics = downloads.metrics().snapshot();
     eprintln!(
-        "{throttle:?}: load {took:?}, result {result:?}, user writes accepted {}, refused {} \
-         (by ingestion {}), ingest retries {}",
-        accepted.load(Ordering::Acquire),
-        refused.load(Ordering::Acquire),
+        "{throttle:?}: load {took:?}, result {result:?}, user writes accepted {}, throttled {} \
+         ({throttling:?}), refused while ingesting {} (gate {}, metrics {}), ingest retries {}, \
+         L0 at ingestion {l0_at_ingest}, max {l0_max}, engine stops {} stalled {} us",
+        counts.accepted.load(Ordering::Acquire),
+        counts.throttled.load(Ordering::Acquire),
+        counts.refused_ingesting.load(Ordering::Acquire),
+        group.gate.refused_count(),
         metrics.user_writes_refused,
-        metrics.ingest_retries
+        metrics.ingest_retries,
+        stall.stops,
+        stall.stalled_micros,
     );
+    drop(primary);
+    group.close(&rt);
 }
 
 #[test]

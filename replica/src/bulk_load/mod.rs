@@ -16,20 +16,27 @@
 //! | [`partition`] | one partition's driver: start, poll, pause, restart, cancel, clear, ingest |
 //! | [`controller`] | the meta server's role for a table: drives every partition to the end |
 //! | [`metrics`] | counts, bytes, maxima |
+//! | [`apply`] | what every replica does when the ingest control write applies |
+//! | [`replica_target`] | [`replica_target::ReplicaGroupTarget`]: the seam on a real replica group |
 //!
-//! ## Status of the replication seam
-//! Ingestion is meant to be a replicated control write through the mutation log, carrying the
-//! ballot, bypassing user write throttling, followed by a checkpoint so that later learners
-//! learn the data. That write is not built yet; the partition driver talks to the engine
-//! through [`target::IngestTarget`], which [`target::DirectDbTarget`] implements directly on a
-//! `siltdb::Db`. The replica will implement the same trait as the control write.
+//! ## Ingestion through the mutation log
+//! The driver talks to the engine side through [`target::IngestTarget`]. On a real partition
+//! that is [`replica_target::ReplicaGroupTarget`]: the primary proposes an ingest control
+//! mutation ([`crate::mutation::IngestCommand`]) with the load's ballot through
+//! `Replica::write_control` (no user write throttling, no ingestion gate), every replica stages
+//! and ingests the files when the entry applies ([`apply`]), the target waits until every
+//! replica applied it, and afterwards every replica checkpoints and purges its log so that
+//! later learners learn the data from a checkpoint. [`target::DirectDbTarget`] ingests straight
+//! into one `siltdb::Db`, for single-engine tests.
 
+pub mod apply;
 pub mod controller;
 pub mod download;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;
 pub mod provider;
+pub mod replica_target;
 pub mod state;
 pub mod status;
 pub mod target;

@@ -271,6 +271,7 @@ impl PartitionBulkLoad {
         };
         self.apply(&[Event::Start], |s| {
             s.session = session;
+            s.load_id = new_load_id();
             s.metadata = Some(metadata);
             s.error = None;
         })?;
@@ -466,10 +467,10 @@ impl PartitionBulkLoad {
     /// DOWNLOADING (the files are kept and re-verified) and returns `StaleBallot`.
     pub fn ingest(&self) -> Result<(), BulkLoadError> {
         let _control = self.control.lock();
-        let (status, session, metadata) = {
+        let (status, session, metadata, load_id) = {
             let shared = self.shared.lock();
             let s = &shared.state;
-            (s.status, s.session, s.metadata.clone())
+            (s.status, s.session, s.metadata.clone(), s.load_id)
         };
         transition(status, Event::IngestStart)?;
         let current = self.target.ballot();
@@ -489,8 +490,14 @@ impl PartitionBulkLoad {
         self.shared.lock().ingest_cancel = Some(cancel.clone());
         self.apply(&[Event::IngestStart], |_| {})?;
         let started = Instant::now();
+        let entries = metadata.map(|m| m.files).unwrap_or_default();
+        let load = LoadFiles {
+            load_id,
+            entries: &entries,
+            files: &files,
+        };
         let result = self
-            .ingest_with_retries(&files, request, &cancel)
+            .ingest_with_retries(&load, request, &cancel)
             .and_then(|()| self.target.checkpoint());
         self.shared.lock().ingest_cancel = None;
         self.metrics().ingest_finished(started.elapsed());
@@ -544,11 +551,12 @@ impl PartitionBulkLoad {
 
     fn ingest_with_retries(
         &self,
-        files: &[PathBuf],
+        load: &LoadFiles<'_>,
         ballot: Ballot,
         cancel: &CancelToken,
     ) -> Result<(), TargetError> {
         let config = &self.config;
+        let dir = config.bulk_load_dir();
         let deadline = Instant::now() + config.ingest_timeout;
         let mut backoff = config.ingest_backoff_initial;
         let mut attempts = 0u32;
@@ -556,7 +564,10 @@ impl PartitionBulkLoad {
             attempts += 1;
             let request = IngestRequest {
                 ballot,
-                files,
+                load_id: load.load_id,
+                dir: &dir,
+                entries: load.entries,
+                files: load.files,
                 deadline: deadline.min(Instant::now() + config.ingest_attempt_timeout),
                 cancel,
             };
@@ -586,13 +597,28 @@ impl PartitionBulkLoad {
     }
 }
 
+/// What one ingestion hands to the target, borrowed for its retries.
+struct LoadFiles<'a> {
+    load_id: u64,
+    entries: &'a [super::metadata::FileEntry],
+    files: &'a [PathBuf],
+}
+
+/// A random non-zero load id (0 marks states written before load ids existed).
+fn new_load_id() -> u64 {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    random.max(1)
+}
+
 enum MetadataProblem {
     Transient(String),
     Permanent(String),
 }
 
 /// A duration in `[d/2, d]`, randomly.
-fn jitter(d: Duration) -> Duration {
+pub(crate) fn jitter(d: Duration) -> Duration {
     let random = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();

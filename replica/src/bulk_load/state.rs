@@ -35,6 +35,11 @@ pub struct PartitionState {
     pub status: BulkLoadStatus,
     /// The last session started.
     pub session: SessionId,
+    /// Identity of the current load, chosen at random by `start` and kept through pause,
+    /// restart, rollback and process restarts: the replicas record it with the ingestion, so
+    /// ingesting the same load again is a no-op. 0 in states written before it existed.
+    #[serde(default)]
+    pub load_id: u64,
     /// The validated metadata of the current load.
     pub metadata: Option<BulkLoadMetadata>,
     /// Why the load failed (names the file).
@@ -50,6 +55,7 @@ impl Default for PartitionState {
                 ballot: 0,
                 attempt: 0,
             },
+            load_id: 0,
             metadata: None,
             error: None,
         }

@@ -1,18 +1,18 @@
 //! The engine side of a partition, as bulk load needs it: [`IngestTarget`].
 //!
-//! **Interim abstraction.** In the finished replica, ingestion is a *replicated control
-//! write*: the primary proposes it through the mutation log with its ballot; on commit every
-//! replica writes an empty mutation for that decree and ingests its own downloaded copy of the
-//! files, then checkpoints (ingestion cannot be replayed from the log, so later learners must
-//! learn from a checkpoint). That write does not exist yet; [`IngestTarget`] is the seam where
-//! it will plug in. [`DirectDbTarget`] implements it directly on a [`siltdb::Db`] for one
-//! replica and for tests.
+//! On a replica group, ingestion is a *replicated control write*:
+//! [`super::replica_target::ReplicaGroupTarget`] implements this trait by proposing it through
+//! the mutation log with the ballot; every replica ingests its own staged copy of the files when
+//! the entry applies, and checkpoints afterwards (ingestion cannot be replayed from the log once
+//! the files are gone, so later learners learn from a checkpoint). [`DirectDbTarget`] implements
+//! it directly on one [`siltdb::Db`], for tests of the driver alone.
 //!
 //! Ingestion is a control request: it never passes user write throttling (seed S3). User writes
 //! pass the [`IngestionGate`] instead, which refuses them (and counts them) while an ingestion is
 //! under way; [`IngestingGuard`] sets the gate only once ingestion really starts and clears it on
 //! every path, including panics and early returns.
 
+use super::metadata::FileEntry;
 use super::metrics::BulkLoadMetrics;
 use crate::types::Ballot;
 use siltdb::{CancelToken, Db, IngestOptions};
@@ -26,7 +26,13 @@ use std::time::{Duration, Instant};
 pub struct IngestRequest<'a> {
     /// The ballot the bulk-load session was started under; a target at another ballot refuses.
     pub ballot: Ballot,
-    /// The verified local files, in key order.
+    /// Identity of the load (stable across retries, rollbacks and restarts of the same load).
+    pub load_id: u64,
+    /// The directory holding the verified files.
+    pub dir: &'a Path,
+    /// The files' metadata (name, size, checksum), in key order.
+    pub entries: &'a [FileEntry],
+    /// The verified local files (`dir` joined with each entry's name), in key order.
     pub files: &'a [PathBuf],
     /// The attempt must finish, or fail with a retryable error, by then.
     pub deadline: Instant,
@@ -149,8 +155,7 @@ impl Drop for IngestingGuard {
     }
 }
 
-/// [`IngestTarget`] straight onto a [`Db`]: one replica, no log. For tests and single-replica
-/// tables until the replicated control write exists.
+/// [`IngestTarget`] straight onto a [`Db`]: one engine, no log. For tests of the driver.
 pub struct DirectDbTarget {
     db: Arc<Db>,
     ballot: AtomicU64,

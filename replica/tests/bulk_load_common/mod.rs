@@ -185,3 +185,5 @@ pub fn seed() -> u64 {
 pub fn soak() -> bool {
     std::env::var("SILT_SOAK").is_ok_and(|v| v == "1")
 }
+
+pub mod group;
