@@ -2,5 +2,7 @@
 //!
 //! Criterion micro-benchmarks of the engine's hot paths and `silt-bench`, a db_bench-style load
 //! tool that runs the same workloads against siltdb (and, behind the `peers` feature, RocksDB and
-//! fjall).
+//! fjall) through [`engines::Engine`].
 #![warn(missing_docs)]
+
+pub mod engines;

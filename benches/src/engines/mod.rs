@@ -1,0 +1,80 @@
+//! The engines `silt-bench` drives, behind one small trait so every workload runs the same code
+//! against each of them. siltdb is always built; RocksDB and fjall come with the `peers` feature.
+//!
+//! Matched settings (the issue's bar): 16 B keys, 100 B values, no compression, a 64 MiB block
+//! cache, 64 MiB memtables, 10 bits/key bloom filters, WAL on without sync unless asked.
+
+use std::path::Path;
+
+#[cfg(feature = "peers")]
+pub mod fjall_engine;
+#[cfg(feature = "peers")]
+pub mod rocksdb_engine;
+pub mod siltdb_engine;
+
+/// Settings every engine is opened with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Block cache bytes.
+    pub cache_bytes: usize,
+    /// Compress data blocks with zstd.
+    pub zstd: bool,
+}
+
+/// One key-value engine under test.
+pub trait Engine: Send + Sync {
+    /// Short name for tables.
+    fn name(&self) -> &'static str;
+    /// Writes `puts` as one atomic batch.
+    fn write_batch(&self, puts: &[(&[u8], &[u8])], sync: bool);
+    /// Point lookup; true when found.
+    fn get(&self, key: &[u8]) -> bool;
+    /// Deletes `key`.
+    fn delete(&self, key: &[u8]);
+    /// Seeks to the first key `>= key` and reads up to `n` entries; returns how many.
+    fn seek_read(&self, key: &[u8], n: usize) -> usize;
+    /// Scans everything forward (or backward); returns the entry count.
+    fn scan(&self, reverse: bool) -> u64;
+    /// Writes `n` sorted keys `key(0..n)` with `value` into an external file under `dir` and
+    /// ingests it.
+    fn bulk_load(&self, dir: &Path, n: u64, key: &dyn Fn(u64) -> [u8; 16], value: &[u8]);
+    /// Flushes memtables and waits until background compaction is done.
+    fn settle(&self);
+    /// Bytes of table files on disk (after [`Engine::settle`]).
+    fn table_bytes(&self) -> u64;
+    /// Write amplification if the engine reports it.
+    fn write_amp(&self) -> Option<f64>;
+}
+
+/// Opens engine `name` in the fresh directory `dir`.
+pub fn open(name: &str, dir: &Path, s: &Settings) -> Result<Box<dyn Engine>, String> {
+    match name {
+        "siltdb" => Ok(Box::new(siltdb_engine::Silt::open(dir, s))),
+        #[cfg(feature = "peers")]
+        "rocksdb" => Ok(Box::new(rocksdb_engine::Rocks::open(dir, s))),
+        #[cfg(feature = "peers")]
+        "fjall" => Ok(Box::new(fjall_engine::Fjall::open(dir, s))),
+        "rocksdb" | "fjall" => Err(format!(
+            "engine {name} needs the `peers` feature: cargo run --release -p siltdb-benches \
+             --features peers --bin silt-bench -- --engines siltdb,{name}"
+        )),
+        other => Err(format!("unknown engine {other}")),
+    }
+}
+
+/// Total bytes of the regular files under `dir` whose names end with `suffix` (all when empty).
+pub fn dir_bytes(dir: &Path, suffix: &str) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => dir_bytes(&p, suffix),
+                Ok(m) if p.to_string_lossy().ends_with(suffix) => m.len(),
+                _ => 0,
+            }
+        })
+        .sum()
+}
