@@ -400,6 +400,13 @@ impl BlockIter {
         true
     }
 
+    /// The key of restart entry `index`, in place, if the entry is well formed.
+    fn restart_key(&self, index: usize) -> Option<&[u8]> {
+        let h = self.parse_header(self.block.restart_point(index))?;
+        let k = self.block.data.get(h.key_delta.0..h.key_delta.1)?;
+        (h.shared == 0 && valid_point_key(k)).then_some(k)
+    }
+
     fn seek_to_restart(&mut self, index: usize) -> bool {
         self.key.clear();
         self.restart_index = index;
@@ -477,14 +484,17 @@ impl BlockIter {
             self.valid = false;
             return;
         }
-        // Binary search for the last restart point whose key is < target.
+        // Binary search for the last restart point whose key is < target, comparing the keys
+        // in place (a restart entry stores its whole key): no decoding, no copies.
         let (mut lo, mut hi) = (0usize, self.block.num_restarts - 1);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            if !self.seek_to_restart(mid) {
+            let Some(ord) = self.restart_key(mid).map(|k| key::cmp_internal(k, target)) else {
+                let at = self.block.restart_point(mid);
+                self.fail(format!("restart entry at block offset {at} is malformed"));
                 return;
-            }
-            if key::cmp_internal(&self.key, target) == Ordering::Less {
+            };
+            if ord == Ordering::Less {
                 lo = mid;
             } else {
                 hi = mid - 1;

@@ -52,14 +52,25 @@ pub fn num_probes_for(bits_per_key: u32) -> u8 {
 
 /// Builds the filter block contents for a set of key hashes.
 pub fn build_filter(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
+    build_filter_from(hashes.len(), hashes.iter().copied(), bits_per_key)
+}
+
+/// Builds the filter block contents for key hashes collected in chunks ([`HashChunks`]).
+pub fn build_filter_chunks(hashes: &HashChunks, bits_per_key: u32) -> Vec<u8> {
+    build_filter_from(hashes.len(), hashes.iter(), bits_per_key)
+}
+
+fn build_filter_from(n: usize, hashes: impl Iterator<Item = u64>, bits_per_key: u32) -> Vec<u8> {
     debug_assert!(bits_per_key > 0);
-    let total_bits = (hashes.len() as u64 * u64::from(bits_per_key)).max(1);
+    let total_bits = (n as u64 * u64::from(bits_per_key)).max(1);
     let num_lines = total_bits
         .div_ceil(u64::from(LINE_BITS))
         .min(u64::from(u32::MAX)) as u32;
     let num_probes = num_probes_for(bits_per_key);
-    let mut out = vec![0u8; num_lines as usize * LINE_BYTES];
-    for &h in hashes {
+    let bits_len = num_lines as usize * LINE_BYTES;
+    let mut out = Vec::with_capacity(bits_len + FOOTER_BYTES);
+    out.resize(bits_len, 0u8);
+    for h in hashes {
         let (base, positions) = probe_positions(h, num_lines, num_probes);
         for p in positions {
             out[base + (p / 8) as usize] |= 1 << (p % 8);
@@ -68,6 +79,51 @@ pub fn build_filter(hashes: &[u64], bits_per_key: u32) -> Vec<u8> {
     out.push(num_probes);
     out.extend_from_slice(&num_lines.to_le_bytes());
     out
+}
+
+/// Bytes after the bit array: probes (u8) and line count (u32).
+const FOOTER_BYTES: usize = 5;
+
+/// Hashes per chunk of [`HashChunks`] (64 KiB).
+const HASH_CHUNK_LEN: usize = 8192;
+
+/// Key hashes of a table being built, in fixed-size chunks: a table of millions of keys never
+/// reallocates and copies one huge vector as it grows.
+#[derive(Debug, Default)]
+pub struct HashChunks {
+    chunks: Vec<Vec<u64>>,
+    len: usize,
+}
+
+impl HashChunks {
+    /// Appends a hash.
+    #[inline]
+    pub fn push(&mut self, h: u64) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < HASH_CHUNK_LEN => c.push(h),
+            _ => {
+                let mut c = Vec::with_capacity(HASH_CHUNK_LEN);
+                c.push(h);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// Hashes collected.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every hash, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.chunks.iter().flatten().copied()
+    }
 }
 
 /// A decoded bloom filter.
@@ -163,6 +219,14 @@ mod tests {
         good[n - 4] = 7; // wrong line count
         assert!(BloomFilter::decode(good).is_err());
         let empty = BloomFilter::decode(build_filter(&[], 10)).unwrap();
+        // Chunked collection builds the very same filter.
+        let many: Vec<u64> = (0..20_000u64).map(|i| hash_key(&i.to_le_bytes())).collect();
+        let mut chunks = HashChunks::default();
+        for &h in &many {
+            chunks.push(h);
+        }
+        assert_eq!(chunks.len(), many.len());
+        assert_eq!(build_filter_chunks(&chunks, 10), build_filter(&many, 10));
         assert!(!empty.may_contain(b"x") || empty.may_contain(b"x"));
     }
 }

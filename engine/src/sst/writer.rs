@@ -123,7 +123,7 @@ pub struct TableBuilder {
     handle_buf: Vec<u8>,
     first_key: Vec<u8>,
     last_key: Vec<u8>,
-    key_hashes: Vec<u64>,
+    key_hashes: filter::HashChunks,
     tombstones: Vec<RangeTombstone>,
     num_entries: u64,
     num_data_blocks: u64,
@@ -163,7 +163,7 @@ impl TableBuilder {
             handle_buf: Vec::with_capacity(20),
             first_key: Vec::new(),
             last_key: Vec::new(),
-            key_hashes: Vec::new(),
+            key_hashes: filter::HashChunks::default(),
             tombstones: Vec::new(),
             num_entries: 0,
             num_data_blocks: 0,
@@ -284,7 +284,8 @@ impl TableBuilder {
         let data_size = self.sink.offset;
 
         let filter = if self.opts.bloom_bits_per_key > 0 && !self.key_hashes.is_empty() {
-            let contents = filter::build_filter(&self.key_hashes, self.opts.bloom_bits_per_key);
+            let contents =
+                filter::build_filter_chunks(&self.key_hashes, self.opts.bloom_bits_per_key);
             self.sink.write_block(&contents, false)
         } else {
             BlockHandle::default()
