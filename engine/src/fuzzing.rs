@@ -1519,3 +1519,96 @@ pub fn write_seeds(corpus_dir: &Path) -> std::io::Result<usize> {
     }
     Ok(seeds.len())
 }
+
+/// The committed corpora under `fuzz/corpus/<target>/`, shared by every crate's corpus-replay
+/// test (engine, replica, the fuzz crate's own) so they replay files the same way.
+pub mod corpus {
+    use super::Target;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::path::{Path, PathBuf};
+
+    /// The corpus files of `target` under `root`, sorted. Panics when the directory is missing.
+    pub fn files(root: &Path, target: &str) -> Vec<PathBuf> {
+        let dir = root.join(target);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("corpus dir entry").path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Runs every corpus file of every target through it, catching panics; returns how many
+    /// files ran. Panics listing every failure, or when a target has no corpus.
+    pub fn replay(root: &Path, targets: &[(&str, Target)]) -> usize {
+        let mut failures = Vec::new();
+        let mut count = 0;
+        for (name, target) in targets {
+            let files = files(root, name);
+            assert!(!files.is_empty(), "corpus of {name} is empty");
+            for file in files {
+                let bytes = std::fs::read(&file).expect("read corpus file");
+                count += 1;
+                if let Err(e) = catch_unwind(AssertUnwindSafe(|| target(&bytes))) {
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    failures.push(format!("{name}: {}: {msg}", file.display()));
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} failures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+        count
+    }
+
+    /// Asserts that `fuzz_targets/<name>.rs` under `fuzz_dir` calls `<krate>::fuzzing::<name>(`
+    /// for every target, and that each has a corpus.
+    pub fn check_wrappers(fuzz_dir: &Path, krate: &str, targets: &[(&str, Target)]) {
+        for (name, _) in targets {
+            let wrapper = fuzz_dir.join("fuzz_targets").join(format!("{name}.rs"));
+            let text = std::fs::read_to_string(&wrapper)
+                .unwrap_or_else(|e| panic!("{}: {e}", wrapper.display()));
+            assert!(
+                text.contains(&format!("{krate}::fuzzing::{name}(")),
+                "{} must call {krate}::fuzzing::{name}",
+                wrapper.display()
+            );
+            assert!(
+                !files(&fuzz_dir.join("corpus"), name).is_empty(),
+                "corpus of {name} is empty"
+            );
+        }
+    }
+
+    /// Asserts every generated seed `(target, name, bytes)` is committed as
+    /// `root/<target>/seed-<name>` with these bytes (only the length for targets in
+    /// `length_only`, whose seeds carry a timestamp).
+    pub fn check_seeds<N: AsRef<str>>(
+        root: &Path,
+        seeds: Vec<(&str, N, Vec<u8>)>,
+        length_only: &[&str],
+    ) {
+        for (target, name, bytes) in seeds {
+            let path = root.join(target).join(format!("seed-{}", name.as_ref()));
+            let on_disk = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (run with SILT_WRITE_FUZZ_SEEDS=1 to write the seeds)",
+                    path.display()
+                )
+            });
+            if length_only.contains(&target) {
+                assert_eq!(on_disk.len(), bytes.len(), "{}", path.display());
+            } else {
+                assert_eq!(on_disk, bytes, "{} is stale", path.display());
+            }
+        }
+    }
+}
