@@ -12,6 +12,7 @@ use crate::raft::TypeConfig;
 use crate::state_machine::{EngineStateMachine, StateMachineOptions};
 use crate::throttle::WriteThrottling;
 use crate::types::{Ballot, Decree, Gpid};
+use openraft::network::RaftNetworkFactory;
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -80,13 +81,28 @@ pub struct Replica {
     raft: Raft<TypeConfig>,
     sm: EngineStateMachine,
     plog: Plog,
-    router: Arc<Router>,
+    router: Option<Arc<Router>>,
     throttling: WriteThrottling,
 }
 
 impl Replica {
-    /// Opens (or creates) the replica and starts its Raft; must run inside a tokio runtime.
+    /// Opens (or creates) the replica on the in-process [`Router`] and starts its Raft; must
+    /// run inside a tokio runtime.
     pub async fn open(opts: ReplicaOptions, router: Arc<Router>) -> Result<Replica> {
+        let network = NetworkFactory::new(Arc::clone(&router), opts.node_id);
+        let mut replica = Self::open_with_network(opts, network).await?;
+        router.register(replica.id, replica.raft.clone());
+        replica.router = Some(router);
+        Ok(replica)
+    }
+
+    /// Opens (or creates) the replica with any openraft network (e.g. the TCP transport's
+    /// [`crate::transport::TcpNetworkFactory`]) and starts its Raft; must run inside a tokio
+    /// runtime.
+    pub async fn open_with_network<N>(opts: ReplicaOptions, network: N) -> Result<Replica>
+    where
+        N: RaftNetworkFactory<TypeConfig>,
+    {
         let throttling = WriteThrottling::parse(&opts.throttle_qps, &opts.throttle_size)?;
         let config = opts
             .raft
@@ -96,7 +112,6 @@ impl Replica {
         let fs = Arc::clone(&opts.state_machine.db.fs);
         let (sm, durable) = EngineStateMachine::open(&opts.dir, opts.state_machine.clone())?;
         let plog = Plog::open(opts.dir.join("plog"), fs, opts.plog.clone(), durable)?;
-        let network = NetworkFactory::new(Arc::clone(&router), opts.node_id);
         let raft = Raft::new(
             opts.node_id,
             Arc::new(config),
@@ -106,16 +121,27 @@ impl Replica {
         )
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
-        router.register(opts.node_id, raft.clone());
         Ok(Replica {
             gpid: opts.gpid,
             id: opts.node_id,
             raft,
             sm,
             plog,
-            router,
+            router: None,
             throttling,
         })
+    }
+
+    /// Creates the group's membership with the nodes' addresses (once, on one replica of a
+    /// new partition). `Ok(false)` when the group was already initialized.
+    pub async fn initialize_with(&self, members: BTreeMap<u64, BasicNode>) -> Result<bool> {
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(true),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => Ok(false),
+            Err(e) => Err(Error::Raft(e.to_string())),
+        }
     }
 
     /// Creates the group's membership (once, on one replica of a new partition).
@@ -292,7 +318,9 @@ impl Replica {
 
     /// Stops the Raft and closes the engine (flushing what was applied).
     pub async fn close(self) -> Result<()> {
-        self.router.unregister(self.id);
+        if let Some(router) = &self.router {
+            router.unregister(self.id);
+        }
         self.raft
             .shutdown()
             .await
@@ -303,7 +331,9 @@ impl Replica {
     /// Stops the Raft and drops everything without flushing the engine: with a fault
     /// filesystem set dead beforehand, this is a crash.
     pub async fn kill(self) {
-        self.router.unregister(self.id);
+        if let Some(router) = &self.router {
+            router.unregister(self.id);
+        }
         let _ = self.raft.shutdown().await;
     }
 }
