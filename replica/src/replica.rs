@@ -5,7 +5,7 @@
 //! admission (validation, fencing by ballot, throttling) and are proposed as one log entry each.
 
 use crate::error::{Error, Result};
-use crate::mutation::{Mutation, MutationResp};
+use crate::mutation::{Mutation, MutationResp, RESERVED_KEY_PREFIX};
 use crate::network::{NetworkFactory, Router};
 use crate::plog::{Plog, PlogOptions};
 use crate::raft::TypeConfig;
@@ -21,6 +21,76 @@ use std::time::{Duration, Instant};
 
 /// Longest [`Replica::wait_applied`] and similar waits may take.
 pub const WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// One page of a [`Replica::scan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Key-value pairs in key order.
+    pub rows: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Where to resume when the page stopped at a limit; `None` when the range is exhausted.
+    pub resume_from: Option<Vec<u8>>,
+}
+
+/// See [`Replica::digest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaDigest {
+    /// The applied decree, `None` if it moved while hashing (or nothing applied).
+    pub applied: Option<Decree>,
+    /// User keys hashed.
+    pub keys: u64,
+    /// The hash.
+    pub hash: u64,
+}
+
+fn user_rows(db: &siltdb::Db, opts: &siltdb::ReadOptions) -> siltdb::DbIterator {
+    db.iter(opts)
+}
+
+fn scan_engine(
+    db: &siltdb::Db,
+    start: Vec<u8>,
+    end: Option<Vec<u8>>,
+    rows_max: usize,
+    bytes_max: usize,
+) -> Result<ScanPage> {
+    let opts = siltdb::ReadOptions {
+        lower_bound: Some(start),
+        upper_bound: end,
+        ..siltdb::ReadOptions::default()
+    };
+    let mut page = ScanPage::default();
+    let mut bytes: usize = 0;
+    for item in user_rows(db, &opts) {
+        let (k, v) = item?;
+        if k.starts_with(RESERVED_KEY_PREFIX) {
+            continue;
+        }
+        if page.rows.len() >= rows_max.max(1) || bytes >= bytes_max {
+            page.resume_from = Some(k);
+            break;
+        }
+        bytes = bytes.saturating_add(k.len()).saturating_add(v.len());
+        page.rows.push((k, v));
+    }
+    Ok(page)
+}
+
+fn digest_engine(db: &siltdb::Db) -> Result<(u64, u64)> {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut keys: u64 = 0;
+    for item in user_rows(db, &siltdb::ReadOptions::default()) {
+        let (k, v) = item?;
+        if k.starts_with(RESERVED_KEY_PREFIX) {
+            continue;
+        }
+        h.update(&(k.len() as u64).to_le_bytes());
+        h.update(&k);
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(&v);
+        keys = keys.saturating_add(1);
+    }
+    Ok((keys, h.digest()))
+}
 
 /// How to open a replica.
 #[derive(Debug, Clone)]
@@ -254,16 +324,55 @@ impl Replica {
 
     /// A linearizable read on the primary (ReadIndex, mapping §11).
     pub async fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.ensure_linearizable().await?;
+        self.get(key)
+    }
+
+    /// A linearizable range read on the primary: up to `rows_max` user keys in `[start, end)`
+    /// (`end = None`: to the last key) and at most about `bytes_max` bytes. Returns the rows and
+    /// the key to resume from when the scan stopped early.
+    pub async fn scan(
+        &self,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        rows_max: usize,
+        bytes_max: usize,
+    ) -> Result<ScanPage> {
+        self.ensure_linearizable().await?;
+        let db = self.sm.db();
+        tokio::task::spawn_blocking(move || scan_engine(&db, start, end, rows_max, bytes_max))
+            .await
+            .map_err(|e| Error::Closed(format!("scan task failed: {e}")))?
+    }
+
+    async fn ensure_linearizable(&self) -> Result<()> {
         self.raft
             .ensure_linearizable()
             .await
+            .map(|_| ())
             .map_err(|e| match e.forward_to_leader() {
                 Some(f) => Error::NotLeader {
                     leader: f.leader_id,
                 },
                 None => Error::Raft(e.to_string()),
-            })?;
-        self.get(key)
+            })
+    }
+
+    /// A digest of this replica's user data (local, not linearizable): xxh3 of every key and
+    /// value in order, with the key count and the applied decree read before and after (equal
+    /// when nothing was applied meanwhile). For convergence checks.
+    pub async fn digest(&self) -> Result<ReplicaDigest> {
+        let before = self.applied();
+        let db = self.sm.db();
+        let (keys, hash) = tokio::task::spawn_blocking(move || digest_engine(&db))
+            .await
+            .map_err(|e| Error::Closed(format!("digest task failed: {e}")))??;
+        let after = self.applied();
+        Ok(ReplicaDigest {
+            applied: if before == after { after } else { None },
+            keys,
+            hash,
+        })
     }
 
     /// Waits until this replica applied `decree` (bounded by [`WAIT_MAX`]).
