@@ -16,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod layout;
+pub mod lincheck;
 pub mod node;
 pub mod proto;
 pub mod server;
