@@ -260,3 +260,76 @@ async fn lagging_replica_learns_a_checkpoint_streamed_over_tcp() {
     rs[f] = Some(back);
     stop_all(nodes, rs).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_close_the_connection_and_the_node_keeps_serving() {
+    use siltdb_replica::transport::frame::{self, Frame, FrameKind, FRAME_SIZE_MAX_BYTES};
+    use siltdb_replica::transport::{RaftEnvelope, RaftRequest, RaftResponse, Refusal};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = start_node(1).await;
+    // Reads until the server closes the connection (bounded).
+    async fn closed_after(addr: &str, bytes: &[u8]) -> bool {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(bytes).await.unwrap();
+        let mut buf = [0u8; 64];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+    // Garbage, a length above the limit, a bad checksum, an undecodable payload.
+    assert!(closed_after(&node.addr, &[0xff; 64]).await);
+    let mut huge = ((FRAME_SIZE_MAX_BYTES + 1) as u32).to_le_bytes().to_vec();
+    huge.extend_from_slice(&[0; 4]);
+    assert!(closed_after(&node.addr, &huge).await);
+    let junk = Frame {
+        kind: FrameKind::RaftRequest,
+        request_id: 1,
+        payload: vec![0xee; 40],
+    };
+    let mut bad_crc = frame::encode_frame(&junk).unwrap();
+    bad_crc[4] ^= 1;
+    assert!(closed_after(&node.addr, &bad_crc).await);
+    assert!(closed_after(&node.addr, &frame::encode_frame(&junk).unwrap()).await);
+    // A response frame sent as a request.
+    let resp = Frame {
+        kind: FrameKind::RaftResponse,
+        ..junk
+    };
+    assert!(closed_after(&node.addr, &frame::encode_frame(&resp).unwrap()).await);
+
+    // The node still answers a well-formed request: no such partition, wrong node.
+    let mut conn = siltdb_replica::transport::FramedConn::new(node.addr.clone());
+    for (to, want) in [
+        (1, Refusal::NoSuchPartition),
+        (9, Refusal::WrongNode { this: 1 }),
+    ] {
+        let env = RaftEnvelope {
+            gpid: Gpid::new(7, 7),
+            from: 2,
+            to,
+            body: RaftRequest::Vote(openraft::raft::VoteRequest::new(
+                openraft::Vote::new(1, 2),
+                None,
+            )),
+        };
+        let bytes = conn
+            .call(
+                FrameKind::RaftRequest,
+                FrameKind::RaftResponse,
+                frame::encode_payload(&env).unwrap(),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        match frame::decode_payload::<RaftResponse>(&bytes).unwrap() {
+            RaftResponse::Refused(r) => assert_eq!(r, want),
+            other => panic!("{other:?}"),
+        }
+    }
+    node.stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), node.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
