@@ -120,6 +120,29 @@ async fn wait_for_signal() {
     }
 }
 
+/// Structured logs on stderr. openraft reports every election and replication step at INFO
+/// for each of the many Rafts of a node: it logs at WARN unless the level is DEBUG or TRACE.
+fn init_logging(level: tracing::Level) {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let raft_level = if level >= tracing::Level::DEBUG {
+        level
+    } else {
+        tracing::Level::WARN.min(level)
+    };
+    let targets = Targets::new()
+        .with_default(level)
+        .with_target("openraft", raft_level);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .finish()
+        .with(targets)
+        .init();
+}
+
 fn main() -> ExitCode {
     let c = match config(Args::parse()) {
         Ok(c) => c,
@@ -128,12 +151,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let level = c.level().unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    init_logging(c.level().unwrap_or(tracing::Level::INFO));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("silt-server")
