@@ -1,6 +1,7 @@
 //! Three `silt-server` processes, a table of 8 partitions × 3 replicas: puts, deletes, batches,
-//! gets and scans through the client against a model; every partition led and converged;
-//! SIGTERM stops every node cleanly and a restart on the same addresses serves the same data.
+//! gets and scans through the client against a model; every partition led and converged; the
+//! checkpoint timer checkpoints and purges the leaders' logs; SIGTERM stops every node cleanly
+//! and a restart on the same addresses serves the same data.
 
 mod common;
 
@@ -40,7 +41,16 @@ async fn check_model(c: &Cluster, model: &BTreeMap<Vec<u8>, Vec<u8>>, probe: u32
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_eight_partitions_serve_the_client_and_restart_cleanly() {
-    let mut c = Cluster::start(3).await;
+    let mut c = Cluster::start_with(
+        3,
+        &[
+            "--checkpoint-interval-ms",
+            "300",
+            "--checkpoint-decrees-min",
+            "10",
+        ],
+    )
+    .await;
     let mut model = BTreeMap::new();
     for i in 0..300 {
         let (k, v) = kv(i);
@@ -85,6 +95,28 @@ async fn three_nodes_eight_partitions_serve_the_client_and_restart_cleanly() {
         }
     }
     c.wait_converged(Duration::from_secs(60)).await;
+
+    // The checkpoint timer: every leader replica checkpointed and purged its log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut pending = Vec::new();
+        for id in c.live() {
+            for p in c.stats(id).await.partitions {
+                let checkpointed = p.snapshot.is_some() && p.purged == p.snapshot;
+                if p.leader == Some(id) && !checkpointed {
+                    pending.push((id, p.partition, p.snapshot, p.purged));
+                }
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "leaders without a checkpoint: {pending:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Graceful stop of every node, then a restart on the same addresses.
     for id in c.live() {

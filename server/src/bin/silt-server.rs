@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "silt-server", about = "siltdb replica server")]
+#[command(
+    name = "silt-server",
+    about = "siltdb replica server",
+    args_override_self = true
+)]
 struct Args {
     /// JSON config file (flags override its values).
     #[arg(long)]

@@ -21,6 +21,8 @@ pub struct Proc {
     pub addr: String,
     child: Option<Child>,
     starts: u32,
+    /// Flags added to every start (they override the defaults above them).
+    extra_args: Vec<String>,
 }
 
 pub struct Cluster {
@@ -52,6 +54,7 @@ fn spawn(p: &mut Proc, listen: &str) -> std::io::Result<Child> {
             "0",
         ])
         .arg("--allow-fault-injection")
+        .args(&p.extra_args)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -71,6 +74,14 @@ fn start(p: &mut Proc, listen: &str) {
                 return;
             }
             if let Ok(Some(status)) = child.try_wait() {
+                let log = p.dir.join(format!("server.{}.log", p.starts - 1));
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                // Only a bind failure on a fixed port is worth retrying.
+                assert!(
+                    text.contains("in use"),
+                    "node {} exited at start ({status}):\n{text}",
+                    p.id
+                );
                 eprintln!("node {} exited at start ({status}); retrying", p.id);
                 break;
             }
@@ -89,6 +100,11 @@ fn start(p: &mut Proc, listen: &str) {
 impl Cluster {
     /// Starts `n` nodes and creates table [`TABLE`] with [`PARTITIONS`] × `n` replicas.
     pub async fn start(n: u64) -> Cluster {
+        Self::start_with(n, &[]).await
+    }
+
+    /// [`Cluster::start`] with extra server flags.
+    pub async fn start_with(n: u64, extra_args: &[&str]) -> Cluster {
         let root = tempfile::tempdir().unwrap();
         let mut procs = Vec::new();
         for id in 1..=n {
@@ -100,6 +116,7 @@ impl Cluster {
                 addr: String::new(),
                 child: None,
                 starts: 0,
+                extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             };
             start(&mut p, "127.0.0.1:0");
             procs.push(p);
