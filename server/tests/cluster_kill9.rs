@@ -133,6 +133,36 @@ async fn kill_cycle(c: &mut Cluster, round: u32, victim: Option<u64>) {
         )
         .await;
     }
+    // Wait until those purges happened (a leader may defer one while a replication task
+    // reads the log), so the victim's next entries are gone and it must learn a snapshot.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut pending = Vec::new();
+        for id in c.live() {
+            for p in c.stats(id).await.partitions {
+                if p.leader == Some(id) && (p.snapshot.is_none() || p.purged != p.snapshot) {
+                    pending.push((id, p.partition));
+                }
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "logs not purged: {pending:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A leader elected since the checkpoint request checkpoints now.
+        let mut nodes: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
+        nodes.dedup();
+        for id in nodes {
+            c.admin(
+                id,
+                siltdb_server::proto::ClientRequest::Checkpoint {
+                    table: TABLE.into(),
+                },
+            )
+            .await;
+        }
+    }
     let before = c.client.stats(&c.addr(victim)).await.ok();
     assert!(before.is_none(), "the killed node still answers");
     c.restart(victim);
