@@ -29,7 +29,11 @@ pub type Target = fn(&[u8]);
 
 /// Every replica fuzz target: `(name, entry point)`. The name is the directory under
 /// `fuzz/corpus/` and the file name under `fuzz/fuzz_targets/`.
-pub const TARGETS: &[(&str, Target)] = &[("plog", plog), ("throttle", throttle)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("plog", plog),
+    ("throttle", throttle),
+    ("transport_frame", transport_frame),
+];
 
 /// Reads structured values out of fuzz input; past the end every read returns zeros.
 struct Input<'a> {
@@ -704,6 +708,98 @@ pub fn throttle(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// transport_frame
+
+/// The TCP transport's decoders: a frame from arbitrary bytes (length, checksum, version, kind;
+/// a decoded frame re-encodes to the same bytes), and the Raft payloads from arbitrary bytes
+/// (either directly, so the fuzzer need not forge checksums, or from a decoded frame). A
+/// payload that decodes must survive an encode/decode round trip.
+pub fn transport_frame(data: &[u8]) {
+    use crate::transport::frame::{decode_frame, decode_payload, encode_frame};
+    use crate::transport::message::{RaftEnvelope, RaftResponse};
+    fn payloads(bytes: &[u8]) {
+        if let Ok(env) = decode_payload::<RaftEnvelope>(bytes) {
+            let again = crate::transport::frame::encode_payload(&env).expect("re-encode envelope");
+            let back: RaftEnvelope = decode_payload(&again).expect("round trip envelope");
+            assert_eq!(format!("{env:?}"), format!("{back:?}"));
+        }
+        if let Ok(resp) = decode_payload::<RaftResponse>(bytes) {
+            let again = crate::transport::frame::encode_payload(&resp).expect("re-encode response");
+            let back: RaftResponse = decode_payload(&again).expect("round trip response");
+            assert_eq!(format!("{resp:?}"), format!("{back:?}"));
+        }
+    }
+    payloads(data);
+    if let Ok(Some((frame, used))) = decode_frame(data) {
+        assert!(used <= data.len());
+        let bytes = encode_frame(&frame).expect("a decoded frame re-encodes");
+        assert_eq!(&bytes[..], &data[..used], "frame round trip");
+        payloads(&frame.payload);
+    }
+}
+
+/// Seed frames for `transport_frame`: a vote, an AppendEntries with entries, a snapshot chunk.
+fn transport_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use crate::transport::frame::{encode_frame, encode_payload, Frame, FrameKind};
+    use crate::transport::message::{RaftEnvelope, RaftRequest};
+    use openraft::raft::{AppendEntriesRequest, VoteRequest};
+    let id = |term: u64, index: u64| LogId::new(CommittedLeaderId::new(term, 1), index);
+    let vote = Vote::new(2, 1);
+    let mut m = Mutation::new();
+    m.put(b"k".to_vec(), b"v".to_vec()).delete(b"d".to_vec());
+    let bodies = [
+        (
+            "vote",
+            RaftRequest::Vote(VoteRequest::new(vote, Some(id(1, 3)))),
+        ),
+        (
+            "append",
+            RaftRequest::AppendEntries(AppendEntriesRequest {
+                vote,
+                prev_log_id: Some(id(1, 3)),
+                entries: vec![
+                    Entry {
+                        log_id: id(2, 4),
+                        payload: EntryPayload::Blank,
+                    },
+                    Entry {
+                        log_id: id(2, 5),
+                        payload: EntryPayload::Normal(m),
+                    },
+                ],
+                leader_commit: Some(id(1, 3)),
+            }),
+        ),
+        (
+            "chunk",
+            RaftRequest::SnapshotChunk {
+                snapshot_id: "2-5-0".into(),
+                file: 1,
+                offset: 0,
+                data: b"sst bytes".to_vec(),
+            },
+        ),
+    ];
+    bodies
+        .into_iter()
+        .map(|(name, body)| {
+            let env = RaftEnvelope {
+                gpid: crate::types::Gpid::new(1, 2),
+                from: 1,
+                to: 2,
+                body,
+            };
+            let frame = Frame {
+                kind: FrameKind::RaftRequest,
+                request_id: 7,
+                payload: encode_payload(&env).expect("seed payload"),
+            };
+            (name, encode_frame(&frame).expect("seed frame"))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
 // seeds
 
 /// The generated seed corpus: `(target, name, bytes)`, written by the crate's own encoders.
@@ -861,6 +957,9 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("garbage", "*,**delay**,K*M*reject\u{e9}*\u{0}"),
     ] {
         out.push(("throttle", name, s.as_bytes().to_vec()));
+    }
+    for (name, bytes) in transport_seeds() {
+        out.push(("transport_frame", name, bytes));
     }
     out
 }

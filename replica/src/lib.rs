@@ -33,6 +33,7 @@ pub mod raft;
 pub mod replica;
 pub mod state_machine;
 pub mod throttle;
+pub mod transport;
 pub mod types;
 
 pub use error::{Error, Result};

@@ -7,13 +7,14 @@
 use crate::bulk_load::target::IngestionGate;
 use crate::error::{Error, Result};
 use crate::maintenance::{self, Maintenance, MaintenanceOptions, MaintenanceStats};
-use crate::mutation::{Mutation, MutationResp};
+use crate::mutation::{Mutation, MutationResp, RESERVED_KEY_PREFIX};
 use crate::network::{NetworkFactory, Router};
 use crate::plog::{Plog, PlogOptions};
 use crate::raft::TypeConfig;
 use crate::state_machine::{EngineStateMachine, StateMachineOptions};
 use crate::throttle::WriteThrottling;
 use crate::types::{Ballot, Decree, Gpid};
+use openraft::network::RaftNetworkFactory;
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,6 +23,76 @@ use std::time::Duration;
 
 /// Longest [`Replica::wait_applied`] and similar waits may take.
 pub const WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// One page of a [`Replica::scan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Key-value pairs in key order.
+    pub rows: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Where to resume when the page stopped at a limit; `None` when the range is exhausted.
+    pub resume_from: Option<Vec<u8>>,
+}
+
+/// See [`Replica::digest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaDigest {
+    /// The applied decree, `None` if it moved while hashing (or nothing applied).
+    pub applied: Option<Decree>,
+    /// User keys hashed.
+    pub keys: u64,
+    /// The hash.
+    pub hash: u64,
+}
+
+fn user_rows(db: &siltdb::Db, opts: &siltdb::ReadOptions) -> siltdb::DbIterator {
+    db.iter(opts)
+}
+
+fn scan_engine(
+    db: &siltdb::Db,
+    start: Vec<u8>,
+    end: Option<Vec<u8>>,
+    rows_max: usize,
+    bytes_max: usize,
+) -> Result<ScanPage> {
+    let opts = siltdb::ReadOptions {
+        lower_bound: Some(start),
+        upper_bound: end,
+        ..siltdb::ReadOptions::default()
+    };
+    let mut page = ScanPage::default();
+    let mut bytes: usize = 0;
+    for item in user_rows(db, &opts) {
+        let (k, v) = item?;
+        if k.starts_with(RESERVED_KEY_PREFIX) {
+            continue;
+        }
+        if page.rows.len() >= rows_max.max(1) || bytes >= bytes_max {
+            page.resume_from = Some(k);
+            break;
+        }
+        bytes = bytes.saturating_add(k.len()).saturating_add(v.len());
+        page.rows.push((k, v));
+    }
+    Ok(page)
+}
+
+fn digest_engine(db: &siltdb::Db) -> Result<(u64, u64)> {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut keys: u64 = 0;
+    for item in user_rows(db, &siltdb::ReadOptions::default()) {
+        let (k, v) = item?;
+        if k.starts_with(RESERVED_KEY_PREFIX) {
+            continue;
+        }
+        h.update(&(k.len() as u64).to_le_bytes());
+        h.update(&k);
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(&v);
+        keys = keys.saturating_add(1);
+    }
+    Ok((keys, h.digest()))
+}
 
 /// How to open a replica.
 #[derive(Debug, Clone)]
@@ -89,15 +160,30 @@ pub struct Replica {
     raft: Raft<TypeConfig>,
     sm: EngineStateMachine,
     plog: Plog,
-    router: Arc<Router>,
+    router: Option<Arc<Router>>,
     throttling: WriteThrottling,
     maintenance: Maintenance,
     gate: Option<Arc<IngestionGate>>,
 }
 
 impl Replica {
-    /// Opens (or creates) the replica and starts its Raft; must run inside a tokio runtime.
+    /// Opens (or creates) the replica on the in-process [`Router`] and starts its Raft; must
+    /// run inside a tokio runtime.
     pub async fn open(opts: ReplicaOptions, router: Arc<Router>) -> Result<Replica> {
+        let network = NetworkFactory::new(Arc::clone(&router), opts.node_id);
+        let mut replica = Self::open_with_network(opts, network).await?;
+        router.register(replica.id, replica.raft.clone());
+        replica.router = Some(router);
+        Ok(replica)
+    }
+
+    /// Opens (or creates) the replica with any openraft network (e.g. the TCP transport's
+    /// [`crate::transport::TcpNetworkFactory`]) and starts its Raft; must run inside a tokio
+    /// runtime.
+    pub async fn open_with_network<N>(opts: ReplicaOptions, network: N) -> Result<Replica>
+    where
+        N: RaftNetworkFactory<TypeConfig>,
+    {
         let throttling = WriteThrottling::parse(&opts.throttle_qps, &opts.throttle_size)?;
         let config = opts
             .raft
@@ -114,7 +200,6 @@ impl Replica {
             durable,
             newest_checkpoint,
         )?;
-        let network = NetworkFactory::new(Arc::clone(&router), opts.node_id);
         let raft = Raft::new(
             opts.node_id,
             Arc::new(config),
@@ -124,7 +209,6 @@ impl Replica {
         )
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
-        router.register(opts.node_id, raft.clone());
         let maintenance = Maintenance::start(raft.clone(), plog.clone(), &opts.maintenance);
         Ok(Replica {
             gpid: opts.gpid,
@@ -132,11 +216,23 @@ impl Replica {
             raft,
             sm,
             plog,
-            router,
+            router: None,
             throttling,
             maintenance,
             gate: opts.ingestion_gate.clone(),
         })
+    }
+
+    /// Creates the group's membership with the nodes' addresses (once, on one replica of a
+    /// new partition). `Ok(false)` when the group was already initialized.
+    pub async fn initialize_with(&self, members: BTreeMap<u64, BasicNode>) -> Result<bool> {
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(true),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => Ok(false),
+            Err(e) => Err(Error::Raft(e.to_string())),
+        }
     }
 
     /// Creates the group's membership (once, on one replica of a new partition).
@@ -263,16 +359,55 @@ impl Replica {
 
     /// A linearizable read on the primary (ReadIndex, mapping §11).
     pub async fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.ensure_linearizable().await?;
+        self.get(key)
+    }
+
+    /// A linearizable range read on the primary: up to `rows_max` user keys in `[start, end)`
+    /// (`end = None`: to the last key) and at most about `bytes_max` bytes. Returns the rows and
+    /// the key to resume from when the scan stopped early.
+    pub async fn scan(
+        &self,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        rows_max: usize,
+        bytes_max: usize,
+    ) -> Result<ScanPage> {
+        self.ensure_linearizable().await?;
+        let db = self.sm.db();
+        tokio::task::spawn_blocking(move || scan_engine(&db, start, end, rows_max, bytes_max))
+            .await
+            .map_err(|e| Error::Closed(format!("scan task failed: {e}")))?
+    }
+
+    async fn ensure_linearizable(&self) -> Result<()> {
         self.raft
             .ensure_linearizable()
             .await
+            .map(|_| ())
             .map_err(|e| match e.forward_to_leader() {
                 Some(f) => Error::NotLeader {
                     leader: f.leader_id,
                 },
                 None => Error::Raft(e.to_string()),
-            })?;
-        self.get(key)
+            })
+    }
+
+    /// A digest of this replica's user data (local, not linearizable): xxh3 of every key and
+    /// value in order, with the key count and the applied decree read before and after (equal
+    /// when nothing was applied meanwhile). For convergence checks.
+    pub async fn digest(&self) -> Result<ReplicaDigest> {
+        let before = self.applied();
+        let db = self.sm.db();
+        let (keys, hash) = tokio::task::spawn_blocking(move || digest_engine(&db))
+            .await
+            .map_err(|e| Error::Closed(format!("digest task failed: {e}")))??;
+        let after = self.applied();
+        Ok(ReplicaDigest {
+            applied: if before == after { after } else { None },
+            keys,
+            hash,
+        })
     }
 
     /// Waits until this replica applied `decree` (bounded by [`WAIT_MAX`]).
@@ -309,7 +444,9 @@ impl Replica {
     /// Stops the Raft and closes the engine (flushing what was applied).
     pub async fn close(mut self) -> Result<()> {
         self.maintenance.stop().await;
-        self.router.unregister(self.id);
+        if let Some(router) = &self.router {
+            router.unregister(self.id);
+        }
         self.raft
             .shutdown()
             .await
@@ -321,7 +458,9 @@ impl Replica {
     /// filesystem set dead beforehand, this is a crash.
     pub async fn kill(mut self) {
         self.maintenance.stop().await;
-        self.router.unregister(self.id);
+        if let Some(router) = &self.router {
+            router.unregister(self.id);
+        }
         let _ = self.raft.shutdown().await;
     }
 }

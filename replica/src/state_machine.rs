@@ -276,7 +276,9 @@ impl EngineStateMachine {
 fn remove_stale_db_dirs(fs: &dyn FileSystem, dir: &Path, live_gen: u64) -> Result<()> {
     let live = db_dir_name(live_gen);
     for name in fs.list(dir).map_err(|e| Error::io(dir, e))? {
-        if name.starts_with("db.") && name != live {
+        // Staging directories of snapshot transfers a crash interrupted (`learn.<n>.tmp`).
+        let stale_staging = name.starts_with("learn.") && name.ends_with(".tmp");
+        if (name.starts_with("db.") && name != live) || stale_staging {
             let p = dir.join(&name);
             fs.remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         }

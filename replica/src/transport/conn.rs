@@ -1,0 +1,164 @@
+//! One client-side TCP connection carrying request/response frames, one request at a time.
+//!
+//! The connection is opened lazily and reopened after any failure. A call whose future is
+//! dropped mid-flight (openraft cancels an AppendEntries after its heartbeat interval) leaves
+//! the stream in an unknown state, so the connection marks itself busy before sending and
+//! discards the stream on the next call if that mark is still set. Every call is bounded by its
+//! timeout, connect included.
+
+use super::frame::{self, Frame, FrameError, FrameKind};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Longest a TCP connect may take (also bounded by the call's own timeout).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The peer could not be reached (connect refused or timed out).
+    #[error("connect to {addr}: {reason}")]
+    Connect {
+        /// The address dialled.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The call did not complete in time.
+    #[error("no answer from {addr} within {timeout:?}")]
+    Timeout {
+        /// The address.
+        addr: String,
+        /// The bound that expired.
+        timeout: Duration,
+    },
+    /// The message does not fit in a frame.
+    #[error("request too large: {0}")]
+    TooLarge(String),
+    /// The stream failed or the peer answered something malformed.
+    #[error("connection to {addr}: {reason}")]
+    Broken {
+        /// The address.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// A lazily connected, self-healing request/response connection.
+#[derive(Debug)]
+pub struct FramedConn {
+    addr: String,
+    stream: Option<TcpStream>,
+    in_flight: bool,
+    next_request_id: u64,
+}
+
+impl FramedConn {
+    /// A connection to `addr` (`host:port`), not yet opened.
+    pub fn new(addr: impl Into<String>) -> Self {
+        Self {
+            addr: addr.into(),
+            stream: None,
+            in_flight: false,
+            next_request_id: 1,
+        }
+    }
+
+    /// The peer address.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// True when a stream is open (for connect counters).
+    pub fn is_connected(&self) -> bool {
+        self.stream.is_some() && !self.in_flight
+    }
+
+    /// Sends `payload` as a `kind` frame and returns the response payload, which must come back
+    /// as `expect` with the same request id. Bounded by `timeout`.
+    pub async fn call(
+        &mut self,
+        kind: FrameKind,
+        expect: FrameKind,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        if self.in_flight {
+            // The previous call was abandoned mid-flight.
+            self.stream = None;
+        }
+        let request_id = self.next_request_id;
+        self.next_request_id = self.next_request_id.wrapping_add(1);
+        let req = Frame {
+            kind,
+            request_id,
+            payload,
+        };
+        let bytes = frame::encode_frame(&req).map_err(|e| CallError::TooLarge(e.to_string()))?;
+        self.in_flight = true;
+        let r = tokio::time::timeout(timeout, self.exchange(&bytes)).await;
+        let result = match r {
+            Err(_) => Err(CallError::Timeout {
+                addr: self.addr.clone(),
+                timeout,
+            }),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(resp)) if resp.kind != expect || resp.request_id != request_id => Err(self
+                .broken(format!(
+                    "answer {:?}#{} to {:?}#{request_id}",
+                    resp.kind, resp.request_id, kind
+                ))),
+            Ok(Ok(resp)) => Ok(resp.payload),
+        };
+        self.in_flight = false;
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
+    fn broken(&self, reason: impl Into<String>) -> CallError {
+        CallError::Broken {
+            addr: self.addr.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    async fn exchange(&mut self, bytes: &[u8]) -> Result<Frame, CallError> {
+        use tokio::io::AsyncWriteExt;
+        if self.stream.is_none() {
+            let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+                .await
+                .map_err(|_| CallError::Connect {
+                    addr: self.addr.clone(),
+                    reason: format!("timed out after {CONNECT_TIMEOUT:?}"),
+                })?
+                .map_err(|e| CallError::Connect {
+                    addr: self.addr.clone(),
+                    reason: e.to_string(),
+                })?;
+            s.set_nodelay(true)
+                .map_err(|e| self.broken(format!("nodelay: {e}")))?;
+            self.stream = Some(s);
+        }
+        let addr = self.addr.clone();
+        let broken = |e: String| CallError::Broken {
+            addr: addr.clone(),
+            reason: e,
+        };
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(broken("no stream".into()));
+        };
+        stream
+            .write_all(bytes)
+            .await
+            .map_err(|e| broken(e.to_string()))?;
+        match frame::read_frame(stream).await {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => Err(broken("closed by peer".into())),
+            Err(FrameError::Io(e)) => Err(broken(e.to_string())),
+            Err(e) => Err(broken(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! `silt-server`: one siltdb node. Configuration from `--config <file.json>` overridden by
+//! flags; logs to stderr (`tracing`); stops gracefully on SIGTERM or ctrl-c (stops accepting,
+//! joins its tasks, closes every replica), exit code 0 after a clean shutdown.
+
+use clap::Parser;
+use siltdb_server::{Server, ServerConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "silt-server",
+    about = "siltdb replica server",
+    args_override_self = true
+)]
+struct Args {
+    /// JSON config file (flags override its values).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Stable node id (>= 1).
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Listen address, e.g. 127.0.0.1:7100 (port 0 picks one).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address advertised to peers and clients (default: the bound address).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Write the bound address to this file once listening.
+    #[arg(long)]
+    addr_file: Option<PathBuf>,
+    /// Raft heartbeat interval in ms.
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// Smallest Raft election timeout in ms.
+    #[arg(long)]
+    election_min_ms: Option<u64>,
+    /// Largest Raft election timeout in ms.
+    #[arg(long)]
+    election_max_ms: Option<u64>,
+    /// Bound on a client request inside the server, in ms.
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
+    /// Checkpoint timer period in ms (0 = off).
+    #[arg(long)]
+    checkpoint_interval_ms: Option<u64>,
+    /// Entries since the last checkpoint before the timer checkpoints.
+    #[arg(long)]
+    checkpoint_decrees_min: Option<u64>,
+    /// Engine memtable size per replica, bytes.
+    #[arg(long)]
+    memtable_size_bytes: Option<usize>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Serve the fault-injection requests (network partition simulation; tests only).
+    #[arg(long)]
+    allow_fault_injection: bool,
+}
+
+fn config(args: Args) -> siltdb_server::Result<ServerConfig> {
+    let mut c = match &args.config {
+        Some(p) => ServerConfig::from_file(p)?,
+        None => ServerConfig::default(),
+    };
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = args.$f { c.$f = v; })* };
+    }
+    set!(
+        node_id,
+        listen,
+        data_dir,
+        heartbeat_ms,
+        election_min_ms,
+        election_max_ms
+    );
+    set!(
+        request_timeout_ms,
+        checkpoint_interval_ms,
+        checkpoint_decrees_min
+    );
+    set!(memtable_size_bytes, log_level);
+    if args.advertise.is_some() {
+        c.advertise = args.advertise;
+    }
+    if args.allow_fault_injection {
+        c.allow_fault_injection = true;
+    }
+    if args.addr_file.is_some() {
+        c.addr_file = args.addr_file;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+async fn run(c: ServerConfig) -> siltdb_server::Result<()> {
+    let server = Server::start(c).await?;
+    eprintln!("silt-server listening on {}", server.addr());
+    wait_for_signal().await;
+    server.shutdown().await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM; ctrl-c only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        r = tokio::signal::ctrl_c() => {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "ctrl-c handler failed");
+            }
+            tracing::info!("ctrl-c");
+        }
+    }
+}
+
+/// Structured logs on stderr. openraft reports every election and replication step at INFO
+/// for each of the many Rafts of a node: it logs at WARN unless the level is DEBUG or TRACE.
+fn init_logging(level: tracing::Level) {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let raft_level = if level >= tracing::Level::DEBUG {
+        level
+    } else {
+        tracing::Level::WARN.min(level)
+    };
+    let targets = Targets::new()
+        .with_default(level)
+        .with_target("openraft", raft_level);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .finish()
+        .with(targets)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let c = match config(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("silt-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(c.level().unwrap_or(tracing::Level::INFO));
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("silt-server")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("silt-server: runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(c)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "silt-server failed");
+            eprintln!("silt-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Table placement, static for this slice: a table is created with its partition count, its
+//! replica count and the nodes that host it, and every server stores the layout durably
+//! (`<data dir>/tables/<name>.json`, replaced atomically).
+//!
+//! Partition of a key: `xxh3_64(key) % partition_count` (xxhash-rust's XXH3 64-bit, seed 0).
+//! XXH3 is stable across platforms and versions by specification, so a key's partition never
+//! changes for a given partition count. Replicas of partition `p`: the nodes at positions
+//! `(p + i) % nodes.len()` for `i < replica_count`; the first one initializes the group.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use siltdb_replica::Gpid;
+use std::path::{Path, PathBuf};
+
+/// Longest table name.
+pub const TABLE_NAME_MAX_BYTES: usize = 64;
+/// Most partitions of one table.
+pub const PARTITIONS_MAX: u32 = 4096;
+/// Version of the layout file.
+pub const LAYOUT_FORMAT_VERSION: u32 = 1;
+
+/// A node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Stable node id (openraft's NodeId).
+    pub id: u64,
+    /// `host:port` serving Raft and clients.
+    pub addr: String,
+}
+
+/// A table's placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableLayout {
+    /// Format version of the stored file ([`LAYOUT_FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Table name: `[A-Za-z0-9_-]`, 1 to [`TABLE_NAME_MAX_BYTES`] bytes.
+    pub name: String,
+    /// The table id, the `app_id` of its partitions' [`Gpid`]s; unique in the cluster.
+    pub app_id: u32,
+    /// Number of partitions.
+    pub partition_count: u32,
+    /// Replicas per partition.
+    pub replica_count: u32,
+    /// The nodes hosting the table, in placement order.
+    pub nodes: Vec<NodeInfo>,
+}
+
+impl TableLayout {
+    /// A layout at the current format version.
+    pub fn new(
+        name: impl Into<String>,
+        app_id: u32,
+        partition_count: u32,
+        replica_count: u32,
+        nodes: Vec<NodeInfo>,
+    ) -> Self {
+        Self {
+            format_version: LAYOUT_FORMAT_VERSION,
+            name: name.into(),
+            app_id,
+            partition_count,
+            replica_count,
+            nodes,
+        }
+    }
+
+    /// Refuses malformed layouts (names, counts, duplicate or missing nodes).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if self.format_version != LAYOUT_FORMAT_VERSION {
+            return bad(format!("layout format version {}", self.format_version));
+        }
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= TABLE_NAME_MAX_BYTES
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !name_ok {
+            return bad(format!("bad table name {:?}", self.name));
+        }
+        if self.partition_count == 0 || self.partition_count > PARTITIONS_MAX {
+            return bad(format!("partition count {}", self.partition_count));
+        }
+        if self.replica_count == 0 || self.replica_count as usize > self.nodes.len() {
+            return bad(format!(
+                "replica count {} with {} nodes",
+                self.replica_count,
+                self.nodes.len()
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for n in &self.nodes {
+            if !ids.insert(n.id) {
+                return bad(format!("node {} listed twice", n.id));
+            }
+            if n.addr.is_empty() {
+                return bad(format!("node {} has no address", n.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The partition of `key`.
+    pub fn partition_of(&self, key: &[u8]) -> u32 {
+        partition_of(key, self.partition_count)
+    }
+
+    /// The gpid of partition `p`.
+    pub fn gpid(&self, p: u32) -> Gpid {
+        Gpid::new(self.app_id, p)
+    }
+
+    /// The replicas of partition `p`, the initializing one first.
+    pub fn replicas(&self, p: u32) -> Vec<NodeInfo> {
+        let n = self.nodes.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        (0..self.replica_count as usize)
+            .map(|i| self.nodes[(p as usize + i) % n].clone())
+            .collect()
+    }
+
+    /// The address of node `id`, if it hosts this table.
+    pub fn addr_of(&self, id: u64) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.addr.as_str())
+    }
+}
+
+/// `xxh3_64(key) % partition_count` (see the module doc); 0 when `partition_count` is 0.
+pub fn partition_of(key: &[u8], partition_count: u32) -> u32 {
+    if partition_count == 0 {
+        return 0;
+    }
+    (xxhash_rust::xxh3::xxh3_64(key) % u64::from(partition_count)) as u32
+}
+
+/// The stored layouts of one server.
+pub struct LayoutStore {
+    dir: PathBuf,
+}
+
+impl LayoutStore {
+    /// The store in `<data_dir>/tables`, created if missing.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let dir = data_dir.join("tables");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(Self { dir })
+    }
+
+    /// Every stored layout.
+    pub fn load_all(&self) -> Result<Vec<TableLayout>> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io(&self.dir, e))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(".tmp") {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                continue;
+            }
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let layout: TableLayout = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+            layout.validate()?;
+            out.push(layout);
+        }
+        out.sort_by_key(|l| l.app_id);
+        Ok(out)
+    }
+
+    /// Stores `layout` durably (temp file, fsync, rename, directory fsync).
+    pub fn store(&self, layout: &TableLayout) -> Result<()> {
+        let path = self.dir.join(format!("{}.json", layout.name));
+        let tmp = self.dir.join(format!("{}.json.tmp", layout.name));
+        let bytes = serde_json::to_vec_pretty(layout)
+            .map_err(|e| Error::Internal(format!("layout not serializable: {e}")))?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            f.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
+            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(&self.dir, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(n: u64) -> Vec<NodeInfo> {
+        (1..=n)
+            .map(|id| NodeInfo {
+                id,
+                addr: format!("127.0.0.1:{}", 7000 + id),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn placement_and_partitioning() {
+        let l = TableLayout::new("t", 1, 8, 3, nodes(4));
+        l.validate().unwrap();
+        let r: Vec<u64> = l.replicas(3).iter().map(|n| n.id).collect();
+        assert_eq!(r, vec![4, 1, 2]);
+        let mut seen = [0u32; 8];
+        for i in 0..8000u32 {
+            let p = l.partition_of(format!("key{i}").as_bytes());
+            seen[p as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 700 && c < 1300), "{seen:?}");
+        // Pinned values: the hash is part of the data layout and must never change.
+        assert_eq!(
+            partition_of(b"", 8),
+            (xxhash_rust::xxh3::xxh3_64(b"") % 8) as u32
+        );
+        assert_eq!(xxhash_rust::xxh3::xxh3_64(b""), 0x2d06_8005_38d3_94c2);
+    }
+
+    #[test]
+    fn bad_layouts_are_refused() {
+        for l in [
+            TableLayout::new("", 1, 8, 3, nodes(3)),
+            TableLayout::new("a/b", 1, 8, 3, nodes(3)),
+            TableLayout::new("t", 1, 0, 3, nodes(3)),
+            TableLayout::new("t", 1, PARTITIONS_MAX + 1, 3, nodes(3)),
+            TableLayout::new("t", 1, 8, 4, nodes(3)),
+            TableLayout::new("t", 1, 8, 0, nodes(3)),
+        ] {
+            assert!(l.validate().is_err(), "{l:?}");
+        }
+        let mut dup = nodes(3);
+        dup[2].id = 1;
+        assert!(TableLayout::new("t", 1, 8, 3, dup).validate().is_err());
+    }
+
+    #[test]
+    fn store_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LayoutStore::open(dir.path()).unwrap();
+        let l = TableLayout::new("t1", 3, 8, 3, nodes(3));
+        s.store(&l).unwrap();
+        std::fs::write(dir.path().join("tables/x.json.tmp"), b"junk").unwrap();
+        assert_eq!(s.load_all().unwrap(), vec![l]);
+        assert!(!dir.path().join("tables/x.json.tmp").exists());
+    }
+}

@@ -1,0 +1,588 @@
+//! A node: the replicas this server hosts, for every partition of every stored table, and the
+//! answers to client and operator requests.
+//!
+//! Replica directories are `<data dir>/replicas/<app_id>.<partition>`. A table's layout is
+//! stored before its replicas are opened, so a restart reopens exactly the replicas of the
+//! stored layouts. The first replica of a partition initializes the group (membership with
+//! every replica's address) when its log is empty: at creation, or after a crash between
+//! storing the layout and initializing. openraft refuses a second initialization.
+
+use crate::error::{Error, Result, ServerError};
+use crate::layout::{LayoutStore, TableLayout};
+use crate::proto::{
+    ClientRequest, ClientResponse, DigestReply, NodeStats, PartitionStats, RequestStats,
+};
+use openraft::{BasicNode, Raft};
+use parking_lot::{Mutex, RwLock};
+use siltdb_replica::raft::TypeConfig;
+use siltdb_replica::replica::{Replica, ReplicaOptions};
+use siltdb_replica::transport::{FaultHook, RaftHost, TcpNetworkFactory, TransportMetrics};
+use siltdb_replica::{Gpid, Mutation, WriteOp};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most rows in one scan page.
+pub const SCAN_ROWS_MAX: usize = 10_000;
+/// Bytes of keys and values after which a scan page stops.
+pub const SCAN_PAGE_BYTES_MAX: usize = 4 << 20;
+/// Largest write request (keys + values), so that its log entry fits in a frame.
+pub const WRITE_SIZE_MAX_BYTES: u64 = 4 << 20;
+/// Most ops in one write request.
+pub const WRITE_OPS_MAX: usize = 10_000;
+/// How long closing waits for in-flight requests to release a replica.
+pub const REPLICA_CLOSE_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// How a node runs its replicas.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// This node's id.
+    pub node_id: u64,
+    /// The address peers and clients reach this node at.
+    pub addr: String,
+    /// Root of the node's data.
+    pub data_dir: PathBuf,
+    /// openraft configuration of every replica.
+    pub raft: openraft::Config,
+    /// Bound on a client write or read waiting for the Raft.
+    pub request_timeout: Duration,
+    /// Engine memtable size per replica.
+    pub memtable_size_bytes: usize,
+    /// Whether `Partition`/`Heal` requests are served.
+    pub allow_fault_injection: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    gets: AtomicU64,
+    writes: AtomicU64,
+    scans: AtomicU64,
+    errors: AtomicU64,
+    not_leader: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+/// The replicas of one server and its request handling.
+pub struct Node {
+    opts: NodeOptions,
+    store: LayoutStore,
+    tables: RwLock<HashMap<String, TableLayout>>,
+    replicas: RwLock<HashMap<Gpid, Arc<Replica>>>,
+    fault: Arc<FaultHook>,
+    metrics: Arc<TransportMetrics>,
+    counters: Counters,
+    create_lock: tokio::sync::Mutex<()>,
+    started: Instant,
+    closed: Mutex<bool>,
+}
+
+impl RaftHost for Node {
+    fn node_id(&self) -> u64 {
+        self.opts.node_id
+    }
+
+    fn raft(&self, gpid: Gpid) -> Option<Raft<TypeConfig>> {
+        self.replicas.read().get(&gpid).map(|r| r.raft().clone())
+    }
+}
+
+fn count(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Node {
+    /// Opens the node: loads the stored layouts and opens (and if needed initializes) every
+    /// hosted replica. Must run inside a tokio runtime.
+    pub async fn open(
+        opts: NodeOptions,
+        fault: Arc<FaultHook>,
+        metrics: Arc<TransportMetrics>,
+    ) -> Result<Arc<Node>> {
+        std::fs::create_dir_all(&opts.data_dir).map_err(|e| Error::io(&opts.data_dir, e))?;
+        let store = LayoutStore::open(&opts.data_dir)?;
+        let layouts = store.load_all()?;
+        let node = Arc::new(Node {
+            opts,
+            store,
+            tables: RwLock::default(),
+            replicas: RwLock::default(),
+            fault,
+            metrics,
+            counters: Counters::default(),
+            create_lock: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
+            closed: Mutex::new(false),
+        });
+        for layout in layouts {
+            node.open_table(&layout).await?;
+            node.tables.write().insert(layout.name.clone(), layout);
+        }
+        Ok(node)
+    }
+
+    /// This node's options.
+    pub fn options(&self) -> &NodeOptions {
+        &self.opts
+    }
+
+    /// The fault hook of this node's transport.
+    pub fn fault(&self) -> &Arc<FaultHook> {
+        &self.fault
+    }
+
+    fn replica_dir(&self, gpid: Gpid) -> PathBuf {
+        self.opts
+            .data_dir
+            .join("replicas")
+            .join(format!("{}.{}", gpid.app_id, gpid.partition_index))
+    }
+
+    async fn open_table(&self, layout: &TableLayout) -> Result<()> {
+        for p in 0..layout.partition_count {
+            let replicas = layout.replicas(p);
+            if !replicas.iter().any(|n| n.id == self.opts.node_id) {
+                continue;
+            }
+            let gpid = layout.gpid(p);
+            if self.replicas.read().contains_key(&gpid) {
+                continue;
+            }
+            let mut o = ReplicaOptions::new(gpid, self.opts.node_id, self.replica_dir(gpid));
+            o.raft = self.opts.raft.clone();
+            o.state_machine.db.memtable_size_bytes = self.opts.memtable_size_bytes;
+            let net = TcpNetworkFactory::new(
+                gpid,
+                self.opts.node_id,
+                Arc::clone(&self.fault),
+                Arc::clone(&self.metrics),
+            );
+            let replica = Arc::new(Replica::open_with_network(o, net).await?);
+            let first = replicas.first().map(|n| n.id) == Some(self.opts.node_id);
+            let empty = replica.raft().metrics().borrow().last_log_index.is_none();
+            self.replicas.write().insert(gpid, Arc::clone(&replica));
+            if first && empty {
+                let members: BTreeMap<u64, BasicNode> = replicas
+                    .iter()
+                    .map(|n| (n.id, BasicNode::new(n.addr.clone())))
+                    .collect();
+                let done = replica.initialize_with(members).await?;
+                tracing::info!(%gpid, initialized = done, "partition group initialized");
+            }
+        }
+        tracing::info!(table = %layout.name, app_id = layout.app_id, "table open");
+        Ok(())
+    }
+
+    /// Creates a table (idempotent for the identical layout).
+    pub async fn create_table(&self, layout: TableLayout) -> Result<(), ServerError> {
+        layout
+            .validate()
+            .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
+        if !layout.nodes.iter().any(|n| n.id == self.opts.node_id) {
+            return Err(ServerError::InvalidArgument(format!(
+                "node {} is not in the layout of {}",
+                self.opts.node_id, layout.name
+            )));
+        }
+        let _serial = self.create_lock.lock().await;
+        {
+            let tables = self.tables.read();
+            if let Some(existing) = tables.get(&layout.name) {
+                if *existing == layout {
+                    return Ok(());
+                }
+                return Err(ServerError::AlreadyExists(format!(
+                    "table {} with another layout",
+                    layout.name
+                )));
+            }
+            if let Some(other) = tables.values().find(|t| t.app_id == layout.app_id) {
+                return Err(ServerError::AlreadyExists(format!(
+                    "app id {} is table {}",
+                    layout.app_id, other.name
+                )));
+            }
+        }
+        self.store
+            .store(&layout)
+            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        self.open_table(&layout)
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        self.tables.write().insert(layout.name.clone(), layout);
+        Ok(())
+    }
+
+    fn table(&self, name: &str) -> Result<TableLayout, ServerError> {
+        self.tables
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ServerError::NoSuchTable(name.to_string()))
+    }
+
+    fn replica(
+        &self,
+        table: &str,
+        partition: u32,
+    ) -> Result<(TableLayout, Arc<Replica>), ServerError> {
+        let layout = self.table(table)?;
+        if partition >= layout.partition_count {
+            return Err(ServerError::InvalidArgument(format!(
+                "partition {partition} of {} partitions",
+                layout.partition_count
+            )));
+        }
+        let gpid = layout.gpid(partition);
+        let r = self
+            .replicas
+            .read()
+            .get(&gpid)
+            .cloned()
+            .ok_or_else(|| ServerError::NoSuchPartition(gpid.to_string()))?;
+        Ok((layout, r))
+    }
+
+    fn map_error(&self, layout: &TableLayout, e: siltdb_replica::Error) -> ServerError {
+        use siltdb_replica::Error as E;
+        match e {
+            E::NotLeader { leader } => ServerError::NotLeader {
+                leader,
+                addr: leader.and_then(|l| layout.addr_of(l).map(str::to_string)),
+            },
+            E::Throttled { delay_ms, .. } => ServerError::Throttled { delay_ms },
+            E::InvalidArgument(m) => ServerError::InvalidArgument(m),
+            E::StaleBallot { .. } => ServerError::Unavailable(e.to_string()),
+            E::Raft(m) | E::Closed(m) => ServerError::Unavailable(m),
+            other => ServerError::Internal(other.to_string()),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        layout: &TableLayout,
+        f: impl std::future::Future<Output = siltdb_replica::Result<T>>,
+    ) -> Result<T, ServerError> {
+        match tokio::time::timeout(self.opts.request_timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.map_error(layout, e)),
+            Err(_) => Err(ServerError::Timeout(format!(
+                "{what} not done within {:?}",
+                self.opts.request_timeout
+            ))),
+        }
+    }
+
+    fn check_key(layout: &TableLayout, partition: u32, key: &[u8]) -> Result<(), ServerError> {
+        let p = layout.partition_of(key);
+        if p != partition {
+            return Err(ServerError::WrongPartition(format!(
+                "key {key:?} is in partition {p}, not {partition}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        table: &str,
+        partition: u32,
+        key: Vec<u8>,
+    ) -> Result<ClientResponse, ServerError> {
+        count(&self.counters.gets);
+        let (layout, r) = self.replica(table, partition)?;
+        Self::check_key(&layout, partition, &key)?;
+        let v = self.bounded("read", &layout, r.read(&key)).await?;
+        Ok(ClientResponse::Value(v))
+    }
+
+    async fn write(
+        &self,
+        table: &str,
+        partition: u32,
+        ops: Vec<WriteOp>,
+    ) -> Result<ClientResponse, ServerError> {
+        count(&self.counters.writes);
+        let (layout, r) = self.replica(table, partition)?;
+        if ops.is_empty() || ops.len() > WRITE_OPS_MAX {
+            return Err(ServerError::InvalidArgument(format!(
+                "{} ops (1 to {WRITE_OPS_MAX})",
+                ops.len()
+            )));
+        }
+        for op in &ops {
+            match op {
+                WriteOp::Put { key, .. } | WriteOp::Delete { key } => {
+                    Self::check_key(&layout, partition, key)?
+                }
+                WriteOp::DeleteRange { .. } => {
+                    return Err(ServerError::InvalidArgument(
+                        "range deletes span hash partitions and are not accepted".into(),
+                    ))
+                }
+            }
+        }
+        let m = Mutation {
+            ballot: None,
+            ops,
+            control: None,
+        };
+        if m.size_bytes() > WRITE_SIZE_MAX_BYTES {
+            return Err(ServerError::InvalidArgument(format!(
+                "write of {} bytes exceeds {WRITE_SIZE_MAX_BYTES}",
+                m.size_bytes()
+            )));
+        }
+        let resp = self.bounded("write", &layout, r.write(m)).await?;
+        Ok(ClientResponse::Written {
+            decree: resp.decree,
+        })
+    }
+
+    async fn scan(
+        &self,
+        table: &str,
+        partition: u32,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Result<ClientResponse, ServerError> {
+        count(&self.counters.scans);
+        let (layout, r) = self.replica(table, partition)?;
+        let rows_max = (limit as usize).clamp(1, SCAN_ROWS_MAX);
+        let page = self
+            .bounded(
+                "scan",
+                &layout,
+                r.scan(start, end, rows_max, SCAN_PAGE_BYTES_MAX),
+            )
+            .await?;
+        Ok(ClientResponse::Rows {
+            rows: page.rows,
+            resume_from: page.resume_from,
+        })
+    }
+
+    async fn digest(&self, table: &str, partition: u32) -> Result<ClientResponse, ServerError> {
+        let (layout, r) = self.replica(table, partition)?;
+        let d = self.bounded("digest", &layout, r.digest()).await?;
+        Ok(ClientResponse::Digest(DigestReply {
+            applied: d.applied.map(|a| a.0),
+            keys: d.keys,
+            hash: d.hash,
+        }))
+    }
+
+    /// Checkpoints every local leader replica of `table` and purges its log to it.
+    pub async fn checkpoint(&self, table: &str) -> Result<usize, ServerError> {
+        let layout = self.table(table)?;
+        let mut done = 0;
+        for p in 0..layout.partition_count {
+            let Some(r) = self.replicas.read().get(&layout.gpid(p)).cloned() else {
+                continue;
+            };
+            if r.leader() != Some(self.opts.node_id) {
+                continue;
+            }
+            self.bounded("checkpoint", &layout, async {
+                r.checkpoint().await?;
+                r.purge_log().await
+            })
+            .await?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Checkpoints leader replicas that applied at least `decrees_min` entries since their
+    /// last checkpoint (the periodic checkpoint timer).
+    pub async fn checkpoint_due(&self, decrees_min: u64) {
+        let replicas: Vec<Arc<Replica>> = self.replicas.read().values().cloned().collect();
+        for r in replicas {
+            let m = r.raft().metrics().borrow().clone();
+            if m.current_leader != Some(self.opts.node_id) {
+                continue;
+            }
+            let applied = m.last_applied.map_or(0, |l| l.index);
+            let snap = m.snapshot.map_or(0, |l| l.index);
+            if applied.saturating_sub(snap) < decrees_min {
+                continue;
+            }
+            let r2 = Arc::clone(&r);
+            let res = tokio::time::timeout(self.opts.request_timeout, async move {
+                r2.checkpoint().await?;
+                r2.purge_log().await
+            })
+            .await;
+            match res {
+                Ok(Ok(())) => tracing::debug!(gpid = %r.gpid(), "periodic checkpoint"),
+                Ok(Err(e)) => {
+                    tracing::warn!(gpid = %r.gpid(), error = %e, "periodic checkpoint failed")
+                }
+                Err(_) => tracing::warn!(gpid = %r.gpid(), "periodic checkpoint timed out"),
+            }
+        }
+    }
+
+    /// Statistics of this node.
+    pub fn stats(&self) -> NodeStats {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let tables = self.tables.read().clone();
+        let names: HashMap<u32, String> = tables
+            .values()
+            .map(|t| (t.app_id, t.name.clone()))
+            .collect();
+        let mut partitions: Vec<PartitionStats> = self
+            .replicas
+            .read()
+            .iter()
+            .map(|(gpid, r)| {
+                let m = r.raft().metrics().borrow().clone();
+                PartitionStats {
+                    table: names.get(&gpid.app_id).cloned().unwrap_or_default(),
+                    partition: gpid.partition_index,
+                    leader: m.current_leader,
+                    term: m.current_term,
+                    applied: m.last_applied.map(|l| l.index),
+                    last_log: m.last_log_index,
+                    snapshot: m.snapshot.map(|l| l.index),
+                    purged: m.purged.map(|l| l.index),
+                }
+            })
+            .collect();
+        partitions.sort_by(|a, b| (&a.table, a.partition).cmp(&(&b.table, b.partition)));
+        NodeStats {
+            node_id: self.opts.node_id,
+            addr: self.opts.addr.clone(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            requests: RequestStats {
+                gets: g(&c.gets),
+                writes: g(&c.writes),
+                scans: g(&c.scans),
+                errors: g(&c.errors),
+                not_leader: g(&c.not_leader),
+                timeouts: g(&c.timeouts),
+            },
+            transport: self.metrics.snapshot(),
+            partitioned: self.fault.blocked(),
+            partitions,
+        }
+    }
+
+    /// Answers one client or operator request.
+    pub async fn handle(&self, req: ClientRequest) -> ClientResponse {
+        if *self.closed.lock() {
+            return ClientResponse::Error(ServerError::Unavailable("server shutting down".into()));
+        }
+        let r = match req {
+            ClientRequest::Get {
+                table,
+                partition,
+                key,
+            } => self.get(&table, partition, key).await,
+            ClientRequest::Write {
+                table,
+                partition,
+                ops,
+            } => self.write(&table, partition, ops).await,
+            ClientRequest::Scan {
+                table,
+                partition,
+                start,
+                end,
+                limit,
+            } => self.scan(&table, partition, start, end, limit).await,
+            ClientRequest::CreateTable(layout) => {
+                self.create_table(layout).await.map(|()| ClientResponse::Ok)
+            }
+            ClientRequest::ListTables => {
+                let mut t: Vec<TableLayout> = self.tables.read().values().cloned().collect();
+                t.sort_by_key(|l| l.app_id);
+                Ok(ClientResponse::Tables(t))
+            }
+            ClientRequest::Stats => Ok(ClientResponse::Stats(self.stats())),
+            ClientRequest::Digest { table, partition } => self.digest(&table, partition).await,
+            ClientRequest::Checkpoint { table } => {
+                self.checkpoint(&table).await.map(|_| ClientResponse::Ok)
+            }
+            ClientRequest::Partition { .. } | ClientRequest::Heal
+                if !self.opts.allow_fault_injection =>
+            {
+                Err(ServerError::InvalidArgument(
+                    "fault injection is disabled (--allow-fault-injection)".into(),
+                ))
+            }
+            ClientRequest::Partition { peers } => {
+                for p in peers {
+                    if p != self.opts.node_id {
+                        self.fault.partition(self.opts.node_id, p);
+                    }
+                }
+                tracing::warn!(blocked = ?self.fault.blocked(), "fault hook: partitioned");
+                Ok(ClientResponse::Ok)
+            }
+            ClientRequest::Heal => {
+                self.fault.heal_all();
+                tracing::warn!("fault hook: healed");
+                Ok(ClientResponse::Ok)
+            }
+        };
+        match r {
+            Ok(resp) => resp,
+            Err(e) => {
+                count(&self.counters.errors);
+                match &e {
+                    ServerError::NotLeader { .. } => count(&self.counters.not_leader),
+                    ServerError::Timeout(_) => count(&self.counters.timeouts),
+                    _ => {}
+                }
+                ClientResponse::Error(e)
+            }
+        }
+    }
+
+    /// Closes every replica (flushing engines). Requests after this are refused.
+    pub async fn close(&self) -> Result<()> {
+        *self.closed.lock() = true;
+        let replicas: Vec<(Gpid, Arc<Replica>)> = self.replicas.write().drain().collect();
+        let mut first_error = None;
+        for (gpid, r) in replicas {
+            if let Err(e) = close_replica(r).await {
+                tracing::error!(%gpid, error = %e, "closing replica");
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Closes a replica once in-flight requests released it (bounded); otherwise stops its Raft
+/// and closes its engine through the shared handle.
+async fn close_replica(mut r: Arc<Replica>) -> Result<()> {
+    let deadline = Instant::now() + REPLICA_CLOSE_WAIT_MAX;
+    loop {
+        match Arc::try_unwrap(r) {
+            Ok(replica) => return Ok(replica.close().await?),
+            Err(shared) if Instant::now() < deadline => {
+                r = shared;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(shared) => {
+                tracing::warn!(gpid = %shared.gpid(), "replica still in use; closing it shared");
+                shared
+                    .raft()
+                    .shutdown()
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                return Ok(shared.state_machine().close()?);
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Client and operator messages, carried in `ClientRequest`/`ClientResponse` frames of the
+//! replica crate's transport (`siltdb_replica::transport::frame`; bincode payloads).
+//!
+//! Data requests name the table and the partition the client computed; the server checks
+//! that every key belongs to that partition. Reads and scans are linearizable (ReadIndex on the
+//! leader); writes are acknowledged once committed and applied on the leader.
+
+use crate::error::ServerError;
+use crate::layout::TableLayout;
+use serde::{Deserialize, Serialize};
+use siltdb_replica::transport::TransportMetricsSnapshot;
+use siltdb_replica::WriteOp;
+
+/// A request to a server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// Linearizable point read.
+    Get {
+        /// Table name.
+        table: String,
+        /// Partition of `key`.
+        partition: u32,
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Puts and deletes applied atomically in one partition.
+    Write {
+        /// Table name.
+        table: String,
+        /// The partition every key belongs to.
+        partition: u32,
+        /// The writes (no range deletes: ranges span hash partitions).
+        ops: Vec<WriteOp>,
+    },
+    /// Linearizable range read of one partition.
+    Scan {
+        /// Table name.
+        table: String,
+        /// The partition.
+        partition: u32,
+        /// First key (inclusive).
+        start: Vec<u8>,
+        /// End key (exclusive); `None` = to the last key.
+        end: Option<Vec<u8>>,
+        /// Most rows wanted (the server caps it at [`crate::node::SCAN_ROWS_MAX`]).
+        limit: u32,
+    },
+    /// Creates a table (idempotent for an identical layout); each hosting node must get it.
+    CreateTable(TableLayout),
+    /// The stored layouts.
+    ListTables,
+    /// Node statistics and per-partition state.
+    Stats,
+    /// A digest of one local replica's data (convergence checks).
+    Digest {
+        /// Table name.
+        table: String,
+        /// The partition.
+        partition: u32,
+    },
+    /// Checkpoints every local leader replica of `table` and purges its log.
+    Checkpoint {
+        /// Table name.
+        table: String,
+    },
+    /// Fault injection: drop Raft traffic between this node and each of `peers`.
+    Partition {
+        /// The nodes to cut off from.
+        peers: Vec<u64>,
+    },
+    /// Removes every partition of [`ClientRequest::Partition`].
+    Heal,
+}
+
+/// One partition's replica state on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionStats {
+    /// Table name.
+    pub table: String,
+    /// Partition index.
+    pub partition: u32,
+    /// The leader this replica knows of.
+    pub leader: Option<u64>,
+    /// Current term (ballot).
+    pub term: u64,
+    /// Last applied decree.
+    pub applied: Option<u64>,
+    /// Last log index.
+    pub last_log: Option<u64>,
+    /// Newest checkpoint (snapshot) decree.
+    pub snapshot: Option<u64>,
+    /// Last purged log index.
+    pub purged: Option<u64>,
+}
+
+/// Request counters of a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestStats {
+    /// Get requests.
+    pub gets: u64,
+    /// Write requests.
+    pub writes: u64,
+    /// Scan requests.
+    pub scans: u64,
+    /// Requests answered with an error.
+    pub errors: u64,
+    /// Errors that were `NotLeader`.
+    pub not_leader: u64,
+    /// Requests that timed out.
+    pub timeouts: u64,
+}
+
+/// What a node reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// Node id.
+    pub node_id: u64,
+    /// Listening address.
+    pub addr: String,
+    /// Milliseconds since start.
+    pub uptime_ms: u64,
+    /// Client request counters.
+    pub requests: RequestStats,
+    /// Raft transport counters.
+    pub transport: TransportMetricsSnapshot,
+    /// Node pairs whose traffic the fault hook drops.
+    pub partitioned: Vec<(u64, u64)>,
+    /// Every hosted replica.
+    pub partitions: Vec<PartitionStats>,
+}
+
+/// A replica digest (see `Replica::digest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestReply {
+    /// Applied decree (`None` if it moved while hashing).
+    pub applied: Option<u64>,
+    /// User keys.
+    pub keys: u64,
+    /// xxh3 of keys and values.
+    pub hash: u64,
+}
+
+/// A server's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ClientResponse {
+    /// Done, nothing to return.
+    Ok,
+    /// The value of a get.
+    Value(Option<Vec<u8>>),
+    /// A write was committed at `decree`.
+    Written {
+        /// The decree of the log entry.
+        decree: u64,
+    },
+    /// A page of a scan.
+    Rows {
+        /// Rows in key order.
+        rows: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Key to resume from, if the page stopped at a limit.
+        resume_from: Option<Vec<u8>>,
+    },
+    /// Stored layouts.
+    Tables(Vec<TableLayout>),
+    /// Statistics.
+    Stats(NodeStats),
+    /// A digest.
+    Digest(DigestReply),
+    /// The request failed.
+    Error(ServerError),
+}
