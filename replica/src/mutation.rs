@@ -174,6 +174,11 @@ impl Mutation {
     /// Refuses keys in the reserved prefix, oversized keys or values, and control ops that
     /// mix with client writes or name unsafe files.
     pub fn validate(&self) -> Result<()> {
+        // The encoding stores `ballot + 1` (0 = none): u64::MAX has no encoding. No real ballot
+        // gets there (terms grow by one per election).
+        if self.ballot == Some(Ballot(u64::MAX)) {
+            return Err(Error::InvalidArgument("ballot u64::MAX is reserved".into()));
+        }
         if let Some(ControlOp::Ingest(cmd)) = &self.control {
             if !self.ops.is_empty() {
                 return Err(Error::InvalidArgument(
@@ -361,6 +366,15 @@ mod tests {
         longer.push(0);
         assert_eq!(Mutation::decode(&longer), None);
         assert_eq!(m.size_bytes(), 5);
+        // Every valid ballot round-trips; the one without an encoding is refused up front.
+        for b in [0, 1, u64::MAX - 1] {
+            m.ballot = Some(Ballot(b));
+            let mut buf = Vec::new();
+            m.encode_to(&mut buf);
+            assert_eq!(Mutation::decode(&buf).unwrap().ballot, Some(Ballot(b)));
+        }
+        m.ballot = Some(Ballot(u64::MAX));
+        assert!(m.validate().is_err());
     }
 
     fn ingest(names: &[&str]) -> Mutation {
