@@ -48,6 +48,18 @@ pub trait DuplicationSink: Send + Sync {
     fn ship(&self, batch: &[(Decree, Mutation)]) -> SinkResult<Decree>;
 }
 
+/// Refuses a batch holding a control mutation (bulk-load ingestion): shipped as its (empty)
+/// client writes, it would silently lose the loaded data on the follower. The duplicator stops
+/// before such a mutation (see [`crate::duplication`]); this is the sinks' own guard.
+pub(crate) fn refuse_control(batch: &[(Decree, Mutation)]) -> SinkResult<()> {
+    match batch.iter().find(|(_, m)| m.control.is_some()) {
+        Some((d, _)) => Err(SinkError::Rejected(format!(
+            "bulk-load ingestion at {d} cannot be duplicated"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// An in-process follower: a plain `siltdb::Db` in `dir/db.<gen>`.
 pub struct DbFollower {
     dir: PathBuf,
@@ -125,6 +137,7 @@ impl DuplicationSink for DbFollower {
         let Some((last, _)) = batch.last() else {
             return Err(SinkError::Unavailable("empty batch".into()));
         };
+        refuse_control(batch)?;
         let mut wb = WriteBatch::new();
         for (_, m) in batch {
             for op in &m.ops {
