@@ -6,6 +6,7 @@
 //! - [`store`]: the persisted record (atomic JSON), re-deriving what may be absent;
 //! - [`sink`]: where data goes ([`sink::DuplicationSink`], [`sink::DbFollower`],
 //!   [`sink::TestSink`]);
+//! - [`group_sink`]: a follower that is another replica group ([`group_sink::GroupSink`]);
 //! - [`source`]: where data comes from ([`source::ReplicaSource`] over a replica's plog);
 //! - [`duplicator`]: the thread driving one duplication;
 //! - [`manager`]: the operator API ([`manager::Duplications`]);
@@ -26,6 +27,7 @@
 //! ingestion, which holds the loaded data. Sinks refuse a control mutation too.
 
 pub mod duplicator;
+pub mod group_sink;
 pub mod manager;
 pub mod metrics;
 pub mod sink;
@@ -34,6 +36,7 @@ pub mod status;
 pub mod store;
 
 pub use duplicator::DuplicationOptions;
+pub use group_sink::{GroupSink, GroupSinkOptions, GroupSinkStats};
 pub use manager::{DuplicationInfo, Duplications, SinkResolver};
 pub use sink::{DbFollower, DuplicationSink, SinkError, TestMode, TestSink, TestSinkControl};
 pub use source::{DuplicationSource, ReplicaSource};

@@ -1,8 +1,7 @@
 //! Where a duplication sends data: the [`DuplicationSink`] trait and two implementations.
 //!
 //! - [`DbFollower`]: an in-process follower that is a plain `siltdb::Db` applying mutations in
-//!   decree order (not a second replica group: a follower group would add its own Raft, which is
-//!   not needed to test the source side's protocol).
+//!   decree order (the follower that is a replica group is [`super::group_sink::GroupSink`]).
 //! - [`TestSink`]: wraps another sink and, under a shared [`TestSinkControl`], fails, rejects
 //!   (like the follower's authentication failure of seed S5), stalls, or acknowledges only part
 //!   of a batch.
