@@ -6,7 +6,9 @@
 //! - APP: the follower copies the checkpoint; confirmed = its decree.
 //! - LOG: committed mutations from `confirmed + 1` are read in batches of at most
 //!   [`DuplicationOptions::batch_max`] and shipped; the acknowledged prefix advances
-//!   `confirmed`. A plog gap is retried forever (SLOW) or skipped and counted (SKIP).
+//!   `confirmed`. A plog gap is retried forever (SLOW) or skipped and counted (SKIP). A
+//!   bulk-load ingestion (a control mutation) is never shipped: the duplicator stops in front
+//!   of it with the error visible, in both fail modes (see [`crate::duplication`]).
 //!
 //! Every failure is retried with exponential backoff between [`DuplicationOptions::backoff_min`]
 //! and [`DuplicationOptions::backoff_max`], recorded in `last_error` for the operator, and
@@ -320,10 +322,17 @@ fn step_log(sh: &Shared, rec: &DuplicationRecord) -> Step {
     };
     let span = sh.opts.batch_max.max(1) - 1;
     let to = from.checked_add(span).map_or(applied, |t| t.min(applied));
-    let batch = match sh.source.read(from, to)? {
+    let mut batch = match sh.source.read(from, to)? {
         ReadOutcome::Mutations(b) => b,
         ReadOutcome::Gap { next, bytes } => return on_gap(sh, rec, from, to, next, bytes),
     };
+    // A bulk-load ingestion cannot be duplicated (module docs of `duplication`): ship what
+    // comes before it, then stop in front of it, in every fail mode.
+    match batch.iter().position(|(_, m)| m.control.is_some()) {
+        Some(0) => return Err(StepError::Other(control_refused(from))),
+        Some(i) => batch.truncate(i),
+        None => {}
+    }
     let Some((last, _)) = batch.last() else {
         return Ok(Progress::Idle);
     };
@@ -350,6 +359,15 @@ fn step_log(sh: &Shared, rec: &DuplicationRecord) -> Step {
     sh.metrics.shipped(n, bytes);
     advance(sh, from, acked)?;
     Ok(Progress::Moved)
+}
+
+/// The operator's error for a bulk-load ingestion at `decree` in the shipped range.
+fn control_refused(decree: Decree) -> String {
+    format!(
+        "bulk-load ingestion at {decree} cannot be duplicated (its data is in SST files, not \
+         in the plog); the duplication stops before it: remove it and add it again, and the \
+         new checkpoint carries the loaded data"
+    )
 }
 
 /// Moves `confirmed` to `to` if it still is just below `from` (an operator may have acted).

@@ -1,8 +1,7 @@
 //! Where a duplication sends data: the [`DuplicationSink`] trait and two implementations.
 //!
 //! - [`DbFollower`]: an in-process follower that is a plain `siltdb::Db` applying mutations in
-//!   decree order (not a second replica group: a follower group would add its own Raft, which is
-//!   not needed to test the source side's protocol).
+//!   decree order (the follower that is a replica group is [`super::group_sink::GroupSink`]).
 //! - [`TestSink`]: wraps another sink and, under a shared [`TestSinkControl`], fails, rejects
 //!   (like the follower's authentication failure of seed S5), stalls, or acknowledges only part
 //!   of a batch.
@@ -46,6 +45,18 @@ pub trait DuplicationSink: Send + Sync {
     /// Applies `batch` (contiguous decrees, ascending) and returns the last decree the
     /// follower holds durably from it; a prefix of the batch is a valid answer.
     fn ship(&self, batch: &[(Decree, Mutation)]) -> SinkResult<Decree>;
+}
+
+/// Refuses a batch holding a control mutation (bulk-load ingestion): shipped as its (empty)
+/// client writes, it would silently lose the loaded data on the follower. The duplicator stops
+/// before such a mutation (see [`crate::duplication`]); this is the sinks' own guard.
+pub(crate) fn refuse_control(batch: &[(Decree, Mutation)]) -> SinkResult<()> {
+    match batch.iter().find(|(_, m)| m.control.is_some()) {
+        Some((d, _)) => Err(SinkError::Rejected(format!(
+            "bulk-load ingestion at {d} cannot be duplicated"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// An in-process follower: a plain `siltdb::Db` in `dir/db.<gen>`.
@@ -125,6 +136,7 @@ impl DuplicationSink for DbFollower {
         let Some((last, _)) = batch.last() else {
             return Err(SinkError::Unavailable("empty batch".into()));
         };
+        refuse_control(batch)?;
         let mut wb = WriteBatch::new();
         for (_, m) in batch {
             for op in &m.ops {

@@ -1,5 +1,6 @@
-//! Helpers for the duplication integration tests: a single-replica group, a `DbFollower` behind
-//! a `TestSink`, and the operator API over them.
+//! Helpers for the duplication integration tests: a single-replica group, a follower (a
+//! `DbFollower`, or any sink such as a follower replica group) behind a `TestSink`, and the
+//! operator API over them.
 #![allow(dead_code)]
 
 use crate::common::*;
@@ -30,6 +31,8 @@ pub struct Env {
     pub router: Arc<Router>,
     pub replica: Option<Arc<Replica>>,
     pub follower: Arc<DbFollower>,
+    /// The sink behind the `TestSink`: `follower` unless [`Env::with_follower`] chose another.
+    pub inner: Arc<dyn DuplicationSink>,
     pub control: Arc<TestSinkControl>,
     pub dups: Option<Duplications>,
 }
@@ -40,6 +43,11 @@ pub fn replica_dir(dir: &Path) -> PathBuf {
 
 impl Env {
     pub async fn new(mode: TestMode) -> Env {
+        Env::with_follower(mode, None).await
+    }
+
+    /// An environment whose duplications ship to `inner` (the `DbFollower` when `None`).
+    pub async fn with_follower(mode: TestMode, inner: Option<Arc<dyn DuplicationSink>>) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let router = Router::new(GPID);
         let r = open(options(dir.path(), 1, None), &router).await;
@@ -50,11 +58,13 @@ impl Env {
             ..Default::default()
         };
         let follower = Arc::new(DbFollower::open(dir.path().join("follower"), fo).unwrap());
+        let inner = inner.unwrap_or_else(|| Arc::clone(&follower) as Arc<dyn DuplicationSink>);
         let mut env = Env {
             dir,
             router,
             replica: Some(Arc::new(r)),
             follower,
+            inner,
             control: TestSinkControl::new(mode),
             dups: None,
         };
@@ -76,7 +86,7 @@ impl Env {
             tokio::runtime::Handle::current(),
         ));
         let sink: Arc<dyn DuplicationSink> = Arc::new(TestSink::new(
-            Arc::clone(&self.follower) as Arc<dyn DuplicationSink>,
+            Arc::clone(&self.inner),
             Arc::clone(&self.control),
         ));
         let fs = Arc::clone(&options(self.dir.path(), 1, None).state_machine.db.fs);
