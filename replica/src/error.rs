@@ -2,7 +2,8 @@
 //!
 //! Every variant names what to look at: a file and offset for plog corruption, the path for I/O,
 //! the ballots involved for fencing. openraft needs its own `StorageError`;
-//! [`Error::to_storage_write`] / [`Error::to_storage_read`] convert at that boundary (any storage error stops that Raft for good, mapping §12.5).
+//! [`Error::to_storage_write`] / [`Error::to_storage_read`] convert at that boundary (any storage
+//! error stops that Raft for good, mapping §12.5).
 
 use crate::types::{Ballot, Decree};
 use std::path::PathBuf;
