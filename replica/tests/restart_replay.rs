@@ -145,15 +145,19 @@ async fn stale_ballot_is_fenced() {
 async fn corrupt_plog_segment_the_engine_still_needs_fails_open_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let router = Router::new(GPID);
-    let r = open(options(dir.path(), 1, None), &router).await;
+    let fs = FaultFs::new();
+    let r = open(options(dir.path(), 1, Some(fs.clone())), &router).await;
     r.initialize(&[1]).await.unwrap();
     wait_leader(&[&r], None).await;
     for i in 0..600 {
         write(&r, put(i, 0)).await;
     }
-    // Killed without a flush: the engine's durable decree is far behind the log.
-    let _ = r.state_machine().durable_decree();
+    // Crash without a flush: the engine's durable decree is far behind the log. Closing the
+    // engine on a dead filesystem releases its LOCK without writing anything.
+    fs.set_dead();
+    let _ = r.state_machine().close();
     r.kill().await;
+    fs.power_loss();
     let plog = dir.path().join("r1").join("plog");
     let mut segs: Vec<_> = std::fs::read_dir(&plog)
         .unwrap()
@@ -167,7 +171,7 @@ async fn corrupt_plog_segment_the_engine_still_needs_fails_open_naming_the_file(
     bytes[mid] ^= 0xff;
     std::fs::write(&segs[1], &bytes).unwrap();
     let name = segs[1].file_name().unwrap().to_str().unwrap().to_string();
-    match siltdb_replica::replica::Replica::open(options(dir.path(), 1, None), router).await {
+    match siltdb_replica::replica::Replica::open(options(dir.path(), 1, Some(fs)), router).await {
         Err(e @ Error::Corruption { .. }) => {
             assert!(e.to_string().contains(&name), "{e}");
         }
