@@ -54,6 +54,7 @@ pub fn open(name: &str, dir: &Path, s: &Settings) -> Result<Box<dyn Engine>, Str
         "rocksdb" => Ok(Box::new(rocksdb_engine::Rocks::open(dir, s))),
         #[cfg(feature = "peers")]
         "fjall" => Ok(Box::new(fjall_engine::Fjall::open(dir, s))),
+        #[cfg(not(feature = "peers"))]
         "rocksdb" | "fjall" => Err(format!(
             "engine {name} needs the `peers` feature: cargo run --release -p siltdb-benches \
              --features peers --bin silt-bench -- --engines siltdb,{name}"

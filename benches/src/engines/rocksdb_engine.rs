@@ -101,7 +101,7 @@ impl Engine for Rocks {
 
     fn bulk_load(&self, dir: &Path, n: u64, key: &dyn Fn(u64) -> [u8; 16], value: &[u8]) {
         let path = dir.join("bulk-rocksdb.sst");
-        let w = SstFileWriter::create(&self.opts);
+        let mut w = SstFileWriter::create(&self.opts);
         w.open(&path).expect("sst open");
         for i in 0..n {
             w.put(key(i), value).expect("sst put");
