@@ -99,8 +99,9 @@ pub async fn checkpoint(raft: &Raft<TypeConfig>) -> Result<Option<Decree>> {
 }
 
 /// Asks openraft to purge the plog up to the newest snapshot (the plog keeps what its floors
-/// require).
-pub async fn purge_log(raft: &Raft<TypeConfig>) -> Result<()> {
+/// require), then re-runs the furthest purge asked so far on the plog itself, so a purge the
+/// duplication floor cut short goes through once the floor moved ([`Plog::retry_purge`]).
+pub async fn purge_log(raft: &Raft<TypeConfig>, plog: &Plog) -> Result<()> {
     let snap = raft.metrics().borrow().snapshot;
     if let Some(s) = snap {
         raft.trigger()
@@ -108,7 +109,10 @@ pub async fn purge_log(raft: &Raft<TypeConfig>) -> Result<()> {
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
     }
-    Ok(())
+    let plog = plog.clone();
+    tokio::task::spawn_blocking(move || plog.retry_purge())
+        .await
+        .map_err(|e| Error::Raft(format!("plog purge task: {e}")))?
 }
 
 fn applied(raft: &Raft<TypeConfig>) -> Option<Decree> {
@@ -132,11 +136,7 @@ async fn round(raft: &Raft<TypeConfig>, plog: &Plog, min_new: u64) -> Result<Opt
         Some(s) => applied.0.saturating_sub(s.0) >= min_new.max(1),
     };
     let taken = if due { checkpoint(raft).await? } else { None };
-    purge_log(raft).await?;
-    let plog = plog.clone();
-    tokio::task::spawn_blocking(move || plog.retry_purge())
-        .await
-        .map_err(|e| Error::Raft(format!("plog purge task: {e}")))??;
+    purge_log(raft, plog).await?;
     Ok(taken)
 }
 

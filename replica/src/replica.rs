@@ -429,11 +429,7 @@ impl Replica {
     /// Purges the plog up to the newest checkpoint (as far as the durable decree and the
     /// duplication floor allow), re-running an earlier purge the floor cut short.
     pub async fn purge_log(&self) -> Result<()> {
-        maintenance::purge_log(&self.raft).await?;
-        let plog = self.plog.clone();
-        tokio::task::spawn_blocking(move || plog.retry_purge())
-            .await
-            .map_err(|e| Error::Raft(format!("plog purge task: {e}")))?
+        maintenance::purge_log(&self.raft, &self.plog).await
     }
 
     /// What the periodic maintenance task did so far.

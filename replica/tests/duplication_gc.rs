@@ -246,17 +246,6 @@ async fn fail_mode_skip_skips_an_unreadable_plog_range_and_reports_the_bytes() {
     tokio::task::block_in_place(move || drop(dups));
 }
 
-/// Sorted plog segment paths of the replica in `dir`.
-fn segments(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(replica_dir(dir).join("plog"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    v.sort();
-    v
-}
-
 /// Overwrites the middle of `path` with garbage (a real corruption, not a torn tail).
 fn corrupt_middle(path: &std::path::Path) -> u64 {
     let mut bytes = std::fs::read(path).unwrap();
@@ -287,7 +276,7 @@ async fn fail_mode_skip_skips_a_corrupt_plog_segment_after_restart() {
     // A checkpoint covers it all too (the maintenance task takes them periodically).
     env.r().checkpoint().await.unwrap();
     env.stop().await;
-    let segs = segments(env.dir.path());
+    let segs = plog_segments(&replica_dir(env.dir.path()));
     assert!(segs.len() >= 3, "{segs:?}");
     let damaged = &segs[1];
     let damaged_bytes = corrupt_middle(damaged);

@@ -27,10 +27,7 @@ async fn crash_without_flush_replays_the_plog_from_the_durable_decree() {
     let durable = r.state_machine().durable_decree().expect("flushed once");
     assert!(durable < last, "durable {durable} must lag applied {last}");
     // Crash: nothing more reaches the disk, unsynced data vanishes.
-    fs.set_dead();
-    let _ = r.state_machine().close();
-    r.kill().await;
-    fs.power_loss();
+    crash(r, &fs).await;
 
     let r = open(options(dir.path(), 1, Some(fs.clone())), &router).await;
     assert_eq!(r.state_machine().durable_decree(), Some(durable));
@@ -57,18 +54,9 @@ async fn torn_plog_tail_is_cut_and_acknowledged_writes_survive() {
     for i in 0..40 {
         last = write(&r, put(i, 0)).await;
     }
-    fs.set_dead();
-    let _ = r.state_machine().close();
-    r.kill().await;
-    fs.power_loss();
+    crash(r, &fs).await;
     // A torn, never-acknowledged record at the end of the newest segment.
-    let plog_dir = dir.path().join("r1").join("plog");
-    let mut segs: Vec<_> = std::fs::read_dir(&plog_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    segs.sort();
+    let segs = plog_segments(&dir.path().join("r1"));
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(segs.last().unwrap())
@@ -152,19 +140,9 @@ async fn corrupt_plog_segment_the_engine_still_needs_fails_open_naming_the_file(
     for i in 0..600 {
         write(&r, put(i, 0)).await;
     }
-    // Crash without a flush: the engine's durable decree is far behind the log. Closing the
-    // engine on a dead filesystem releases its LOCK without writing anything.
-    fs.set_dead();
-    let _ = r.state_machine().close();
-    r.kill().await;
-    fs.power_loss();
-    let plog = dir.path().join("r1").join("plog");
-    let mut segs: Vec<_> = std::fs::read_dir(&plog)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    segs.sort();
+    // Crash without a flush: the engine's durable decree is far behind the log.
+    crash(r, &fs).await;
+    let segs = plog_segments(&dir.path().join("r1"));
     assert!(segs.len() >= 3, "{segs:?}");
     let mut bytes = std::fs::read(&segs[1]).unwrap();
     let mid = bytes.len() / 2;

@@ -31,7 +31,7 @@
 
 use crate::error::{Error, Result};
 use crate::mutation::IngestCommand;
-use siltdb::fs::FileSystem;
+use siltdb::fs::{FileSystem, WritableFile};
 use siltdb::{Db, IngestOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -95,26 +95,25 @@ pub fn stage(fs: &dyn FileSystem, cmd: &IngestCommand, staging: &Path) -> Result
 }
 
 fn size_and_crc32c(fs: &dyn FileSystem, path: &Path) -> Result<(u64, u32)> {
-    let input = fs.open_read(path).map_err(|e| Error::io(path, e))?;
-    let size = input.size();
-    let mut crc = 0u32;
-    let mut buf = vec![0u8; COPY_CHUNK_BYTES.min(size) as usize];
-    let mut offset = 0u64;
-    while offset < size {
-        let n = COPY_CHUNK_BYTES.min(size - offset) as usize;
-        input
-            .read_at(offset, &mut buf[..n])
-            .map_err(|e| Error::io(path, e))?;
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        offset += n as u64;
-    }
-    Ok((size, crc))
+    read_crc32c(fs, path, None)
 }
 
 /// Copies `src` to `dst` (synced), returning the size and CRC-32C of what was copied.
 fn copy_with_crc32c(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<(u64, u32)> {
-    let input = fs.open_read(src).map_err(|e| Error::io(src, e))?;
     let mut out = fs.create(dst).map_err(|e| Error::io(dst, e))?;
+    let got = read_crc32c(fs, src, Some((dst, out.as_mut())))?;
+    out.sync().map_err(|e| Error::io(dst, e))?;
+    Ok(got)
+}
+
+/// Reads `src` in chunks, returning its size and CRC-32C, and appends every chunk to `out`
+/// (named by its path for errors) when given.
+fn read_crc32c(
+    fs: &dyn FileSystem,
+    src: &Path,
+    mut out: Option<(&Path, &mut dyn WritableFile)>,
+) -> Result<(u64, u32)> {
+    let input = fs.open_read(src).map_err(|e| Error::io(src, e))?;
     let size = input.size();
     let mut crc = 0u32;
     let mut buf = vec![0u8; COPY_CHUNK_BYTES.min(size) as usize];
@@ -125,10 +124,11 @@ fn copy_with_crc32c(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<(u64,
             .read_at(offset, &mut buf[..n])
             .map_err(|e| Error::io(src, e))?;
         crc = crc32c::crc32c_append(crc, &buf[..n]);
-        out.append(&buf[..n]).map_err(|e| Error::io(dst, e))?;
+        if let Some((dst, w)) = out.as_mut() {
+            w.append(&buf[..n]).map_err(|e| Error::io(*dst, e))?;
+        }
         offset += n as u64;
     }
-    out.sync().map_err(|e| Error::io(dst, e))?;
     Ok((size, crc))
 }
 

@@ -70,3 +70,23 @@ pub async fn open(opts: ReplicaOptions, router: &Arc<Router>) -> Replica {
         .await
         .expect("open replica")
 }
+
+/// Crashes `r`: nothing more reaches the disk, the engine is closed on the dead filesystem
+/// (releasing its LOCK without writing), the Raft stops, and unsynced data is lost.
+pub async fn crash(r: Replica, fs: &FaultFs) {
+    fs.set_dead();
+    let _ = r.state_machine().close();
+    r.kill().await;
+    fs.power_loss();
+}
+
+/// The plog segment files of the replica in `replica_dir`, oldest first.
+pub fn plog_segments(replica_dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut segs: Vec<_> = std::fs::read_dir(replica_dir.join("plog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segs.sort();
+    segs
+}
