@@ -119,9 +119,12 @@ async fn gc_keeps_the_newest_n_and_never_a_pinned_checkpoint() {
     let mut taken = Vec::new();
     let mut pin = None;
     for round in 0..6 {
+        let mut d = 0;
         for i in 0..10 {
-            write(&r, put(i, round)).await;
+            d = write(&r, put(i, round)).await;
         }
+        // `checkpoint` targets the applied decree the metrics report, which may trail a reply.
+        r.wait_applied(Decree(d)).await.unwrap();
         let ck = r.checkpoint().await.unwrap().unwrap();
         taken.push(ck.0);
         if round == 1 {
@@ -147,7 +150,8 @@ async fn gc_keeps_the_newest_n_and_never_a_pinned_checkpoint() {
     // Released: the next GC collects it.
     drop(handle);
     assert!(!r.state_machine().checkpoints().is_pinned(pinned));
-    write(&r, put(0, 9)).await;
+    let d = write(&r, put(0, 9)).await;
+    r.wait_applied(Decree(d)).await.unwrap();
     let newest = r.checkpoint().await.unwrap().unwrap();
     assert_eq!(
         r.state_machine().checkpoints().decrees(),
@@ -239,7 +243,8 @@ async fn checkpoint_being_learned_from_is_never_collected() {
         cks.decrees().iter().all(|d| !cks.is_pinned(*d))
     })
     .await;
-    write(leader, put(501, 0)).await;
+    let d = write(leader, put(501, 0)).await;
+    leader.wait_applied(Decree(d)).await.unwrap();
     let newest = leader.checkpoint().await.unwrap().unwrap();
     assert_eq!(cks.decrees(), vec![newest.0]);
     back.close().await.unwrap();
