@@ -144,7 +144,7 @@ impl Client {
         }
     }
 
-    async fn retry_on(&self, addr: &str, req: &ClientRequest) -> Result<ClientResponse> {
+    pub(crate) async fn retry_on(&self, addr: &str, req: &ClientRequest) -> Result<ClientResponse> {
         let deadline = Instant::now() + self.opts.deadline;
         let mut backoff = self.opts.backoff_min;
         loop {
@@ -200,6 +200,22 @@ impl Client {
         ))))
     }
 
+    /// Drops the cached layout of `table` (the next call fetches it again).
+    pub fn forget_layout(&self, table: &str) {
+        self.tables.write().remove(table);
+    }
+
+    /// Caches `layout` unless a newer epoch of it is cached.
+    pub(crate) fn remember_layout(&self, layout: &TableLayout) {
+        let mut cache = self.tables.write();
+        match cache.get(&layout.name) {
+            Some(c) if c.epoch > layout.epoch => {}
+            _ => {
+                cache.insert(layout.name.clone(), layout.clone());
+            }
+        }
+    }
+
     /// Sends a partition request to its leader, following redirects and retrying on other
     /// nodes until the deadline.
     async fn partition_call(
@@ -208,12 +224,27 @@ impl Client {
         partition: u32,
         req: &ClientRequest,
     ) -> Result<ClientResponse> {
+        self.partition_call_with(layout, partition, req, self.opts.rpc_timeout)
+            .await
+    }
+
+    /// [`Client::partition_call`] with each RPC bounded by `rpc_timeout`. A node that no
+    /// longer hosts the partition (a moved replica) makes the client fetch the table's newest
+    /// layout and route by it.
+    pub(crate) async fn partition_call_with(
+        &self,
+        layout: &TableLayout,
+        partition: u32,
+        req: &ClientRequest,
+        rpc_timeout: Duration,
+    ) -> Result<ClientResponse> {
         let gpid = layout.gpid(partition);
-        let replicas = layout.replicas(partition);
+        let mut replicas = layout.replicas(partition);
         if replicas.is_empty() {
             return Err(Error::InvalidArgument(format!("{gpid} has no replicas")));
         }
-        let deadline = Instant::now() + self.opts.deadline;
+        // A long operation (a membership change) gets at least one whole attempt.
+        let deadline = Instant::now() + self.opts.deadline.max(rpc_timeout);
         let mut backoff = self.opts.backoff_min;
         let mut next = 0usize;
         let mut target = self
@@ -228,7 +259,7 @@ impl Client {
                 return Err(self.deadline_error(format!("{gpid}: no answer")));
             }
             let r = self
-                .call_with_timeout(&target, req, self.opts.rpc_timeout.min(left))
+                .call_with_timeout(&target, req, rpc_timeout.min(left))
                 .await;
             let last = match r {
                 Ok(ClientResponse::Error(ServerError::NotLeader {
@@ -243,6 +274,16 @@ impl Client {
                 Ok(ClientResponse::Error(ServerError::Throttled { delay_ms })) => {
                     tokio::time::sleep(Duration::from_millis(delay_ms).min(left)).await;
                     continue;
+                }
+                Ok(ClientResponse::Error(e @ ServerError::NoSuchPartition(_))) => {
+                    self.forget_layout(&layout.name);
+                    if let Ok(newer) = self.layout(&layout.name).await {
+                        let moved = newer.replicas(partition);
+                        if !moved.is_empty() {
+                            replicas = moved;
+                        }
+                    }
+                    format!("{target}: {e}")
                 }
                 Ok(ClientResponse::Error(e)) if e.is_retryable() => format!("{target}: {e}"),
                 Ok(ClientResponse::Error(e)) => return Err(e.into()),

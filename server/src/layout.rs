@@ -10,6 +10,7 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use siltdb_replica::Gpid;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Longest table name.
@@ -43,6 +44,16 @@ pub struct TableLayout {
     pub replica_count: u32,
     /// The nodes hosting the table, in placement order.
     pub nodes: Vec<NodeInfo>,
+    /// Version of this layout: 0 at creation, +1 per membership change. A node replaces its
+    /// stored layout only by one with a higher epoch.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Partitions whose replicas were moved: their replica node ids, overriding the formula
+    /// of the module doc. A partition listed here is never initialized by a node (its group
+    /// already exists); its replicas join through openraft membership changes.
+    /// (No `skip_serializing_if`: layouts also travel as bincode, which needs every field.)
+    #[serde(default)]
+    pub assignments: BTreeMap<u32, Vec<u64>>,
 }
 
 impl TableLayout {
@@ -61,6 +72,8 @@ impl TableLayout {
             partition_count,
             replica_count,
             nodes,
+            epoch: 0,
+            assignments: BTreeMap::new(),
         }
     }
 
@@ -78,6 +91,14 @@ impl TableLayout {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !name_ok {
             return bad(format!("bad table name {:?}", self.name));
+        }
+        let meta = self.name == crate::meta::META_TABLE;
+        if meta != (self.app_id == crate::meta::META_APP_ID) {
+            return bad(format!(
+                "app id {} is reserved for the meta table {}",
+                crate::meta::META_APP_ID,
+                crate::meta::META_TABLE
+            ));
         }
         if self.partition_count == 0 || self.partition_count > PARTITIONS_MAX {
             return bad(format!("partition count {}", self.partition_count));
@@ -98,7 +119,38 @@ impl TableLayout {
                 return bad(format!("node {} has no address", n.id));
             }
         }
+        for (p, replicas) in &self.assignments {
+            if *p >= self.partition_count {
+                return bad(format!("assignment of partition {p}"));
+            }
+            if replicas.is_empty() || replicas.len() > self.nodes.len() {
+                return bad(format!(
+                    "partition {p} assigned {} replicas",
+                    replicas.len()
+                ));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for id in replicas {
+                if !ids.contains(id) || !seen.insert(*id) {
+                    return bad(format!("partition {p} assigned to node {id}"));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Whether partition `p` still has its initial placement (its first replica initializes
+    /// the group); `false` once a membership change assigned it explicitly.
+    pub fn is_initial_placement(&self, p: u32) -> bool {
+        !self.assignments.contains_key(&p)
+    }
+
+    /// Whether `other` is a later version of this table: same identity, higher epoch.
+    pub fn is_successor(&self, other: &TableLayout) -> bool {
+        self.name == other.name
+            && self.app_id == other.app_id
+            && self.partition_count == other.partition_count
+            && other.epoch > self.epoch
     }
 
     /// The partition of `key`.
@@ -113,6 +165,12 @@ impl TableLayout {
 
     /// The replicas of partition `p`, the initializing one first.
     pub fn replicas(&self, p: u32) -> Vec<NodeInfo> {
+        if let Some(ids) = self.assignments.get(&p) {
+            return ids
+                .iter()
+                .filter_map(|id| self.nodes.iter().find(|n| n.id == *id).cloned())
+                .collect();
+        }
         let n = self.nodes.len();
         if n == 0 {
             return Vec::new();
@@ -120,6 +178,50 @@ impl TableLayout {
         (0..self.replica_count as usize)
             .map(|i| self.nodes[(p as usize + i) % n].clone())
             .collect()
+    }
+
+    /// The successor layout in which node `to` replaces node `from` among the replicas of
+    /// partition `p` (`to` joins the table's nodes if new). Refused when `from` is not a
+    /// replica of `p`, or `to` already is one.
+    pub fn with_replica_moved(&self, p: u32, from: u64, to: &NodeInfo) -> Result<TableLayout> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if p >= self.partition_count {
+            return bad(format!("partition {p} of {}", self.partition_count));
+        }
+        let mut ids: Vec<u64> = self.replicas(p).iter().map(|n| n.id).collect();
+        let Some(pos) = ids.iter().position(|&id| id == from) else {
+            return bad(format!("node {from} is not a replica of partition {p}"));
+        };
+        if ids.contains(&to.id) {
+            return bad(format!(
+                "node {} is already a replica of partition {p}",
+                to.id
+            ));
+        }
+        let mut next = self.clone();
+        // Pin every partition's replicas first: adding a node changes the formula's modulus.
+        for q in 0..self.partition_count {
+            let ids = self.replicas(q).iter().map(|n| n.id).collect();
+            next.assignments.entry(q).or_insert(ids);
+        }
+        match next.nodes.iter().find(|n| n.id == to.id) {
+            Some(known) if known.addr != to.addr => {
+                return bad(format!(
+                    "node {} is at {}, not {}",
+                    to.id, known.addr, to.addr
+                ))
+            }
+            Some(_) => {}
+            None => next.nodes.push(to.clone()),
+        }
+        ids[pos] = to.id;
+        next.assignments.insert(p, ids);
+        next.epoch = self
+            .epoch
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument("layout epoch overflow".into()))?;
+        next.validate()?;
+        Ok(next)
     }
 
     /// The address of node `id`, if it hosts this table.
@@ -237,12 +339,64 @@ mod tests {
             TableLayout::new("t", 1, PARTITIONS_MAX + 1, 3, nodes(3)),
             TableLayout::new("t", 1, 8, 4, nodes(3)),
             TableLayout::new("t", 1, 8, 0, nodes(3)),
+            TableLayout::new("t", 0, 8, 3, nodes(3)),
+            TableLayout::new("__meta", 2, 1, 3, nodes(3)),
         ] {
             assert!(l.validate().is_err(), "{l:?}");
         }
         let mut dup = nodes(3);
         dup[2].id = 1;
         assert!(TableLayout::new("t", 1, 8, 3, dup).validate().is_err());
+    }
+
+    #[test]
+    fn moving_a_replica_pins_placement_and_bumps_the_epoch() {
+        let l = TableLayout::new("t", 1, 8, 3, nodes(3));
+        let n4 = NodeInfo {
+            id: 4,
+            addr: "127.0.0.1:7004".into(),
+        };
+        let m = l.with_replica_moved(2, 3, &n4).unwrap();
+        assert_eq!(m.epoch, 1);
+        assert!(l.is_successor(&m) && !m.is_successor(&l));
+        // Adding node 4 must not reshuffle other partitions (the formula's modulus changed).
+        for p in 0..8 {
+            let before: Vec<u64> = l.replicas(p).iter().map(|n| n.id).collect();
+            let after: Vec<u64> = m.replicas(p).iter().map(|n| n.id).collect();
+            if p == 2 {
+                assert_eq!(
+                    after,
+                    before
+                        .iter()
+                        .map(|&id| if id == 3 { 4 } else { id })
+                        .collect::<Vec<_>>()
+                );
+            } else {
+                assert_eq!(before, after, "partition {p}");
+            }
+            assert!(!m.is_initial_placement(p));
+        }
+        assert!(
+            l.with_replica_moved(2, 4, &n4).is_err(),
+            "4 is not a replica"
+        );
+        assert!(m.with_replica_moved(2, 1, &n4).is_err(), "4 already is one");
+        let elsewhere = NodeInfo {
+            id: 1,
+            addr: "10.0.0.1:1".into(),
+        };
+        assert!(
+            l.with_replica_moved(0, 2, &elsewhere).is_err(),
+            "1 is a replica"
+        );
+        assert!(l.with_replica_moved(8, 1, &n4).is_err(), "no partition 8");
+        // Round trip through JSON keeps the assignments; old files without them still load.
+        let back: TableLayout = serde_json::from_slice(&serde_json::to_vec(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+        let mut old_json = serde_json::to_value(&l).unwrap();
+        old_json.as_object_mut().unwrap().remove("epoch");
+        let old: TableLayout = serde_json::from_value(old_json).unwrap();
+        assert_eq!(old, l);
     }
 
     #[test]

@@ -7,8 +7,12 @@
 //! The [`client`] module is the Rust client: it routes by partition hash, follows the leader
 //! and retries under a deadline.
 //!
-//! Files: [`config`] (flags + JSON file), [`layout`] (static table placement, stored durably),
-//! [`proto`] (client messages), [`node`] (hosted replicas, request handling), [`server`]
+//! Files: [`config`] (flags + JSON file), [`layout`] (table placement with epochs, stored
+//! durably), [`membership`] (moving replicas: learner → voter through openraft membership;
+//! draining and rebalancing nodes), [`meta`] (the catalog: a replicated partition holding
+//! the node registry and table layouts, serving create-table and membership changes one at a
+//! time), [`proto`] (client messages), [`node`] (hosted replicas,
+//! request handling), [`server`]
 //! (listener, timer, graceful shutdown), [`client`], [`error`].
 #![warn(missing_docs)]
 
@@ -17,6 +21,8 @@ pub mod config;
 pub mod error;
 pub mod layout;
 pub mod lincheck;
+pub mod membership;
+pub mod meta;
 pub mod node;
 pub mod proto;
 pub mod server;

@@ -66,14 +66,17 @@ struct Counters {
 
 /// The replicas of one server and its request handling.
 pub struct Node {
-    opts: NodeOptions,
-    store: LayoutStore,
-    tables: RwLock<HashMap<String, TableLayout>>,
-    replicas: RwLock<HashMap<Gpid, Arc<Replica>>>,
+    pub(crate) opts: NodeOptions,
+    pub(crate) store: LayoutStore,
+    pub(crate) tables: RwLock<HashMap<String, TableLayout>>,
+    pub(crate) replicas: RwLock<HashMap<Gpid, Arc<Replica>>>,
     fault: Arc<FaultHook>,
     metrics: Arc<TransportMetrics>,
     counters: Counters,
-    create_lock: tokio::sync::Mutex<()>,
+    /// Serializes table creation and layout changes.
+    pub(crate) create_lock: tokio::sync::Mutex<()>,
+    /// Serializes catalog requests on the meta leader (`crate::meta`).
+    pub(crate) meta_lock: tokio::sync::Mutex<()>,
     started: Instant,
     closed: Mutex<bool>,
 }
@@ -101,6 +104,7 @@ impl Node {
         metrics: Arc<TransportMetrics>,
     ) -> Result<Arc<Node>> {
         std::fs::create_dir_all(&opts.data_dir).map_err(|e| Error::io(&opts.data_dir, e))?;
+        crate::membership::remove_leftovers(&opts.data_dir.join("replicas"))?;
         let store = LayoutStore::open(&opts.data_dir)?;
         let layouts = store.load_all()?;
         let node = Arc::new(Node {
@@ -112,6 +116,7 @@ impl Node {
             metrics,
             counters: Counters::default(),
             create_lock: tokio::sync::Mutex::new(()),
+            meta_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             closed: Mutex::new(false),
         });
@@ -132,14 +137,14 @@ impl Node {
         &self.fault
     }
 
-    fn replica_dir(&self, gpid: Gpid) -> PathBuf {
+    pub(crate) fn replica_dir(&self, gpid: Gpid) -> PathBuf {
         self.opts
             .data_dir
             .join("replicas")
             .join(format!("{}.{}", gpid.app_id, gpid.partition_index))
     }
 
-    async fn open_table(&self, layout: &TableLayout) -> Result<()> {
+    pub(crate) async fn open_table(&self, layout: &TableLayout) -> Result<()> {
         for p in 0..layout.partition_count {
             let replicas = layout.replicas(p);
             if !replicas.iter().any(|n| n.id == self.opts.node_id) {
@@ -162,7 +167,7 @@ impl Node {
             let first = replicas.first().map(|n| n.id) == Some(self.opts.node_id);
             let empty = replica.raft().metrics().borrow().last_log_index.is_none();
             self.replicas.write().insert(gpid, Arc::clone(&replica));
-            if first && empty {
+            if first && empty && layout.is_initial_placement(p) {
                 let members: BTreeMap<u64, BasicNode> = replicas
                     .iter()
                     .map(|n| (n.id, BasicNode::new(n.addr.clone())))
@@ -223,7 +228,7 @@ impl Node {
             .ok_or_else(|| ServerError::NoSuchTable(name.to_string()))
     }
 
-    fn replica(
+    pub(crate) fn replica(
         &self,
         table: &str,
         partition: u32,
@@ -245,7 +250,7 @@ impl Node {
         Ok((layout, r))
     }
 
-    fn map_error(&self, layout: &TableLayout, e: siltdb_replica::Error) -> ServerError {
+    pub(crate) fn map_error(&self, layout: &TableLayout, e: siltdb_replica::Error) -> ServerError {
         use siltdb_replica::Error as E;
         match e {
             E::NotLeader { leader } => ServerError::NotLeader {
@@ -260,7 +265,7 @@ impl Node {
         }
     }
 
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         what: &str,
         layout: &TableLayout,
@@ -509,6 +514,21 @@ impl Node {
             ClientRequest::Checkpoint { table } => {
                 self.checkpoint(&table).await.map(|_| ClientResponse::Ok)
             }
+            ClientRequest::UpdateTable(layout) => {
+                self.update_table(layout).await.map(|()| ClientResponse::Ok)
+            }
+            ClientRequest::ChangeReplicas {
+                table,
+                partition,
+                from,
+                to,
+                timeout_ms,
+            } => {
+                let bound = Duration::from_millis(timeout_ms);
+                self.change_replicas(&table, partition, from, to, bound)
+                    .await
+            }
+            ClientRequest::Meta(req) => self.meta(req).await,
             ClientRequest::Partition { .. } | ClientRequest::Heal
                 if !self.opts.allow_fault_injection =>
             {
@@ -565,7 +585,7 @@ impl Node {
 
 /// Closes a replica once in-flight requests released it (bounded); otherwise stops its Raft
 /// and closes its engine through the shared handle.
-async fn close_replica(mut r: Arc<Replica>) -> Result<()> {
+pub(crate) async fn close_replica(mut r: Arc<Replica>) -> Result<()> {
     let deadline = Instant::now() + REPLICA_CLOSE_WAIT_MAX;
     loop {
         match Arc::try_unwrap(r) {

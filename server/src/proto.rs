@@ -70,6 +70,25 @@ pub enum ClientRequest {
     },
     /// Removes every partition of [`ClientRequest::Partition`].
     Heal,
+    /// Stores a successor layout of a table (or a table this node joins): opens replicas newly
+    /// assigned to the node, removes those moved away (`crate::membership`).
+    UpdateTable(TableLayout),
+    /// On a partition's leader: `to` replaces `from` as a voter (learner, catch-up, joint
+    /// consensus), bounded by `timeout_ms`.
+    ChangeReplicas {
+        /// Table name.
+        table: String,
+        /// The partition.
+        partition: u32,
+        /// The replica leaving.
+        from: u64,
+        /// The node joining.
+        to: crate::layout::NodeInfo,
+        /// Bound on the learner's catch-up and the change.
+        timeout_ms: u64,
+    },
+    /// A catalog request for the meta service's leader (`crate::meta`).
+    Meta(crate::meta::MetaRequest),
 }
 
 /// One partition's replica state on a node.
@@ -167,4 +186,6 @@ pub enum ClientResponse {
     Digest(DigestReply),
     /// The request failed.
     Error(ServerError),
+    /// The meta service's catalog.
+    Catalog(crate::meta::Catalog),
 }

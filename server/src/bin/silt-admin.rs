@@ -1,9 +1,11 @@
 //! `silt-admin`: operator commands for a siltdb cluster — create a table, list tables, nodes
-//! and partitions (who leads, how far each replica applied), node stats, checkpoint.
+//! and partitions (who leads, how far each replica applied), node stats, checkpoint, and
+//! membership changes (move a replica, drain a node, add a node and rebalance onto it).
 //! Every command is bounded by `--timeout-ms` per server; a server that does not answer is
 //! reported as down, not waited for.
 
 use clap::{Parser, Subcommand};
+use siltdb_server::meta::MetaRequest;
 use siltdb_server::proto::{ClientRequest, ClientResponse, NodeStats};
 use siltdb_server::{Client, ClientOptions, NodeInfo, TableLayout};
 use std::collections::BTreeMap;
@@ -28,24 +30,40 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Creates a table on every node of its layout.
+    /// Creates a table. Without `--app-id`, through the meta service (which allocates the id
+    /// and places the table on the `--node`s, or on every registered node); with `--app-id`,
+    /// directly on every `--node id=host:port` (a cluster without a meta service).
     CreateTable {
         /// Table name.
         #[arg(long)]
         name: String,
-        /// Table id (unique in the cluster).
+        /// Table id (unique in the cluster); only without a meta service.
         #[arg(long)]
-        app_id: u32,
+        app_id: Option<u32>,
         /// Partition count.
         #[arg(long)]
         partitions: u32,
         /// Replicas per partition.
         #[arg(long, default_value_t = 3)]
         replicas: u32,
-        /// A hosting node, `id=host:port` (repeat).
+        /// A hosting node, `id=host:port` (repeat); with the meta service `id` is enough.
+        #[arg(long = "node")]
+        nodes: Vec<String>,
+    },
+    /// Creates the meta service: its partition on these nodes, which it registers.
+    InitMeta {
+        /// A meta node, `id=host:port` (repeat; 1 or 3 usually).
         #[arg(long = "node", required = true)]
         nodes: Vec<String>,
     },
+    /// Registers a node with the meta service (before `add-node`).
+    RegisterNode {
+        /// The node, `id=host:port`.
+        #[arg(long)]
+        node: String,
+    },
+    /// Prints the meta service's catalog: registered nodes and table layouts.
+    Catalog,
     /// Lists the tables the server knows.
     Tables,
     /// Lists the nodes of every table with their state.
@@ -64,6 +82,52 @@ enum Cmd {
         #[arg(long)]
         table: String,
     },
+    /// Moves one partition's replica from a node to another (learner → voter).
+    MoveReplica {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// The partition.
+        #[arg(long)]
+        partition: u32,
+        /// The node giving up its replica.
+        #[arg(long)]
+        from: u64,
+        /// The node taking it, `id=host:port`.
+        #[arg(long)]
+        to: String,
+        /// Bound on the new replica catching up, in ms.
+        #[arg(long, default_value_t = 120_000)]
+        catch_up_ms: u64,
+    },
+    /// Moves every replica of a table off a node (before removing the node).
+    DrainNode {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// The node to empty.
+        #[arg(long)]
+        node: u64,
+        /// Extra nodes that may take replicas, `id=host:port` (repeat); the table's other
+        /// nodes always may.
+        #[arg(long = "to")]
+        to: Vec<String>,
+        /// Bound on each new replica catching up, in ms.
+        #[arg(long, default_value_t = 120_000)]
+        catch_up_ms: u64,
+    },
+    /// Adds a node to a table: moves replicas onto it until it hosts its share.
+    AddNode {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// The new node, `id=host:port`.
+        #[arg(long)]
+        node: String,
+        /// Bound on each new replica catching up, in ms.
+        #[arg(long, default_value_t = 120_000)]
+        catch_up_ms: u64,
+    },
 }
 
 type Res<T> = Result<T, String>;
@@ -79,6 +143,30 @@ fn parse_node(s: &str) -> Res<NodeInfo> {
         id,
         addr: addr.to_string(),
     })
+}
+
+/// Bound on one drain or add-node request through the meta service (many moves).
+const MEMBERSHIP_RPC_MS: u64 = 30 * 60 * 1000;
+
+/// The node id of `id` or `id=host:port`.
+fn parse_id(s: &str) -> Res<u64> {
+    let id = s.split('=').next().unwrap_or(s);
+    id.parse().map_err(|_| format!("{s:?}: bad node id"))
+}
+
+async fn meta_call(client: &Client, req: MetaRequest, timeout_ms: u64) -> Res<ClientResponse> {
+    match client.meta(req, Duration::from_millis(timeout_ms)).await {
+        Ok(ClientResponse::Error(e)) => Err(e.to_string()),
+        Ok(r) => Ok(r),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn meta_tables(client: &Client, req: MetaRequest, timeout_ms: u64) -> Res<Vec<TableLayout>> {
+    match meta_call(client, req, timeout_ms).await? {
+        ClientResponse::Tables(t) => Ok(t),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Res<()> {
@@ -120,11 +208,37 @@ async fn run(args: Args) -> Res<()> {
     match args.cmd {
         Cmd::CreateTable {
             name,
-            app_id,
+            app_id: None,
             partitions,
             replicas,
             nodes,
         } => {
+            let nodes = nodes.iter().map(|n| parse_id(n)).collect::<Res<Vec<_>>>()?;
+            let req = MetaRequest::CreateTable {
+                name,
+                partition_count: partitions,
+                replica_count: replicas,
+                nodes,
+            };
+            let t = meta_tables(&client, req, args.timeout_ms).await?;
+            for l in t {
+                println!(
+                    "created table {} app_id={} ({} partitions) via the meta service",
+                    l.name, l.app_id, l.partition_count
+                );
+            }
+            Ok(())
+        }
+        Cmd::CreateTable {
+            name,
+            app_id: Some(app_id),
+            partitions,
+            replicas,
+            nodes,
+        } => {
+            if nodes.is_empty() {
+                return Err("--app-id needs the hosting nodes (--node id=host:port)".into());
+            }
             let nodes = nodes
                 .iter()
                 .map(|n| parse_node(n))
@@ -152,11 +266,12 @@ async fn run(args: Args) -> Res<()> {
                     .map(|n| format!("{}={}", n.id, n.addr))
                     .collect();
                 println!(
-                    "{} app_id={} partitions={} replicas={} nodes={}",
+                    "{} app_id={} partitions={} replicas={} epoch={} nodes={}",
                     l.name,
                     l.app_id,
                     l.partition_count,
                     l.replica_count,
+                    l.epoch,
                     nodes.join(",")
                 );
             }
@@ -258,6 +373,160 @@ async fn run(args: Args) -> Res<()> {
                 Ok(other) => Err(format!("{other:?}")),
                 Err(e) => Err(e.to_string()),
             }
+        }
+        Cmd::InitMeta { nodes } => {
+            let nodes = nodes
+                .iter()
+                .map(|n| parse_node(n))
+                .collect::<Res<Vec<_>>>()?;
+            client.init_meta(&nodes).await.map_err(|e| e.to_string())?;
+            println!("meta service on {} nodes", nodes.len());
+            Ok(())
+        }
+        Cmd::RegisterNode { node } => {
+            let node = parse_node(&node)?;
+            let id = node.id;
+            meta_call(&client, MetaRequest::RegisterNode(node), args.timeout_ms).await?;
+            println!("node {id} registered");
+            Ok(())
+        }
+        Cmd::Catalog => {
+            let c = match meta_call(&client, MetaRequest::Catalog, args.timeout_ms).await? {
+                ClientResponse::Catalog(c) => c,
+                other => return Err(format!("unexpected answer {other:?}")),
+            };
+            if args.json {
+                return print_json(&c);
+            }
+            for n in &c.nodes {
+                println!("node {} {}", n.id, n.addr);
+            }
+            for l in &c.tables {
+                println!(
+                    "table {} app_id={} partitions={} replicas={} epoch={}",
+                    l.name, l.app_id, l.partition_count, l.replica_count, l.epoch
+                );
+            }
+            Ok(())
+        }
+        Cmd::MoveReplica {
+            table,
+            partition,
+            from,
+            to,
+            catch_up_ms,
+        } if client.has_meta().await => {
+            let req = MetaRequest::MoveReplica {
+                table: table.clone(),
+                partition,
+                from,
+                to: parse_id(&to)?,
+                catch_up_ms,
+            };
+            let t = meta_tables(&client, req, catch_up_ms.saturating_add(args.timeout_ms)).await?;
+            for l in t {
+                let ids: Vec<u64> = l.replicas(partition).iter().map(|n| n.id).collect();
+                println!(
+                    "moved {table}.{partition} from node {from} via the meta service: replicas {ids:?}, epoch {}",
+                    l.epoch
+                );
+            }
+            Ok(())
+        }
+        Cmd::DrainNode {
+            node, catch_up_ms, ..
+        } if client.has_meta().await => {
+            let req = MetaRequest::DrainNode { node, catch_up_ms };
+            let t = meta_tables(&client, req, MEMBERSHIP_RPC_MS).await?;
+            println!(
+                "node {node} drained of {} tables via the meta service",
+                t.len()
+            );
+            Ok(())
+        }
+        Cmd::AddNode {
+            node, catch_up_ms, ..
+        } if client.has_meta().await => {
+            let id = parse_id(&node)?;
+            let req = MetaRequest::AddNode {
+                node: id,
+                catch_up_ms,
+            };
+            let t = meta_tables(&client, req, MEMBERSHIP_RPC_MS).await?;
+            println!(
+                "node {id} added to {} tables via the meta service: replicas moved onto it",
+                t.len()
+            );
+            Ok(())
+        }
+        Cmd::MoveReplica {
+            table,
+            partition,
+            from,
+            to,
+            catch_up_ms,
+        } => {
+            let to = parse_node(&to)?;
+            let out = client
+                .move_replica(
+                    &table,
+                    partition,
+                    from,
+                    &to,
+                    Duration::from_millis(catch_up_ms),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let ids: Vec<u64> = out
+                .layout
+                .replicas(partition)
+                .iter()
+                .map(|n| n.id)
+                .collect();
+            println!(
+                "moved {table}.{partition} from node {from} to node {}: replicas {ids:?}, epoch {}{}",
+                to.id,
+                out.layout.epoch,
+                if out.resumed { " (resumed)" } else { "" }
+            );
+            Ok(())
+        }
+        Cmd::DrainNode {
+            table,
+            node,
+            to,
+            catch_up_ms,
+        } => {
+            let layout = client
+                .newest_layout(&table)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut targets = layout.nodes.clone();
+            for t in &to {
+                targets.push(parse_node(t)?);
+            }
+            let moves = client
+                .drain_node(&table, node, &targets, Duration::from_millis(catch_up_ms))
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("node {node} drained of {table}: {moves} replicas moved");
+            Ok(())
+        }
+        Cmd::AddNode {
+            table,
+            node,
+            catch_up_ms,
+        } => {
+            let node = parse_node(&node)?;
+            let moves = client
+                .rebalance_onto(&table, &node, Duration::from_millis(catch_up_ms))
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "node {} added to {table}: {moves} replicas moved onto it",
+                node.id
+            );
+            Ok(())
         }
     }
 }

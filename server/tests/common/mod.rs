@@ -142,6 +142,28 @@ impl Cluster {
         }
     }
 
+    /// Starts one more node, hosting nothing yet (a node to move replicas onto).
+    pub fn start_extra(&mut self, id: u64) -> NodeInfo {
+        assert!(self.procs.iter().all(|p| p.id != id), "node {id} exists");
+        let dir = self._root.path().join(format!("n{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut p = Proc {
+            id,
+            dir,
+            addr: String::new(),
+            child: None,
+            starts: 0,
+            extra_args: self.procs[0].extra_args.clone(),
+        };
+        start(&mut p, "127.0.0.1:0");
+        let info = NodeInfo {
+            id,
+            addr: p.addr.clone(),
+        };
+        self.procs.push(p);
+        info
+    }
+
     pub fn addr(&self, id: u64) -> String {
         self.proc(id).addr.clone()
     }

@@ -1,0 +1,393 @@
+//! Membership changes: moving a partition's replica from one node to another, and the
+//! operator loops built on it (draining a node, rebalancing onto a new one).
+//!
+//! A move of partition `p` from node `from` to node `to` is four idempotent steps, so an
+//! operator (or a crash of the operator) can re-run it from the start at any point:
+//!
+//! 1. **Successor layout.** The table's newest layout (highest epoch on any of its nodes) with
+//!    `to` in place of `from` among `p`'s replicas, epoch + 1
+//!    ([`TableLayout::with_replica_moved`]). If the newest layout already has the move, it is
+//!    reused (a resumed move).
+//! 2. **Open the new replica.** `UpdateTable` to `to`: the node stores the layout and opens an
+//!    empty replica of `p`, never initializing it (the group exists).
+//! 3. **Raft membership.** `ChangeReplicas` to `p`'s leader: `add_learner(to, blocking)` — the
+//!    learner catches up from the log, or from a checkpoint when the log it needs was purged —
+//!    then `change_membership` to the new voter set (openraft's joint consensus). Nothing is
+//!    done for what is already true, so a retry after a partial change completes it.
+//! 4. **Publish.** `UpdateTable` to every node of the old and new layouts. The node `from`
+//!    closes its replica of `p` and removes its directory (renamed to `*.removed` first, so a
+//!    crash mid-removal is cleaned up at the next start).
+//!
+//! A step that fails stops the move with the error; the data is safe in every intermediate
+//! state (the old voters keep the partition until the new membership is committed).
+
+use crate::client::Client;
+use crate::error::{Error, Result, ServerError};
+use crate::layout::{NodeInfo, TableLayout};
+use crate::node::{close_replica, Node};
+use crate::proto::{ClientRequest, ClientResponse};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// Suffix of a replica directory being removed.
+pub const REMOVED_SUFFIX: &str = ".removed";
+/// Longest a `ChangeReplicas` may wait for a learner to catch up and the change to commit.
+pub const CHANGE_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+/// Shortest bound on a `ChangeReplicas`.
+pub const CHANGE_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+
+fn internal(e: impl std::fmt::Display) -> ServerError {
+    ServerError::Internal(e.to_string())
+}
+
+fn raft_error(
+    layout: &TableLayout,
+    e: RaftError<u64, ClientWriteError<u64, BasicNode>>,
+) -> ServerError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ServerError::NotLeader {
+            leader: f.leader_id,
+            addr: f
+                .leader_id
+                .and_then(|l| layout.addr_of(l).map(str::to_string))
+                .or_else(|| f.leader_node.map(|n| n.addr)),
+        },
+        other => ServerError::Unavailable(format!("membership change: {other}")),
+    }
+}
+
+impl Node {
+    /// Replaces the stored layout of a table by its successor (or stores a table this node
+    /// joins), opens the replicas newly assigned to this node and removes those no longer
+    /// assigned to it. Idempotent for the stored layout.
+    pub async fn update_table(&self, layout: TableLayout) -> Result<(), ServerError> {
+        layout
+            .validate()
+            .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
+        let _serial = self.create_lock.lock().await;
+        let current = self.tables.read().get(&layout.name).cloned();
+        match &current {
+            Some(c) if *c == layout => return Ok(()),
+            Some(c) if c.is_successor(&layout) => {}
+            Some(c) if layout.is_successor(c) => {
+                tracing::debug!(table = %layout.name, epoch = layout.epoch, "stale layout ignored");
+                return Ok(());
+            }
+            Some(c) => {
+                return Err(ServerError::InvalidArgument(format!(
+                    "layout of {} at epoch {} does not succeed the stored epoch {}",
+                    layout.name, layout.epoch, c.epoch
+                )))
+            }
+            None => {
+                let tables = self.tables.read();
+                if let Some(other) = tables.values().find(|t| t.app_id == layout.app_id) {
+                    return Err(ServerError::AlreadyExists(format!(
+                        "app id {} is table {}",
+                        layout.app_id, other.name
+                    )));
+                }
+            }
+        }
+        self.store.store(&layout).map_err(internal)?;
+        self.open_table(&layout).await.map_err(internal)?;
+        self.tables
+            .write()
+            .insert(layout.name.clone(), layout.clone());
+        let me = self.opts.node_id;
+        for p in 0..layout.partition_count {
+            if layout.replicas(p).iter().any(|n| n.id == me) {
+                continue;
+            }
+            let gpid = layout.gpid(p);
+            let Some(r) = self.replicas.write().remove(&gpid) else {
+                continue;
+            };
+            let voter = r
+                .raft()
+                .metrics()
+                .borrow()
+                .membership_config
+                .voter_ids()
+                .any(|v| v == me);
+            if voter {
+                tracing::warn!(%gpid, "removing a replica whose last known membership still lists it");
+            }
+            close_replica(r).await.map_err(internal)?;
+            remove_replica_dir(&self.replica_dir(gpid)).map_err(internal)?;
+            tracing::info!(%gpid, epoch = layout.epoch, "replica moved away and removed");
+        }
+        tracing::info!(table = %layout.name, epoch = layout.epoch, "layout updated");
+        Ok(())
+    }
+
+    /// On the leader of a partition: makes `to` a voter in place of `from` (learner first,
+    /// caught up, then a joint-consensus membership change), within `timeout`.
+    pub async fn change_replicas(
+        &self,
+        table: &str,
+        partition: u32,
+        from: u64,
+        to: NodeInfo,
+        timeout: Duration,
+    ) -> Result<ClientResponse, ServerError> {
+        let (layout, r) = self.replica(table, partition)?;
+        let me = self.opts.node_id;
+        let leader = r.leader();
+        if leader != Some(me) {
+            return Err(ServerError::NotLeader {
+                leader,
+                addr: leader.and_then(|l| layout.addr_of(l).map(str::to_string)),
+            });
+        }
+        let bound = timeout.clamp(CHANGE_TIMEOUT_MIN, CHANGE_TIMEOUT_MAX);
+        let work = async {
+            let voters: BTreeSet<u64> = r
+                .raft()
+                .metrics()
+                .borrow()
+                .membership_config
+                .voter_ids()
+                .collect();
+            let mut target = voters.clone();
+            target.remove(&from);
+            target.insert(to.id);
+            if !voters.contains(&to.id) {
+                r.raft()
+                    .add_learner(to.id, BasicNode::new(to.addr.clone()), true)
+                    .await
+                    .map_err(|e| raft_error(&layout, e))?;
+                tracing::info!(gpid = %r.gpid(), learner = to.id, "learner caught up");
+            }
+            if voters != target {
+                r.raft()
+                    .change_membership(target.clone(), false)
+                    .await
+                    .map_err(|e| raft_error(&layout, e))?;
+                tracing::info!(gpid = %r.gpid(), voters = ?target, "membership changed");
+            }
+            Ok::<_, ServerError>(())
+        };
+        match tokio::time::timeout(bound, work).await {
+            Ok(r) => r.map(|()| ClientResponse::Ok),
+            Err(_) => Err(ServerError::Timeout(format!(
+                "membership change of {table}.{partition} not done within {bound:?}"
+            ))),
+        }
+    }
+}
+
+/// Removes a replica directory: renamed to `<dir>.removed` (durably), then deleted.
+pub fn remove_replica_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let mut removed = dir.as_os_str().to_owned();
+    removed.push(REMOVED_SUFFIX);
+    let removed = std::path::PathBuf::from(removed);
+    std::fs::rename(dir, &removed).map_err(|e| Error::io(dir, e))?;
+    if let Some(parent) = dir.parent() {
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::remove_dir_all(&removed).map_err(|e| Error::io(&removed, e))
+}
+
+/// Deletes what a crash left of replica removals under `replicas_dir`.
+pub fn remove_leftovers(replicas_dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(replicas_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(replicas_dir, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(replicas_dir, e))?.path();
+        let leftover = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(REMOVED_SUFFIX));
+        if leftover {
+            tracing::info!(path = %path.display(), "removing a half-removed replica");
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// What a finished move did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveOutcome {
+    /// The layout after the move.
+    pub layout: TableLayout,
+    /// Whether the newest layout already had the move (a resumed or repeated move).
+    pub resumed: bool,
+}
+
+impl Client {
+    /// The newest layout of `table`: the highest epoch any of its nodes (or the seeds) stores.
+    /// Refreshes the cache.
+    pub async fn newest_layout(&self, table: &str) -> Result<TableLayout> {
+        self.forget_layout(table);
+        let mut best = self.layout(table).await?;
+        let mut asked = BTreeSet::new();
+        loop {
+            let addrs: Vec<String> = best
+                .nodes
+                .iter()
+                .map(|n| n.addr.clone())
+                .filter(|a| !asked.contains(a))
+                .collect();
+            if addrs.is_empty() {
+                break;
+            }
+            for addr in addrs {
+                asked.insert(addr.clone());
+                if let Ok(ClientResponse::Tables(ts)) =
+                    self.call(&addr, &ClientRequest::ListTables).await
+                {
+                    for t in ts {
+                        if t.name == table && t.epoch > best.epoch {
+                            best = t;
+                        }
+                    }
+                }
+            }
+        }
+        self.remember_layout(&best);
+        Ok(best)
+    }
+
+    /// Moves partition `partition`'s replica on node `from` to node `to` (see the module
+    /// doc). `catch_up` bounds the learner's catch-up and the membership change.
+    pub async fn move_replica(
+        &self,
+        table: &str,
+        partition: u32,
+        from: u64,
+        to: &NodeInfo,
+        catch_up: Duration,
+    ) -> Result<MoveOutcome> {
+        let old = self.newest_layout(table).await?;
+        let ids: Vec<u64> = old.replicas(partition).iter().map(|n| n.id).collect();
+        let resumed = ids.contains(&to.id) && !ids.contains(&from);
+        let next = if resumed {
+            old.clone()
+        } else {
+            old.with_replica_moved(partition, from, to)?
+        };
+        // 2. The new replica exists (empty, not initialized) before the leader adds it.
+        self.retry_on(&to.addr, &ClientRequest::UpdateTable(next.clone()))
+            .await?;
+        // 3. Learner, catch-up, joint consensus — on whichever replica leads.
+        let req = ClientRequest::ChangeReplicas {
+            table: table.to_string(),
+            partition,
+            from,
+            to: to.clone(),
+            timeout_ms: u64::try_from(catch_up.as_millis()).unwrap_or(u64::MAX),
+        };
+        let rpc = catch_up + Duration::from_secs(5);
+        self.partition_call_with(&next, partition, &req, rpc)
+            .await?;
+        // 4. Publish; `from` drops its replica.
+        let mut addrs: Vec<&str> = old.nodes.iter().map(|n| n.addr.as_str()).collect();
+        for n in &next.nodes {
+            if !addrs.contains(&n.addr.as_str()) {
+                addrs.push(&n.addr);
+            }
+        }
+        for addr in addrs {
+            self.retry_on(addr, &ClientRequest::UpdateTable(next.clone()))
+                .await?;
+        }
+        self.remember_layout(&next);
+        Ok(MoveOutcome {
+            layout: next,
+            resumed,
+        })
+    }
+
+    /// Moves every replica on node `node` of `table` to the other nodes of `targets` (each
+    /// move to the target hosting the fewest replicas of the table that is not already in the
+    /// group). Returns the number of moves.
+    pub async fn drain_node(
+        &self,
+        table: &str,
+        node: u64,
+        targets: &[NodeInfo],
+        catch_up: Duration,
+    ) -> Result<usize> {
+        let mut moves = 0;
+        loop {
+            let layout = self.newest_layout(table).await?;
+            let Some(p) = (0..layout.partition_count)
+                .find(|&p| layout.replicas(p).iter().any(|n| n.id == node))
+            else {
+                return Ok(moves);
+            };
+            let group: Vec<u64> = layout.replicas(p).iter().map(|n| n.id).collect();
+            let to = targets
+                .iter()
+                .filter(|t| t.id != node && !group.contains(&t.id))
+                .min_by_key(|t| (replica_count(&layout, t.id), t.id))
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "no node to take partition {p} of {table} (group {group:?})"
+                    ))
+                })?;
+            self.move_replica(table, p, node, to, catch_up).await?;
+            moves += 1;
+        }
+    }
+
+    /// Moves replicas of `table` onto node `to` (new or not) from the most loaded nodes until
+    /// it hosts its share (`partitions × replicas / nodes`, rounded down). Returns the moves.
+    pub async fn rebalance_onto(
+        &self,
+        table: &str,
+        to: &NodeInfo,
+        catch_up: Duration,
+    ) -> Result<usize> {
+        let mut moves = 0;
+        loop {
+            let layout = self.newest_layout(table).await?;
+            let mut nodes = layout.nodes.len();
+            if !layout.nodes.iter().any(|n| n.id == to.id) {
+                nodes += 1;
+            }
+            let share = (layout.partition_count as usize * layout.replica_count as usize) / nodes;
+            if replica_count(&layout, to.id) >= share {
+                return Ok(moves);
+            }
+            // The most loaded node, and one of its partitions `to` is not in.
+            let busiest = layout
+                .nodes
+                .iter()
+                .filter(|n| n.id != to.id)
+                .max_by_key(|n| (replica_count(&layout, n.id), std::cmp::Reverse(n.id)))
+                .map(|n| n.id)
+                .ok_or_else(|| Error::InvalidArgument(format!("{table} has no nodes")))?;
+            let p = (0..layout.partition_count)
+                .find(|&p| {
+                    let ids: Vec<u64> = layout.replicas(p).iter().map(|n| n.id).collect();
+                    ids.contains(&busiest) && !ids.contains(&to.id)
+                })
+                .ok_or_else(|| {
+                    Error::Internal(format!("node {busiest} has no partition to give"))
+                })?;
+            self.move_replica(table, p, busiest, to, catch_up).await?;
+            moves += 1;
+        }
+    }
+}
+
+/// How many replicas of `layout` node `id` hosts.
+pub fn replica_count(layout: &TableLayout, id: u64) -> usize {
+    (0..layout.partition_count)
+        .filter(|&p| layout.replicas(p).iter().any(|n| n.id == id))
+        .count()
+}
