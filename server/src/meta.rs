@@ -1,0 +1,382 @@
+//! The meta service: the cluster's catalog and the one place that changes it.
+//!
+//! The meta service is a partition of the same system: table [`META_TABLE`] (app id
+//! [`META_APP_ID`], one partition, replicated with openraft like any other) holds
+//!
+//! | key | value |
+//! |---|---|
+//! | `node/<id, 20 digits>` | JSON [`NodeInfo`]: a registered node |
+//! | `table/<name>` | JSON [`TableLayout`]: the newest layout of a table |
+//!
+//! `silt-admin init-meta` creates it on three (or one) nodes. Every catalog request
+//! ([`MetaRequest`]) goes to the meta partition's leader (clients follow `NotLeader`
+//! redirects as for any partition); the leader runs one request at a time, so table ids are
+//! allocated without races and two membership changes never interleave. A request reads the
+//! catalog linearizably (ReadIndex), acts, and writes the result through the meta group's log
+//! before answering:
+//!
+//! - **create table**: allocates the next app id, places the table on the registered nodes
+//!   (or the ones named), records the layout, then creates it on every hosting node;
+//!   idempotent for the same name and shape.
+//! - **move replica / drain node / add node**: the membership changes of
+//!   [`crate::membership`], driven from the leader, each resulting layout recorded.
+//! - **register node / list**: the node registry and the catalog.
+//!
+//! The catalog is the source of truth for layouts: `ReconcileTables` pushes each recorded
+//! layout to every node of it (a node that was down during a change catches up; the push is
+//! idempotent and only ever moves a node's layout forward by epoch).
+
+use crate::client::{Client, ClientOptions};
+use crate::error::ServerError;
+use crate::layout::{NodeInfo, TableLayout};
+use crate::node::Node;
+use crate::proto::{ClientRequest, ClientResponse};
+use serde::{Deserialize, Serialize};
+use siltdb_replica::{Mutation, WriteOp};
+use std::time::Duration;
+
+/// The meta table's name.
+pub const META_TABLE: &str = "__meta";
+/// The meta table's app id; user tables get ids from 1.
+pub const META_APP_ID: u32 = 0;
+/// Most rows one catalog read returns.
+const CATALOG_ROWS_MAX: usize = 100_000;
+/// Bytes one catalog read may return.
+const CATALOG_BYTES_MAX: usize = 64 << 20;
+/// Key prefix of registered nodes.
+const NODE_PREFIX: &str = "node/";
+/// Key prefix of table layouts.
+const TABLE_PREFIX: &str = "table/";
+
+/// A catalog request, served by the meta partition's leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MetaRequest {
+    /// Adds (or updates the address of) a node.
+    RegisterNode(NodeInfo),
+    /// Creates a table; `nodes` empty = every registered node.
+    CreateTable {
+        /// Table name.
+        name: String,
+        /// Partitions.
+        partition_count: u32,
+        /// Replicas per partition.
+        replica_count: u32,
+        /// Hosting node ids; empty = every registered node.
+        nodes: Vec<u64>,
+    },
+    /// The registered nodes and the recorded layouts.
+    Catalog,
+    /// Moves a replica (`crate::membership`); `to` must be registered.
+    MoveReplica {
+        /// Table name.
+        table: String,
+        /// The partition.
+        partition: u32,
+        /// The node giving up its replica.
+        from: u64,
+        /// The node taking it.
+        to: u64,
+        /// Bound on the catch-up, in ms.
+        catch_up_ms: u64,
+    },
+    /// Moves every replica of every table off a node.
+    DrainNode {
+        /// The node.
+        node: u64,
+        /// Bound on each catch-up, in ms.
+        catch_up_ms: u64,
+    },
+    /// Moves replicas of every table onto a registered node until it hosts its share.
+    AddNode {
+        /// The node.
+        node: u64,
+        /// Bound on each catch-up, in ms.
+        catch_up_ms: u64,
+    },
+    /// Pushes every recorded layout to its nodes.
+    ReconcileTables,
+}
+
+/// The catalog: registered nodes and recorded layouts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Registered nodes, by id.
+    pub nodes: Vec<NodeInfo>,
+    /// Recorded layouts, by app id.
+    pub tables: Vec<TableLayout>,
+}
+
+impl Catalog {
+    fn node(&self, id: u64) -> Result<NodeInfo, ServerError> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .cloned()
+            .ok_or_else(|| ServerError::InvalidArgument(format!("node {id} is not registered")))
+    }
+}
+
+/// The layout of the meta table on `nodes` (one partition, a replica on each).
+pub fn meta_layout(nodes: Vec<NodeInfo>) -> TableLayout {
+    let n = nodes.len() as u32;
+    TableLayout::new(META_TABLE, META_APP_ID, 1, n, nodes)
+}
+
+fn node_key(id: u64) -> Vec<u8> {
+    format!("{NODE_PREFIX}{id:020}").into_bytes()
+}
+
+fn table_key(name: &str) -> Vec<u8> {
+    format!("{TABLE_PREFIX}{name}").into_bytes()
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, ServerError> {
+    serde_json::to_vec(v).map_err(|e| ServerError::Internal(format!("catalog encode: {e}")))
+}
+
+fn catalog_error(what: &str, e: impl std::fmt::Display) -> ServerError {
+    ServerError::Internal(format!("catalog {what}: {e}"))
+}
+
+fn client_error(e: crate::error::Error) -> ServerError {
+    match e {
+        crate::error::Error::Server(s) => s,
+        other => ServerError::Unavailable(other.to_string()),
+    }
+}
+
+impl Node {
+    /// Reads the catalog linearizably from the local meta replica (the leader's).
+    async fn catalog(&self) -> Result<Catalog, ServerError> {
+        let (layout, r) = self.replica(META_TABLE, 0)?;
+        let page = self
+            .bounded(
+                "catalog read",
+                &layout,
+                r.scan(Vec::new(), None, CATALOG_ROWS_MAX, CATALOG_BYTES_MAX),
+            )
+            .await?;
+        if page.resume_from.is_some() {
+            return Err(ServerError::Internal("catalog larger than one read".into()));
+        }
+        let mut c = Catalog::default();
+        for (k, v) in page.rows {
+            if k.starts_with(NODE_PREFIX.as_bytes()) {
+                c.nodes
+                    .push(serde_json::from_slice(&v).map_err(|e| catalog_error("node", e))?);
+            } else if k.starts_with(TABLE_PREFIX.as_bytes()) {
+                c.tables
+                    .push(serde_json::from_slice(&v).map_err(|e| catalog_error("table", e))?);
+            }
+        }
+        c.tables.sort_by_key(|t| t.app_id);
+        Ok(c)
+    }
+
+    /// Writes catalog records through the meta group's log.
+    async fn record(&self, ops: Vec<WriteOp>) -> Result<(), ServerError> {
+        let (layout, r) = self.replica(META_TABLE, 0)?;
+        let m = Mutation {
+            ballot: None,
+            ops,
+            control: None,
+        };
+        self.bounded("catalog write", &layout, r.write(m)).await?;
+        Ok(())
+    }
+
+    async fn record_layout(&self, layout: &TableLayout) -> Result<(), ServerError> {
+        self.record(vec![WriteOp::Put {
+            key: table_key(&layout.name),
+            value: json(layout)?,
+        }])
+        .await
+    }
+
+    /// A client of this cluster for the meta leader's own pushes and moves.
+    fn meta_client(&self) -> Client {
+        let mut o = ClientOptions::new(vec![self.opts.addr.clone()]);
+        o.deadline = Duration::from_secs(60);
+        Client::new(o)
+    }
+
+    /// Serves one catalog request (on the meta partition's leader; elsewhere `NotLeader`).
+    pub async fn meta(&self, req: MetaRequest) -> Result<ClientResponse, ServerError> {
+        // One request at a time: table ids and membership changes never race.
+        let _serial = self.meta_lock.lock().await;
+        let mut catalog = self.catalog().await?;
+        match req {
+            MetaRequest::RegisterNode(n) => {
+                if n.addr.is_empty() {
+                    return Err(ServerError::InvalidArgument("node without address".into()));
+                }
+                self.record(vec![WriteOp::Put {
+                    key: node_key(n.id),
+                    value: json(&n)?,
+                }])
+                .await?;
+                Ok(ClientResponse::Ok)
+            }
+            MetaRequest::Catalog => Ok(ClientResponse::Catalog(catalog)),
+            MetaRequest::CreateTable {
+                name,
+                partition_count,
+                replica_count,
+                nodes,
+            } => {
+                if let Some(t) = catalog.tables.iter().find(|t| t.name == name) {
+                    if t.partition_count == partition_count && t.replica_count == replica_count {
+                        let t = t.clone();
+                        self.push_layout(&t).await?;
+                        return Ok(ClientResponse::Tables(vec![t]));
+                    }
+                    return Err(ServerError::AlreadyExists(format!(
+                        "table {name} with {} partitions × {} replicas",
+                        t.partition_count, t.replica_count
+                    )));
+                }
+                let hosts = if nodes.is_empty() {
+                    catalog.nodes.clone()
+                } else {
+                    nodes
+                        .iter()
+                        .map(|&id| catalog.node(id))
+                        .collect::<Result<Vec<_>, _>>()?
+                };
+                let app_id = catalog
+                    .tables
+                    .iter()
+                    .map(|t| t.app_id)
+                    .max()
+                    .unwrap_or(META_APP_ID)
+                    .checked_add(1)
+                    .ok_or_else(|| ServerError::Internal("app ids exhausted".into()))?;
+                let layout = TableLayout::new(name, app_id, partition_count, replica_count, hosts);
+                layout
+                    .validate()
+                    .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
+                self.record_layout(&layout).await?;
+                self.push_layout(&layout).await?;
+                Ok(ClientResponse::Tables(vec![layout]))
+            }
+            MetaRequest::MoveReplica {
+                table,
+                partition,
+                from,
+                to,
+                catch_up_ms,
+            } => {
+                let to = catalog.node(to)?;
+                let client = self.meta_client();
+                let out = client
+                    .move_replica(
+                        &table,
+                        partition,
+                        from,
+                        &to,
+                        Duration::from_millis(catch_up_ms),
+                    )
+                    .await
+                    .map_err(client_error)?;
+                self.record_layout(&out.layout).await?;
+                Ok(ClientResponse::Tables(vec![out.layout]))
+            }
+            MetaRequest::DrainNode { node, catch_up_ms } => {
+                let client = self.meta_client();
+                let mut done = Vec::new();
+                for t in user_tables(&catalog) {
+                    client
+                        .drain_node(
+                            &t.name,
+                            node,
+                            &catalog.nodes,
+                            Duration::from_millis(catch_up_ms),
+                        )
+                        .await
+                        .map_err(client_error)?;
+                    let newest = client.newest_layout(&t.name).await.map_err(client_error)?;
+                    self.record_layout(&newest).await?;
+                    done.push(newest);
+                }
+                Ok(ClientResponse::Tables(done))
+            }
+            MetaRequest::AddNode { node, catch_up_ms } => {
+                let to = catalog.node(node)?;
+                let client = self.meta_client();
+                let mut done = Vec::new();
+                for t in user_tables(&catalog) {
+                    client
+                        .rebalance_onto(&t.name, &to, Duration::from_millis(catch_up_ms))
+                        .await
+                        .map_err(client_error)?;
+                    let newest = client.newest_layout(&t.name).await.map_err(client_error)?;
+                    self.record_layout(&newest).await?;
+                    done.push(newest);
+                }
+                Ok(ClientResponse::Tables(done))
+            }
+            MetaRequest::ReconcileTables => {
+                for t in std::mem::take(&mut catalog.tables) {
+                    self.push_layout(&t).await?;
+                }
+                Ok(ClientResponse::Ok)
+            }
+        }
+    }
+
+    /// Sends `layout` to every node of it (create at epoch 0, update after).
+    async fn push_layout(&self, layout: &TableLayout) -> Result<(), ServerError> {
+        let client = self.meta_client();
+        let req = if layout.epoch == 0 {
+            ClientRequest::CreateTable(layout.clone())
+        } else {
+            ClientRequest::UpdateTable(layout.clone())
+        };
+        for n in &layout.nodes {
+            client.retry_on(&n.addr, &req).await.map_err(client_error)?;
+        }
+        Ok(())
+    }
+}
+
+fn user_tables(c: &Catalog) -> Vec<TableLayout> {
+    c.tables
+        .iter()
+        .filter(|t| t.app_id != META_APP_ID)
+        .cloned()
+        .collect()
+}
+
+impl Client {
+    /// Sends a catalog request to the meta partition's leader (following redirects), each
+    /// attempt bounded by `rpc_timeout`. The meta table's layout is learned from the seeds, so
+    /// at least one seed must host a meta replica.
+    pub async fn meta(
+        &self,
+        req: MetaRequest,
+        rpc_timeout: Duration,
+    ) -> crate::Result<ClientResponse> {
+        let layout = self.layout(META_TABLE).await?;
+        self.partition_call_with(&layout, 0, &ClientRequest::Meta(req), rpc_timeout)
+            .await
+    }
+
+    /// Whether the cluster the seeds belong to runs a meta service.
+    pub async fn has_meta(&self) -> bool {
+        self.layout(META_TABLE).await.is_ok()
+    }
+
+    /// Creates the meta table on `nodes` (one replica each) and registers them.
+    pub async fn init_meta(&self, nodes: &[NodeInfo]) -> crate::Result<()> {
+        let layout = meta_layout(nodes.to_vec());
+        self.create_table(&layout).await?;
+        for n in nodes {
+            self.meta(
+                MetaRequest::RegisterNode(n.clone()),
+                Duration::from_secs(10),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
