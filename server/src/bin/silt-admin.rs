@@ -102,9 +102,9 @@ enum Cmd {
     },
     /// Moves every replica of a table off a node (before removing the node).
     DrainNode {
-        /// Table name.
+        /// Table name (without a meta service; with one, every table).
         #[arg(long)]
-        table: String,
+        table: Option<String>,
         /// The node to empty.
         #[arg(long)]
         node: u64,
@@ -118,9 +118,9 @@ enum Cmd {
     },
     /// Adds a node to a table: moves replicas onto it until it hosts its share.
     AddNode {
-        /// Table name.
+        /// Table name (without a meta service; with one, every table).
         #[arg(long)]
-        table: String,
+        table: Option<String>,
         /// The new node, `id=host:port`.
         #[arg(long)]
         node: String,
@@ -497,6 +497,7 @@ async fn run(args: Args) -> Res<()> {
             to,
             catch_up_ms,
         } => {
+            let table = table.ok_or("--table is needed without a meta service")?;
             let layout = client
                 .newest_layout(&table)
                 .await
@@ -517,6 +518,7 @@ async fn run(args: Args) -> Res<()> {
             node,
             catch_up_ms,
         } => {
+            let table = table.ok_or("--table is needed without a meta service")?;
             let node = parse_node(&node)?;
             let moves = client
                 .rebalance_onto(&table, &node, Duration::from_millis(catch_up_ms))

@@ -105,6 +105,16 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra server flags.
     pub async fn start_with(n: u64, extra_args: &[&str]) -> Cluster {
+        let c = Self::start_bare(n, extra_args);
+        c.client
+            .create_table(&c.layout)
+            .await
+            .expect("create table");
+        c
+    }
+
+    /// Starts `n` nodes hosting nothing; `layout` is the table [`Cluster::start`] would create.
+    pub fn start_bare(n: u64, extra_args: &[&str]) -> Cluster {
         let root = tempfile::tempdir().unwrap();
         let mut procs = Vec::new();
         for id in 1..=n {
@@ -133,7 +143,6 @@ impl Cluster {
         opts.deadline = Duration::from_secs(60);
         opts.rpc_timeout = Duration::from_secs(8);
         let client = Arc::new(Client::new(opts));
-        client.create_table(&layout).await.expect("create table");
         Cluster {
             _root: root,
             procs,
