@@ -70,7 +70,16 @@ pub struct MaintenanceStats {
 /// Takes a checkpoint (an openraft snapshot) and waits until the snapshot covers the decree
 /// applied when the call started, bounded by [`WAIT_MAX`].
 pub async fn checkpoint(raft: &Raft<TypeConfig>) -> Result<Option<Decree>> {
-    let target = applied(raft);
+    checkpoint_at(raft, applied(raft)).await
+}
+
+/// [`checkpoint`], waiting until the snapshot reaches at least `target` (the state machine's
+/// applied decree, which openraft's metrics can trail right after a write was answered: a
+/// target read from the metrics could be met by an older snapshot).
+pub async fn checkpoint_at(
+    raft: &Raft<TypeConfig>,
+    target: Option<Decree>,
+) -> Result<Option<Decree>> {
     raft.trigger()
         .snapshot()
         .await

@@ -423,7 +423,9 @@ impl Replica {
     /// Takes a checkpoint now (an openraft snapshot: flush + hard links), waiting until the
     /// snapshot reaches the applied decree (bounded by [`WAIT_MAX`]).
     pub async fn checkpoint(&self) -> Result<Option<Decree>> {
-        maintenance::checkpoint(&self.raft).await
+        // Everything applied when this is called, even if the metrics do not show it yet.
+        let target = self.sm.applied_decree().await.max(self.applied());
+        maintenance::checkpoint_at(&self.raft, target).await
     }
 
     /// Purges the plog up to the newest checkpoint (as far as the durable decree and the

@@ -22,6 +22,7 @@ use crate::durable::DurableMark;
 use crate::error::{Error, Result};
 use crate::mutation::{ControlOp, IngestCommand, MutationResp, WriteOp, RESERVED_KEY_PREFIX};
 use crate::raft::TypeConfig;
+use crate::types::Decree;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder,
@@ -250,6 +251,17 @@ impl EngineStateMachine {
     /// The shared durable mark.
     pub fn durable_mark(&self) -> Arc<DurableMark> {
         Arc::clone(&self.inner.durable)
+    }
+
+    /// The last decree applied to the engine (ahead of openraft's metrics, which are
+    /// published after the apply).
+    pub async fn applied_decree(&self) -> Option<Decree> {
+        self.inner
+            .core
+            .lock()
+            .await
+            .applied
+            .map(|l| Decree(l.index))
     }
 
     /// Flushes the engine so everything applied is durable; returns the durable decree.

@@ -315,3 +315,21 @@ async fn s4_write_checkpoint_gc_cycles_under_load() {
     }
     r.close().await.unwrap();
 }
+
+/// `Replica::checkpoint` right after a write's reply covers that write: the target is the state
+/// machine's applied decree, not openraft's metrics (published after the apply, so they can
+/// trail the reply and be met by an older snapshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_right_after_a_write_covers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::new(GPID);
+    let r = open(options(dir.path(), 1, None), &router).await;
+    r.initialize(&[1]).await.unwrap();
+    wait_leader(&[&r], None).await;
+    for i in 0..40 {
+        let decree = write(&r, put(i, 0)).await;
+        let ck = r.checkpoint().await.unwrap().expect("a checkpoint");
+        assert!(ck.0 >= decree, "checkpoint {ck:?} misses write {decree}");
+    }
+    r.close().await.unwrap();
+}
