@@ -784,7 +784,7 @@ fn push_op(b: &mut WriteBatch, op: &BatchOp<'_>) {
 /// `manifest`: version edits and whole MANIFEST logs.
 ///
 /// Mode byte `% 3`: 0 = one edit (decode, re-encode, re-decode equal); 1 = a whole manifest
-/// (record log, each record an edit applied to a [`Version`], as recovery does); 2 = round trip of
+/// (record log, each record an edit applied to a `Version`, as recovery does); 2 = round trip of
 /// an edit built from the input.
 pub fn manifest(data: &[u8]) {
     let mut input = Input::new(data);

@@ -1,7 +1,7 @@
 //! Write-stall control: the one definition of every stall condition.
 //!
 //! Every waiter (user writers, the memtable switch, flush and checkpoint logic) asks
-//! [`evaluate`]; nothing else decides whether writes slow down or stop (RocksDB PR #12771 shipped a
+//! `evaluate`; nothing else decides whether writes slow down or stop (RocksDB PR #12771 shipped a
 //! hang because two places had different definitions). A stalled writer waits on a condition
 //! variable that background work signals whenever it changes the LSM shape, never while holding a
 //! lock that flush or compaction needs, and always with a bound.

@@ -1,6 +1,6 @@
 //! The private mutation log (plog): openraft's `RaftLogStorage` (mapping §4, §7).
 //!
-//! Entries live in segment files ([`segment`]) framed as in [`format`](self::format); the vote, committed id
+//! Entries live in segment files ([`segment`]) framed as in [`format`](mod@format); the vote, committed id
 //! and purge mark live in the meta file ([`meta`]). Readers (cloned into replication tasks) see
 //! an in-memory copy of the entries above the purge mark, shared behind an `Arc`.
 //!

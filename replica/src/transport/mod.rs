@@ -12,7 +12,7 @@
 //! Files: [`frame`] (wire format, fuzz-safe decoder), [`message`] (Raft RPC envelopes),
 //! [`conn`] (client connection: lazy connect, reconnect, timeouts), [`network`] (openraft's
 //! network traits; snapshot sending), [`receiver`] (snapshot staging), [`service`] (routing
-//! by gpid), [`serve`] (accept loop with bounded connections and shutdown), [`fault`] (the
+//! by gpid), [`serve`](mod@serve) (accept loop with bounded connections and shutdown), [`fault`] (the
 //! partition hook), [`metrics`].
 
 pub mod conn;
