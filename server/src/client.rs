@@ -81,19 +81,41 @@ impl Client {
         req: &ClientRequest,
         timeout: Duration,
     ) -> Result<ClientResponse> {
-        let payload =
+        let mut payload =
             frame::encode_payload(req).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        let conn = self.idle.lock().get_mut(addr).and_then(Vec::pop);
-        let mut conn = conn.unwrap_or_else(|| FramedConn::new(addr));
-        let bytes = conn
+        let pooled = self.idle.lock().get_mut(addr).and_then(Vec::pop);
+        let reused = pooled.is_some();
+        let mut conn = pooled.unwrap_or_else(|| FramedConn::new(addr));
+        let started = Instant::now();
+        // The payload is kept for a second attempt only when there can be one.
+        let first = if reused {
+            payload.clone()
+        } else {
+            std::mem::take(&mut payload)
+        };
+        let mut r = conn
             .call(
                 FrameKind::ClientRequest,
                 FrameKind::ClientResponse,
-                payload,
+                first,
                 timeout,
             )
-            .await
-            .map_err(|e| Error::Transport(e.to_string()))?;
+            .await;
+        if r.is_err() && reused {
+            // An idle connection the server closed (it restarted, or dropped idle peers):
+            // once more on a fresh connection, within what is left of the bound.
+            conn = FramedConn::new(addr);
+            let left = timeout.saturating_sub(started.elapsed());
+            r = conn
+                .call(
+                    FrameKind::ClientRequest,
+                    FrameKind::ClientResponse,
+                    payload,
+                    left,
+                )
+                .await;
+        }
+        let bytes = r.map_err(|e| Error::Transport(e.to_string()))?;
         {
             let mut idle = self.idle.lock();
             let pool = idle.entry(addr.to_string()).or_default();

@@ -93,7 +93,7 @@ impl Node {
             }
         }
         self.store.store(&layout).map_err(internal)?;
-        self.open_table(&layout).await.map_err(internal)?;
+        self.open_table(&layout, false).await.map_err(internal)?;
         self.tables
             .write()
             .insert(layout.name.clone(), layout.clone());
@@ -103,6 +103,11 @@ impl Node {
                 continue;
             }
             let gpid = layout.gpid(p);
+            if self.failed.write().remove(&gpid).is_some() {
+                remove_replica_dir(&self.replica_dir(gpid)).map_err(internal)?;
+                tracing::info!(%gpid, "quarantined replica replaced elsewhere and removed");
+                continue;
+            }
             let Some(r) = self.replicas.write().remove(&gpid) else {
                 continue;
             };

@@ -10,7 +10,8 @@
 use crate::error::{Error, Result, ServerError};
 use crate::layout::{LayoutStore, TableLayout};
 use crate::proto::{
-    ClientRequest, ClientResponse, DigestReply, NodeStats, PartitionStats, RequestStats,
+    ClientRequest, ClientResponse, DigestReply, NodeStats, PartitionStats, QuarantinedReplica,
+    RequestStats,
 };
 use openraft::{BasicNode, Raft};
 use parking_lot::{Mutex, RwLock};
@@ -70,6 +71,8 @@ pub struct Node {
     pub(crate) store: LayoutStore,
     pub(crate) tables: RwLock<HashMap<String, TableLayout>>,
     pub(crate) replicas: RwLock<HashMap<Gpid, Arc<Replica>>>,
+    /// Replicas that did not open at start, with the error (quarantined, never served).
+    pub(crate) failed: RwLock<HashMap<Gpid, String>>,
     fault: Arc<FaultHook>,
     metrics: Arc<TransportMetrics>,
     counters: Counters,
@@ -112,6 +115,7 @@ impl Node {
             store,
             tables: RwLock::default(),
             replicas: RwLock::default(),
+            failed: RwLock::default(),
             fault,
             metrics,
             counters: Counters::default(),
@@ -121,7 +125,7 @@ impl Node {
             closed: Mutex::new(false),
         });
         for layout in layouts {
-            node.open_table(&layout).await?;
+            node.open_table(&layout, true).await?;
             node.tables.write().insert(layout.name.clone(), layout);
         }
         Ok(node)
@@ -144,39 +148,56 @@ impl Node {
             .join(format!("{}.{}", gpid.app_id, gpid.partition_index))
     }
 
-    pub(crate) async fn open_table(&self, layout: &TableLayout) -> Result<()> {
+    /// Opens this node's replicas of `layout`. With `quarantine`, a replica that fails to open
+    /// (a corrupt or unreadable directory) is recorded in `failed` and skipped, so the node
+    /// still serves its other partitions; an operator replaces it with `move-replica`.
+    pub(crate) async fn open_table(&self, layout: &TableLayout, quarantine: bool) -> Result<()> {
         for p in 0..layout.partition_count {
             let replicas = layout.replicas(p);
             if !replicas.iter().any(|n| n.id == self.opts.node_id) {
                 continue;
             }
             let gpid = layout.gpid(p);
-            if self.replicas.read().contains_key(&gpid) {
+            if self.replicas.read().contains_key(&gpid) || self.failed.read().contains_key(&gpid) {
                 continue;
             }
-            let mut o = ReplicaOptions::new(gpid, self.opts.node_id, self.replica_dir(gpid));
-            o.raft = self.opts.raft.clone();
-            o.state_machine.db.memtable_size_bytes = self.opts.memtable_size_bytes;
-            let net = TcpNetworkFactory::new(
-                gpid,
-                self.opts.node_id,
-                Arc::clone(&self.fault),
-                Arc::clone(&self.metrics),
-            );
-            let replica = Arc::new(Replica::open_with_network(o, net).await?);
-            let first = replicas.first().map(|n| n.id) == Some(self.opts.node_id);
-            let empty = replica.raft().metrics().borrow().last_log_index.is_none();
-            self.replicas.write().insert(gpid, Arc::clone(&replica));
-            if first && empty && layout.is_initial_placement(p) {
-                let members: BTreeMap<u64, BasicNode> = replicas
-                    .iter()
-                    .map(|n| (n.id, BasicNode::new(n.addr.clone())))
-                    .collect();
-                let done = replica.initialize_with(members).await?;
-                tracing::info!(%gpid, initialized = done, "partition group initialized");
+            match self.open_replica(layout, p).await {
+                Ok(()) => {}
+                Err(e) if quarantine => {
+                    tracing::error!(%gpid, error = %e, "replica quarantined: it does not open");
+                    self.failed.write().insert(gpid, e.to_string());
+                }
+                Err(e) => return Err(e),
             }
         }
         tracing::info!(table = %layout.name, app_id = layout.app_id, "table open");
+        Ok(())
+    }
+
+    async fn open_replica(&self, layout: &TableLayout, p: u32) -> Result<()> {
+        let replicas = layout.replicas(p);
+        let gpid = layout.gpid(p);
+        let mut o = ReplicaOptions::new(gpid, self.opts.node_id, self.replica_dir(gpid));
+        o.raft = self.opts.raft.clone();
+        o.state_machine.db.memtable_size_bytes = self.opts.memtable_size_bytes;
+        let net = TcpNetworkFactory::new(
+            gpid,
+            self.opts.node_id,
+            Arc::clone(&self.fault),
+            Arc::clone(&self.metrics),
+        );
+        let replica = Arc::new(Replica::open_with_network(o, net).await?);
+        let first = replicas.first().map(|n| n.id) == Some(self.opts.node_id);
+        let empty = replica.raft().metrics().borrow().last_log_index.is_none();
+        self.replicas.write().insert(gpid, Arc::clone(&replica));
+        if first && empty && layout.is_initial_placement(p) {
+            let members: BTreeMap<u64, BasicNode> = replicas
+                .iter()
+                .map(|n| (n.id, BasicNode::new(n.addr.clone())))
+                .collect();
+            let done = replica.initialize_with(members).await?;
+            tracing::info!(%gpid, initialized = done, "partition group initialized");
+        }
         Ok(())
     }
 
@@ -213,7 +234,7 @@ impl Node {
         self.store
             .store(&layout)
             .map_err(|e| ServerError::Internal(e.to_string()))?;
-        self.open_table(&layout)
+        self.open_table(&layout, false)
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))?;
         self.tables.write().insert(layout.name.clone(), layout);
@@ -241,12 +262,11 @@ impl Node {
             )));
         }
         let gpid = layout.gpid(partition);
-        let r = self
-            .replicas
-            .read()
-            .get(&gpid)
-            .cloned()
-            .ok_or_else(|| ServerError::NoSuchPartition(gpid.to_string()))?;
+        let r = self.replicas.read().get(&gpid).cloned();
+        let r = r.ok_or_else(|| match self.failed.read().get(&gpid) {
+            Some(e) => ServerError::NoSuchPartition(format!("{gpid} is quarantined: {e}")),
+            None => ServerError::NoSuchPartition(gpid.to_string()),
+        })?;
         Ok((layout, r))
     }
 
@@ -460,6 +480,17 @@ impl Node {
             })
             .collect();
         partitions.sort_by(|a, b| (&a.table, a.partition).cmp(&(&b.table, b.partition)));
+        let mut quarantined: Vec<QuarantinedReplica> = self
+            .failed
+            .read()
+            .iter()
+            .map(|(gpid, error)| QuarantinedReplica {
+                table: names.get(&gpid.app_id).cloned().unwrap_or_default(),
+                partition: gpid.partition_index,
+                error: error.clone(),
+            })
+            .collect();
+        quarantined.sort_by(|a, b| (&a.table, a.partition).cmp(&(&b.table, b.partition)));
         NodeStats {
             node_id: self.opts.node_id,
             addr: self.opts.addr.clone(),
@@ -475,6 +506,7 @@ impl Node {
             transport: self.metrics.snapshot(),
             partitioned: self.fault.blocked(),
             partitions,
+            quarantined,
         }
     }
 

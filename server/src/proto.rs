@@ -146,6 +146,19 @@ pub struct NodeStats {
     pub partitioned: Vec<(u64, u64)>,
     /// Every hosted replica.
     pub partitions: Vec<PartitionStats>,
+    /// Replicas that did not open at start (not served; replace them with `move-replica`).
+    pub quarantined: Vec<QuarantinedReplica>,
+}
+
+/// A replica a node could not open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedReplica {
+    /// Table name.
+    pub table: String,
+    /// Partition index.
+    pub partition: u32,
+    /// Why it did not open.
+    pub error: String,
 }
 
 /// A replica digest (see `Replica::digest`).
