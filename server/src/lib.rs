@@ -13,12 +13,14 @@
 //! the node registry and table layouts, serving create-table and membership changes one at a
 //! time), [`proto`] (client messages), [`node`] (hosted replicas,
 //! request handling), [`server`]
-//! (listener, timer, graceful shutdown), [`client`], [`error`].
+//! (listener, timer, graceful shutdown), [`client`], [`error`], [`fuzzing`] (fuzz entry points
+//! of the request, response and layout decoders).
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod fuzzing;
 pub mod layout;
 pub mod lincheck;
 pub mod membership;
