@@ -20,7 +20,8 @@ use parking_lot::{Mutex, RwLock};
 use siltdb_replica::transport::frame::{self, FrameKind};
 use siltdb_replica::transport::FramedConn;
 use siltdb_replica::{Gpid, WriteOp};
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Idle connections kept per server.
@@ -39,6 +40,8 @@ pub struct ClientOptions {
     pub backoff_min: Duration,
     /// Largest retry backoff. Default 1 s.
     pub backoff_max: Duration,
+    /// Rows per partition page of a scan. Default [`SCAN_PAGE_ROWS`].
+    pub scan_page_rows: u32,
 }
 
 impl ClientOptions {
@@ -50,6 +53,7 @@ impl ClientOptions {
             deadline: Duration::from_secs(30),
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_secs(1),
+            scan_page_rows: SCAN_PAGE_ROWS,
         }
     }
 }
@@ -389,7 +393,8 @@ impl Client {
         Ok(())
     }
 
-    /// Up to `limit` rows with keys in `[start, end)` in key order, across all partitions.
+    /// Up to `limit` rows with keys in `[start, end)` in key order, across all partitions
+    /// (a [`ScanStream`] collected: memory is the result plus one page per partition).
     pub async fn scan(
         &self,
         table: &str,
@@ -397,34 +402,111 @@ impl Client {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let layout = self.layout(table).await?;
+        let mut stream = self.scan_stream(table, start, end).await?;
         let mut all = Vec::new();
-        for partition in 0..layout.partition_count {
-            let mut cursor = start.to_vec();
-            let mut got = 0usize;
-            while got < limit {
-                let req = ClientRequest::Scan {
-                    table: table.to_string(),
-                    partition,
-                    start: cursor.clone(),
-                    end: end.map(<[u8]>::to_vec),
-                    limit: u32::try_from(limit - got).unwrap_or(u32::MAX),
-                };
-                let (rows, resume) = match self.partition_call(&layout, partition, &req).await? {
-                    ClientResponse::Rows { rows, resume_from } => (rows, resume_from),
-                    other => return Err(unexpected(other)),
-                };
-                got = got.saturating_add(rows.len());
-                all.extend(rows);
-                match resume {
-                    Some(k) => cursor = k,
-                    None => break,
-                }
+        while all.len() < limit {
+            match stream.next().await? {
+                Some(row) => all.push(row),
+                None => break,
             }
         }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all.truncate(limit);
         Ok(all)
+    }
+
+    /// The rows with keys in `[start, end)` in key order, across all partitions, fetched a page
+    /// ([`ClientOptions::scan_page_rows`]) at a time per partition and merged as they are consumed. Each
+    /// page is a linearizable read of its partition; the stream as a whole is not a snapshot.
+    pub async fn scan_stream(
+        &self,
+        table: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<ScanStream<'_>> {
+        let layout = self.layout(table).await?;
+        let mut stream = ScanStream {
+            client: self,
+            layout,
+            end: end.map(<[u8]>::to_vec),
+            parts: Vec::new(),
+            fronts: BinaryHeap::new(),
+        };
+        for partition in 0..stream.layout.partition_count {
+            stream.parts.push(PartitionCursor {
+                rows: VecDeque::new(),
+                resume: Some(start.to_vec()),
+            });
+            stream.refill(partition).await?;
+        }
+        Ok(stream)
+    }
+}
+
+/// Default rows of one page of a partition scan.
+pub const SCAN_PAGE_ROWS: u32 = 1000;
+
+struct PartitionCursor {
+    rows: VecDeque<(Vec<u8>, Vec<u8>)>,
+    /// Where the next page starts; `None` once the partition is exhausted.
+    resume: Option<Vec<u8>>,
+}
+
+/// A cross-partition scan in key order (see [`Client::scan_stream`]).
+pub struct ScanStream<'a> {
+    client: &'a Client,
+    layout: TableLayout,
+    end: Option<Vec<u8>>,
+    parts: Vec<PartitionCursor>,
+    /// The first buffered key of every partition that has one, smallest on top.
+    fronts: BinaryHeap<Reverse<(Vec<u8>, u32)>>,
+}
+
+impl ScanStream<'_> {
+    /// The next row, or `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let Some(Reverse((_, partition))) = self.fronts.pop() else {
+            return Ok(None);
+        };
+        let cursor = &mut self.parts[partition as usize];
+        let row = cursor.rows.pop_front();
+        if cursor.rows.is_empty() {
+            self.refill(partition).await?;
+        } else if let Some((k, _)) = cursor.rows.front() {
+            self.fronts.push(Reverse((k.clone(), partition)));
+        }
+        Ok(row)
+    }
+
+    /// Fetches the next page of `partition` (when its buffer is empty and it has more) and
+    /// publishes its first key.
+    async fn refill(&mut self, partition: u32) -> Result<()> {
+        let cursor = &mut self.parts[partition as usize];
+        while cursor.rows.is_empty() {
+            let Some(from) = cursor.resume.take() else {
+                return Ok(());
+            };
+            let req = ClientRequest::Scan {
+                table: self.layout.name.clone(),
+                partition,
+                start: from,
+                end: self.end.clone(),
+                limit: self.client.opts.scan_page_rows.max(1),
+            };
+            match self
+                .client
+                .partition_call(&self.layout, partition, &req)
+                .await?
+            {
+                ClientResponse::Rows { rows, resume_from } => {
+                    cursor.rows.extend(rows);
+                    cursor.resume = resume_from;
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        if let Some((k, _)) = cursor.rows.front() {
+            self.fronts.push(Reverse((k.clone(), partition)));
+        }
+        Ok(())
     }
 }
 

@@ -26,6 +26,25 @@ async fn check_model(c: &Cluster, model: &BTreeMap<Vec<u8>, Vec<u8>>, probe: u32
     let all = c.client.scan(TABLE, b"", None, 100_000).await.unwrap();
     let want: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(all, want, "full scan");
+    // Small pages: every partition is paged through and the pages merged in key order.
+    let mut o = siltdb_server::ClientOptions::new(vec![c.addr(1)]);
+    o.scan_page_rows = 7;
+    let paged = siltdb_server::Client::new(o);
+    assert_eq!(
+        paged.scan(TABLE, b"", None, usize::MAX).await.unwrap(),
+        want,
+        "paged scan"
+    );
+    let mut stream = paged.scan_stream(TABLE, b"key00050", None).await.unwrap();
+    let mut streamed = Vec::new();
+    while let Some(row) = stream.next().await.unwrap() {
+        streamed.push(row);
+    }
+    let tail: Vec<(Vec<u8>, Vec<u8>)> = model
+        .range(b"key00050".to_vec()..)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(streamed, tail, "streamed scan");
     let some = c
         .client
         .scan(TABLE, b"key00100", Some(b"key00200"), 30)
