@@ -9,11 +9,13 @@
 //!
 //! Files: [`config`] (flags + JSON file), [`layout`] (static table placement, stored durably),
 //! [`proto`] (client messages), [`node`] (hosted replicas, request handling), [`server`]
-//! (listener, timer, graceful shutdown), [`client`], [`error`].
+//! (listener, timer, graceful shutdown), [`client`], [`error`], [`duplication`] (cluster
+//! duplication: a table's writes shipped to a table of another cluster).
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod config;
+pub mod duplication;
 pub mod error;
 pub mod layout;
 pub mod lincheck;

@@ -105,6 +105,11 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra server flags.
     pub async fn start_with(n: u64, extra_args: &[&str]) -> Cluster {
+        Self::start_named(n, TABLE, extra_args).await
+    }
+
+    /// Starts `n` nodes and creates table `table` with [`PARTITIONS`] × `n` replicas.
+    pub async fn start_named(n: u64, table: &str, extra_args: &[&str]) -> Cluster {
         let root = tempfile::tempdir().unwrap();
         let mut procs = Vec::new();
         for id in 1..=n {
@@ -128,7 +133,7 @@ impl Cluster {
                 addr: p.addr.clone(),
             })
             .collect();
-        let layout = TableLayout::new(TABLE, 1, PARTITIONS, n as u32, nodes);
+        let layout = TableLayout::new(table, 1, PARTITIONS, n as u32, nodes);
         let mut opts = ClientOptions::new(procs.iter().map(|p| p.addr.clone()).collect());
         opts.deadline = Duration::from_secs(60);
         opts.rpc_timeout = Duration::from_secs(8);
@@ -233,12 +238,12 @@ impl Cluster {
     }
 
     async fn converged(&self) -> Result<(), String> {
-        for p in 0..PARTITIONS {
+        for p in 0..self.layout.partition_count {
             let mut seen = None;
             for id in self.live() {
                 let d = self
                     .client
-                    .digest(&self.addr(id), TABLE, p)
+                    .digest(&self.addr(id), &self.layout.name, p)
                     .await
                     .map_err(|e| format!("node {id} p{p}: {e}"))?;
                 let Some(applied) = d.applied else {
