@@ -305,9 +305,13 @@ impl NodeDuplications {
             let _ = t.join();
         }
         let running: Vec<(Gpid, Running)> = self.running.lock().drain().collect();
-        for (_, r) in running {
-            Self::stop_running(r);
-        }
+        // In parallel: each stop waits out its duplicator's call in flight (bounded by the
+        // sink's deadline), and they should not add up. Scoped threads are all joined here.
+        std::thread::scope(|s| {
+            for (_, r) in running {
+                s.spawn(move || Self::stop_running(r));
+            }
+        });
     }
 
     fn stop_running(r: Running) {
@@ -710,12 +714,81 @@ impl DuplicationReport {
             .collect()
     }
 
-    /// Whether every partition of duplication `id` is shipping (LOG) with no lag.
+    /// Whether every partition of duplication `id` has a node running its duplicator, and
+    /// every node that does (two may, for up to [`SUPERVISE_EVERY`] after a leader change)
+    /// ships (LOG) with no lag.
     pub fn caught_up(&self, id: u64, partition_count: u32) -> bool {
-        self.primaries(id, partition_count).values().all(|p| {
-            p.is_some_and(|s| {
-                s.status == siltdb_replica::duplication::Status::Log && s.lag_decrees == Some(0)
-            })
+        (0..partition_count).all(|p| {
+            let mut prim = self
+                .replicas
+                .iter()
+                .filter(|r| r.dup_id == id && r.partition == p && r.primary)
+                .peekable();
+            prim.peek().is_some()
+                && prim.all(|s| {
+                    s.status == siltdb_replica::duplication::Status::Log && s.lag_decrees == Some(0)
+                })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siltdb_replica::duplication::Status;
+
+    #[test]
+    fn remote_names_round_trip_and_malformed_ones_are_refused() {
+        let seeds = vec!["10.0.0.1:7100".to_string(), "10.0.0.2:7100".to_string()];
+        let name = remote_name("backup", &seeds);
+        assert_eq!(name, "backup@10.0.0.1:7100,10.0.0.2:7100");
+        assert_eq!(parse_remote(&name), Some(("backup".to_string(), seeds)));
+        assert_eq!(parse_remote("backup"), None);
+        assert_eq!(parse_remote("@a:1"), None);
+        assert_eq!(parse_remote("backup@"), None);
+        assert_eq!(parse_remote("backup@,"), None);
+    }
+
+    fn status(
+        p: u32,
+        node: u64,
+        primary: bool,
+        st: Status,
+        lag: Option<u64>,
+    ) -> DuplicationReplicaStatus {
+        DuplicationReplicaStatus {
+            dup_id: 7,
+            partition: p,
+            node,
+            primary,
+            remote: "f@a:1".into(),
+            status: st,
+            fail_mode: FailMode::Slow,
+            checkpoint_decree: Some(1),
+            confirmed_decree: Some(5),
+            lag_decrees: lag,
+            last_error: None,
+            shipped_mutations: 0,
+        }
+    }
+
+    #[test]
+    fn caught_up_needs_every_partition_shipping_without_lag_on_every_primary() {
+        let mut r = DuplicationReport {
+            replicas: vec![
+                status(0, 1, true, Status::Log, Some(0)),
+                status(0, 2, false, Status::Init, None),
+                status(1, 2, true, Status::Log, Some(0)),
+            ],
+            unreachable: Vec::new(),
+        };
+        assert_eq!(r.ids(), vec![7]);
+        assert!(r.caught_up(7, 2));
+        assert!(!r.caught_up(7, 3), "partition 2 has no primary");
+        assert!(!r.caught_up(8, 2), "unknown id");
+        // Two primaries during a leader change: both must be caught up.
+        r.replicas.push(status(1, 3, true, Status::App, None));
+        assert!(!r.caught_up(7, 2));
+        assert_eq!(r.primaries(7, 2)[&0].map(|s| s.node), Some(1));
     }
 }

@@ -2,7 +2,8 @@
 //! (8 partitions × 1 replica): keys written before the duplication arrive through the
 //! checkpoint path, later puts and deletes through the log; the follower equals the source
 //! after a kill -9 of a source node leading partitions (its partitions' new leaders take the
-//! duplication over) and its restart; after removal, writes are no longer shipped.
+//! duplication over) and its restart; after removal, writes are no longer shipped. The
+//! duplication is added, queried and removed again through `silt-admin`.
 
 mod common;
 
@@ -10,9 +11,26 @@ use common::*;
 use siltdb_replica::WriteOp;
 use siltdb_server::Client;
 use std::collections::BTreeMap;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const FOLLOWER_TABLE: &str = "follower";
+
+/// Runs `silt-admin` against the first node of `c`: (success, stdout, stderr).
+fn admin(c: &Cluster, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_silt-admin"))
+            .args(["--addr", &c.addr(1), "--timeout-ms", "3000"])
+            .args(args)
+            .output()
+            .expect("run silt-admin")
+    });
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 /// What the source holds: every acknowledged write applied in order.
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -149,15 +167,34 @@ async fn duplication_to_a_one_node_cluster_converges_through_kill9_and_stops_whe
         .await;
     assert!(bad.is_err(), "duplication to a missing table accepted");
 
-    let id = src
-        .client
-        .add_duplication(TABLE, &[dst.addr(1)], FOLLOWER_TABLE, None)
-        .await
-        .expect("add duplication");
+    // Added through the operator CLI.
+    let (ok, out, err) = admin(
+        &src,
+        &[
+            "--json",
+            "add-dup",
+            "--table",
+            TABLE,
+            "--remote-seeds",
+            &dst.addr(1),
+            "--remote-table",
+            FOLLOWER_TABLE,
+        ],
+    );
+    assert!(ok, "add-dup failed: {err}");
+    let id = serde_json::from_str::<serde_json::Value>(&out).expect("add-dup --json")["id"]
+        .as_u64()
+        .expect("an id");
     write_round(&src.client, &mut model, "during", 60).await;
     wait_caught_up(&src, id, Duration::from_secs(40)).await;
     assert_same(&src, &dst, &model).await;
     eprintln!("caught up after add: {:?}", t0.elapsed());
+    let (ok, out, err) = admin(&src, &["query-dup", "--table", TABLE]);
+    assert!(ok, "query-dup failed: {err}");
+    assert!(
+        out.contains(&format!("duplication {id} ")) && out.contains("caught_up=true"),
+        "{out}"
+    );
 
     // Kill -9 a node leading partitions; its partitions' new leaders take the duplication
     // over (from their own records: a checkpoint copy, then the log).
@@ -168,8 +205,14 @@ async fn duplication_to_a_one_node_cluster_converges_through_kill9_and_stops_whe
     write_round(&src.client, &mut model, "restarted", 30).await;
     wait_caught_up(&src, id, Duration::from_secs(60)).await;
     assert_same(&src, &dst, &model).await;
+    let report = src.client.query_duplication(TABLE).await.expect("query");
+    let shippers: Vec<(u32, u64)> = report
+        .primaries(id, PARTITIONS)
+        .into_iter()
+        .filter_map(|(p, s)| s.map(|s| (p, s.node)))
+        .collect();
     eprintln!(
-        "caught up after kill -9 of node {victim}: {:?}",
+        "caught up after kill -9 of node {victim}: {:?}; partition primaries {shippers:?}",
         t0.elapsed()
     );
 
@@ -191,6 +234,11 @@ async fn duplication_to_a_one_node_cluster_converges_through_kill9_and_stops_whe
         "writes shipped after removal: {}",
         diff(&follower_before, &follower_after)
     );
-    assert!(src.client.remove_duplication(TABLE, id).await.is_err());
+    // Removing it again fails, with a clear message and a non-zero exit.
+    let (ok, _, err) = admin(
+        &src,
+        &["remove-dup", "--table", TABLE, "--id", &id.to_string()],
+    );
+    assert!(!ok && err.contains("no duplication"), "{err}");
     eprintln!("done: {:?}", t0.elapsed());
 }
