@@ -370,13 +370,17 @@ impl Client {
 /// Cluster duplication (see [`crate::duplication`]).
 impl Client {
     /// A duplication write into partition `partition` of `table` (used by the remote sink):
-    /// with `clear`, every user key of the partition is deleted first.
+    /// with `clear`, every user key of the partition is deleted first. `source` and
+    /// `source_term` fence off a deposed source leader (see
+    /// [`ClientRequest::DuplicationWrite`]).
     pub async fn duplication_write(
         &self,
         table: &str,
         partition: u32,
         clear: bool,
         ops: Vec<WriteOp>,
+        source: &str,
+        source_term: u64,
     ) -> Result<()> {
         let layout = self.layout(table).await?;
         if partition >= layout.partition_count {
@@ -390,6 +394,8 @@ impl Client {
             partition,
             clear,
             ops,
+            source: source.to_string(),
+            source_term,
         };
         match self.partition_call(&layout, partition, &req).await? {
             ClientResponse::Written { .. } => Ok(()),

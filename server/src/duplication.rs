@@ -26,10 +26,14 @@
 //! **Limits.** (1) The duplication record is installed by the client on every node of the
 //! layout: a node down during `add-dup` or `remove-dup` misses it, the command fails naming
 //! the node, and the operator repeats `remove-dup` (idempotent) once it is back. (2) Shipping
-//! is at-least-once and ordered per shipper; an old leader cut off by a network partition
-//! (not a crash) may have one batch in flight while the new leader ships, and that stale
-//! batch may land after newer writes of the same keys until those keys are written again
-//! (Pegasus orders such writes by timestamp; this slice does not). (3) The follower table is
+//! is at-least-once. Every duplication write names its source partition and the term of the
+//! source leader shipping it, and the follower node refuses a term below one it has seen from
+//! that source, checking and writing under one lock per (follower partition, source): once a
+//! new source leader has shipped, a deposed one (cut off by a network partition and still
+//! believing it leads) cannot land a stale batch after it. That fence lives in the follower
+//! leader's memory: a follower leader change or restart at the same time as a source leader
+//! change leaves a window for one stale batch, which lasts until those keys are written again
+//! (Pegasus orders such writes by timestamp). (3) The follower table is
 //! not write-protected: user writes to it are overwritten or deleted by a checkpoint copy.
 //! (4) The server has no bulk load yet; the replica crate's duplicator stops in front of a
 //! bulk-load ingestion (see [`siltdb_replica::duplication`]).
@@ -101,6 +105,7 @@ pub struct RemoteClusterSink {
     partition: u32,
     partition_count: u32,
     source: Arc<Replica>,
+    source_id: String,
     node_id: u64,
     scratch_dir: PathBuf,
     // Serializes checkpoint applies (each owns the one scratch copy).
@@ -109,8 +114,9 @@ pub struct RemoteClusterSink {
 
 impl RemoteClusterSink {
     /// A sink shipping source partition `partition` (of a table of `partition_count`
-    /// partitions, replica `source` on node `node_id`) to `remote_table` through `client`,
-    /// with scratch copies of checkpoints under `scratch_dir`.
+    /// partitions, replica `source` on node `node_id`, named `source_id` to the follower, the
+    /// same on every node of the partition) to `remote_table` through `client`, with scratch
+    /// copies of checkpoints under `scratch_dir`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Arc<Client>,
@@ -119,6 +125,7 @@ impl RemoteClusterSink {
         partition: u32,
         partition_count: u32,
         source: Arc<Replica>,
+        source_id: String,
         node_id: u64,
         scratch_dir: PathBuf,
     ) -> Self {
@@ -129,6 +136,7 @@ impl RemoteClusterSink {
             partition,
             partition_count,
             source,
+            source_id,
             node_id,
             scratch_dir,
             applying: Mutex::new(()),
@@ -170,10 +178,17 @@ impl RemoteClusterSink {
     fn write(&self, clear: bool, ops: Vec<WriteOp>) -> SinkResult<()> {
         self.check_primary()?;
         let what = format!("{}.{}", self.remote_table, self.partition);
+        let term = self.source.ballot().0;
         self.block(
             &what,
-            self.client
-                .duplication_write(&self.remote_table, self.partition, clear, ops),
+            self.client.duplication_write(
+                &self.remote_table,
+                self.partition,
+                clear,
+                ops,
+                &self.source_id,
+                term,
+            ),
         )
     }
 }
@@ -226,6 +241,31 @@ impl DuplicationSink for RemoteClusterSink {
     }
 }
 
+/// Whether `rec` would resume shipping from a decree the log purged (up to `purged`): then it
+/// must copy a checkpoint first (module docs).
+fn resumes_in_purged_log(rec: &DuplicationRecord, purged: Option<u64>) -> bool {
+    match (rec.confirmed_decree, purged) {
+        (Some(c), Some(p)) => rec.status.is_live() && c.0 < p,
+        _ => false,
+    }
+}
+
+/// The highest source term seen by a follower partition from one source, locked across each
+/// duplication write so that a check and its write are not overtaken.
+type Fence = Arc<tokio::sync::Mutex<u64>>;
+
+/// The name of source partition `partition` of `layout` to its followers: the same on every
+/// node of the source cluster, and distinct between source clusters (it hashes the nodes).
+fn source_id(layout: &TableLayout, partition: u32) -> String {
+    let nodes: Vec<String> = layout
+        .nodes
+        .iter()
+        .map(|n| format!("{}={}", n.id, n.addr))
+        .collect();
+    let h = xxhash_rust::xxh3::xxh3_64(nodes.join(",").as_bytes());
+    format!("{}.{}.{partition}@{h:016x}", layout.name, layout.app_id)
+}
+
 /// A local replica of a table: (layout, partition, replica, replica directory).
 pub(crate) type LocalReplica = (TableLayout, u32, Arc<Replica>, PathBuf);
 
@@ -245,6 +285,7 @@ pub struct NodeDuplications {
     // the sinks' deadlines): only ever taken on plain threads and in `spawn_blocking`.
     running: Mutex<HashMap<Gpid, Running>>,
     clients: Arc<Mutex<HashMap<String, Arc<Client>>>>,
+    fences: Mutex<HashMap<(String, u32, String), Fence>>,
     stop: Mutex<bool>,
     wake: Condvar,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -260,6 +301,7 @@ impl NodeDuplications {
             opts: DuplicationOptions::default(),
             running: Mutex::default(),
             clients: Arc::default(),
+            fences: Mutex::default(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
             thread: Mutex::new(None),
@@ -371,11 +413,7 @@ impl NodeDuplications {
         }
         let purged = replica.plog().stats().purged.map(|p| p.index);
         for mut rec in records {
-            let stale = match (rec.confirmed_decree, purged) {
-                (Some(c), Some(p)) => rec.status.is_live() && c.0 < p,
-                _ => false,
-            };
-            if stale {
+            if resumes_in_purged_log(&rec, purged) {
                 tracing::info!(gpid = %replica.gpid(), id = rec.id, "duplication: log purged \
                     past the confirmed decree; copying a checkpoint");
                 // LOG (or PAUSE, once started) without a confirmed decree copies a checkpoint.
@@ -388,7 +426,7 @@ impl NodeDuplications {
             dir,
             Arc::clone(&self.fs),
             source,
-            self.resolver(layout.partition_count, *partition, replica, dir),
+            self.resolver(layout, *partition, replica, dir),
             self.opts.clone(),
         )?;
         Ok(Some(Running {
@@ -399,15 +437,17 @@ impl NodeDuplications {
 
     fn resolver(
         &self,
-        partition_count: u32,
+        layout: &TableLayout,
         partition: u32,
         replica: &Arc<Replica>,
         dir: &Path,
     ) -> SinkResolver {
         let (rt, node_id) = (self.rt.clone(), self.node_id);
+        let partition_count = layout.partition_count;
         let replica = Arc::clone(replica);
         let scratch_root = dir.join(SCRATCH_DIR);
         let clients = Arc::clone(&self.clients);
+        let source_id = source_id(layout, partition);
         Arc::new(move |name: &str| {
             let (table, seeds) = parse_remote(name)?;
             let client = follower_client(&clients, &seeds);
@@ -419,6 +459,7 @@ impl NodeDuplications {
                 partition,
                 partition_count,
                 Arc::clone(&replica),
+                source_id.clone(),
                 node_id,
                 scratch_root.join(format!("{hash:016x}")),
             )) as Arc<dyn DuplicationSink>)
@@ -466,6 +507,13 @@ impl NodeDuplications {
             added += 1;
         }
         Ok(added)
+    }
+
+    /// The fence of follower partition `partition` of `table` against `source`.
+    fn fence(&self, table: &str, partition: u32, source: &str) -> Fence {
+        let mut f = self.fences.lock();
+        let e = f.entry((table.to_string(), partition, source.to_string()));
+        Arc::clone(e.or_default())
     }
 
     fn record(&self, dir: &Path, id: u64) -> Result<Option<DuplicationRecord>, ServerError> {
@@ -611,7 +659,26 @@ pub(crate) async fn handle(node: &Node, req: ClientRequest) -> Result<ClientResp
             partition,
             clear,
             ops,
-        } => duplication_write(node, &table, partition, clear, ops).await,
+            source,
+            source_term,
+        } => {
+            let fence = node.duplications().fence(&table, partition, &source);
+            let timeout = node.options().request_timeout;
+            let Ok(mut seen) = tokio::time::timeout(timeout, fence.lock()).await else {
+                return Err(ServerError::Timeout(format!(
+                    "duplication write from {source} queued over {timeout:?}"
+                )));
+            };
+            if source_term < *seen {
+                return Err(ServerError::InvalidArgument(format!(
+                    "duplication write from {source} in term {source_term}, after term {}: \
+                     a deposed source leader",
+                    *seen
+                )));
+            }
+            *seen = source_term;
+            duplication_write(node, &table, partition, clear, ops).await
+        }
         other => Err(ServerError::InvalidArgument(format!(
             "not a duplication request: {other:?}"
         ))),
@@ -620,7 +687,9 @@ pub(crate) async fn handle(node: &Node, req: ClientRequest) -> Result<ClientResp
 
 /// A follower write: checked like a user write except that a range delete (partition-local)
 /// is allowed, then applied through `write_control` (no user throttling). With `clear`, a
-/// barrier write and the range delete of every user key of the partition come first.
+/// barrier write and the range delete of every user key of the partition come first. The
+/// caller holds the source's fence: a deposed source leader's write that passed it is applied
+/// before any write of the new leader (module docs).
 async fn duplication_write(
     node: &Node,
     table: &str,
@@ -770,6 +839,42 @@ mod tests {
             last_error: None,
             shipped_mutations: 0,
         }
+    }
+
+    #[test]
+    fn a_takeover_copies_a_checkpoint_only_when_the_log_lost_the_next_decree() {
+        let mut r = DuplicationRecord::new(1, "f@a:1", FailMode::Slow);
+        assert!(
+            !resumes_in_purged_log(&r, Some(10)),
+            "no confirmed decree yet"
+        );
+        r.status = Status::Log;
+        r.confirmed_decree = Some(Decree(10));
+        assert!(!resumes_in_purged_log(&r, None));
+        assert!(
+            !resumes_in_purged_log(&r, Some(10)),
+            "11 is still in the log"
+        );
+        assert!(resumes_in_purged_log(&r, Some(11)));
+        r.status = Status::Removed;
+        assert!(!resumes_in_purged_log(&r, Some(11)));
+    }
+
+    #[test]
+    fn source_ids_are_stable_per_partition_and_differ_between_clusters() {
+        let nodes = |port: u16| {
+            (1..=3)
+                .map(|id| crate::layout::NodeInfo {
+                    id,
+                    addr: format!("127.0.0.1:{}", port + id as u16),
+                })
+                .collect::<Vec<_>>()
+        };
+        let a = TableLayout::new("t", 1, 8, 3, nodes(7100));
+        let b = TableLayout::new("t", 1, 8, 3, nodes(7200));
+        assert_eq!(source_id(&a, 3), source_id(&a.clone(), 3));
+        assert_ne!(source_id(&a, 3), source_id(&a, 4));
+        assert_ne!(source_id(&a, 3), source_id(&b, 3));
     }
 
     #[test]

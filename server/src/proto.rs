@@ -110,6 +110,11 @@ pub enum ClientRequest {
         clear: bool,
         /// The writes (may be empty with `clear`).
         ops: Vec<WriteOp>,
+        /// Who ships: the same id from every node of the source partition.
+        source: String,
+        /// The term of the source partition's leader that ships; a write below a term
+        /// already seen from `source` (a deposed leader) is refused.
+        source_term: u64,
     },
 }
 
