@@ -2,7 +2,8 @@
 //! (8 partitions × 1 replica): keys written before the duplication arrive through the
 //! checkpoint path, later puts and deletes through the log; the follower equals the source
 //! after a kill -9 of a source node leading partitions (its partitions' new leaders take the
-//! duplication over) and its restart; after removal, writes are no longer shipped. The
+//! duplication over) and its restart, through a restart of the follower cluster and a graceful
+//! stop of a source node; after removal, writes are no longer shipped. The
 //! duplication is added, queried and removed again through `silt-admin`.
 
 mod common;
@@ -154,7 +155,7 @@ async fn busiest_leader(c: &Cluster) -> u64 {
 async fn duplication_to_a_one_node_cluster_converges_through_kill9_and_stops_when_removed() {
     let t0 = Instant::now();
     let mut src = Cluster::start(3).await;
-    let dst = Cluster::start_named(1, FOLLOWER_TABLE, &[]).await;
+    let mut dst = Cluster::start_named(1, FOLLOWER_TABLE, &[]).await;
     let mut model = Model::new();
 
     // Before the duplication: these arrive through the checkpoint copy.
@@ -213,6 +214,31 @@ async fn duplication_to_a_one_node_cluster_converges_through_kill9_and_stops_whe
         .collect();
     eprintln!(
         "caught up after kill -9 of node {victim}: {:?}; partition primaries {shippers:?}",
+        t0.elapsed()
+    );
+
+    // The follower cluster goes away while the source takes writes: the duplicators retry
+    // until it is back.
+    assert!(dst.terminate(1), "follower exit code after SIGTERM");
+    write_round(&src.client, &mut model, "follower-down", 20).await;
+    dst.restart(1);
+    wait_caught_up(&src, id, Duration::from_secs(60)).await;
+    assert_same(&src, &dst, &model).await;
+    eprintln!("caught up after a follower restart: {:?}", t0.elapsed());
+
+    // A graceful stop of the node running the most duplicators joins them and exits cleanly;
+    // the other nodes take over.
+    let busiest = busiest_leader(&src).await;
+    assert!(
+        src.terminate(busiest),
+        "node {busiest} exit code after SIGTERM"
+    );
+    write_round(&src.client, &mut model, "stopped", 20).await;
+    src.restart(busiest);
+    wait_caught_up(&src, id, Duration::from_secs(60)).await;
+    assert_same(&src, &dst, &model).await;
+    eprintln!(
+        "caught up after a SIGTERM of node {busiest}: {:?}",
         t0.elapsed()
     );
 
