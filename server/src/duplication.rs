@@ -346,14 +346,23 @@ impl NodeDuplications {
             // A panicked supervisor was already reported by the panic hook.
             let _ = t.join();
         }
-        let running: Vec<(Gpid, Running)> = self.running.lock().drain().collect();
-        // In parallel: each stop waits out its duplicator's call in flight (bounded by the
-        // sink's deadline), and they should not add up. Scoped threads are all joined here.
-        std::thread::scope(|s| {
-            for (_, r) in running {
-                s.spawn(move || Self::stop_running(r));
-            }
-        });
+        let running: Vec<Running> = self.running.lock().drain().map(|(_, r)| r).collect();
+        Self::stop_all(running);
+    }
+
+    /// Stops the duplicators of `running`, in parallel: each stop waits out its duplicator's
+    /// call in flight (bounded by the sink's deadline), and those should not add up. The
+    /// scoped threads are all joined before this returns.
+    fn stop_all(running: Vec<Running>) {
+        match running.len() {
+            0 => {}
+            1 => running.into_iter().for_each(Self::stop_running),
+            _ => std::thread::scope(|s| {
+                for r in running {
+                    s.spawn(move || Self::stop_running(r));
+                }
+            }),
+        }
     }
 
     fn stop_running(r: Running) {
@@ -381,12 +390,14 @@ impl NodeDuplications {
             })
             .map(|(g, _)| *g)
             .collect();
+        let mut stopping = Vec::new();
         for g in gone {
             if let Some(r) = running.remove(&g) {
-                tracing::info!(gpid = %g, "duplication: not leading, duplicators stopped");
-                Self::stop_running(r);
+                tracing::info!(gpid = %g, "duplication: not leading, stopping duplicators");
+                stopping.push(r);
             }
         }
+        Self::stop_all(stopping);
         for (gpid, l) in leading {
             if running.contains_key(&gpid) {
                 continue;
