@@ -404,15 +404,17 @@ impl Client {
     }
 
     /// Adds a duplication of `table` to `remote_table` on the cluster reached through
-    /// `remote_seeds` and returns its id. The follower table must exist with the same
-    /// partition count. The record goes to every node of the layout; if one does not take it,
-    /// the error names it (remove the duplication and add it again once the node is up).
+    /// `remote_seeds` and returns its id (`dup_id`, or a new one: the time in ms). The
+    /// follower table must exist with the same partition count. The record goes to every node
+    /// of the layout; if one does not take it, the error names it: add it again with the same
+    /// id once the node is up (idempotent for the same id and remote).
     pub async fn add_duplication(
         &self,
         table: &str,
         remote_seeds: &[String],
         remote_table: &str,
         fail_mode: Option<FailMode>,
+        dup_id: Option<u64>,
     ) -> Result<u64> {
         let layout = self.layout(table).await?;
         if remote_seeds.is_empty() {
@@ -428,10 +430,13 @@ impl Client {
             )));
         }
         // Pegasus-style id: the time of the request (ms), unique per table in practice.
-        let dup_id = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| Error::Internal(format!("clock before 1970: {e}")))?
-            .as_millis() as u64;
+        let dup_id = match dup_id {
+            Some(id) => id,
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| Error::Internal(format!("clock before 1970: {e}")))?
+                .as_millis() as u64,
+        };
         let req = ClientRequest::AddDuplication {
             table: table.to_string(),
             dup_id,
@@ -449,8 +454,8 @@ impl Client {
         }
         if !failed.is_empty() {
             return Err(Error::Internal(format!(
-                "duplication {dup_id} not added everywhere ({}); remove it and add it again \
-                 once every node is up",
+                "duplication {dup_id} not added everywhere ({}); add it again with id \
+                 {dup_id} once every node is up",
                 failed.join("; ")
             )));
         }

@@ -24,8 +24,9 @@
 //! the source partition) and its duplicator at the supervisor's next pass.
 //!
 //! **Limits.** (1) The duplication record is installed by the client on every node of the
-//! layout: a node down during `add-dup` or `remove-dup` misses it, the command fails naming
-//! the node, and the operator repeats `remove-dup` (idempotent) once it is back. (2) Shipping
+//! layout: a node down during `add-dup` or `remove-dup` misses it, and the command fails
+//! naming the node; the operator repeats it once the node is back (`add-dup --id N`, and
+//! `remove-dup`, are idempotent). (2) Shipping
 //! is at-least-once. Every duplication write names its source partition and the term of the
 //! source leader shipping it, and the follower node refuses a term below one it has seen from
 //! that source, checking and writing under one lock per (follower partition, source): once a

@@ -164,7 +164,7 @@ async fn duplication_to_a_one_node_cluster_converges_through_kill9_and_stops_whe
     // A follower table with another partition count is refused up front.
     let bad = src
         .client
-        .add_duplication(TABLE, &[dst.addr(1)], "no-such-table", None)
+        .add_duplication(TABLE, &[dst.addr(1)], "no-such-table", None, None)
         .await;
     assert!(bad.is_err(), "duplication to a missing table accepted");
 
@@ -186,6 +186,27 @@ async fn duplication_to_a_one_node_cluster_converges_through_kill9_and_stops_whe
     let id = serde_json::from_str::<serde_json::Value>(&out).expect("add-dup --json")["id"]
         .as_u64()
         .expect("an id");
+    // Adding it again with its id (after a node missed it) is idempotent.
+    let again = src
+        .client
+        .add_duplication(TABLE, &[dst.addr(1)], FOLLOWER_TABLE, None, Some(id))
+        .await
+        .expect("add again with the same id");
+    assert_eq!(again, id);
+    let wrong_remote = src
+        .client
+        .add_duplication(
+            TABLE,
+            &[dst.addr(1), dst.addr(1)],
+            FOLLOWER_TABLE,
+            None,
+            Some(id),
+        )
+        .await;
+    assert!(
+        wrong_remote.is_err(),
+        "the same id to another remote accepted"
+    );
     write_round(&src.client, &mut model, "during", 60).await;
     wait_caught_up(&src, id, Duration::from_secs(40)).await;
     assert_same(&src, &dst, &model).await;

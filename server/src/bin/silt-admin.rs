@@ -80,6 +80,10 @@ enum Cmd {
         /// On an unreadable log range: `slow` (retry) or `skip`.
         #[arg(long, default_value = "slow")]
         fail_mode: String,
+        /// The id; default a new one. Give the id of a duplication that did not reach every
+        /// node to install it on the nodes that missed it.
+        #[arg(long)]
+        id: Option<u64>,
     },
     /// Removes a duplication.
     RemoveDup {
@@ -357,10 +361,11 @@ async fn run(args: Args) -> Res<()> {
             remote_seeds,
             remote_table,
             fail_mode,
+            id,
         } => {
             let mode = parse_fail_mode(&fail_mode)?;
             let id = client
-                .add_duplication(&table, &remote_seeds, &remote_table, Some(mode))
+                .add_duplication(&table, &remote_seeds, &remote_table, Some(mode), id)
                 .await
                 .map_err(|e| e.to_string())?;
             if args.json {
