@@ -3,13 +3,16 @@
 //! checkpoint path, later puts and deletes through the log; the follower equals the source
 //! after a kill -9 of a source node leading partitions (its partitions' new leaders take the
 //! duplication over) and its restart, through a restart of the follower cluster and a graceful
-//! stop of a source node; after removal, writes are no longer shipped. The
+//! stop of a source node (whose partitions may go to the restarted victim, which then finds
+//! its log purged past its stale record and copies a checkpoint: counted in the server logs,
+//! not asserted, since elections decide it); after removal, writes are no longer shipped. The
 //! duplication is added, queried and removed again through `silt-admin`.
 
 mod common;
 
 use common::*;
 use siltdb_replica::WriteOp;
+use siltdb_server::proto::ClientRequest;
 use siltdb_server::Client;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -136,6 +139,21 @@ async fn assert_same(src: &Cluster, dst: &Cluster, model: &Model) {
     assert!(s == d, "follower differs: {}", diff(&s, &d));
 }
 
+/// Lines of every server log of `c` holding `needle`.
+fn log_lines(c: &Cluster, needle: &str) -> usize {
+    let mut n = 0;
+    for p in &c.procs {
+        for e in std::fs::read_dir(&p.dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("server.") {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                n += text.lines().filter(|l| l.contains(needle)).count();
+            }
+        }
+    }
+    n
+}
+
 /// The node leading the most partitions of the source.
 async fn busiest_leader(c: &Cluster) -> u64 {
     let s = c.stats(c.live()[0]).await;
@@ -223,6 +241,19 @@ async fn duplication_to_a_one_node_cluster_converges_through_kill9_and_stops_whe
     let victim = busiest_leader(&src).await;
     src.kill9(victim);
     write_round(&src.client, &mut model, "killed", 40).await;
+    // The survivors checkpoint and purge their logs (down to what their duplicators still
+    // need): the victim catches up by snapshot, so that its own records, were it to lead
+    // again, would resume in a purged log and copy a checkpoint instead.
+    wait_caught_up(&src, id, Duration::from_secs(60)).await;
+    for n in src.live() {
+        src.admin(
+            n,
+            ClientRequest::Checkpoint {
+                table: TABLE.into(),
+            },
+        )
+        .await;
+    }
     src.restart(victim);
     write_round(&src.client, &mut model, "restarted", 30).await;
     wait_caught_up(&src, id, Duration::from_secs(60)).await;
@@ -287,5 +318,10 @@ async fn duplication_to_a_one_node_cluster_converges_through_kill9_and_stops_whe
         &["remove-dup", "--table", TABLE, "--id", &id.to_string()],
     );
     assert!(!ok && err.contains("no duplication"), "{err}");
-    eprintln!("done: {:?}", t0.elapsed());
+    eprintln!(
+        "done: {:?}; takeovers: {}, of which found their log purged and copied a checkpoint: {}",
+        t0.elapsed(),
+        log_lines(&src, "leading, duplicators started"),
+        log_lines(&src, "copying a checkpoint")
+    );
 }
