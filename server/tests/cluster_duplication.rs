@@ -12,8 +12,9 @@ mod common;
 
 use common::*;
 use siltdb_replica::WriteOp;
-use siltdb_server::proto::ClientRequest;
+use siltdb_server::proto::{ClientRequest, ClientResponse};
 use siltdb_server::Client;
+use siltdb_server::ServerError;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -312,6 +313,35 @@ async fn duplication_to_a_one_node_cluster_converges_through_kill9_and_stops_whe
         "writes shipped after removal: {}",
         diff(&follower_before, &follower_after)
     );
+    // The follower fences off a deposed source leader: a duplication write from the same
+    // source in a lower term than one already seen is refused.
+    let key = dst.key_in(0, "fence");
+    let fenced = |term: u64| ClientRequest::DuplicationWrite {
+        table: FOLLOWER_TABLE.into(),
+        partition: 0,
+        clear: false,
+        ops: vec![WriteOp::Put {
+            key: key.clone(),
+            value: term.to_string().into_bytes(),
+        }],
+        source: "fence-test".into(),
+        source_term: term,
+    };
+    for (term, accepted) in [(5, true), (4, false), (5, true), (6, true), (5, false)] {
+        let r = dst
+            .client
+            .call(&dst.addr(1), &fenced(term))
+            .await
+            .expect("duplication write");
+        match r {
+            ClientResponse::Written { .. } => assert!(accepted, "term {term} accepted"),
+            ClientResponse::Error(ServerError::InvalidArgument(m)) if m.contains("deposed") => {
+                assert!(!accepted, "term {term} refused")
+            }
+            other => panic!("term {term}: {other:?}"),
+        }
+    }
+
     // Removing it again fails, with a clear message and a non-zero exit.
     let (ok, _, err) = admin(
         &src,
