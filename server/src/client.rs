@@ -13,10 +13,12 @@
 //! been applied (as with any RPC). Retried puts and deletes are idempotent. A batch is atomic
 //! per partition only: its ops are grouped by partition and each group is one log entry.
 
+use crate::duplication::DuplicationReport;
 use crate::error::{Error, Result, ServerError};
 use crate::layout::TableLayout;
 use crate::proto::{ClientRequest, ClientResponse, DigestReply, NodeStats};
 use parking_lot::{Mutex, RwLock};
+use siltdb_replica::duplication::FailMode;
 use siltdb_replica::transport::frame::{self, FrameKind};
 use siltdb_replica::transport::FramedConn;
 use siltdb_replica::{Gpid, WriteOp};
@@ -507,6 +509,155 @@ impl ScanStream<'_> {
             self.fronts.push(Reverse((k.clone(), partition)));
         }
         Ok(())
+    }
+}
+
+/// Cluster duplication (see [`crate::duplication`]).
+impl Client {
+    /// A duplication write into partition `partition` of `table` (used by the remote sink):
+    /// with `clear`, every user key of the partition is deleted first. `source` and
+    /// `source_term` fence off a deposed source leader (see
+    /// [`ClientRequest::DuplicationWrite`]).
+    pub async fn duplication_write(
+        &self,
+        table: &str,
+        partition: u32,
+        clear: bool,
+        ops: Vec<WriteOp>,
+        source: &str,
+        source_term: u64,
+    ) -> Result<()> {
+        let layout = self.layout(table).await?;
+        if partition >= layout.partition_count {
+            return Err(Error::InvalidArgument(format!(
+                "partition {partition} of {} partitions",
+                layout.partition_count
+            )));
+        }
+        let req = ClientRequest::DuplicationWrite {
+            table: table.to_string(),
+            partition,
+            clear,
+            ops,
+            source: source.to_string(),
+            source_term,
+        };
+        match self.partition_call(&layout, partition, &req).await? {
+            ClientResponse::Written { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Adds a duplication of `table` to `remote_table` on the cluster reached through
+    /// `remote_seeds` and returns its id (`dup_id`, or a new one: the time in ms). The
+    /// follower table must exist with the same partition count. The record goes to every node
+    /// of the layout; if one does not take it, the error names it: add it again with the same
+    /// id once the node is up (idempotent for the same id and remote).
+    pub async fn add_duplication(
+        &self,
+        table: &str,
+        remote_seeds: &[String],
+        remote_table: &str,
+        fail_mode: Option<FailMode>,
+        dup_id: Option<u64>,
+    ) -> Result<u64> {
+        let layout = self.layout(table).await?;
+        if remote_seeds.is_empty() {
+            return Err(Error::InvalidArgument("no remote seeds".into()));
+        }
+        let mut ro = self.opts.clone();
+        ro.seeds = remote_seeds.to_vec();
+        let remote = Client::new(ro).layout(remote_table).await?;
+        if remote.partition_count != layout.partition_count {
+            return Err(Error::InvalidArgument(format!(
+                "{table} has {} partitions, the follower table {remote_table} {}",
+                layout.partition_count, remote.partition_count
+            )));
+        }
+        // Pegasus-style id: the time of the request (ms), unique per table in practice.
+        let dup_id = match dup_id {
+            Some(id) => id,
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| Error::Internal(format!("clock before 1970: {e}")))?
+                .as_millis() as u64,
+        };
+        let req = ClientRequest::AddDuplication {
+            table: table.to_string(),
+            dup_id,
+            remote_seeds: remote_seeds.to_vec(),
+            remote_table: remote_table.to_string(),
+            fail_mode,
+        };
+        let mut failed = Vec::new();
+        for n in &layout.nodes {
+            match self.retry_on(&n.addr, &req).await {
+                Ok(ClientResponse::Ok) => {}
+                Ok(other) => failed.push(format!("node {}: {}", n.id, unexpected(other))),
+                Err(e) => failed.push(format!("node {}: {e}", n.id)),
+            }
+        }
+        if !failed.is_empty() {
+            return Err(Error::Internal(format!(
+                "duplication {dup_id} not added everywhere ({}); add it again with id \
+                 {dup_id} once every node is up",
+                failed.join("; ")
+            )));
+        }
+        Ok(dup_id)
+    }
+
+    /// Removes duplication `dup_id` of `table` from every node of the layout; returns how
+    /// many replicas held it. Idempotent: repeat it when a node was down.
+    pub async fn remove_duplication(&self, table: &str, dup_id: u64) -> Result<u32> {
+        let layout = self.layout(table).await?;
+        let req = ClientRequest::RemoveDuplication {
+            table: table.to_string(),
+            dup_id,
+        };
+        let (mut removed, mut failed) = (0u32, Vec::new());
+        for n in &layout.nodes {
+            match self.retry_on(&n.addr, &req).await {
+                Ok(ClientResponse::DuplicationRemoved { replicas }) => {
+                    removed = removed.saturating_add(replicas)
+                }
+                Ok(other) => failed.push(format!("node {}: {}", n.id, unexpected(other))),
+                Err(e) => failed.push(format!("node {}: {e}", n.id)),
+            }
+        }
+        if !failed.is_empty() {
+            return Err(Error::Internal(format!(
+                "duplication {dup_id} not removed everywhere ({}); repeat the removal once \
+                 every node is up",
+                failed.join("; ")
+            )));
+        }
+        if removed == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "no duplication {dup_id} of {table}"
+            )));
+        }
+        Ok(removed)
+    }
+
+    /// Every node's view of the duplications of `table` (one request per node, no retry; a
+    /// node that does not answer is listed as unreachable).
+    pub async fn query_duplication(&self, table: &str) -> Result<DuplicationReport> {
+        let layout = self.layout(table).await?;
+        let req = ClientRequest::QueryDuplication {
+            table: table.to_string(),
+        };
+        let mut report = DuplicationReport::default();
+        for n in &layout.nodes {
+            match self.call(&n.addr, &req).await {
+                Ok(ClientResponse::Duplications(v)) => report.replicas.extend(v),
+                Ok(other) => report
+                    .unreachable
+                    .push((n.id, unexpected(other).to_string())),
+                Err(e) => report.unreachable.push((n.id, e.to_string())),
+            }
+        }
+        Ok(report)
     }
 }
 

@@ -11,14 +11,15 @@
 //! durably), [`membership`] (moving replicas: learner → voter through openraft membership;
 //! draining and rebalancing nodes), [`meta`] (the catalog: a replicated partition holding
 //! the node registry and table layouts, serving create-table and membership changes one at a
-//! time), [`proto`] (client messages), [`node`] (hosted replicas,
-//! request handling), [`server`]
-//! (listener, timer, graceful shutdown), [`client`], [`error`], [`fuzzing`] (fuzz entry points
-//! of the request, response and layout decoders).
+//! time), [`duplication`] (cluster duplication: a table's writes shipped to a table of another
+//! cluster), [`proto`] (client messages), [`node`] (hosted replicas, request handling),
+//! [`server`] (listener, timer, graceful shutdown), [`client`], [`error`], [`fuzzing`] (fuzz
+//! entry points of the request, response and layout decoders).
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod config;
+pub mod duplication;
 pub mod error;
 pub mod fuzzing;
 pub mod layout;

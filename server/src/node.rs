@@ -82,6 +82,7 @@ pub struct Node {
     pub(crate) meta_lock: tokio::sync::Mutex<()>,
     started: Instant,
     closed: Mutex<bool>,
+    dups: Arc<crate::duplication::NodeDuplications>,
 }
 
 impl RaftHost for Node {
@@ -110,6 +111,7 @@ impl Node {
         crate::membership::remove_leftovers(&opts.data_dir.join("replicas"))?;
         let store = LayoutStore::open(&opts.data_dir)?;
         let layouts = store.load_all()?;
+        let node_id = opts.node_id;
         let node = Arc::new(Node {
             opts,
             store,
@@ -123,11 +125,18 @@ impl Node {
             meta_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             closed: Mutex::new(false),
+            dups: crate::duplication::NodeDuplications::new(
+                node_id,
+                tokio::runtime::Handle::current(),
+            ),
         });
         for layout in layouts {
             node.open_table(&layout, true).await?;
             node.tables.write().insert(layout.name.clone(), layout);
         }
+        node.dups
+            .start(Arc::downgrade(&node))
+            .map_err(|e| Error::io("duplication supervisor thread", e))?;
         Ok(node)
     }
 
@@ -241,6 +250,37 @@ impl Node {
         Ok(())
     }
 
+    /// The node's duplications.
+    pub fn duplications(&self) -> &Arc<crate::duplication::NodeDuplications> {
+        &self.dups
+    }
+
+    /// Every local replica of `table`.
+    pub(crate) fn local_replicas(
+        &self,
+        table: &str,
+    ) -> Result<Vec<crate::duplication::LocalReplica>, ServerError> {
+        let layout = self.table(table)?;
+        let replicas = self.replicas.read();
+        Ok((0..layout.partition_count)
+            .filter_map(|p| {
+                let gpid = layout.gpid(p);
+                let r = replicas.get(&gpid)?;
+                Some((layout.clone(), p, Arc::clone(r), self.replica_dir(gpid)))
+            })
+            .collect())
+    }
+
+    /// Every local replica of every table.
+    pub(crate) fn all_local_replicas(&self) -> Vec<crate::duplication::LocalReplica> {
+        let names: Vec<String> = self.tables.read().keys().cloned().collect();
+        names
+            .iter()
+            .filter_map(|t| self.local_replicas(t).ok())
+            .flatten()
+            .collect()
+    }
+
     fn table(&self, name: &str) -> Result<TableLayout, ServerError> {
         self.tables
             .read()
@@ -301,7 +341,11 @@ impl Node {
         }
     }
 
-    fn check_key(layout: &TableLayout, partition: u32, key: &[u8]) -> Result<(), ServerError> {
+    pub(crate) fn check_key(
+        layout: &TableLayout,
+        partition: u32,
+        key: &[u8],
+    ) -> Result<(), ServerError> {
         let p = layout.partition_of(key);
         if p != partition {
             return Err(ServerError::WrongPartition(format!(
@@ -582,6 +626,12 @@ impl Node {
                 tracing::warn!("fault hook: healed");
                 Ok(ClientResponse::Ok)
             }
+            req @ (ClientRequest::AddDuplication { .. }
+            | ClientRequest::RemoveDuplication { .. }
+            | ClientRequest::QueryDuplication { .. }
+            | ClientRequest::DuplicationWrite { .. }) => {
+                crate::duplication::handle(self, req).await
+            }
         };
         match r {
             Ok(resp) => resp,
@@ -600,6 +650,11 @@ impl Node {
     /// Closes every replica (flushing engines). Requests after this are refused.
     pub async fn close(&self) -> Result<()> {
         *self.closed.lock() = true;
+        // Duplicators first: they hold replica handles and block on this runtime.
+        let dups = Arc::clone(&self.dups);
+        if let Err(e) = tokio::task::spawn_blocking(move || dups.shutdown()).await {
+            tracing::error!(error = %e, "stopping duplications");
+        }
         let replicas: Vec<(Gpid, Arc<Replica>)> = self.replicas.write().drain().collect();
         let mut first_error = None;
         for (gpid, r) in replicas {

@@ -8,6 +8,7 @@
 use crate::error::ServerError;
 use crate::layout::TableLayout;
 use serde::{Deserialize, Serialize};
+use siltdb_replica::duplication::{FailMode, Status};
 use siltdb_replica::transport::TransportMetricsSnapshot;
 use siltdb_replica::WriteOp;
 
@@ -89,6 +90,82 @@ pub enum ClientRequest {
     },
     /// A catalog request for the meta service's leader (`crate::meta`).
     Meta(crate::meta::MetaRequest),
+    /// Installs duplication `dup_id` of `table` to `remote_table` on the cluster reached
+    /// through `remote_seeds`, on every local replica of `table` (idempotent for the same id
+    /// and remote). The client sends it to every node of the layout ([`crate::duplication`]).
+    AddDuplication {
+        /// Source table.
+        table: String,
+        /// The id, the same on every node (chosen by the client).
+        dup_id: u64,
+        /// Some servers of the follower cluster.
+        remote_seeds: Vec<String>,
+        /// The follower table (same partition count).
+        remote_table: String,
+        /// Behaviour on unreadable log ranges; default SLOW.
+        fail_mode: Option<FailMode>,
+    },
+    /// Removes duplication `dup_id` from every local replica of `table` (idempotent).
+    RemoveDuplication {
+        /// Source table.
+        table: String,
+        /// The id.
+        dup_id: u64,
+    },
+    /// The duplications of every local replica of `table`.
+    QueryDuplication {
+        /// Source table.
+        table: String,
+    },
+    /// A duplication write into one partition of a follower table: applied on the leader
+    /// without user throttling, may hold range deletes (partition-local), and with `clear`
+    /// first deletes every user key of the partition behind a barrier (checkpoint apply).
+    DuplicationWrite {
+        /// Follower table.
+        table: String,
+        /// The partition; puts and deletes must belong to it.
+        partition: u32,
+        /// Delete every user key of the partition before `ops`.
+        clear: bool,
+        /// The writes (may be empty with `clear`).
+        ops: Vec<WriteOp>,
+        /// Who ships: the same id from every node of the source partition.
+        source: String,
+        /// The term of the source partition's leader that ships; a write below a term
+        /// already seen from `source` (a deposed leader) is refused.
+        source_term: u64,
+    },
+}
+
+/// One local replica's view of one duplication (an answer to
+/// [`ClientRequest::QueryDuplication`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicationReplicaStatus {
+    /// The duplication id.
+    pub dup_id: u64,
+    /// The source partition.
+    pub partition: u32,
+    /// The node answering.
+    pub node: u64,
+    /// Whether this replica's duplicator runs (the node leads the partition); only its
+    /// numbers are current, the others are those of the last time the node led.
+    pub primary: bool,
+    /// The follower, `remote_table@seed,seed`.
+    pub remote: String,
+    /// The status.
+    pub status: Status,
+    /// The fail mode.
+    pub fail_mode: FailMode,
+    /// The checkpoint the follower copied or will copy.
+    pub checkpoint_decree: Option<u64>,
+    /// The last decree the follower acknowledged.
+    pub confirmed_decree: Option<u64>,
+    /// Applied decrees not yet confirmed (primary only).
+    pub lag_decrees: Option<u64>,
+    /// The last error, while the duplication is stuck on one.
+    pub last_error: Option<String>,
+    /// Mutations confirmed by the follower since this duplicator started.
+    pub shipped_mutations: u64,
 }
 
 /// One partition's replica state on a node.
@@ -201,4 +278,11 @@ pub enum ClientResponse {
     Error(ServerError),
     /// The meta service's catalog.
     Catalog(crate::meta::Catalog),
+    /// The duplications of a table's local replicas.
+    Duplications(Vec<DuplicationReplicaStatus>),
+    /// Removed a duplication from `replicas` local replicas (0: it was not here).
+    DuplicationRemoved {
+        /// Local replicas that held it.
+        replicas: u32,
+    },
 }

@@ -39,15 +39,16 @@
 //! Control mutations (bulk-load ingestion) are refused: see the module docs of
 //! [`crate::duplication`].
 
+use super::replay::{
+    checkpoint_context, clear_mutation, merge_batch, stream_user_keys, CheckpointCopy,
+};
 use super::sink::{refuse_control, DuplicationSink, SinkError, SinkResult};
-use crate::checkpoint::copy_db_dir;
 use crate::error::Error;
-use crate::mutation::{Mutation, RESERVED_KEY_PREFIX};
+use crate::mutation::Mutation;
 use crate::replica::Replica;
 use crate::types::{Decree, Gpid};
 use parking_lot::{Mutex, RwLock};
-use siltdb::fs::FileSystem;
-use siltdb::{Db, Options, ReadOptions};
+use siltdb::{Db, Options};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -263,132 +264,30 @@ impl GroupSink {
         // docs), and `r` applied it, so the largest key read below covers them all.
         let r = self.write(&Mutation::new())?;
         let db = r.state_machine().db();
-        let Some(largest) = largest_user_key(&db)? else {
-            return Ok(());
-        };
-        // `[b"", largest)` and `largest` itself: an end key one byte longer could exceed the
-        // key size limit.
-        let mut m = Mutation::new();
-        m.delete_range(Vec::new(), largest.clone()).delete(largest);
-        self.write(&m).map(|_| ())
+        match clear_mutation(&db)? {
+            Some(m) => self.write(&m).map(|_| ()),
+            None => Ok(()),
+        }
     }
 
     /// Puts every user key of `db` on the follower, in bounded mutations.
     fn stream(&self, db: &Db) -> SinkResult<()> {
-        let mut m = Mutation::new();
-        let mut bytes: u64 = 0;
-        for item in db.iter(&ReadOptions::default()) {
-            let (k, v) = item.map_err(|e| unavailable("reading the checkpoint copy", e))?;
-            if k.starts_with(RESERVED_KEY_PREFIX) {
-                continue;
-            }
-            bytes = bytes.saturating_add((k.len() + v.len()) as u64);
-            m.put(k, v);
-            if m.ops.len() >= self.opts.mutation_ops_max || bytes >= self.opts.mutation_bytes_max {
-                self.write(&m)?;
-                m = Mutation::new();
-                bytes = 0;
-            }
-        }
-        if !m.ops.is_empty() {
-            self.write(&m)?;
-        }
-        Ok(())
+        stream_user_keys(
+            db,
+            self.opts.mutation_ops_max,
+            self.opts.mutation_bytes_max,
+            |m| self.write(m).map(|_| ()),
+        )
     }
 
     /// Splits `batch` into follower mutations within the bounds: (last decree, merged).
     fn merge(&self, batch: &[(Decree, Mutation)]) -> Vec<(Decree, Mutation)> {
-        let mut out: Vec<(Decree, Mutation)> = Vec::new();
-        let mut bytes: u64 = 0;
-        for (d, m) in batch {
-            let size = m.size_bytes();
-            let fits = out.last().is_some_and(|(_, cur)| {
-                cur.ops.len().saturating_add(m.ops.len()) <= self.opts.mutation_ops_max
-                    && bytes.saturating_add(size) <= self.opts.mutation_bytes_max
-            });
-            match out.last_mut() {
-                Some((last, cur)) if fits => {
-                    cur.ops.extend(m.ops.iter().cloned());
-                    *last = *d;
-                    bytes = bytes.saturating_add(size);
-                }
-                _ => {
-                    let mut cur = Mutation::new();
-                    cur.ops.clone_from(&m.ops);
-                    out.push((*d, cur));
-                    bytes = size;
-                }
-            }
-        }
-        out
+        merge_batch(
+            batch,
+            self.opts.mutation_ops_max,
+            self.opts.mutation_bytes_max,
+        )
     }
-}
-
-fn unavailable(what: &str, e: impl std::fmt::Display) -> SinkError {
-    SinkError::Unavailable(format!("{what}: {e}"))
-}
-
-/// The largest key of `db` outside the reserved prefix.
-fn largest_user_key(db: &Db) -> SinkResult<Option<Vec<u8>>> {
-    // Descending: at most the few reserved keys come before the answer.
-    for item in db.iter(&ReadOptions::default()).rev() {
-        let (k, _) = item.map_err(|e| unavailable("reading the follower", e))?;
-        if !k.starts_with(RESERVED_KEY_PREFIX) {
-            return Ok(Some(k));
-        }
-    }
-    Ok(None)
-}
-
-/// The scratch copy of a checkpoint: closed and removed when dropped (best effort; the next
-/// apply removes a leftover first).
-struct Scratch {
-    fs: Arc<dyn FileSystem>,
-    dir: PathBuf,
-    db: Option<Db>,
-}
-
-impl Scratch {
-    /// Copies the checkpoint in `src` to `dir` and opens the copy.
-    fn open(src: &Path, dir: PathBuf, opts: &Options) -> SinkResult<Scratch> {
-        let fs = Arc::clone(&opts.fs);
-        remove_if_exists(fs.as_ref(), &dir)?;
-        let mut s = Scratch { fs, dir, db: None };
-        copy_db_dir(s.fs.as_ref(), src, &s.dir)
-            .map_err(|e| unavailable("copying the checkpoint", e))?;
-        let db = Db::open(&s.dir, opts.clone())
-            .map_err(|e| unavailable("opening the checkpoint copy", e))?;
-        s.db = Some(db);
-        Ok(s)
-    }
-
-    /// Closes and removes the copy, reporting failures.
-    fn remove(mut self) -> SinkResult<()> {
-        if let Some(db) = self.db.take() {
-            db.close()
-                .map_err(|e| unavailable("closing the checkpoint copy", e))?;
-        }
-        remove_if_exists(self.fs.as_ref(), &self.dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // Only reached on an error path (or after `remove`): that error is what the caller
-        // reports, and a leftover is removed by the next apply.
-        if let Some(db) = self.db.take() {
-            let _ = db.close();
-        }
-        let _ = remove_if_exists(self.fs.as_ref(), &self.dir);
-    }
-}
-
-fn remove_if_exists(fs: &dyn FileSystem, dir: &Path) -> SinkResult<()> {
-    if fs.exists(dir) {
-        fs.remove_dir_all(dir)
-            .map_err(|e| unavailable(&format!("removing {}", dir.display()), e))?;
-    }
-    Ok(())
 }
 
 impl DuplicationSink for GroupSink {
@@ -401,14 +300,12 @@ impl DuplicationSink for GroupSink {
         let _one = self.applying.lock();
         let scratch_dir = self.opts.scratch_dir.join(SCRATCH_NAME);
         // Open the copy before touching the follower: a bad checkpoint leaves it as it was.
-        let scratch = Scratch::open(dir, scratch_dir, &self.opts.scratch_db)
-            .map_err(|e| context(e, decree))?;
-        let db = scratch
-            .db
-            .as_ref()
-            .ok_or_else(|| SinkError::Unavailable("checkpoint copy not open".into()))?;
-        self.clear_follower().map_err(|e| context(e, decree))?;
-        self.stream(db).map_err(|e| context(e, decree))?;
+        let scratch = CheckpointCopy::open(dir, scratch_dir, &self.opts.scratch_db)
+            .map_err(|e| checkpoint_context(e, decree))?;
+        let db = scratch.db()?;
+        self.clear_follower()
+            .map_err(|e| checkpoint_context(e, decree))?;
+        self.stream(db).map_err(|e| checkpoint_context(e, decree))?;
         scratch.remove()
     }
 
@@ -425,18 +322,6 @@ impl DuplicationSink for GroupSink {
             acked = Some(last);
         }
         acked.ok_or_else(|| SinkError::Unavailable("empty batch".into()))
-    }
-}
-
-/// Names the checkpoint in a failure of applying it.
-fn context(e: SinkError, decree: Decree) -> SinkError {
-    match e {
-        SinkError::Unavailable(s) => {
-            SinkError::Unavailable(format!("applying checkpoint at {decree}: {s}"))
-        }
-        SinkError::Rejected(s) => {
-            SinkError::Rejected(format!("applying checkpoint at {decree}: {s}"))
-        }
     }
 }
 

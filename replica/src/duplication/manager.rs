@@ -131,10 +131,22 @@ impl Duplications {
             .next_back()
             .map_or(Some(1), |m| m.checked_add(1))
             .ok_or_else(|| Error::InvalidArgument("duplication ids exhausted".into()))?;
+        self.add_with_id(id, remote, fail_mode)?;
+        Ok(id)
+    }
+
+    /// Adds duplication `id` to `remote` and starts it, for callers that give the same id to
+    /// every replica of a table (a cluster). Refuses an id in use.
+    pub fn add_with_id(&self, id: u64, remote: &str, fail_mode: FailMode) -> Result<()> {
+        if (self.sinks)(remote).is_none() {
+            return Err(Error::InvalidArgument(format!("unknown remote {remote:?}")));
+        }
+        if self.dups.lock().contains_key(&id) {
+            return Err(Error::InvalidArgument(format!("duplication {id} exists")));
+        }
         let rec = DuplicationRecord::new(id, remote, fail_mode);
         store::save(self.fs.as_ref(), &self.dir, &rec)?;
-        self.spawn(rec)?;
-        Ok(id)
+        self.spawn(rec)
     }
 
     /// Every duplication, by id.

@@ -7,6 +7,9 @@
 //! - [`sink`]: where data goes ([`sink::DuplicationSink`], [`sink::DbFollower`],
 //!   [`sink::TestSink`]);
 //! - [`group_sink`]: a follower that is another replica group ([`group_sink::GroupSink`]);
+//! - [`replay`]: what every sink replaying into a replica group shares (batch merging,
+//!   checkpoint copy and streaming, clearing the follower), also used by the server crate's
+//!   remote-cluster sink;
 //! - [`source`]: where data comes from ([`source::ReplicaSource`] over a replica's plog);
 //! - [`duplicator`]: the thread driving one duplication;
 //! - [`manager`]: the operator API ([`manager::Duplications`]);
@@ -30,6 +33,7 @@ pub mod duplicator;
 pub mod group_sink;
 pub mod manager;
 pub mod metrics;
+pub mod replay;
 pub mod sink;
 pub mod source;
 pub mod status;

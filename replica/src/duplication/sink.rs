@@ -50,7 +50,7 @@ pub trait DuplicationSink: Send + Sync {
 /// Refuses a batch holding a control mutation (bulk-load ingestion): shipped as its (empty)
 /// client writes, it would silently lose the loaded data on the follower. The duplicator stops
 /// before such a mutation (see [`crate::duplication`]); this is the sinks' own guard.
-pub(crate) fn refuse_control(batch: &[(Decree, Mutation)]) -> SinkResult<()> {
+pub fn refuse_control(batch: &[(Decree, Mutation)]) -> SinkResult<()> {
     match batch.iter().find(|(_, m)| m.control.is_some()) {
         Some((d, _)) => Err(SinkError::Rejected(format!(
             "bulk-load ingestion at {d} cannot be duplicated"

@@ -1,10 +1,12 @@
 //! `silt-admin`: operator commands for a siltdb cluster — create a table, list tables, nodes
-//! and partitions (who leads, how far each replica applied), node stats, checkpoint, and
-//! membership changes (move a replica, drain a node, add a node and rebalance onto it).
+//! and partitions (who leads, how far each replica applied), node stats, checkpoint,
+//! membership changes (move a replica, drain a node, add a node and rebalance onto it), and
+//! cluster duplication (add-dup, remove-dup, query-dup).
 //! Every command is bounded by `--timeout-ms` per server; a server that does not answer is
 //! reported as down, not waited for.
 
 use clap::{Parser, Subcommand};
+use siltdb_replica::duplication::FailMode;
 use siltdb_server::meta::MetaRequest;
 use siltdb_server::proto::{ClientRequest, ClientResponse, NodeStats};
 use siltdb_server::{Client, ClientOptions, NodeInfo, TableLayout};
@@ -82,6 +84,7 @@ enum Cmd {
         #[arg(long)]
         table: String,
     },
+
     /// Moves one partition's replica from a node to another (learner → voter).
     MoveReplica {
         /// Table name.
@@ -127,6 +130,40 @@ enum Cmd {
         /// Bound on each new replica catching up, in ms.
         #[arg(long, default_value_t = 120_000)]
         catch_up_ms: u64,
+    },
+    /// Duplicates a table to a table (same partition count) of another cluster.
+    AddDup {
+        /// Source table.
+        #[arg(long)]
+        table: String,
+        /// Servers of the follower cluster, `host:port,host:port`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        remote_seeds: Vec<String>,
+        /// Follower table.
+        #[arg(long)]
+        remote_table: String,
+        /// On an unreadable log range: `slow` (retry) or `skip`.
+        #[arg(long, default_value = "slow")]
+        fail_mode: String,
+        /// The id; default a new one. Give the id of a duplication that did not reach every
+        /// node to install it on the nodes that missed it.
+        #[arg(long)]
+        id: Option<u64>,
+    },
+    /// Removes a duplication.
+    RemoveDup {
+        /// Source table.
+        #[arg(long)]
+        table: String,
+        /// The duplication id (see query-dup).
+        #[arg(long)]
+        id: u64,
+    },
+    /// Shows each duplication of a table per partition: status, confirmed decree, lag, error.
+    QueryDup {
+        /// Source table.
+        #[arg(long)]
+        table: String,
     },
 }
 
@@ -198,6 +235,67 @@ async fn all_stats(
         out.insert(id, (addr, s));
     }
     out
+}
+
+fn parse_fail_mode(s: &str) -> Res<FailMode> {
+    match s.to_ascii_lowercase().as_str() {
+        "slow" => Ok(FailMode::Slow),
+        "skip" => Ok(FailMode::Skip),
+        _ => Err(format!("--fail-mode {s:?}: expected slow or skip")),
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// Prints the duplications of `table` (each partition as its primary sees it).
+async fn query_dup(client: &Client, table: &str, json: bool) -> Res<()> {
+    let layout = client.layout(table).await.map_err(|e| e.to_string())?;
+    let report = client
+        .query_duplication(table)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        let v = serde_json::json!({"replicas": report.replicas, "unreachable": report.unreachable});
+        return print_json(&v);
+    }
+    for (id, why) in &report.unreachable {
+        println!("node {id} unreachable: {why}");
+    }
+    let ids = report.ids();
+    if ids.is_empty() {
+        println!("no duplication of {table}");
+    }
+    for id in ids {
+        let remote = report
+            .replicas
+            .iter()
+            .find(|r| r.dup_id == id)
+            .map(|r| (r.remote.clone(), r.fail_mode));
+        let caught_up = report.caught_up(id, layout.partition_count);
+        if let Some((remote, mode)) = remote {
+            println!("duplication {id} -> {remote} fail_mode={mode:?} caught_up={caught_up}");
+        }
+        for (p, prim) in report.primaries(id, layout.partition_count) {
+            match prim {
+                None => println!("  partition {p}: no primary duplicating (election or takeover)"),
+                Some(s) => println!(
+                    "  partition {p}: node={} status={} confirmed={} lag={} shipped={}{}",
+                    s.node,
+                    s.status,
+                    opt(s.confirmed_decree),
+                    opt(s.lag_decrees),
+                    s.shipped_mutations,
+                    s.last_error
+                        .as_deref()
+                        .map(|e| format!(" error={e:?}"))
+                        .unwrap_or_default()
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn run(args: Args) -> Res<()> {
@@ -374,6 +472,7 @@ async fn run(args: Args) -> Res<()> {
                 Err(e) => Err(e.to_string()),
             }
         }
+
         Cmd::InitMeta { nodes } => {
             let nodes = nodes
                 .iter()
@@ -530,6 +629,36 @@ async fn run(args: Args) -> Res<()> {
             );
             Ok(())
         }
+        Cmd::AddDup {
+            table,
+            remote_seeds,
+            remote_table,
+            fail_mode,
+            id,
+        } => {
+            let mode = parse_fail_mode(&fail_mode)?;
+            let id = client
+                .add_duplication(&table, &remote_seeds, &remote_table, Some(mode), id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if args.json {
+                return print_json(&serde_json::json!({ "id": id }));
+            }
+            println!(
+                "added duplication {id} of {table} to {remote_table}@{}",
+                remote_seeds.join(",")
+            );
+            Ok(())
+        }
+        Cmd::RemoveDup { table, id } => {
+            let n = client
+                .remove_duplication(&table, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("removed duplication {id} of {table} ({n} replicas)");
+            Ok(())
+        }
+        Cmd::QueryDup { table } => query_dup(&client, &table, args.json).await,
     }
 }
 

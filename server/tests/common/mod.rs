@@ -105,7 +105,12 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra server flags.
     pub async fn start_with(n: u64, extra_args: &[&str]) -> Cluster {
-        let c = Self::start_bare(n, extra_args);
+        Self::start_named(n, TABLE, extra_args).await
+    }
+
+    /// Starts `n` nodes and creates table `table` with [`PARTITIONS`] × `n` replicas.
+    pub async fn start_named(n: u64, table: &str, extra_args: &[&str]) -> Cluster {
+        let c = Self::start_bare_named(n, table, extra_args);
         c.client
             .create_table(&c.layout)
             .await
@@ -115,6 +120,11 @@ impl Cluster {
 
     /// Starts `n` nodes hosting nothing; `layout` is the table [`Cluster::start`] would create.
     pub fn start_bare(n: u64, extra_args: &[&str]) -> Cluster {
+        Self::start_bare_named(n, TABLE, extra_args)
+    }
+
+    /// [`Cluster::start_bare`] where `layout` names table `table`.
+    pub fn start_bare_named(n: u64, table: &str, extra_args: &[&str]) -> Cluster {
         let root = tempfile::tempdir().unwrap();
         let mut procs = Vec::new();
         for id in 1..=n {
@@ -138,7 +148,7 @@ impl Cluster {
                 addr: p.addr.clone(),
             })
             .collect();
-        let layout = TableLayout::new(TABLE, 1, PARTITIONS, n as u32, nodes);
+        let layout = TableLayout::new(table, 1, PARTITIONS, n as u32, nodes);
         let mut opts = ClientOptions::new(procs.iter().map(|p| p.addr.clone()).collect());
         opts.deadline = Duration::from_secs(60);
         opts.rpc_timeout = Duration::from_secs(8);
@@ -264,12 +274,12 @@ impl Cluster {
     }
 
     async fn converged(&self) -> Result<(), String> {
-        for p in 0..PARTITIONS {
+        for p in 0..self.layout.partition_count {
             let mut seen = None;
             for id in self.live() {
                 let d = self
                     .client
-                    .digest(&self.addr(id), TABLE, p)
+                    .digest(&self.addr(id), &self.layout.name, p)
                     .await
                     .map_err(|e| format!("node {id} p{p}: {e}"))?;
                 let Some(applied) = d.applied else {
