@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `node/<id, 20 digits>` | JSON [`NodeInfo`]: a registered node |
 //! | `table/<name>` | JSON [`TableLayout`]: the newest layout of a table |
+//! | `dup/<table>/<id, 20 digits>` | JSON [`DuplicationEntry`]: a duplication of a table |
 //!
 //! `silt-admin init-meta` creates it on three (or one) nodes. Every catalog request
 //! ([`MetaRequest`]) goes to the meta partition's leader (clients follow `NotLeader`
@@ -21,10 +22,14 @@
 //! - **move replica / drain node / add node**: the membership changes of
 //!   [`crate::membership`], driven from the leader, each resulting layout recorded.
 //! - **register node / list**: the node registry and the catalog.
+//! - **add / remove duplication**: recorded first, then installed on (removed from) every
+//!   node of the table. A node that was down, or a replica that moved in later, gets the
+//!   record from the next reconcile (every membership change ends with one for its table).
 //!
-//! The catalog is the source of truth for layouts: `ReconcileTables` pushes each recorded
-//! layout to every node of it (a node that was down during a change catches up; the push is
-//! idempotent and only ever moves a node's layout forward by epoch).
+//! The catalog is the source of truth for layouts and duplications: `ReconcileTables` pushes
+//! each recorded layout to every node of it and installs each recorded duplication on every
+//! node of its table (a node that was down during a change catches up; both pushes are
+//! idempotent, and a layout only ever moves forward by epoch).
 
 use crate::client::{Client, ClientOptions};
 use crate::error::ServerError;
@@ -32,6 +37,7 @@ use crate::layout::{NodeInfo, TableLayout};
 use crate::node::Node;
 use crate::proto::{ClientRequest, ClientResponse};
 use serde::{Deserialize, Serialize};
+use siltdb_replica::duplication::FailMode;
 use siltdb_replica::{Mutation, WriteOp};
 use std::time::Duration;
 
@@ -47,6 +53,8 @@ const CATALOG_BYTES_MAX: usize = 64 << 20;
 const NODE_PREFIX: &str = "node/";
 /// Key prefix of table layouts.
 const TABLE_PREFIX: &str = "table/";
+/// Key prefix of duplications.
+const DUP_PREFIX: &str = "dup/";
 
 /// A catalog request, served by the meta partition's leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,8 +101,42 @@ pub enum MetaRequest {
         /// Bound on each catch-up, in ms.
         catch_up_ms: u64,
     },
-    /// Pushes every recorded layout to its nodes.
+    /// Pushes every recorded layout to its nodes and installs every recorded duplication.
     ReconcileTables,
+    /// Records a duplication of `table` and installs it on the table's nodes; answers
+    /// [`ClientResponse::Written`] with the id as `decree`.
+    AddDuplication {
+        /// Source table.
+        table: String,
+        /// Servers of the follower cluster.
+        remote_seeds: Vec<String>,
+        /// Follower table (same partition count).
+        remote_table: String,
+        /// Behaviour on unreadable log ranges; default SLOW.
+        fail_mode: Option<FailMode>,
+    },
+    /// Forgets a duplication and removes it from the table's nodes.
+    RemoveDuplication {
+        /// Source table.
+        table: String,
+        /// The id.
+        dup_id: u64,
+    },
+}
+
+/// A recorded duplication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicationEntry {
+    /// Source table.
+    pub table: String,
+    /// The id (the same on every node).
+    pub dup_id: u64,
+    /// Servers of the follower cluster.
+    pub remote_seeds: Vec<String>,
+    /// Follower table.
+    pub remote_table: String,
+    /// Fail mode.
+    pub fail_mode: Option<FailMode>,
 }
 
 /// The catalog: registered nodes and recorded layouts.
@@ -104,6 +146,9 @@ pub struct Catalog {
     pub nodes: Vec<NodeInfo>,
     /// Recorded layouts, by app id.
     pub tables: Vec<TableLayout>,
+    /// Recorded duplications, by table and id.
+    #[serde(default)]
+    pub duplications: Vec<DuplicationEntry>,
 }
 
 impl Catalog {
@@ -128,6 +173,10 @@ fn node_key(id: u64) -> Vec<u8> {
 
 fn table_key(name: &str) -> Vec<u8> {
     format!("{TABLE_PREFIX}{name}").into_bytes()
+}
+
+fn dup_key(table: &str, id: u64) -> Vec<u8> {
+    format!("{DUP_PREFIX}{table}/{id:020}").into_bytes()
 }
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, ServerError> {
@@ -167,6 +216,9 @@ impl Node {
             } else if k.starts_with(TABLE_PREFIX.as_bytes()) {
                 c.tables
                     .push(serde_json::from_slice(&v).map_err(|e| catalog_error("table", e))?);
+            } else if k.starts_with(DUP_PREFIX.as_bytes()) {
+                c.duplications
+                    .push(serde_json::from_slice(&v).map_err(|e| catalog_error("duplication", e))?);
             }
         }
         c.tables.sort_by_key(|t| t.app_id);
@@ -204,7 +256,7 @@ impl Node {
     pub async fn meta(&self, req: MetaRequest) -> Result<ClientResponse, ServerError> {
         // One request at a time: table ids and membership changes never race.
         let _serial = self.meta_lock.lock().await;
-        let mut catalog = self.catalog().await?;
+        let catalog = self.catalog().await?;
         match req {
             MetaRequest::RegisterNode(n) => {
                 if n.addr.is_empty() {
@@ -279,6 +331,7 @@ impl Node {
                     .await
                     .map_err(client_error)?;
                 self.record_layout(&out.layout).await?;
+                self.settle_duplications(&catalog, &table).await;
                 Ok(ClientResponse::Tables(vec![out.layout]))
             }
             MetaRequest::DrainNode { node, catch_up_ms } => {
@@ -296,6 +349,7 @@ impl Node {
                         .map_err(client_error)?;
                     let newest = client.newest_layout(&t.name).await.map_err(client_error)?;
                     self.record_layout(&newest).await?;
+                    self.settle_duplications(&catalog, &t.name).await;
                     done.push(newest);
                 }
                 Ok(ClientResponse::Tables(done))
@@ -311,16 +365,131 @@ impl Node {
                         .map_err(client_error)?;
                     let newest = client.newest_layout(&t.name).await.map_err(client_error)?;
                     self.record_layout(&newest).await?;
+                    self.settle_duplications(&catalog, &t.name).await;
                     done.push(newest);
                 }
                 Ok(ClientResponse::Tables(done))
             }
             MetaRequest::ReconcileTables => {
-                for t in std::mem::take(&mut catalog.tables) {
-                    self.push_layout(&t).await?;
+                for t in &catalog.tables {
+                    self.push_layout(t).await?;
+                    self.push_duplications(&catalog, &t.name).await?;
                 }
                 Ok(ClientResponse::Ok)
             }
+            MetaRequest::AddDuplication {
+                table,
+                remote_seeds,
+                remote_table,
+                fail_mode,
+            } => {
+                if !catalog.tables.iter().any(|t| t.name == table) {
+                    return Err(ServerError::NoSuchTable(table));
+                }
+                if let Some(d) = catalog.duplications.iter().find(|d| {
+                    d.table == table
+                        && d.remote_table == remote_table
+                        && d.remote_seeds == remote_seeds
+                }) {
+                    // Already recorded: install it where it is missing.
+                    let id = d.dup_id;
+                    self.push_duplications(&catalog, &table).await?;
+                    return Ok(ClientResponse::Written { decree: id });
+                }
+                let client = self.meta_client();
+                // The id is checked against the follower's partition count by the first add.
+                let newest = catalog
+                    .duplications
+                    .iter()
+                    .map(|d| d.dup_id)
+                    .max()
+                    .unwrap_or(0);
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let dup_id = now_ms.max(newest.saturating_add(1));
+                let entry = DuplicationEntry {
+                    table: table.clone(),
+                    dup_id,
+                    remote_seeds,
+                    remote_table,
+                    fail_mode,
+                };
+                client
+                    .add_duplication(
+                        &table,
+                        &entry.remote_seeds,
+                        &entry.remote_table,
+                        fail_mode,
+                        Some(dup_id),
+                    )
+                    .await
+                    .or_else(|e| match e {
+                        // Recorded anyway below: the next reconcile installs it on the node
+                        // that missed it. Refusals (bad remote, partition counts) stop here.
+                        crate::error::Error::Internal(m) if m.contains("not added everywhere") => {
+                            tracing::warn!(%table, dup_id, error = %m, "duplication not on every node yet");
+                            Ok(dup_id)
+                        }
+                        other => Err(client_error(other)),
+                    })?;
+                self.record(vec![WriteOp::Put {
+                    key: dup_key(&table, dup_id),
+                    value: json(&entry)?,
+                }])
+                .await?;
+                Ok(ClientResponse::Written { decree: dup_id })
+            }
+            MetaRequest::RemoveDuplication { table, dup_id } => {
+                if !catalog
+                    .duplications
+                    .iter()
+                    .any(|d| d.table == table && d.dup_id == dup_id)
+                {
+                    return Err(ServerError::InvalidArgument(format!(
+                        "no duplication {dup_id} of {table} in the catalog"
+                    )));
+                }
+                // Forgotten first: a reconcile never re-installs a removed duplication.
+                self.record(vec![WriteOp::Delete {
+                    key: dup_key(&table, dup_id),
+                }])
+                .await?;
+                let client = self.meta_client();
+                let n = client
+                    .remove_duplication(&table, dup_id)
+                    .await
+                    .map_err(client_error)?;
+                Ok(ClientResponse::DuplicationRemoved { replicas: n })
+            }
+        }
+    }
+
+    /// Installs every recorded duplication of `table` on every node of it (idempotent: a node
+    /// adds the record only to the replicas that lack it).
+    async fn push_duplications(&self, catalog: &Catalog, table: &str) -> Result<(), ServerError> {
+        let client = self.meta_client();
+        for d in catalog.duplications.iter().filter(|d| d.table == table) {
+            client
+                .add_duplication(
+                    &d.table,
+                    &d.remote_seeds,
+                    &d.remote_table,
+                    d.fail_mode,
+                    Some(d.dup_id),
+                )
+                .await
+                .map_err(client_error)?;
+        }
+        Ok(())
+    }
+
+    /// [`Node::push_duplications`] after a membership change: a replica that moved in gets
+    /// the table's duplications. Best effort (the move is done and recorded either way): a
+    /// failure is logged, and `ReconcileTables` retries.
+    async fn settle_duplications(&self, catalog: &Catalog, table: &str) {
+        if let Err(e) = self.push_duplications(catalog, table).await {
+            tracing::warn!(%table, error = %e, "duplications not reinstalled after a move; reconcile later");
         }
     }
 

@@ -112,6 +112,26 @@ async fn catalog_creates_tables_and_moves_replicas_across_a_meta_failover() {
         client.put("u", k.as_bytes(), b"u").await.unwrap();
     }
 
+    // A follower cluster; the duplication is recorded in the catalog and survives the moves
+    // below (replicas that move in get it from the catalog).
+    let f = Cluster::start_named(1, TABLE, &[]).await;
+    let text = admin_ok(
+        &a1,
+        &[
+            "add-dup",
+            "--table",
+            TABLE,
+            "--remote-seeds",
+            &f.addr(1),
+            "--remote-table",
+            TABLE,
+        ],
+    );
+    assert!(text.contains("via the meta service"), "{text}");
+    let cat = catalog(&client).await;
+    assert_eq!(cat.duplications.len(), 1, "{cat:?}");
+    let dup_id = cat.duplications[0].dup_id.to_string();
+
     // A 4th node registers and takes its share of every table.
     let n4 = c.start_extra(4);
     let four = format!("4={}", n4.addr);
@@ -169,4 +189,31 @@ async fn catalog_creates_tables_and_moves_replicas_across_a_meta_failover() {
             Some(&b"u"[..])
         );
     }
+    // Writes after all the moves still reach the follower, which converges to the source.
+    for i in 0..100u32 {
+        let k = format!("late{i:04}");
+        fresh.put(TABLE, k.as_bytes(), b"late").await.unwrap();
+    }
+    fresh.delete(TABLE, b"k00007").await.unwrap();
+    let want = fresh.scan(TABLE, b"", None, usize::MAX).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = f.client.scan(TABLE, b"", None, usize::MAX).await.unwrap();
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "follower has {} rows, source {}",
+            got.len(),
+            want.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let text = admin_ok(
+        &c.addr(survivor),
+        &["remove-dup", "--table", TABLE, "--id", &dup_id],
+    );
+    assert!(text.contains("removed duplication"), "{text}");
+    assert!(catalog(&fresh).await.duplications.is_empty());
 }

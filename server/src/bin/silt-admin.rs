@@ -64,7 +64,7 @@ enum Cmd {
         #[arg(long)]
         node: String,
     },
-    /// Prints the meta service's catalog: registered nodes and table layouts.
+    /// Prints the meta service's catalog: registered nodes, table layouts, duplications.
     Catalog,
     /// Lists the tables the server knows.
     Tables,
@@ -506,6 +506,15 @@ async fn run(args: Args) -> Res<()> {
                     l.name, l.app_id, l.partition_count, l.replica_count, l.epoch
                 );
             }
+            for d in &c.duplications {
+                println!(
+                    "duplication {} of {} to {}@{}",
+                    d.dup_id,
+                    d.table,
+                    d.remote_table,
+                    d.remote_seeds.join(",")
+                );
+            }
             Ok(())
         }
         Cmd::MoveReplica {
@@ -628,6 +637,45 @@ async fn run(args: Args) -> Res<()> {
                 node.id
             );
             Ok(())
+        }
+        Cmd::AddDup {
+            table,
+            remote_seeds,
+            remote_table,
+            fail_mode,
+            id: None,
+        } if client.has_meta().await => {
+            let req = MetaRequest::AddDuplication {
+                table: table.clone(),
+                remote_seeds: remote_seeds.clone(),
+                remote_table: remote_table.clone(),
+                fail_mode: Some(parse_fail_mode(&fail_mode)?),
+            };
+            let id = match meta_call(&client, req, MEMBERSHIP_RPC_MS).await? {
+                ClientResponse::Written { decree } => decree,
+                other => return Err(format!("unexpected answer {other:?}")),
+            };
+            if args.json {
+                return print_json(&serde_json::json!({ "id": id }));
+            }
+            println!(
+                "added duplication {id} of {table} to {remote_table}@{} via the meta service",
+                remote_seeds.join(",")
+            );
+            Ok(())
+        }
+        Cmd::RemoveDup { table, id } if client.has_meta().await => {
+            let req = MetaRequest::RemoveDuplication {
+                table: table.clone(),
+                dup_id: id,
+            };
+            match meta_call(&client, req, MEMBERSHIP_RPC_MS).await? {
+                ClientResponse::DuplicationRemoved { replicas } => {
+                    println!("removed duplication {id} of {table} ({replicas} replicas) via the meta service");
+                    Ok(())
+                }
+                other => Err(format!("unexpected answer {other:?}")),
+            }
         }
         Cmd::AddDup {
             table,
