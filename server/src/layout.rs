@@ -224,6 +224,31 @@ impl TableLayout {
         Ok(next)
     }
 
+    /// The successor layout without node `id` in its node list (a node being removed from
+    /// the cluster). Refused while a partition still has a replica on it (drain it first).
+    pub fn without_node(&self, id: u64) -> Result<TableLayout> {
+        if let Some(p) =
+            (0..self.partition_count).find(|&p| self.replicas(p).iter().any(|n| n.id == id))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "node {id} still hosts partition {p} of {}: drain it first",
+                self.name
+            )));
+        }
+        let mut next = self.clone();
+        for q in 0..self.partition_count {
+            let ids = self.replicas(q).iter().map(|n| n.id).collect();
+            next.assignments.entry(q).or_insert(ids);
+        }
+        next.nodes.retain(|n| n.id != id);
+        next.epoch = self
+            .epoch
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument("layout epoch overflow".into()))?;
+        next.validate()?;
+        Ok(next)
+    }
+
     /// The address of node `id`, if it hosts this table.
     pub fn addr_of(&self, id: u64) -> Option<&str> {
         self.nodes
@@ -390,6 +415,22 @@ mod tests {
             "1 is a replica"
         );
         assert!(l.with_replica_moved(8, 1, &n4).is_err(), "no partition 8");
+        // Removing a node: refused while it hosts a replica; afterwards it is gone, nothing moved.
+        assert!(m.without_node(3).is_err(), "3 still hosts partitions");
+        let mut drained = m.clone();
+        for ids in drained.assignments.values_mut() {
+            for id in ids.iter_mut() {
+                if *id == 3 {
+                    *id = 4;
+                }
+            }
+        }
+        let gone = drained.without_node(3).unwrap();
+        assert_eq!(gone.epoch, drained.epoch + 1);
+        assert!(gone.addr_of(3).is_none());
+        for p in 0..8 {
+            assert_eq!(gone.replicas(p), drained.replicas(p));
+        }
         // Round trip through JSON keeps the assignments; old files without them still load.
         let back: TableLayout = serde_json::from_slice(&serde_json::to_vec(&m).unwrap()).unwrap();
         assert_eq!(back, m);

@@ -101,6 +101,15 @@ pub enum MetaRequest {
         /// Bound on each catch-up, in ms.
         catch_up_ms: u64,
     },
+    /// Removes a node from the cluster: drains it of every user table's replicas, takes it out
+    /// of every layout and unregisters it. Refused for a meta replica (the meta partition's
+    /// membership is fixed at `init-meta`).
+    RemoveNode {
+        /// The node.
+        node: u64,
+        /// Bound on each catch-up, in ms.
+        catch_up_ms: u64,
+    },
     /// Pushes every recorded layout to its nodes and installs every recorded duplication.
     ReconcileTables,
     /// Records a duplication of `table` and installs it on the table's nodes; answers
@@ -368,6 +377,52 @@ impl Node {
                     self.settle_duplications(&catalog, &t.name).await;
                     done.push(newest);
                 }
+                Ok(ClientResponse::Tables(done))
+            }
+            MetaRequest::RemoveNode { node, catch_up_ms } => {
+                let (meta_layout, _) = self.replica(META_TABLE, 0)?;
+                if meta_layout.nodes.iter().any(|n| n.id == node) {
+                    return Err(ServerError::InvalidArgument(format!(
+                        "node {node} hosts the meta partition, whose membership is fixed"
+                    )));
+                }
+                let leaving = catalog.node(node)?;
+                let client = self.meta_client();
+                let others: Vec<NodeInfo> = catalog
+                    .nodes
+                    .iter()
+                    .filter(|n| n.id != node)
+                    .cloned()
+                    .collect();
+                let mut done = Vec::new();
+                for t in user_tables(&catalog) {
+                    client
+                        .drain_node(&t.name, node, &others, Duration::from_millis(catch_up_ms))
+                        .await
+                        .map_err(client_error)?;
+                    let drained = client.newest_layout(&t.name).await.map_err(client_error)?;
+                    let next = if drained.addr_of(node).is_some() {
+                        let next = drained
+                            .without_node(node)
+                            .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
+                        self.push_layout(&next).await?;
+                        // Best effort: the leaving node stops listing itself (it may be down).
+                        let req = ClientRequest::UpdateTable(next.clone());
+                        if let Err(e) = client.call(&leaving.addr, &req).await {
+                            tracing::info!(node, error = %e, "leaving node not told its last layout");
+                        }
+                        next
+                    } else {
+                        drained
+                    };
+                    self.record_layout(&next).await?;
+                    self.settle_duplications(&catalog, &t.name).await;
+                    done.push(next);
+                }
+                self.record(vec![WriteOp::Delete {
+                    key: node_key(node),
+                }])
+                .await?;
                 Ok(ClientResponse::Tables(done))
             }
             MetaRequest::ReconcileTables => {

@@ -210,6 +210,16 @@ async fn catalog_creates_tables_and_moves_replicas_across_a_meta_failover() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Node 4 leaves the cluster for good: out of every layout and the registry.
+    let (ok, text) = admin(&c.addr(survivor), &["remove-node", "--node", "1"]);
+    assert!(!ok && text.contains("meta partition"), "{text}");
+    let text = admin_ok(&c.addr(survivor), &["remove-node", "--node", "4"]);
+    assert!(text.contains("node 4 removed"), "{text}");
+    let cat = catalog(&fresh).await;
+    assert!(cat.nodes.iter().all(|n| n.id != 4), "{cat:?}");
+    for t in &cat.tables {
+        assert!(t.addr_of(4).is_none(), "{t:?}");
+    }
     let text = admin_ok(
         &c.addr(survivor),
         &["remove-dup", "--table", TABLE, "--id", &dup_id],

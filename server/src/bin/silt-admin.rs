@@ -66,6 +66,16 @@ enum Cmd {
     },
     /// Prints the meta service's catalog: registered nodes, table layouts, duplications.
     Catalog,
+    /// Removes a node from the cluster (meta service): drains it, takes it out of every
+    /// layout, unregisters it. Stop its server afterwards.
+    RemoveNode {
+        /// The node id.
+        #[arg(long)]
+        node: u64,
+        /// Bound on each new replica catching up, in ms.
+        #[arg(long, default_value_t = 120_000)]
+        catch_up_ms: u64,
+    },
     /// Lists the tables the server knows.
     Tables,
     /// Lists the nodes of every table with their state.
@@ -515,6 +525,15 @@ async fn run(args: Args) -> Res<()> {
                     d.remote_seeds.join(",")
                 );
             }
+            Ok(())
+        }
+        Cmd::RemoveNode { node, catch_up_ms } => {
+            let req = MetaRequest::RemoveNode { node, catch_up_ms };
+            let t = meta_tables(&client, req, MEMBERSHIP_RPC_MS).await?;
+            println!(
+                "node {node} removed: drained of {} tables and unregistered; stop its server",
+                t.len()
+            );
             Ok(())
         }
         Cmd::MoveReplica {
