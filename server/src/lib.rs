@@ -9,9 +9,11 @@
 //!
 //! Files: [`config`] (flags + JSON file), [`layout`] (static table placement, stored durably),
 //! [`proto`] (client messages), [`node`] (hosted replicas, request handling), [`server`]
-//! (listener, timer, graceful shutdown), [`client`], [`error`].
+//! (listener, timer, graceful shutdown), [`client`], [`error`], [`bulk_load`] (bulk load on the
+//! cluster: coordinator, per-partition ingestion through the leader).
 #![warn(missing_docs)]
 
+pub mod bulk_load;
 pub mod client;
 pub mod config;
 pub mod error;

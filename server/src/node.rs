@@ -76,6 +76,7 @@ pub struct Node {
     create_lock: tokio::sync::Mutex<()>,
     started: Instant,
     closed: Mutex<bool>,
+    bulk_loads: crate::bulk_load::BulkLoads,
 }
 
 impl RaftHost for Node {
@@ -103,6 +104,7 @@ impl Node {
         std::fs::create_dir_all(&opts.data_dir).map_err(|e| Error::io(&opts.data_dir, e))?;
         let store = LayoutStore::open(&opts.data_dir)?;
         let layouts = store.load_all()?;
+        let bulk_loads = crate::bulk_load::BulkLoads::new(&opts.data_dir);
         let node = Arc::new(Node {
             opts,
             store,
@@ -114,11 +116,13 @@ impl Node {
             create_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             closed: Mutex::new(false),
+            bulk_loads,
         });
         for layout in layouts {
             node.open_table(&layout).await?;
             node.tables.write().insert(layout.name.clone(), layout);
         }
+        node.bulk_loads.recover(&node);
         Ok(node)
     }
 
@@ -215,7 +219,7 @@ impl Node {
         Ok(())
     }
 
-    fn table(&self, name: &str) -> Result<TableLayout, ServerError> {
+    pub(crate) fn table(&self, name: &str) -> Result<TableLayout, ServerError> {
         self.tables
             .read()
             .get(name)
@@ -223,7 +227,7 @@ impl Node {
             .ok_or_else(|| ServerError::NoSuchTable(name.to_string()))
     }
 
-    fn replica(
+    pub(crate) fn replica(
         &self,
         table: &str,
         partition: u32,
@@ -245,7 +249,7 @@ impl Node {
         Ok((layout, r))
     }
 
-    fn map_error(&self, layout: &TableLayout, e: siltdb_replica::Error) -> ServerError {
+    pub(crate) fn map_error(&self, layout: &TableLayout, e: siltdb_replica::Error) -> ServerError {
         use siltdb_replica::Error as E;
         match e {
             E::NotLeader { leader } => ServerError::NotLeader {
@@ -260,7 +264,7 @@ impl Node {
         }
     }
 
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         what: &str,
         layout: &TableLayout,
@@ -530,6 +534,15 @@ impl Node {
                 tracing::warn!("fault hook: healed");
                 Ok(ClientResponse::Ok)
             }
+            ClientRequest::StartBulkLoad { table, source_dir } => {
+                self.bulk_loads.start(self, &table, &source_dir).await
+            }
+            ClientRequest::QueryBulkLoad { table } => self.bulk_loads.query(self, &table),
+            ClientRequest::BulkLoadReplica {
+                table,
+                partition,
+                op,
+            } => crate::bulk_load::replica_op(self, &table, partition, op).await,
         };
         match r {
             Ok(resp) => resp,
@@ -547,6 +560,7 @@ impl Node {
 
     /// Closes every replica (flushing engines). Requests after this are refused.
     pub async fn close(&self) -> Result<()> {
+        self.bulk_loads.shutdown().await;
         *self.closed.lock() = true;
         let replicas: Vec<(Gpid, Arc<Replica>)> = self.replicas.write().drain().collect();
         let mut first_error = None;
