@@ -11,6 +11,13 @@
 //! [`proto`] (client messages), [`node`] (hosted replicas, request handling), [`server`]
 //! (listener, timer, graceful shutdown), [`client`], [`error`], [`bulk_load`] (bulk load on the
 //! cluster: coordinator, per-partition ingestion through the leader).
+//!
+//! ## Bulk load
+//! `sst-ingest build --format csv --input data.csv --out /data/bulk --partitions 8` writes one
+//! directory per partition; `silt-admin start-bulk-load --table t --dir /data/bulk --wait`
+//! loads it through the table's coordinator and `silt-admin bulk-load-status --table t` shows
+//! every partition's status. The nodes read the files from a shared file system; see
+//! [`bulk_load`] for the protocol and what a multi-machine deployment needs.
 #![warn(missing_docs)]
 
 pub mod bulk_load;
