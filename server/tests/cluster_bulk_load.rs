@@ -31,12 +31,12 @@ fn record(i: usize) -> (String, String) {
     )
 }
 
-/// `sst-ingest build --format csv --partitions 8 --target-file-size 8KiB` of the records into
-/// `root/name`, through the tool's command-line parser and entry point.
-fn build(root: &Path, name: &str) -> PathBuf {
+/// `sst-ingest build --format csv --partitions 8 --target-file-size 8KiB` of the first
+/// `records` records into `root/name`, through the tool's command-line parser and entry point.
+fn build_n(root: &Path, name: &str, records: usize) -> PathBuf {
     let input = root.join(format!("{name}.csv"));
     let mut text = String::new();
-    for i in 0..RECORDS {
+    for i in 0..records {
         let (k, v) = record(i);
         text.push_str(&format!("{k},{v}\n"));
     }
@@ -63,6 +63,11 @@ fn build(root: &Path, name: &str) -> PathBuf {
     out
 }
 
+/// [`build_n`] of all [`RECORDS`].
+fn build(root: &Path, name: &str) -> PathBuf {
+    build_n(root, name, RECORDS)
+}
+
 /// `silt-admin --addr <node 1> args...`: (success, stdout, stderr).
 fn admin(c: &Cluster, args: &[&str]) -> (bool, String, String) {
     let out = tokio::task::block_in_place(|| {
@@ -79,10 +84,10 @@ fn admin(c: &Cluster, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-async fn wait_finished(client: &Client, within: Duration) -> BulkLoadReport {
+async fn wait_finished(client: &Client, table: &str, within: Duration) -> BulkLoadReport {
     let deadline = Instant::now() + within;
     loop {
-        let r = client.query_bulk_load(TABLE).await.expect("query");
+        let r = client.query_bulk_load(table).await.expect("query");
         if r.is_finished() {
             return r;
         }
@@ -178,7 +183,7 @@ async fn bulk_load_on_three_nodes_under_writes_survives_kill9_of_the_coordinator
     let (ok, out, err) = admin(&c, &["bulk-load-status", "--table", TABLE]);
     assert!(ok && out.contains("partition   7"), "{out}{err}");
 
-    let report = wait_finished(&client, Duration::from_secs(60)).await;
+    let report = wait_finished(&client, TABLE, Duration::from_secs(60)).await;
     assert_eq!(report.status, BulkLoadStatus::Succeed, "{report:?}");
     let (done, total) = report.bytes();
     assert!(total > 0 && done == total, "{report:?}");
@@ -209,6 +214,25 @@ async fn bulk_load_on_three_nodes_under_writes_survives_kill9_of_the_coordinator
         assert_eq!(written.get(k), Some(v), "{}", String::from_utf8_lossy(k));
     }
     c.wait_converged(Duration::from_secs(30)).await;
+
+    // A table most of whose partitions get no key: those succeed without ingesting.
+    let mut small = c.layout.clone();
+    small.name = "small".into();
+    small.app_id = 2;
+    c.client.create_table(&small).await.unwrap();
+    let few = build_n(work.path(), "few", 3);
+    let report = client
+        .start_bulk_load("small", few.to_str().unwrap())
+        .await
+        .unwrap();
+    assert_ne!(report.status, BulkLoadStatus::Failed, "{report:?}");
+    let report = wait_finished(&client, "small", Duration::from_secs(30)).await;
+    assert_eq!(report.status, BulkLoadStatus::Succeed, "{report:?}");
+    assert!(report.partitions.iter().any(|p| p.total_bytes == 0));
+    for (k, v) in (0..3).map(record) {
+        let got = client.get("small", k.as_bytes()).await.unwrap();
+        assert_eq!(got.as_deref(), Some(v.as_bytes()));
+    }
 
     // The coordinator dies; restarted, it has the data and still reports the load.
     c.kill9(1);
