@@ -36,9 +36,11 @@
 //! The per-partition states persist in the coordinator's `bulk_load/<table>/<p>/`, the load
 //! itself in `bulk_load/<table>/load.json` (source, and the outcome once finished). A
 //! coordinator that restarts while a load runs does not resume it: it cancels the unfinished
-//! partitions (their downloads are removed), and reports the load FAILED with the reason and
-//! every partition's last status; an operator starts it again (ingestion is atomic per
-//! partition, so a partition is either wholly loaded or not at all).
+//! partitions (their downloads are removed, except for partitions that were ingesting: a
+//! replica may still have to apply their ingest entry from those files, so they stay until the
+//! next start), and reports the load FAILED with the reason and every partition's last status;
+//! an operator starts it again (ingestion is atomic per partition, so a partition is either
+//! wholly loaded or not at all).
 
 use crate::client::Client;
 use crate::error::ServerError;
@@ -53,6 +55,7 @@ use siltdb_replica::bulk_load::metadata::METADATA_FILE_NAME;
 use siltdb_replica::bulk_load::metrics::BulkLoadMetrics;
 use siltdb_replica::bulk_load::provider::LocalDirProvider;
 use siltdb_replica::bulk_load::replica_target::ingest_mutation;
+use siltdb_replica::bulk_load::state::PartitionState;
 use siltdb_replica::bulk_load::target::{IngestRequest, IngestTarget, IngestionGate, TargetError};
 use siltdb_replica::bulk_load::{
     BulkLoadController, BulkLoadStatus, ControllerConfig, PartitionBulkLoad, PartitionConfig,
@@ -81,6 +84,9 @@ pub const LOAD_TIME_MAX: Duration = Duration::from_secs(3600);
 pub const REPLICA_RPC_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on every hosting node's checkpoint after the ingestion, retries included.
 pub const CHECKPOINT_WAIT_MAX: Duration = Duration::from_secs(60);
+/// Bound on waiting, before a new load, for the replicas of partitions an interrupted load
+/// left unfinished to catch up with their leader.
+pub const CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(60);
 /// Pause between polls of the hosting nodes' applied decrees.
 const APPLIED_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Bound on the coordinator thread's first round, which a start request waits for.
@@ -263,6 +269,8 @@ struct LoadShared {
     dir: PathBuf,
     record: Mutex<LoadRecord>,
     controller: BulkLoadController,
+    /// Each partition's engine side, by index (the drivers hold them too).
+    targets: Vec<Arc<ClusterTarget>>,
     stop: AtomicBool,
 }
 
@@ -392,18 +400,44 @@ impl BulkLoads {
                 record.app_id, record.table, layout.app_id
             ));
         }
+        // Read before opening the drivers, which roll INGESTING back to DOWNLOADING.
+        let persisted: Vec<Option<BulkLoadStatus>> = (0..layout.partition_count)
+            .map(|p| {
+                PartitionState::load(&dir.join(p.to_string()))
+                    .ok()
+                    .map(|s| s.status)
+            })
+            .collect();
         let shared = self.open_load(&layout, dir, record)?;
         if shared.record.lock().finished.is_none() {
-            let statuses: Vec<String> = shared
-                .controller
-                .partitions()
-                .iter()
-                .map(|p| format!("{}={}", p.gpid().partition_index, p.status()))
-                .collect();
-            shared.cancel_unfinished();
+            let mut statuses = Vec::new();
+            let mut kept = Vec::new();
+            for (p, driver) in shared.controller.partitions().iter().enumerate() {
+                let before = persisted.get(p).copied().flatten();
+                let shown = before.map_or_else(|| "?".to_string(), |s| s.to_string());
+                statuses.push(format!("{p}={shown}"));
+                if before == Some(BulkLoadStatus::Ingesting) {
+                    // Its ingest entry may be committed but not yet applied on every replica,
+                    // which copies the files from here: keep them until the next start.
+                    kept.push(p.to_string());
+                } else if !driver.status().is_terminal() {
+                    if let Err(e) = driver.force_cancel() {
+                        tracing::warn!(gpid = %driver.gpid(), error = %e, "cancelling a partition");
+                    }
+                }
+            }
+            let kept = match kept.is_empty() {
+                true => String::new(),
+                false => format!(
+                    "; the files of partition(s) {} (ingesting then) are kept until the next \
+                     start, for replicas still applying their ingestion",
+                    kept.join(",")
+                ),
+            };
             let reason = format!(
                 "interrupted: coordinator node {} restarted during the load (partition \
-                 statuses then: {}); partitions not SUCCEED were cancelled; start the load again",
+                 statuses then: {}); unfinished partitions were cancelled{kept}; start the \
+                 load again",
                 node.options().node_id,
                 statuses.join(" ")
             );
@@ -432,6 +466,7 @@ impl BulkLoads {
         let runtime = tokio::runtime::Handle::current();
         let provider = Arc::new(LocalDirProvider::new(&record.source_dir));
         let mut partitions = Vec::with_capacity(layout.partition_count as usize);
+        let mut targets = Vec::with_capacity(layout.partition_count as usize);
         for p in 0..layout.partition_count {
             let target = Arc::new(ClusterTarget {
                 table: layout.name.clone(),
@@ -443,6 +478,7 @@ impl BulkLoads {
             });
             let config = PartitionConfig::new(layout.gpid(p), dir.join(p.to_string()));
             let gate = IngestionGate::new(Arc::clone(self.downloads.metrics()));
+            targets.push(Arc::clone(&target));
             let driver = PartitionBulkLoad::open(
                 config,
                 provider.clone(),
@@ -461,6 +497,7 @@ impl BulkLoads {
             dir: dir.to_path_buf(),
             record: Mutex::new(record),
             controller: BulkLoadController::new(partitions, config),
+            targets,
             stop: AtomicBool::new(false),
         }))
     }
@@ -643,6 +680,14 @@ fn check_source(layout: &TableLayout, source: &Path) -> Result<(), ServerError> 
 /// or [`LOAD_TIME_MAX`]; a load that did not succeed has its unfinished partitions cancelled.
 fn drive(shared: &LoadShared, started: tokio::sync::oneshot::Sender<()>) {
     let controller = &shared.controller;
+    if let Err(reason) = clear_interrupted(shared) {
+        let _ = started.send(());
+        shared.finish(Outcome {
+            status: BulkLoadStatus::Failed,
+            error: Some(reason),
+        });
+        return;
+    }
     let first = controller.start();
     let _ = started.send(());
     let deadline = Instant::now() + LOAD_TIME_MAX;
@@ -690,6 +735,30 @@ fn drive(shared: &LoadShared, started: tokio::sync::oneshot::Sender<()>) {
         "bulk load finished"
     );
     shared.finish(outcome);
+}
+
+/// Partitions an interrupted load left unfinished kept their files for replicas still applying
+/// the old ingestion: once every replica of such a partition caught up with its leader (bounded
+/// by [`CATCH_UP_WAIT_MAX`]), the old load is cleared so the new one starts from scratch.
+fn clear_interrupted(shared: &LoadShared) -> Result<(), String> {
+    let deadline = Instant::now() + CATCH_UP_WAIT_MAX;
+    for (p, driver) in shared.controller.partitions().iter().enumerate() {
+        if driver.status().is_terminal() {
+            continue;
+        }
+        if let Some(target) = shared.targets.get(p) {
+            target.wait_caught_up(deadline).map_err(|e| {
+                format!(
+                    "partition {p}: the files of the interrupted load are still needed: {e}; \
+                     start the load again once every replica is up"
+                )
+            })?;
+        }
+        driver
+            .clear()
+            .map_err(|e| format!("partition {p}: clearing the interrupted load: {e}"))?;
+    }
+    Ok(())
 }
 
 /// A failed call to a hosting node.
@@ -798,6 +867,37 @@ impl ClusterTarget {
             .filter(|(_, s)| s.leader == Some(s.node_id))
             .max_by_key(|(_, s)| s.ballot)
             .cloned()
+    }
+
+    /// Waits until every hosting replica applied what the leader had applied when asked.
+    fn wait_caught_up(&self, deadline: Instant) -> Result<(), String> {
+        let applied = loop {
+            let (states, errors) = self.states();
+            if let Some((_, s)) = Self::primary(&states) {
+                break s.applied;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no primary ({})", errors.join("; ")));
+            }
+            std::thread::sleep(APPLIED_POLL_INTERVAL);
+        };
+        let Some(decree) = applied else {
+            return Ok(());
+        };
+        for node in &self.replicas {
+            loop {
+                let last = match self.state(node) {
+                    Ok(s) if s.applied.is_some_and(|a| a >= decree) => break,
+                    Ok(s) => format!("node {} applied {:?} of {decree}", node.id, s.applied),
+                    Err(e) => e,
+                };
+                if Instant::now() >= deadline {
+                    return Err(format!("not every replica caught up: {last}"));
+                }
+                std::thread::sleep(APPLIED_POLL_INTERVAL);
+            }
+        }
+        Ok(())
     }
 
     /// Waits until every hosting node applied `decree`, by `deadline`.
