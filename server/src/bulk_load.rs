@@ -40,7 +40,11 @@
 //! replica may still have to apply their ingest entry from those files, so they stay until the
 //! next start), and reports the load FAILED with the reason and every partition's last status;
 //! an operator starts it again (ingestion is atomic per partition, so a partition is either
-//! wholly loaded or not at all).
+//! wholly loaded or not at all). A new start first waits (at most [`CATCH_UP_WAIT_MAX`]) until
+//! every replica of such a kept partition caught up with its leader, then clears it. A graceful
+//! shutdown stops the coordinator thread after its current round (joined within a bound; a
+//! thread still inside an ingestion round stops calling out and is left to the process exit),
+//! and the load is reported FAILED (interrupted) the same way.
 
 use crate::client::Client;
 use crate::error::ServerError;
@@ -271,7 +275,8 @@ struct LoadShared {
     controller: BulkLoadController,
     /// Each partition's engine side, by index (the drivers hold them too).
     targets: Vec<Arc<ClusterTarget>>,
-    stop: AtomicBool,
+    /// Set at shutdown: the thread ends after its round, the targets stop calling out.
+    stop: Arc<AtomicBool>,
 }
 
 impl LoadShared {
@@ -467,6 +472,7 @@ impl BulkLoads {
         let provider = Arc::new(LocalDirProvider::new(&record.source_dir));
         let mut partitions = Vec::with_capacity(layout.partition_count as usize);
         let mut targets = Vec::with_capacity(layout.partition_count as usize);
+        let stop = Arc::new(AtomicBool::new(false));
         for p in 0..layout.partition_count {
             let target = Arc::new(ClusterTarget {
                 table: layout.name.clone(),
@@ -475,6 +481,7 @@ impl BulkLoads {
                 client: Arc::clone(&client),
                 runtime: runtime.clone(),
                 last_ballot: AtomicU64::new(0),
+                stop: Arc::clone(&stop),
             });
             let config = PartitionConfig::new(layout.gpid(p), dir.join(p.to_string()));
             let gate = IngestionGate::new(Arc::clone(self.downloads.metrics()));
@@ -498,7 +505,7 @@ impl BulkLoads {
             record: Mutex::new(record),
             controller: BulkLoadController::new(partitions, config),
             targets,
-            stop: AtomicBool::new(false),
+            stop,
         }))
     }
 
@@ -776,6 +783,8 @@ pub struct ClusterTarget {
     client: Arc<Client>,
     runtime: tokio::runtime::Handle,
     last_ballot: AtomicU64,
+    /// The node is shutting down: no more calls (its runtime is about to stop).
+    stop: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ClusterTarget {
@@ -804,6 +813,12 @@ impl ClusterTarget {
         op: ReplicaBulkOp,
         timeout: Duration,
     ) -> Result<ReplicaBulkReply, CallError> {
+        if self.stop.load(Ordering::Acquire) {
+            return Err(CallError {
+                retryable: true,
+                message: "the coordinator is shutting down".into(),
+            });
+        }
         let req = crate::proto::ClientRequest::BulkLoadReplica {
             table: self.table.clone(),
             partition: self.partition,
@@ -876,7 +891,7 @@ impl ClusterTarget {
             if let Some((_, s)) = Self::primary(&states) {
                 break s.applied;
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || self.stop.load(Ordering::Acquire) {
                 return Err(format!("no primary ({})", errors.join("; ")));
             }
             std::thread::sleep(APPLIED_POLL_INTERVAL);
@@ -891,7 +906,7 @@ impl ClusterTarget {
                     Ok(s) => format!("node {} applied {:?} of {decree}", node.id, s.applied),
                     Err(e) => e,
                 };
-                if Instant::now() >= deadline {
+                if Instant::now() >= deadline || self.stop.load(Ordering::Acquire) {
                     return Err(format!("not every replica caught up: {last}"));
                 }
                 std::thread::sleep(APPLIED_POLL_INTERVAL);
@@ -916,7 +931,7 @@ impl ClusterTarget {
                 if request.cancel.is_cancelled() {
                     return Err(TargetError::Cancelled);
                 }
-                if Instant::now() >= request.deadline {
+                if Instant::now() >= request.deadline || self.stop.load(Ordering::Acquire) {
                     return Err(TargetError::Retryable(format!(
                         "partition {}: not every replica applied the ingestion at decree \
                          {decree} in time ({last})",
