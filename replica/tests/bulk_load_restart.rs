@@ -375,3 +375,76 @@ fn secondary_cut_off_during_ingestion_catches_up_before_the_files_go() {
     drop(controller);
     group.close(&rt);
 }
+
+/// A table-level rollback after some partitions already ingested: one partition's ballot moves
+/// between its download and the ingestion, so it reports a stale ballot while the others
+/// succeed. The partitions that succeeded stay SUCCEED and are not ingested again (one
+/// checkpoint each); the stale one downloads again under the new ballot and ingests; the table
+/// succeeds. A partition whose metadata lists no files succeeds without ingesting.
+#[test]
+fn rollback_after_a_partial_ingestion_keeps_succeeded_partitions_and_empty_ones_succeed() {
+    let root = tempfile::tempdir().unwrap();
+    let scratch = root.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let provider = Arc::new(TestProvider::new(4096));
+    let m0 = stage_partition(&provider, &scratch, 0, 2, 50);
+    stage_partition(&provider, &scratch, 1, 2, 50);
+    provider.put_metadata(2, BulkLoadMetadata::new(Vec::new()).to_json());
+    // Partition 0's download holds until partition 1's ballot moved.
+    let (fault, gate) = Fault::block(0, true);
+    provider.set_fault(0, &m0.files[0].name, fault);
+    let downloads = node(5);
+    let replicas: Vec<DirectReplica> = (0..3)
+        .map(|p| {
+            DirectReplica::open(
+                root.path(),
+                p,
+                small_options(),
+                provider.clone(),
+                &downloads,
+            )
+        })
+        .collect();
+    let controller = BulkLoadController::new(
+        replicas.iter().map(|r| r.partition.clone()).collect(),
+        ControllerConfig::default(),
+    );
+    controller.start().unwrap();
+    assert!(gate.wait_reached(Duration::from_secs(10)));
+    poll_until(
+        &replicas[1].partition,
+        BulkLoadStatus::Downloaded,
+        Duration::from_secs(10),
+    );
+    replicas[1].target.set_ballot(siltdb_replica::Ballot(2));
+    gate.release();
+    let progress = controller.run(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        progress.status,
+        BulkLoadStatus::Succeed,
+        "{:?}",
+        progress.error
+    );
+    let progress = controller.query().unwrap();
+    assert!(
+        progress
+            .partitions
+            .iter()
+            .all(|p| p.status == BulkLoadStatus::Succeed),
+        "{progress:?}"
+    );
+    assert_eq!(progress.partitions[1].session.ballot, 2, "downloaded again");
+    for (p, r) in replicas.iter().enumerate().take(2) {
+        assert_loaded(&r.db, p as u32, 2, 50);
+        let checkpoint = r.target.last_checkpoint().unwrap();
+        assert!(
+            checkpoint.ends_with("checkpoint.1"),
+            "partition {p} ingested once: {checkpoint:?}"
+        );
+    }
+    assert_eq!(
+        replicas[2].target.last_checkpoint(),
+        None,
+        "nothing ingested"
+    );
+}

@@ -13,6 +13,7 @@
 //! been applied (as with any RPC). Retried puts and deletes are idempotent. A batch is atomic
 //! per partition only: its ops are grouped by partition and each group is one log entry.
 
+use crate::bulk_load::BulkLoadReport;
 use crate::duplication::DuplicationReport;
 use crate::error::{Error, Result, ServerError};
 use crate::layout::TableLayout;
@@ -170,6 +171,40 @@ impl Client {
             ClientResponse::Digest(d) => Ok(d),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Starts a bulk load of `table` from `source_dir` (absolute; `<partition>/` sub-directories
+    /// as `sst-ingest build --partitions N` writes them) on the table's coordinator. Not retried:
+    /// a start whose answer was lost shows up in [`Client::query_bulk_load`].
+    pub async fn start_bulk_load(&self, table: &str, source_dir: &str) -> Result<BulkLoadReport> {
+        let addr = self.bulk_load_coordinator(table).await?;
+        let req = ClientRequest::StartBulkLoad {
+            table: table.to_string(),
+            source_dir: source_dir.to_string(),
+        };
+        match self.call(&addr, &req).await? {
+            ClientResponse::BulkLoad(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The status of `table`'s bulk load, from its coordinator (retried until the deadline).
+    pub async fn query_bulk_load(&self, table: &str) -> Result<BulkLoadReport> {
+        let addr = self.bulk_load_coordinator(table).await?;
+        let req = ClientRequest::QueryBulkLoad {
+            table: table.to_string(),
+        };
+        match self.retry_on(&addr, &req).await? {
+            ClientResponse::BulkLoad(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn bulk_load_coordinator(&self, table: &str) -> Result<String> {
+        let layout = self.layout(table).await?;
+        crate::bulk_load::coordinator(&layout)
+            .map(|n| n.addr.clone())
+            .ok_or_else(|| Error::InvalidArgument(format!("table {table} has no nodes")))
     }
 
     pub(crate) async fn retry_on(&self, addr: &str, req: &ClientRequest) -> Result<ClientResponse> {

@@ -12,11 +12,20 @@
 //! draining and rebalancing nodes), [`meta`] (the catalog: a replicated partition holding
 //! the node registry and table layouts, serving create-table and membership changes one at a
 //! time), [`duplication`] (cluster duplication: a table's writes shipped to a table of another
-//! cluster), [`proto`] (client messages), [`node`] (hosted replicas, request handling),
-//! [`server`] (listener, timer, graceful shutdown), [`client`], [`error`], [`fuzzing`] (fuzz
-//! entry points of the request, response and layout decoders).
+//! cluster), [`bulk_load`] (bulk load on the cluster: coordinator, per-partition ingestion
+//! through the leader), [`proto`] (client messages), [`node`] (hosted replicas, request
+//! handling), [`server`] (listener, timer, graceful shutdown), [`client`], [`error`],
+//! [`fuzzing`] (fuzz entry points of the request, response and layout decoders).
+//!
+//! ## Bulk load
+//! `sst-ingest build --format csv --input data.csv --out /data/bulk --partitions 8` writes one
+//! directory per partition; `silt-admin start-bulk-load --table t --dir /data/bulk --wait`
+//! loads it through the table's coordinator and `silt-admin bulk-load-status --table t` shows
+//! every partition's status. The nodes read the files from a shared file system; see
+//! [`bulk_load`] for the protocol and what a multi-machine deployment needs.
 #![warn(missing_docs)]
 
+pub mod bulk_load;
 pub mod client;
 pub mod config;
 pub mod duplication;

@@ -83,6 +83,7 @@ pub struct Node {
     started: Instant,
     closed: Mutex<bool>,
     dups: Arc<crate::duplication::NodeDuplications>,
+    bulk_loads: crate::bulk_load::BulkLoads,
 }
 
 impl RaftHost for Node {
@@ -112,6 +113,7 @@ impl Node {
         let store = LayoutStore::open(&opts.data_dir)?;
         let layouts = store.load_all()?;
         let node_id = opts.node_id;
+        let bulk_loads = crate::bulk_load::BulkLoads::new(&opts.data_dir);
         let node = Arc::new(Node {
             opts,
             store,
@@ -129,6 +131,7 @@ impl Node {
                 node_id,
                 tokio::runtime::Handle::current(),
             ),
+            bulk_loads,
         });
         for layout in layouts {
             node.open_table(&layout, true).await?;
@@ -137,6 +140,7 @@ impl Node {
         node.dups
             .start(Arc::downgrade(&node))
             .map_err(|e| Error::io("duplication supervisor thread", e))?;
+        node.bulk_loads.recover(&node);
         Ok(node)
     }
 
@@ -281,7 +285,7 @@ impl Node {
             .collect()
     }
 
-    fn table(&self, name: &str) -> Result<TableLayout, ServerError> {
+    pub(crate) fn table(&self, name: &str) -> Result<TableLayout, ServerError> {
         self.tables
             .read()
             .get(name)
@@ -632,6 +636,15 @@ impl Node {
             | ClientRequest::DuplicationWrite { .. }) => {
                 crate::duplication::handle(self, req).await
             }
+            ClientRequest::StartBulkLoad { table, source_dir } => {
+                self.bulk_loads.start(self, &table, &source_dir).await
+            }
+            ClientRequest::QueryBulkLoad { table } => self.bulk_loads.query(self, &table),
+            ClientRequest::BulkLoadReplica {
+                table,
+                partition,
+                op,
+            } => crate::bulk_load::replica_op(self, &table, partition, op).await,
         };
         match r {
             Ok(resp) => resp,
@@ -649,6 +662,7 @@ impl Node {
 
     /// Closes every replica (flushing engines). Requests after this are refused.
     pub async fn close(&self) -> Result<()> {
+        self.bulk_loads.shutdown().await;
         *self.closed.lock() = true;
         // Duplicators first: they hold replica handles and block on this runtime.
         let dups = Arc::clone(&self.dups);

@@ -135,6 +135,27 @@ pub enum ClientRequest {
         /// already seen from `source` (a deposed leader) is refused.
         source_term: u64,
     },
+    /// Starts a bulk load of `table` (sent to its coordinator, [`crate::bulk_load::coordinator`]).
+    StartBulkLoad {
+        /// Table name.
+        table: String,
+        /// Absolute directory holding `<partition>/` as `sst-ingest build --partitions N` writes.
+        source_dir: String,
+    },
+    /// The status of `table`'s bulk load (sent to its coordinator).
+    QueryBulkLoad {
+        /// Table name.
+        table: String,
+    },
+    /// Coordinator to hosting node: one bulk-load step on the local replica of a partition.
+    BulkLoadReplica {
+        /// Table name.
+        table: String,
+        /// The partition.
+        partition: u32,
+        /// The step.
+        op: crate::bulk_load::ReplicaBulkOp,
+    },
 }
 
 /// One local replica's view of one duplication (an answer to
@@ -285,4 +306,8 @@ pub enum ClientResponse {
         /// Local replicas that held it.
         replicas: u32,
     },
+    /// A table's bulk-load status.
+    BulkLoad(crate::bulk_load::BulkLoadReport),
+    /// A local replica's answer to a bulk-load step.
+    BulkLoadReplica(crate::bulk_load::ReplicaBulkReply),
 }

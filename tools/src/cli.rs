@@ -13,6 +13,7 @@ const EXAMPLES: &str = "\
 Examples:
   sst-ingest demo
   sst-ingest build --format csv --input data.csv --out bulk/ --target-file-size 64MiB
+  sst-ingest build --format csv --input data.csv --out bulk/ --partitions 8
   sst-ingest build --format jsonl --input a.jsonl --input b.jsonl --key-encoding hex --out bulk/
   sst-ingest verify bulk/
   sst-ingest ingest --db /var/lib/siltdb bulk/
@@ -112,6 +113,11 @@ pub struct BuildArgs {
     /// Directory for sort runs (default: beside --out).
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<PathBuf>,
+    /// Split the records by hash partition (xxh3_64(key) % N, as silt-server routes keys) into
+    /// OUT/0 .. OUT/N-1, each with its own SST files and bulk_load_metadata.json: the layout
+    /// `silt-admin start-bulk-load` reads for a table of N partitions.
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<u32>,
 }
 
 /// `verify` arguments.

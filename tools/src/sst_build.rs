@@ -5,6 +5,11 @@
 //! build (bad input, full disk, duplicate key) leaves nothing at `--out`. Sort runs go to a
 //! second hidden scratch directory (beside `--out`, or under `--temp-dir`) that is always
 //! removed.
+//!
+//! With `--partitions N` the records are split by `xxh3_64(key) % N` ([`partition_of`], the
+//! server's partition function) into `--out/<p>/`, each partition with its own `NNNNNN.sst`
+//! files and `bulk_load_metadata.json` (zero files for a partition no key hashes to): the
+//! layout a cluster bulk load (`silt-admin start-bulk-load`) reads.
 
 use crate::error::{ToolError, ToolResult};
 use crate::external_sort::{
@@ -22,6 +27,17 @@ const INPUT_BUFFER_BYTES: usize = 256 << 10;
 /// Bytes an entry adds to an SST beyond its key and value (internal-key trailer, lengths), for
 /// the file-size estimate that decides where to split.
 const ENTRY_OVERHEAD_BYTES: u64 = 12;
+/// Most partitions of one build (each has an SST open while records stream).
+pub const PARTITIONS_MAX: u32 = 4096;
+
+/// The partition of `key` among `partition_count`: XXH3 64-bit (seed 0) of the key modulo the
+/// count, exactly `siltdb_server::layout::partition_of`; 0 when the count is 0.
+pub fn partition_of(key: &[u8], partition_count: u32) -> u32 {
+    if partition_count == 0 {
+        return 0;
+    }
+    (xxhash_rust::xxh3::xxh3_64(key) % u64::from(partition_count)) as u32
+}
 
 /// What `build` does.
 #[derive(Debug, Clone)]
@@ -44,6 +60,8 @@ pub struct BuildConfig {
     pub duplicates: DuplicatePolicy,
     /// Where sort runs go (default: beside `--out`).
     pub temp_dir: Option<PathBuf>,
+    /// Split into this many hash partitions, `out/<p>/` each (see the module docs).
+    pub partitions: Option<u32>,
 }
 
 /// What `build` did.
@@ -53,8 +71,11 @@ pub struct BuildReport {
     pub records_read: u64,
     /// Records dropped because a later occurrence of their key won.
     pub duplicates_dropped: u64,
-    /// The metadata written (files and totals).
+    /// The metadata written (files and totals); for a partitioned build only the totals over
+    /// every partition, with the files in `partitions`.
     pub metadata: BulkLoadMetadata,
+    /// Each partition's metadata, by index (empty unless the build is partitioned).
+    pub partitions: Vec<BulkLoadMetadata>,
     /// Sort counters (runs spilled, merge passes).
     pub sort: SortStats,
     /// Wall time.
@@ -87,14 +108,34 @@ pub fn build(config: &BuildConfig, progress: &Progress) -> ToolResult<BuildRepor
         write_ssts(config, sorted, staging.path(), records_read, progress)?;
     drop(scratch);
 
-    let metadata = BulkLoadMetadata::new(files);
-    metadata.write(staging.path())?;
+    let (metadata, partitions) = if config.partitions.is_some() {
+        let mut partitions = Vec::with_capacity(files.len());
+        for (p, files) in files.into_iter().enumerate() {
+            let dir = staging.path().join(p.to_string());
+            let m = BulkLoadMetadata::new(files);
+            m.write(&dir)?;
+            sync_dir(&dir)?;
+            partitions.push(m);
+        }
+        let mut summary = BulkLoadMetadata::new(Vec::new());
+        for m in &partitions {
+            summary.totals.files += m.totals.files;
+            summary.totals.entries += m.totals.entries;
+            summary.totals.bytes += m.totals.bytes;
+        }
+        (summary, partitions)
+    } else {
+        let m = BulkLoadMetadata::new(files.into_iter().next().unwrap_or_default());
+        m.write(staging.path())?;
+        (m, Vec::new())
+    };
     sync_dir(staging.path())?;
     publish(staging, &config.out, &parent)?;
     Ok(BuildReport {
         records_read,
         duplicates_dropped,
         metadata,
+        partitions,
         sort,
         elapsed: started.elapsed(),
     })
@@ -170,44 +211,86 @@ fn read_inputs(
     Ok(())
 }
 
-/// Streams the sorted records into SST files of about the target size.
+/// One output directory's SST files while records stream in.
+struct FileSet {
+    dir: PathBuf,
+    files: Vec<FileEntry>,
+    current: Option<(SstWriter, u64)>,
+}
+
+impl FileSet {
+    fn put(&mut self, key: &[u8], value: &[u8], config: &BuildConfig) -> ToolResult<()> {
+        let options = SstWriterOptions {
+            compression: config.compression,
+            block_size_bytes: config.block_size_bytes,
+            ..Default::default()
+        };
+        let (writer, estimate_bytes) = match &mut self.current {
+            Some(current) => current,
+            none => {
+                let path = self
+                    .dir
+                    .join(metadata::file_name(self.files.len() as u64 + 1));
+                let writer = SstWriter::create(&path, &options)
+                    .map_err(|e| ToolError::engine(format!("creating {}", path.display()), e))?;
+                none.insert((writer, 0))
+            }
+        };
+        writer
+            .put(key, value)
+            .map_err(|e| ToolError::engine("writing SST", e))?;
+        *estimate_bytes += key.len() as u64 + value.len() as u64 + ENTRY_OVERHEAD_BYTES;
+        if *estimate_bytes >= config.target_file_size_bytes {
+            self.finish_current()?;
+        }
+        Ok(())
+    }
+
+    fn finish_current(&mut self) -> ToolResult<()> {
+        if let Some((writer, _)) = self.current.take() {
+            self.files.push(finish_file(writer)?);
+        }
+        Ok(())
+    }
+}
+
+/// Streams the sorted records into SST files of about the target size: one file set in
+/// `dir`, or one per partition in `dir/<p>/` for a partitioned build. Returns the files of
+/// each set, by partition.
 fn write_ssts(
     config: &BuildConfig,
     mut sorted: SortedRecords,
     dir: &Path,
     records_read: u64,
     progress: &Progress,
-) -> ToolResult<(Vec<FileEntry>, u64, SortStats)> {
+) -> ToolResult<(Vec<Vec<FileEntry>>, u64, SortStats)> {
     let bar = progress.items(records_read, "writing");
     let started = Instant::now();
-    let options = SstWriterOptions {
-        compression: config.compression,
-        block_size_bytes: config.block_size_bytes,
-        ..Default::default()
-    };
-    let mut files = Vec::new();
-    let mut current: Option<(SstWriter, u64)> = None;
-    for record in sorted.by_ref() {
-        let record = record.map_err(|e| sort_error(e, config))?;
-        if current.is_none() {
-            let path = dir.join(metadata::file_name(files.len() as u64 + 1));
-            let writer = SstWriter::create(&path, &options)
-                .map_err(|e| ToolError::engine(format!("creating {}", path.display()), e))?;
-            current = Some((writer, 0));
-        }
-        let Some((writer, estimate_bytes)) = current.as_mut() else {
-            unreachable!("a writer was just created");
-        };
-        writer
-            .put(&record.key, &record.value)
-            .map_err(|e| ToolError::engine("writing SST", e))?;
-        *estimate_bytes +=
-            record.key.len() as u64 + record.value.len() as u64 + ENTRY_OVERHEAD_BYTES;
-        if *estimate_bytes >= config.target_file_size_bytes {
-            if let Some((writer, _)) = current.take() {
-                files.push(finish_file(writer)?);
+    let mut sets = Vec::new();
+    match config.partitions {
+        Some(n) => {
+            for p in 0..n {
+                let sub = dir.join(p.to_string());
+                std::fs::create_dir(&sub).map_err(|e| ToolError::io(&sub, e))?;
+                sets.push(FileSet {
+                    dir: sub,
+                    files: Vec::new(),
+                    current: None,
+                });
             }
         }
+        None => sets.push(FileSet {
+            dir: dir.to_path_buf(),
+            files: Vec::new(),
+            current: None,
+        }),
+    }
+    for record in sorted.by_ref() {
+        let record = record.map_err(|e| sort_error(e, config))?;
+        let p = config
+            .partitions
+            .map_or(0, |n| partition_of(&record.key, n) as usize);
+        sets[p].put(&record.key, &record.value, config)?;
         bar.inc(1);
         if bar.position().is_multiple_of(4096) {
             bar.set_message(crate::progress::rate_message(
@@ -217,8 +300,10 @@ fn write_ssts(
             ));
         }
     }
-    if let Some((writer, _)) = current.take() {
-        files.push(finish_file(writer)?);
+    let mut files = Vec::with_capacity(sets.len());
+    for mut set in sets {
+        set.finish_current()?;
+        files.push(set.files);
     }
     bar.finish_and_clear();
     Ok((files, sorted.duplicates_dropped(), sorted.stats()))

@@ -2,12 +2,13 @@
 //!
 //! It starts every partition (retrying those refused as busy), polls them, and moves the table
 //! through the same statuses as a partition: DOWNLOADING until every partition is DOWNLOADED,
-//! then INGESTING (every partition ingests in parallel), SUCCEED when all have. A partition that
-//! FAILED fails the table with the partition and its reason named (the other partitions are
-//! left alone; `cancel` cleans them up). A partition that went back to INVALID (its ballot
-//! changed and it cleared its state) or reported a stale ballot is started again, at most
-//! [`ControllerConfig::rollbacks_max`] times per partition. Operators: pause, restart, cancel,
-//! force-cancel, query.
+//! then INGESTING (every partition ingests in parallel), SUCCEED when all have (a partition
+//! that ingested before the others rolled back keeps its SUCCEED and is not ingested again). A
+//! partition that FAILED fails the table with the partition and its reason named (the other
+//! partitions are left alone; `cancel` cleans them up). A partition that went back to INVALID
+//! (its ballot changed and it cleared its state) or reported a stale ballot is started again,
+//! at most [`ControllerConfig::rollbacks_max`] times per partition. Operators: pause, restart,
+//! cancel, force-cancel, query.
 
 use super::partition::{PartitionBulkLoad, PartitionProgress};
 use super::status::{transition, BulkLoadEvent as Event, BulkLoadStatus as Status};
@@ -166,7 +167,10 @@ impl BulkLoadController {
             return self.fail(reason);
         }
         self.roll_back_cleared(progress)?;
-        let all_downloaded = progress.iter().all(|p| p.status == Status::Downloaded);
+        // A partition that already ingested (before a rollback of the others) stays SUCCEED.
+        let all_downloaded = progress
+            .iter()
+            .all(|p| matches!(p.status, Status::Downloaded | Status::Succeed));
         if all_downloaded
             && self
                 .inner
@@ -219,7 +223,13 @@ impl BulkLoadController {
             let handles: Vec<_> = self
                 .partitions
                 .iter()
-                .map(|p| scope.spawn(move || p.ingest()))
+                .map(|p| {
+                    scope.spawn(move || match p.status() {
+                        // Ingested before a rollback of other partitions: not again.
+                        Status::Succeed => Ok(()),
+                        _ => p.ingest(),
+                    })
+                })
                 .collect();
             handles
                 .into_iter()

@@ -479,6 +479,16 @@ impl PartitionBulkLoad {
             self.apply(&[Event::Rollback], |_| {})?;
             return Err(BulkLoadError::StaleBallot { request, current });
         }
+        if metadata.as_ref().is_some_and(|m| m.files.is_empty()) {
+            // A partition no key of the load hashed to: nothing to ingest, nothing to
+            // checkpoint (`sst-ingest build --partitions N` writes such partitions).
+            self.apply(&[Event::IngestStart, Event::IngestSucceeded], |s| {
+                s.error = None
+            })?;
+            self.remove_files()?;
+            self.metrics().succeeded_inc();
+            return Ok(());
+        }
         let files = match self.local_files(metadata.as_ref()) {
             Ok(files) => files,
             Err(reason) => {

@@ -26,6 +26,38 @@ use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The ingest control mutation of one ingestion attempt: an [`IngestCommand`] naming the
+/// attempt's directory (made absolute, so replicas in other processes on the same machine find
+/// it), its files with size and CRC-32C, and the load id, fenced by the attempt's ballot.
+/// Every [`IngestTarget`] that proposes through a replica's `write_control` builds it here,
+/// in process or over the network.
+pub fn ingest_mutation(request: &IngestRequest<'_>) -> Result<Mutation, TargetError> {
+    let dir = std::path::absolute(request.dir)
+        .map_err(|e| TargetError::Fatal(format!("{}: {e}", request.dir.display())))?;
+    let source_dir = dir
+        .to_str()
+        .ok_or_else(|| TargetError::Fatal(format!("{} is not UTF-8", dir.display())))?
+        .to_string();
+    let files = request
+        .entries
+        .iter()
+        .map(|f| IngestFile {
+            name: f.name.clone(),
+            size: f.size,
+            crc32c: f.crc32c,
+        })
+        .collect();
+    let cmd = IngestCommand {
+        load_id: request.load_id,
+        source_dir,
+        files,
+    };
+    let m = Mutation::control(Some(request.ballot), ControlOp::Ingest(cmd));
+    m.validate()
+        .map_err(|e| TargetError::Fatal(e.to_string()))?;
+    Ok(m)
+}
+
 /// The replicas of one partition, as the bulk-load driver's engine side.
 pub struct ReplicaGroupTarget {
     replicas: RwLock<Vec<Arc<Replica>>>,
@@ -75,33 +107,6 @@ impl ReplicaGroupTarget {
             .filter(|r| r.leader() == Some(r.id()))
             .max_by_key(|r| r.ballot())
             .cloned()
-    }
-
-    fn command(request: &IngestRequest<'_>) -> Result<Mutation, TargetError> {
-        let dir = std::path::absolute(request.dir)
-            .map_err(|e| TargetError::Fatal(format!("{}: {e}", request.dir.display())))?;
-        let source_dir = dir
-            .to_str()
-            .ok_or_else(|| TargetError::Fatal(format!("{} is not UTF-8", dir.display())))?
-            .to_string();
-        let files = request
-            .entries
-            .iter()
-            .map(|f| IngestFile {
-                name: f.name.clone(),
-                size: f.size,
-                crc32c: f.crc32c,
-            })
-            .collect();
-        let cmd = IngestCommand {
-            load_id: request.load_id,
-            source_dir,
-            files,
-        };
-        let m = Mutation::control(Some(request.ballot), ControlOp::Ingest(cmd));
-        m.validate()
-            .map_err(|e| TargetError::Fatal(e.to_string()))?;
-        Ok(m)
     }
 
     /// Proposes on the primary; returns the decree the ingestion applied at.
@@ -180,7 +185,7 @@ impl IngestTarget for ReplicaGroupTarget {
         if request.cancel.is_cancelled() {
             return Err(TargetError::Cancelled);
         }
-        let m = Self::command(request)?;
+        let m = ingest_mutation(request)?;
         let remaining = request.deadline.saturating_duration_since(Instant::now());
         let decree = self.propose(&primary, m, remaining.max(Duration::from_millis(1)))?;
         self.wait_group_applied(decree, request.deadline)

@@ -1,12 +1,14 @@
 //! `silt-admin`: operator commands for a siltdb cluster — create a table, list tables, nodes
 //! and partitions (who leads, how far each replica applied), node stats, checkpoint,
-//! membership changes (move a replica, drain a node, add a node and rebalance onto it), and
-//! cluster duplication (add-dup, remove-dup, query-dup).
+//! membership changes (move a replica, drain a node, add a node and rebalance onto it),
+//! cluster duplication (add-dup, remove-dup, query-dup) and bulk load (start, status).
 //! Every command is bounded by `--timeout-ms` per server; a server that does not answer is
 //! reported as down, not waited for.
 
 use clap::{Parser, Subcommand};
+use siltdb_replica::bulk_load::BulkLoadStatus;
 use siltdb_replica::duplication::FailMode;
+use siltdb_server::bulk_load::BulkLoadReport;
 use siltdb_server::meta::MetaRequest;
 use siltdb_server::proto::{ClientRequest, ClientResponse, NodeStats};
 use siltdb_server::{Client, ClientOptions, NodeInfo, TableLayout};
@@ -172,6 +174,28 @@ enum Cmd {
     /// Shows each duplication of a table per partition: status, confirmed decree, lag, error.
     QueryDup {
         /// Source table.
+        #[arg(long)]
+        table: String,
+    },
+    /// Starts a bulk load of a table from the output of `sst-ingest build --partitions N`
+    /// (nodes read the directory: it must be on a file system they share).
+    StartBulkLoad {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// The build output directory (holding `0/` .. `N-1/`).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Waits until the load ends; fails unless it succeeded.
+        #[arg(long)]
+        wait: bool,
+        /// Bound on --wait, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        wait_timeout_s: u64,
+    },
+    /// Prints the status of a table's bulk load, per partition.
+    BulkLoadStatus {
+        /// Table name.
         #[arg(long)]
         table: String,
     },
@@ -726,7 +750,87 @@ async fn run(args: Args) -> Res<()> {
             Ok(())
         }
         Cmd::QueryDup { table } => query_dup(&client, &table, args.json).await,
+        Cmd::StartBulkLoad {
+            table,
+            dir,
+            wait,
+            wait_timeout_s,
+        } => {
+            let wait = wait.then(|| Duration::from_secs(wait_timeout_s));
+            start_bulk_load(&client, &table, &dir, wait, args.json).await
+        }
+        Cmd::BulkLoadStatus { table } => {
+            let report = client
+                .query_bulk_load(&table)
+                .await
+                .map_err(|e| e.to_string())?;
+            print_report(&report, args.json)
+        }
     }
+}
+
+fn print_report(report: &BulkLoadReport, json: bool) -> Res<()> {
+    if json {
+        return print_json(report);
+    }
+    print!("{}", report.to_text());
+    Ok(())
+}
+
+/// Exit status of a finished load: failure unless it succeeded.
+fn finished(report: &BulkLoadReport) -> Res<()> {
+    if report.status == BulkLoadStatus::Succeed {
+        return Ok(());
+    }
+    Err(format!(
+        "bulk load of table {} ended {}: {}",
+        report.table,
+        report.status,
+        report.error.as_deref().unwrap_or("no reason reported")
+    ))
+}
+
+async fn start_bulk_load(
+    client: &Client,
+    table: &str,
+    dir: &std::path::Path,
+    wait: Option<Duration>,
+    json: bool,
+) -> Res<()> {
+    let dir = std::path::absolute(dir).map_err(|e| format!("--dir {}: {e}", dir.display()))?;
+    let dir_text = dir
+        .to_str()
+        .ok_or_else(|| format!("--dir {} is not UTF-8", dir.display()))?;
+    let mut report = client
+        .start_bulk_load(table, dir_text)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(wait) = wait else {
+        print_report(&report, json)?;
+        return if report.is_finished() {
+            finished(&report)
+        } else {
+            Ok(())
+        };
+    };
+    let deadline = std::time::Instant::now() + wait;
+    while !report.is_finished() {
+        if std::time::Instant::now() >= deadline {
+            print_report(&report, json)?;
+            return Err(format!(
+                "bulk load of table {table} not finished within {wait:?} (still {}); it goes \
+                 on: check bulk-load-status",
+                report.status
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        report = client
+            .query_bulk_load(table)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    print_report(&report, json)?;
+    finished(&report)
 }
 
 fn main() -> ExitCode {

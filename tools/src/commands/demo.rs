@@ -157,6 +157,7 @@ fn run_steps(
         memory_budget_bytes: DEMO_SORT_BUDGET_BYTES,
         duplicates: DuplicatePolicy::LastWins,
         temp_dir: None,
+        partitions: None,
     };
     let built = crate::sst_build::build(&config, progress)?;
     report.push(format!(

@@ -35,6 +35,14 @@ pub fn build_config(args: &BuildArgs) -> ToolResult<BuildConfig> {
         .ok()
         .filter(|&b| b > 0)
         .ok_or_else(|| ToolError::Usage("--block-size must be positive".into()))?;
+    if let Some(n) = args.partitions {
+        if !(1..=crate::sst_build::PARTITIONS_MAX).contains(&n) {
+            return Err(ToolError::Usage(format!(
+                "--partitions must be 1 to {}",
+                crate::sst_build::PARTITIONS_MAX
+            )));
+        }
+    }
     if args.target_file_size == 0 {
         return Err(ToolError::Usage(
             "--target-file-size must be positive".into(),
@@ -65,6 +73,7 @@ pub fn build_config(args: &BuildArgs) -> ToolResult<BuildConfig> {
             DuplicatePolicy::LastWins
         },
         temp_dir: args.temp_dir.clone(),
+        partitions: args.partitions,
     })
 }
 
@@ -80,8 +89,12 @@ pub fn build(args: BuildArgs, progress: &Progress) -> ToolResult<()> {
 /// One-line summary of a build.
 pub fn build_summary(report: &BuildReport, out: &Path) -> String {
     let totals = report.metadata.totals;
+    let partitions = match report.partitions.len() {
+        0 => String::new(),
+        n => format!(" in {n} partitions"),
+    };
     format!(
-        "built {} file(s), {} entries, {} in {:.2}s -> {} ({} rows read, {} duplicates dropped, {} sort runs spilled)",
+        "built {} file(s){partitions}, {} entries, {} in {:.2}s -> {} ({} rows read, {} duplicates dropped, {} sort runs spilled)",
         totals.files,
         totals.entries,
         human_bytes(totals.bytes),
