@@ -1511,13 +1511,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
 
 /// Writes [`seeds`] under `corpus_dir/<target>/seed-<name>` (existing files are kept).
 pub fn write_seeds(corpus_dir: &Path) -> std::io::Result<usize> {
-    let seeds = seeds();
-    for (target, name, bytes) in &seeds {
-        let dir = corpus_dir.join(target);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(format!("seed-{name}")), bytes)?;
-    }
-    Ok(seeds.len())
+    corpus::write_seeds(corpus_dir, &seeds())
 }
 
 /// The committed corpora under `fuzz/corpus/<target>/`, shared by every crate's corpus-replay
@@ -1526,6 +1520,20 @@ pub mod corpus {
     use super::Target;
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::path::{Path, PathBuf};
+
+    /// Writes generated seeds `(target, name, bytes)` as `root/<target>/seed-<name>` (other
+    /// files are kept); returns how many.
+    pub fn write_seeds<N: AsRef<str>>(
+        root: &Path,
+        seeds: &[(&str, N, Vec<u8>)],
+    ) -> std::io::Result<usize> {
+        for (target, name, bytes) in seeds {
+            let dir = root.join(target);
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join(format!("seed-{}", name.as_ref())), bytes)?;
+        }
+        Ok(seeds.len())
+    }
 
     /// The corpus files of `target` under `root`, sorted. Panics when the directory is missing.
     pub fn files(root: &Path, target: &str) -> Vec<PathBuf> {

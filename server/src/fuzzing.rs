@@ -152,13 +152,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 
 /// Writes [`seeds`] under `corpus_dir/<target>/seed-<name>`.
 pub fn write_seeds(corpus_dir: &std::path::Path) -> std::io::Result<usize> {
-    let seeds = seeds();
-    for (target, name, bytes) in &seeds {
-        let dir = corpus_dir.join(target);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(format!("seed-{name}")), bytes)?;
-    }
-    Ok(seeds.len())
+    siltdb::fuzzing::corpus::write_seeds(corpus_dir, &seeds())
 }
 
 #[cfg(test)]

@@ -198,12 +198,7 @@ impl TableLayout {
                 to.id
             ));
         }
-        let mut next = self.clone();
-        // Pin every partition's replicas first: adding a node changes the formula's modulus.
-        for q in 0..self.partition_count {
-            let ids = self.replicas(q).iter().map(|n| n.id).collect();
-            next.assignments.entry(q).or_insert(ids);
-        }
+        let mut next = self.pinned_successor()?;
         match next.nodes.iter().find(|n| n.id == to.id) {
             Some(known) if known.addr != to.addr => {
                 return bad(format!(
@@ -216,11 +211,23 @@ impl TableLayout {
         }
         ids[pos] = to.id;
         next.assignments.insert(p, ids);
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// A copy at the next epoch with every partition's replicas pinned in `assignments` (the
+    /// start of every membership change: adding or removing a node changes the formula's
+    /// modulus, which must not move anything).
+    fn pinned_successor(&self) -> Result<TableLayout> {
+        let mut next = self.clone();
+        for q in 0..self.partition_count {
+            let ids = self.replicas(q).iter().map(|n| n.id).collect();
+            next.assignments.entry(q).or_insert(ids);
+        }
         next.epoch = self
             .epoch
             .checked_add(1)
             .ok_or_else(|| Error::InvalidArgument("layout epoch overflow".into()))?;
-        next.validate()?;
         Ok(next)
     }
 
@@ -235,16 +242,8 @@ impl TableLayout {
                 self.name
             )));
         }
-        let mut next = self.clone();
-        for q in 0..self.partition_count {
-            let ids = self.replicas(q).iter().map(|n| n.id).collect();
-            next.assignments.entry(q).or_insert(ids);
-        }
+        let mut next = self.pinned_successor()?;
         next.nodes.retain(|n| n.id != id);
-        next.epoch = self
-            .epoch
-            .checked_add(1)
-            .ok_or_else(|| Error::InvalidArgument("layout epoch overflow".into()))?;
         next.validate()?;
         Ok(next)
     }

@@ -344,39 +344,18 @@ impl Node {
                 Ok(ClientResponse::Tables(vec![out.layout]))
             }
             MetaRequest::DrainNode { node, catch_up_ms } => {
-                let client = self.meta_client();
-                let mut done = Vec::new();
-                for t in user_tables(&catalog) {
-                    client
-                        .drain_node(
-                            &t.name,
-                            node,
-                            &catalog.nodes,
-                            Duration::from_millis(catch_up_ms),
-                        )
-                        .await
-                        .map_err(client_error)?;
-                    let newest = client.newest_layout(&t.name).await.map_err(client_error)?;
-                    self.record_layout(&newest).await?;
-                    self.settle_duplications(&catalog, &t.name).await;
-                    done.push(newest);
-                }
+                let how = Moves::Drain {
+                    node,
+                    targets: &catalog.nodes,
+                };
+                let done = self.move_in_every_table(&catalog, how, catch_up_ms).await?;
                 Ok(ClientResponse::Tables(done))
             }
             MetaRequest::AddNode { node, catch_up_ms } => {
                 let to = catalog.node(node)?;
-                let client = self.meta_client();
-                let mut done = Vec::new();
-                for t in user_tables(&catalog) {
-                    client
-                        .rebalance_onto(&t.name, &to, Duration::from_millis(catch_up_ms))
-                        .await
-                        .map_err(client_error)?;
-                    let newest = client.newest_layout(&t.name).await.map_err(client_error)?;
-                    self.record_layout(&newest).await?;
-                    self.settle_duplications(&catalog, &t.name).await;
-                    done.push(newest);
-                }
+                let done = self
+                    .move_in_every_table(&catalog, Moves::Onto(&to), catch_up_ms)
+                    .await?;
                 Ok(ClientResponse::Tables(done))
             }
             MetaRequest::RemoveNode { node, catch_up_ms } => {
@@ -394,29 +373,26 @@ impl Node {
                     .filter(|n| n.id != node)
                     .cloned()
                     .collect();
+                let how = Moves::Drain {
+                    node,
+                    targets: &others,
+                };
                 let mut done = Vec::new();
-                for t in user_tables(&catalog) {
-                    client
-                        .drain_node(&t.name, node, &others, Duration::from_millis(catch_up_ms))
-                        .await
-                        .map_err(client_error)?;
-                    let drained = client.newest_layout(&t.name).await.map_err(client_error)?;
-                    let next = if drained.addr_of(node).is_some() {
-                        let next = drained
-                            .without_node(node)
-                            .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
-                        self.push_layout(&next).await?;
-                        // Best effort: the leaving node stops listing itself (it may be down).
-                        let req = ClientRequest::UpdateTable(next.clone());
-                        if let Err(e) = client.call(&leaving.addr, &req).await {
-                            tracing::info!(node, error = %e, "leaving node not told its last layout");
-                        }
-                        next
-                    } else {
-                        drained
-                    };
+                for drained in self.move_in_every_table(&catalog, how, catch_up_ms).await? {
+                    if drained.addr_of(node).is_none() {
+                        done.push(drained);
+                        continue;
+                    }
+                    let next = drained
+                        .without_node(node)
+                        .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
+                    self.push_layout(&next).await?;
+                    // Best effort: the leaving node stops listing itself (it may be down).
+                    let req = ClientRequest::UpdateTable(next.clone());
+                    if let Err(e) = client.call(&leaving.addr, &req).await {
+                        tracing::info!(node, error = %e, "leaving node not told its last layout");
+                    }
                     self.record_layout(&next).await?;
-                    self.settle_duplications(&catalog, &t.name).await;
                     done.push(next);
                 }
                 self.record(vec![WriteOp::Delete {
@@ -539,6 +515,33 @@ impl Node {
         Ok(())
     }
 
+    /// Runs `how` on every user table, then records each table's resulting layout and
+    /// reinstalls its duplications. Returns the layouts.
+    async fn move_in_every_table(
+        &self,
+        catalog: &Catalog,
+        how: Moves<'_>,
+        catch_up_ms: u64,
+    ) -> Result<Vec<TableLayout>, ServerError> {
+        let client = self.meta_client();
+        let catch_up = Duration::from_millis(catch_up_ms);
+        let mut done = Vec::new();
+        for t in user_tables(catalog) {
+            match how {
+                Moves::Drain { node, targets } => {
+                    client.drain_node(&t.name, node, targets, catch_up).await
+                }
+                Moves::Onto(to) => client.rebalance_onto(&t.name, to, catch_up).await,
+            }
+            .map_err(client_error)?;
+            let newest = client.newest_layout(&t.name).await.map_err(client_error)?;
+            self.record_layout(&newest).await?;
+            self.settle_duplications(catalog, &t.name).await;
+            done.push(newest);
+        }
+        Ok(done)
+    }
+
     /// [`Node::push_duplications`] after a membership change: a replica that moved in gets
     /// the table's duplications. Best effort (the move is done and recorded either way): a
     /// failure is logged, and `ReconcileTables` retries.
@@ -561,6 +564,15 @@ impl Node {
         }
         Ok(())
     }
+}
+
+/// What [`Node::move_in_every_table`] does to each table.
+#[derive(Clone, Copy)]
+enum Moves<'a> {
+    /// Every replica on `node` moves to one of `targets`.
+    Drain { node: u64, targets: &'a [NodeInfo] },
+    /// Replicas move onto this node until it hosts its share.
+    Onto(&'a NodeInfo),
 }
 
 fn user_tables(c: &Catalog) -> Vec<TableLayout> {

@@ -13,7 +13,6 @@ mod common;
 use common::*;
 use siltdb_server::proto::ClientRequest;
 use siltdb_server::{Client, NodeInfo, TableLayout};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,19 +45,8 @@ fn start_writer(
 }
 
 fn admin(addr: &str, args: &[&str]) -> String {
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_silt-admin"))
-            .args(["--addr", addr, "--timeout-ms", "5000"])
-            .args(args)
-            .output()
-            .expect("run silt-admin")
-    });
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "silt-admin {args:?} failed: {}{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, stdout, stderr) = silt_admin(addr, args);
+    assert!(ok, "silt-admin {args:?} failed: {stderr}{stdout}");
     stdout
 }
 

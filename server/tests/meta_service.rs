@@ -11,23 +11,11 @@ use common::*;
 use siltdb_server::meta::{MetaRequest, META_TABLE};
 use siltdb_server::proto::ClientResponse;
 use siltdb_server::{Client, ClientOptions, TableLayout};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn admin(addr: &str, args: &[&str]) -> (bool, String) {
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_silt-admin"))
-            .args(["--addr", addr, "--timeout-ms", "5000"])
-            .args(args)
-            .output()
-            .expect("run silt-admin")
-    });
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let (ok, stdout, stderr) = silt_admin(addr, args);
+    (ok, format!("{stdout}{stderr}"))
 }
 
 fn admin_ok(addr: &str, args: &[&str]) -> String {

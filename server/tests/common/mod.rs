@@ -315,3 +315,20 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// Runs `silt-admin --addr <addr> --timeout-ms 5000 <args>` (from a multi-thread runtime):
+/// whether it succeeded, its stdout and its stderr.
+pub fn silt_admin(addr: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_silt-admin"))
+            .args(["--addr", addr, "--timeout-ms", "5000"])
+            .args(args)
+            .output()
+            .expect("run silt-admin")
+    });
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
