@@ -12,7 +12,7 @@
 //!   leader runs its duplicator** (the primary duplicates, as in Pegasus): a supervisor thread
 //!   opens a replica's [`Duplications`] when the node leads the partition and closes it when
 //!   it stops leading.
-//! - [`handle`]: the add / remove / query / duplication-write requests.
+//! - `handle`: the add / remove / query / duplication-write requests.
 //!
 //! **Leader change.** A new leader resumes from its own record, which is as old as the last
 //! time this node led the partition (or INIT when it never did): it re-ships from there, which
