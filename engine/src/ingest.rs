@@ -2,7 +2,9 @@
 //!
 //! `Db::ingest(paths, opts)`:
 //! 1. **Validate every file first**, outside any lock: footer, checksum of every block, key
-//!    order, keys written at seqno 0 (SstWriter output), no overlap between the given files.
+//!    order, keys written at seqno 0 (SstWriter output), no overlap between the given files
+//!    (with `verify_blocks = false`, only the footer, index, properties and the first and last
+//!    data blocks).
 //! 2. **Place** each file into the database directory under a new number: hard link when
 //!    `move_files`, otherwise a copy; sync the files and the directory.
 //! 3. **Commit** as the write leader: if a memtable holds keys in an ingested range, freeze it
@@ -68,6 +70,13 @@ pub struct IngestOptions {
     pub cancel: Option<CancelToken>,
     /// Bound on every wait of the ingestion; past it, `Error::Busy`. Default 60 s.
     pub timeout: Duration,
+    /// Read every block of every file before ingesting (checksums, key order, counts).
+    /// Default `true`. With `false`, only the footer, index, properties and the first and last
+    /// data blocks are read and checked (RocksDB's default, `verify_checksums_before_ingest =
+    /// false`): for files this process just wrote with [`crate::SstWriter`], where the full
+    /// pass re-reads what was just checksummed. Damage elsewhere in such a file is then found
+    /// when its blocks are read (reads, compaction), as `Error::Corruption`.
+    pub verify_blocks: bool,
 }
 
 impl Default for IngestOptions {
@@ -77,6 +86,7 @@ impl Default for IngestOptions {
             allow_blocking_flush: true,
             cancel: None,
             timeout: INGEST_WAIT_MAX,
+            verify_blocks: true,
         }
     }
 }
@@ -117,7 +127,7 @@ fn check_cancel(opts: &IngestOptions, deadline: Instant) -> Result<()> {
     Ok(())
 }
 
-fn validate(inner: &DbInner, path: &Path) -> Result<Checked> {
+fn validate(inner: &DbInner, path: &Path, verify_blocks: bool) -> Result<Checked> {
     let file = inner
         .opts
         .fs
@@ -125,7 +135,11 @@ fn validate(inner: &DbInner, path: &Path) -> Result<Checked> {
         .map_err(|e| Error::io(path, e))?;
     let size = file.size();
     let t = Table::open(file, path.to_path_buf(), None, None)?;
-    let entries = t.verify()?;
+    let entries = if verify_blocks {
+        t.verify()?
+    } else {
+        t.verify_bounds()?
+    };
     let p = t.properties();
     if p.largest_seqno != 0 || !t.range_tombstones().is_empty() {
         return Err(Error::InvalidArgument(format!(
@@ -160,7 +174,7 @@ impl Db {
         let mut checked = Vec::with_capacity(paths.len());
         for p in paths {
             check_cancel(opts, deadline)?;
-            checked.push(validate(inner, p.as_ref())?);
+            checked.push(validate(inner, p.as_ref(), opts.verify_blocks)?);
         }
         let mut order: Vec<usize> = (0..checked.len()).collect();
         order.sort_by(|a, b| checked[*a].smallest.cmp(&checked[*b].smallest));

@@ -130,7 +130,8 @@ impl SstWriter {
         };
         self.ikey.clear();
         key::append_internal_key(&mut self.ikey, user_key, 0, kind as u8);
-        builder.add(&self.ikey, value)?;
+        // Checked above: user keys strictly increase, and the key is built here.
+        builder.add_next_user_key(&self.ikey, value)?;
         if self.entries == 0 {
             self.first_key.extend_from_slice(user_key);
         }

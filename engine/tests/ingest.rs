@@ -123,6 +123,54 @@ fn all_or_nothing_with_a_corrupt_missing_or_overlapping_file() {
     assert_eq!(db.iter(&ReadOptions::default()).count(), 200);
 }
 
+/// `verify_blocks = false` (RocksDB's default check): the first and last blocks and the
+/// metadata are still checked; damage in a middle block is found when that block is read,
+/// as `Error::Corruption`, never as wrong data. The full check (the default) refuses it up front.
+#[test]
+fn metadata_only_verification_checks_the_ends_and_defers_the_middle() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("db"), Options::default()).unwrap();
+    let cheap = IngestOptions {
+        verify_blocks: false,
+        ..Default::default()
+    };
+    // A clean file ingests either way.
+    let good = build(&dir.path().join("good.sst"), 0..2000, "g");
+    assert_eq!(db.ingest(&[&good], &cheap).unwrap().entries, 2000);
+    assert_eq!(db.get(k(1500)).unwrap(), Some(b"g1500".to_vec()));
+    // Damage in the first block: refused even by the cheap check.
+    let first = build(&dir.path().join("first.sst"), 3000..5000, "f");
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&first, &bytes).unwrap();
+    assert!(matches!(
+        db.ingest(&[&first], &cheap),
+        Err(Error::Corruption { .. })
+    ));
+    // Damage in a middle block: the full check refuses it; the cheap one ingests it and the
+    // damaged block reads as corruption.
+    let mid = build(&dir.path().join("mid.sst"), 6000..8000, "m");
+    let mut bytes = std::fs::read(&mid).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0xff;
+    std::fs::write(&mid, &bytes).unwrap();
+    assert!(matches!(
+        db.ingest(&[&mid], &IngestOptions::default()),
+        Err(Error::Corruption { .. })
+    ));
+    assert_eq!(db.get(k(6000)).unwrap(), None);
+    db.ingest(&[&mid], &cheap).unwrap();
+    assert_eq!(db.get(k(6000)).unwrap(), Some(b"m6000".to_vec()));
+    assert_eq!(db.get(k(7999)).unwrap(), Some(b"m7999".to_vec()));
+    let scanned: Vec<_> = db.iter(&ReadOptions::default()).collect();
+    assert!(
+        scanned
+            .iter()
+            .any(|r| matches!(r, Err(Error::Corruption { .. }))),
+        "the damaged middle block must surface as corruption"
+    );
+}
+
 #[test]
 fn ingestion_interleaved_with_writes_matches_a_model() {
     let dir = tempfile::tempdir().unwrap();

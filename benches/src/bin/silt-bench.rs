@@ -51,6 +51,11 @@ struct Args {
     /// none | zstd
     #[arg(long, default_value = "none")]
     compression: String,
+    /// Bulk load verification before ingesting: `metadata` (footer, index, properties, first
+    /// and last blocks: RocksDB's default, so the comparison is matched) or `full` (every
+    /// block: siltdb's default).
+    #[arg(long, default_value = "metadata")]
+    ingest_verify: String,
     /// Block cache bytes.
     #[arg(long, default_value_t = 64 << 20)]
     cache_size: usize,
@@ -315,6 +320,14 @@ fn main() {
     let settings = Settings {
         cache_bytes: args.cache_size,
         zstd: args.compression == "zstd",
+        ingest_verify_blocks: match args.ingest_verify.as_str() {
+            "full" => true,
+            "metadata" => false,
+            other => {
+                eprintln!("silt-bench: --ingest-verify {other:?}: expected full or metadata");
+                std::process::exit(2);
+            }
+        },
     };
     for name in &names {
         // Fail before any work on an engine this build does not have.

@@ -19,6 +19,9 @@ pub struct Settings {
     pub cache_bytes: usize,
     /// Compress data blocks with zstd.
     pub zstd: bool,
+    /// Bulk load: read every block of the file before ingesting (siltdb's default), instead
+    /// of the footer, index, properties and first/last blocks (RocksDB's default, matched).
+    pub ingest_verify_blocks: bool,
 }
 
 /// One key-value engine under test.

@@ -11,6 +11,7 @@ use std::time::Duration;
 /// A siltdb database.
 pub struct Silt {
     db: Db,
+    ingest_verify_blocks: bool,
 }
 
 impl Silt {
@@ -27,6 +28,7 @@ impl Silt {
         };
         Silt {
             db: Db::open(dir, opts).expect("open siltdb"),
+            ingest_verify_blocks: s.ingest_verify_blocks,
         }
     }
 
@@ -109,6 +111,7 @@ impl Engine for Silt {
                 &[&sst],
                 &IngestOptions {
                     move_files: true,
+                    verify_blocks: self.ingest_verify_blocks,
                     ..Default::default()
                 },
             )

@@ -391,6 +391,69 @@ impl Table {
         Ok(count)
     }
 
+    /// The cheap check of a file about to be ingested without [`Table::verify`] (what RocksDB
+    /// does by default): footer, index and properties were checked by [`Table::open`]; this
+    /// reads the first and the last data block (checksummed, decoded) and checks their first
+    /// and last keys against the properties' bounds and the index. Returns the properties'
+    /// entry count. Blocks in between are not read: damage there surfaces when they are read.
+    pub fn verify_bounds(&self) -> Result<u64> {
+        let flags = ReadFlags {
+            verify_checksums: true,
+            fill_cache: false,
+        };
+        let corrupt = |offset: u64, r: String| Error::corruption(&self.path, offset, r);
+        let (smallest, largest) = &self.stored_bounds;
+        let mut index = BlockIter::new(self.index.clone());
+        index.seek_to_first();
+        if !index.valid() {
+            return match index.corruption() {
+                Some(r) => Err(corrupt(self.footer.index.offset, r.to_string())),
+                None => Ok(0),
+            };
+        }
+        let (offset, block) = self.data_block(index.value(), flags)?;
+        let mut it = BlockIter::new(block);
+        it.seek_to_first();
+        if !it.valid() {
+            let r = it
+                .corruption()
+                .map_or("empty data block".into(), str::to_string);
+            return Err(corrupt(offset, r));
+        }
+        if key::cmp_internal(it.key(), smallest) != Ordering::Equal {
+            return Err(corrupt(
+                offset,
+                "first key differs from the properties' smallest key".into(),
+            ));
+        }
+        index.seek_to_last();
+        if !index.valid() {
+            let r = index
+                .corruption()
+                .map_or("empty index".into(), str::to_string);
+            return Err(corrupt(self.footer.index.offset, r));
+        }
+        let last_index_key = index.key().to_vec();
+        let (offset, block) = self.data_block(index.value(), flags)?;
+        let mut it = BlockIter::new(block);
+        it.seek_to_last();
+        if !it.valid() {
+            let r = it
+                .corruption()
+                .map_or("empty data block".into(), str::to_string);
+            return Err(corrupt(offset, r));
+        }
+        if key::cmp_internal(it.key(), largest) != Ordering::Equal
+            || key::cmp_internal(&last_index_key, it.key()) == Ordering::Less
+        {
+            return Err(corrupt(
+                offset,
+                "last key differs from the properties' largest key or the index".into(),
+            ));
+        }
+        Ok(self.properties.num_entries)
+    }
+
     /// Approximate file offset where `ikey` would be stored (for size estimates).
     pub fn approximate_offset_of(&self, ikey: &[u8]) -> u64 {
         let mut index = BlockIter::new(self.index.clone());

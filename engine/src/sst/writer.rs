@@ -201,11 +201,28 @@ impl TableBuilder {
                 crate::sst::escape(&self.last_key)
             )));
         }
-        let user = key::user_key(ikey);
-        if self.opts.bloom_bits_per_key > 0
-            && (self.num_entries == 0 || key::user_key(&self.last_key) != user)
-        {
-            self.key_hashes.push(filter::hash_key(user));
+        let new_user_key =
+            self.num_entries == 0 || key::user_key(&self.last_key) != key::user_key(ikey);
+        self.push_entry(ikey, value, new_user_key)
+    }
+
+    /// [`TableBuilder::add`] for a caller that already guarantees what `add` checks: `ikey`
+    /// is a well-formed Put/Delete internal key whose *user key* is strictly greater than the
+    /// previous entry's (as [`crate::SstWriter`] checks before building the key). Skips the
+    /// re-validation on the bulk-load hot path.
+    pub(crate) fn add_next_user_key(&mut self, ikey: &[u8], value: &[u8]) -> Result<()> {
+        self.check_error()?;
+        debug_assert!(block::valid_point_key(ikey));
+        debug_assert!(
+            self.num_entries == 0 || key::user_key(&self.last_key) < key::user_key(ikey),
+            "user keys must strictly increase"
+        );
+        self.push_entry(ikey, value, true)
+    }
+
+    fn push_entry(&mut self, ikey: &[u8], value: &[u8], new_user_key: bool) -> Result<()> {
+        if self.opts.bloom_bits_per_key > 0 && new_user_key {
+            self.key_hashes.push(filter::hash_key(key::user_key(ikey)));
         }
         if self.num_entries == 0 {
             self.first_key.extend_from_slice(ikey);
