@@ -4,21 +4,13 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 
 fn admin(c: &Cluster, args: &[&str]) -> (bool, String) {
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_silt-admin"))
-            .args(["--addr", &c.addr(1), "--timeout-ms", "3000"])
-            .args(args)
-            .output()
-            .expect("run silt-admin")
-    });
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let (ok, stdout, stderr) = silt_admin(&c.addr(1), args);
+    if !ok {
+        eprintln!("{stderr}");
     }
-    (out.status.success(), text)
+    (ok, stdout)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

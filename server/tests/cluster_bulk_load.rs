@@ -19,7 +19,6 @@ use siltdb_server::bulk_load::BulkLoadReport;
 use siltdb_server::Client;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,18 +71,7 @@ fn build(root: &Path, name: &str) -> PathBuf {
 
 /// `silt-admin --addr <node 1> args...`: (success, stdout, stderr).
 fn admin(c: &Cluster, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_silt-admin"))
-            .args(["--addr", &c.addr(1), "--timeout-ms", "5000"])
-            .args(args)
-            .output()
-            .expect("run silt-admin")
-    });
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    silt_admin(&c.addr(1), args)
 }
 
 async fn wait_finished(client: &Client, table: &str, within: Duration) -> BulkLoadReport {

@@ -16,25 +16,13 @@ use siltdb_server::proto::{ClientRequest, ClientResponse};
 use siltdb_server::Client;
 use siltdb_server::ServerError;
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const FOLLOWER_TABLE: &str = "follower";
 
 /// Runs `silt-admin` against the first node of `c`: (success, stdout, stderr).
 fn admin(c: &Cluster, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_silt-admin"))
-            .args(["--addr", &c.addr(1), "--timeout-ms", "3000"])
-            .args(args)
-            .output()
-            .expect("run silt-admin")
-    });
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    silt_admin(&c.addr(1), args)
 }
 
 /// What the source holds: every acknowledged write applied in order.
