@@ -42,7 +42,7 @@
 use crate::client::{Client, ClientOptions};
 use crate::error::ServerError;
 use crate::layout::TableLayout;
-use crate::node::{Node, WRITE_OPS_MAX, WRITE_SIZE_MAX_BYTES};
+use crate::node::{client_mutation, Node, WRITE_OPS_MAX};
 use crate::proto::{ClientRequest, ClientResponse, DuplicationReplicaStatus};
 use parking_lot::{Condvar, Mutex};
 use siltdb_replica::duplication::replay::{
@@ -70,7 +70,7 @@ pub const REMOTE_RPC_TIMEOUT: Duration = Duration::from_secs(3);
 pub const REMOTE_DEADLINE: Duration = Duration::from_secs(5);
 /// Most ops in one follower write.
 pub const MUTATION_OPS_MAX: usize = 1024;
-/// Most key and value bytes in one follower write (below [`WRITE_SIZE_MAX_BYTES`]).
+/// Most key and value bytes in one follower write (below [`crate::node::WRITE_SIZE_MAX_BYTES`]).
 pub const MUTATION_BYTES_MAX: u64 = 1 << 20;
 /// Directory under a replica's directory holding the sinks' scratch copies of checkpoints.
 pub const SCRATCH_DIR: &str = "dup-scratch";
@@ -721,17 +721,7 @@ async fn duplication_write(
             Node::check_key(&layout, partition, key)?;
         }
     }
-    let m = Mutation {
-        ballot: None,
-        ops,
-        control: None,
-    };
-    if m.size_bytes() > WRITE_SIZE_MAX_BYTES {
-        return Err(ServerError::InvalidArgument(format!(
-            "write of {} bytes exceeds {WRITE_SIZE_MAX_BYTES}",
-            m.size_bytes()
-        )));
-    }
+    let m = client_mutation(ops)?;
     let decree = node
         .bounded("duplication write", &layout, async {
             let mut decree = None;

@@ -398,17 +398,7 @@ impl Node {
                 }
             }
         }
-        let m = Mutation {
-            ballot: None,
-            ops,
-            control: None,
-        };
-        if m.size_bytes() > WRITE_SIZE_MAX_BYTES {
-            return Err(ServerError::InvalidArgument(format!(
-                "write of {} bytes exceeds {WRITE_SIZE_MAX_BYTES}",
-                m.size_bytes()
-            )));
-        }
+        let m = client_mutation(ops)?;
         let resp = self.bounded("write", &layout, r.write(m)).await?;
         Ok(ClientResponse::Written {
             decree: resp.decree,
@@ -706,4 +696,21 @@ pub(crate) async fn close_replica(mut r: Arc<Replica>) -> Result<()> {
             }
         }
     }
+}
+
+/// A write's ops as one log entry, refused when larger than [`WRITE_SIZE_MAX_BYTES`] (the
+/// entry must fit in a frame). User writes and duplication writes both go through it.
+pub(crate) fn client_mutation(ops: Vec<WriteOp>) -> Result<Mutation, ServerError> {
+    let m = Mutation {
+        ballot: None,
+        ops,
+        control: None,
+    };
+    if m.size_bytes() > WRITE_SIZE_MAX_BYTES {
+        return Err(ServerError::InvalidArgument(format!(
+            "write of {} bytes exceeds {WRITE_SIZE_MAX_BYTES}",
+            m.size_bytes()
+        )));
+    }
+    Ok(m)
 }
