@@ -71,6 +71,10 @@ struct Args {
     /// Runs per engine, interleaved; the summary shows medians.
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// Keep the database in `--db` between invocations (db_bench's `--use_existing_db`): it is
+    /// not deleted before or after the run, so read workloads can be profiled on their own.
+    #[arg(long)]
+    use_existing_db: bool,
 }
 
 /// Key `i` as 16 decimal digits (zero-padded, like db_bench), without allocating: the
@@ -367,7 +371,9 @@ fn main() {
         for name in &names {
             let path = base.join(format!("{name}-db"));
             let scratch = base.join(format!("{name}-scratch"));
-            let _ = std::fs::remove_dir_all(&path);
+            if !args.use_existing_db {
+                let _ = std::fs::remove_dir_all(&path);
+            }
             let _ = std::fs::remove_dir_all(&scratch);
             std::fs::create_dir_all(&scratch).expect("scratch dir");
             let mut db: Option<Box<dyn Engine>> = None;
@@ -406,7 +412,9 @@ fn main() {
                 report.print(args.json);
             }
             drop(db);
-            let _ = std::fs::remove_dir_all(&path);
+            if !args.use_existing_db {
+                let _ = std::fs::remove_dir_all(&path);
+            }
             let _ = std::fs::remove_dir_all(&scratch);
         }
     }

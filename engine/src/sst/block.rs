@@ -139,26 +139,66 @@ pub fn unwrap_block(
     raw: &[u8],
     verify_checksum: bool,
 ) -> Result<Vec<u8>> {
-    let corrupt = |reason: String| Error::corruption(file, offset, reason);
-    let Some(body_len) = raw.len().checked_sub(BLOCK_TRAILER_LEN) else {
-        return Err(corrupt(format!(
-            "block of {} bytes is shorter than its trailer",
-            raw.len()
-        )));
-    };
+    let (body_len, ctype) = check_trailer(file, offset, raw, verify_checksum)?;
     let contents = &raw[..body_len];
+    match ctype {
+        COMPRESSION_NONE => Ok(contents.to_vec()),
+        _ => decompress(file, offset, contents, ctype),
+    }
+}
+
+/// [`unwrap_block`] that takes the buffer it reads: an uncompressed block keeps it (cut to
+/// its contents) instead of copying, which is what the read path does for every block miss.
+pub fn unwrap_block_owned(
+    file: &Path,
+    offset: u64,
+    mut raw: Vec<u8>,
+    verify_checksum: bool,
+) -> Result<Vec<u8>> {
+    let (body_len, ctype) = check_trailer(file, offset, &raw, verify_checksum)?;
+    match ctype {
+        COMPRESSION_NONE => {
+            raw.truncate(body_len);
+            Ok(raw)
+        }
+        _ => decompress(file, offset, &raw[..body_len], ctype),
+    }
+}
+
+/// Validates the trailer (and, when asked, the checksum): the contents' length and the
+/// compression type.
+fn check_trailer(
+    file: &Path,
+    offset: u64,
+    raw: &[u8],
+    verify_checksum: bool,
+) -> Result<(usize, u8)> {
+    let Some(body_len) = raw.len().checked_sub(BLOCK_TRAILER_LEN) else {
+        return Err(Error::corruption(
+            file,
+            offset,
+            format!("block of {} bytes is shorter than its trailer", raw.len()),
+        ));
+    };
     let ctype = raw[body_len];
     if verify_checksum {
         let stored = coding::u32_at(raw, body_len + 1).unwrap_or(0);
-        let actual = coding::crc32c_masked(&[contents, &[ctype]]);
+        let actual = coding::crc32c_masked(&[&raw[..body_len], &[ctype]]);
         if stored != actual {
-            return Err(corrupt(format!(
-                "block checksum mismatch: stored {stored:#010x}, computed {actual:#010x}"
-            )));
+            return Err(Error::corruption(
+                file,
+                offset,
+                format!("block checksum mismatch: stored {stored:#010x}, computed {actual:#010x}"),
+            ));
         }
     }
+    Ok((body_len, ctype))
+}
+
+/// Decompresses the contents of a block of compression type `ctype` (not `NONE`).
+fn decompress(file: &Path, offset: u64, contents: &[u8], ctype: u8) -> Result<Vec<u8>> {
+    let corrupt = |reason: String| Error::corruption(file, offset, reason);
     match ctype {
-        COMPRESSION_NONE => Ok(contents.to_vec()),
         COMPRESSION_ZSTD => decompress_zstd(contents).map_err(corrupt),
         t => Err(corrupt(format!("unknown block compression type {t}"))),
     }
@@ -211,6 +251,17 @@ pub fn decode_block(file: &Path, offset: u64, raw: &[u8], verify_checksum: bool)
     Block::new(contents).map_err(|reason| Error::corruption(file, offset, reason))
 }
 
+/// [`decode_block`] over a buffer it may keep (see [`unwrap_block_owned`]).
+pub fn decode_block_owned(
+    file: &Path,
+    offset: u64,
+    raw: Vec<u8>,
+    verify_checksum: bool,
+) -> Result<Block> {
+    let contents = unwrap_block_owned(file, offset, raw, verify_checksum)?;
+    Block::new(contents).map_err(|reason| Error::corruption(file, offset, reason))
+}
+
 /// A decoded block of prefix-compressed entries, ready for search.
 #[derive(Debug)]
 pub struct Block {
@@ -218,7 +269,15 @@ pub struct Block {
     /// Offset of the restart array = end of the entries.
     restarts_offset: usize,
     num_restarts: usize,
+    /// The key of every restart entry as `(start, end)` offsets into `data`, decoded once when
+    /// the block is built so that a seek's binary search compares slices without parsing
+    /// headers; [`BAD_RESTART_KEY`] for a malformed restart entry (reported when a seek meets
+    /// it, as before).
+    restart_keys: Vec<(u32, u32)>,
 }
+
+/// Marks a restart entry whose key could not be decoded.
+const BAD_RESTART_KEY: (u32, u32) = (u32::MAX, u32::MAX);
 
 impl Block {
     /// Validates the restart array of uncompressed block contents.
@@ -247,16 +306,68 @@ impl Block {
             }
             prev = Some(r);
         }
-        Ok(Block {
+        let mut block = Block {
             data,
             restarts_offset,
             num_restarts: n,
-        })
+            restart_keys: Vec::new(),
+        };
+        let keys = (0..n)
+            .map(|i| {
+                let at = block.restart_point(i);
+                block
+                    .entry_header(at)
+                    .filter(|h| h.shared == 0)
+                    .filter(|h| valid_point_key(&block.data[h.key_delta.0..h.key_delta.1]))
+                    // Both offsets are below `restarts_offset`, which came from a u32 count.
+                    .and_then(|h| {
+                        Some((
+                            u32::try_from(h.key_delta.0).ok()?,
+                            u32::try_from(h.key_delta.1).ok()?,
+                        ))
+                    })
+                    .unwrap_or(BAD_RESTART_KEY)
+            })
+            .collect();
+        block.restart_keys = keys;
+        Ok(block)
     }
 
-    /// Uncompressed size in bytes (what the block cache charges).
+    /// Uncompressed size in bytes plus the decoded restart keys (what the block cache charges).
     pub fn size_bytes(&self) -> usize {
-        self.data.len()
+        self.data.len() + self.restart_keys.len() * std::mem::size_of::<(u32, u32)>()
+    }
+
+    /// The key of restart entry `index`, if that entry is well formed.
+    #[inline]
+    fn restart_key(&self, index: usize) -> Option<&[u8]> {
+        let (start, end) = *self.restart_keys.get(index)?;
+        if (start, end) == BAD_RESTART_KEY {
+            return None;
+        }
+        self.data.get(start as usize..end as usize)
+    }
+
+    /// Decodes the header of the entry at `at`; `None` when it does not fit in the entries.
+    #[inline]
+    fn entry_header(&self, at: usize) -> Option<EntryHeader> {
+        let region = self.data.get(at..self.restarts_offset)?;
+        let mut c = Cursor::new(region);
+        let shared = usize::try_from(c.varint()?).ok()?;
+        let unshared = usize::try_from(c.varint()?).ok()?;
+        let value_len = usize::try_from(c.varint()?).ok()?;
+        let key_start = at + c.pos();
+        let key_end = key_start.checked_add(unshared)?;
+        let value_end = key_end.checked_add(value_len)?;
+        if value_end > self.restarts_offset {
+            return None;
+        }
+        Some(EntryHeader {
+            shared,
+            key_delta: (key_start, key_end),
+            value: (key_end, value_end),
+            next: value_end,
+        })
     }
 
     /// True when the block holds no entries.
@@ -361,24 +472,9 @@ impl BlockIter {
         self.current = self.block.restarts_offset;
     }
 
+    #[inline]
     fn parse_header(&self, at: usize) -> Option<EntryHeader> {
-        let region = self.block.data.get(at..self.block.restarts_offset)?;
-        let mut c = Cursor::new(region);
-        let shared = usize::try_from(c.varint()?).ok()?;
-        let unshared = usize::try_from(c.varint()?).ok()?;
-        let value_len = usize::try_from(c.varint()?).ok()?;
-        let key_start = at + c.pos();
-        let key_end = key_start.checked_add(unshared)?;
-        let value_end = key_end.checked_add(value_len)?;
-        if value_end > self.block.restarts_offset {
-            return None;
-        }
-        Some(EntryHeader {
-            shared,
-            key_delta: (key_start, key_end),
-            value: (key_end, value_end),
-            next: value_end,
-        })
+        self.block.entry_header(at)
     }
 
     /// Decodes the entry at `at`, whose predecessor's key is in `self.key` (ignored at restarts).
@@ -419,13 +515,6 @@ impl BlockIter {
             self.restart_index += 1;
         }
         true
-    }
-
-    /// The key of restart entry `index`, in place, if the entry is well formed.
-    fn restart_key(&self, index: usize) -> Option<&[u8]> {
-        let h = self.parse_header(self.block.restart_point(index))?;
-        let k = self.block.data.get(h.key_delta.0..h.key_delta.1)?;
-        (h.shared == 0 && valid_point_key(k)).then_some(k)
     }
 
     fn seek_to_restart(&mut self, index: usize) -> bool {
@@ -542,7 +631,11 @@ impl BlockIter {
         let (mut lo, mut hi) = (0usize, self.block.num_restarts - 1);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            let Some(ord) = self.restart_key(mid).map(|k| key::cmp_internal(k, target)) else {
+            let Some(ord) = self
+                .block
+                .restart_key(mid)
+                .map(|k| key::cmp_internal(k, target))
+            else {
                 let at = self.block.restart_point(mid);
                 self.fail(format!("restart entry at block offset {at} is malformed"));
                 return;

@@ -305,10 +305,10 @@ impl Table {
         self.file
             .read_at(handle.offset, &mut raw)
             .map_err(|e| Error::io(&self.path, e))?;
-        let b = Arc::new(block::decode_block(
+        let b = Arc::new(block::decode_block_owned(
             &self.path,
             handle.offset,
-            &raw,
+            raw,
             flags.verify_checksums,
         )?);
         // Unverified blocks stay out of the cache so a later verifying reader re-checks them.
