@@ -69,6 +69,10 @@ pub struct Options {
     /// Treat a corrupt record in the middle of a WAL as an error on open (instead of stopping
     /// replay there). Default `true`.
     pub paranoid_checks: bool,
+    /// Compact a file into the level below once reads have consulted it in vain about as often
+    /// as its compaction would cost (LevelDB's seek compaction: `size / 16 KiB` wasted reads,
+    /// at least 100). Size-triggered compactions always go first. Default `true`.
+    pub read_triggered_compaction: bool,
 }
 
 impl Default for Options {
@@ -97,6 +101,7 @@ impl Default for Options {
             delayed_write_rate_bytes: 16 << 20,
             background_write_rate_bytes: 0,
             paranoid_checks: true,
+            read_triggered_compaction: true,
             compaction_filter: None,
         }
     }

@@ -11,6 +11,7 @@ pub(crate) mod filter;
 pub(crate) mod job;
 pub(crate) mod picker;
 pub(crate) mod rate_limit;
+pub(crate) mod read_trigger;
 
 pub use filter::{CompactionFilter, FilterDecision};
 

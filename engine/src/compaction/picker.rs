@@ -31,6 +31,7 @@ fn range_of(files: &[Arc<FileMeta>]) -> (Vec<u8>, Vec<u8>) {
 /// Picks the most urgent automatic compaction and claims its inputs.
 pub(crate) fn pick(inner: &DbInner, st: &mut DbState) -> Option<Compaction> {
     let c = candidate(inner, st)?;
+    inner.read_triggered_taken(&c.inputs);
     Some(claim(st, c))
 }
 
@@ -68,7 +69,12 @@ pub(crate) fn candidate(inner: &DbInner, st: &DbState) -> Option<Compaction> {
             return Some(c);
         }
     }
-    None
+    // Nothing is over its size target: a file that reads keep consulting in vain.
+    let r = inner.read_triggered_in(&v)?;
+    if r.level == 0 {
+        return pick_level(&v, st, 0, l0_output(&v, t.base_level));
+    }
+    build(&v, st, r.level, r.level + 1, vec![r.file])
 }
 
 /// L0's output: the base level, or a non-empty level above it (left over after the base level

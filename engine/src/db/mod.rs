@@ -89,6 +89,8 @@ pub(crate) struct DbInner {
     pub(crate) lock: Mutex<Option<Box<dyn crate::fs::FileLock>>>,
     pub(crate) stats: background::Counters,
     pub(crate) rate_limiter: crate::compaction::rate_limit::RateLimiter,
+    /// A file scheduled by read-triggered compaction (taken after `state` when both are held).
+    pub(crate) read_triggered: Mutex<Option<crate::compaction::read_trigger::ReadTriggered>>,
 }
 
 /// An open database. `Send + Sync`: share it between threads with `Arc<Db>` (or `&Db`).

@@ -145,6 +145,7 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
         closed: AtomicBool::new(false),
         lock: Mutex::new(Some(lock)),
         stats: Default::default(),
+        read_triggered: Mutex::new(None),
         rate_limiter: crate::compaction::rate_limit::RateLimiter::new(
             opts.background_write_rate_bytes,
         ),

@@ -9,7 +9,7 @@ use crate::key::{self, cmp_internal};
 use parking_lot::Mutex;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 /// Numbers of files no version references any more, waiting to be deleted.
@@ -26,15 +26,20 @@ pub(crate) struct FileMeta {
     pub(crate) being_compacted: AtomicBool,
     /// Removed from the live version set: delete the file when the last reference drops.
     pub(crate) obsolete: AtomicBool,
+    /// Reads that may still consult this file in vain before it is scheduled for a
+    /// read-triggered compaction (see `compaction::read_trigger`).
+    pub(crate) wasted_reads_left: AtomicI64,
     graveyard: Option<Arc<Graveyard>>,
 }
 
 impl FileMeta {
     pub(crate) fn new(f: NewFile, graveyard: Option<Arc<Graveyard>>) -> Self {
+        let allowance = crate::compaction::read_trigger::allowed_wasted_reads(f.size);
         FileMeta {
             f,
             being_compacted: AtomicBool::new(false),
             obsolete: AtomicBool::new(false),
+            wasted_reads_left: AtomicI64::new(allowance),
             graveyard,
         }
     }

@@ -333,8 +333,13 @@ impl Block {
         Ok(block)
     }
 
-    /// Uncompressed size in bytes plus the decoded restart keys (what the block cache charges).
+    /// Uncompressed size in bytes.
     pub fn size_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Memory held: the contents plus the decoded restart keys (what the block cache charges).
+    pub fn memory_bytes(&self) -> usize {
         self.data.len() + self.restart_keys.len() * std::mem::size_of::<(u32, u32)>()
     }
 

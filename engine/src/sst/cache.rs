@@ -19,7 +19,7 @@ struct BlockWeighter;
 
 impl quick_cache::Weighter<(u64, u64), Arc<Block>> for BlockWeighter {
     fn weight(&self, _key: &(u64, u64), block: &Arc<Block>) -> u64 {
-        block.size_bytes() as u64 + ENTRY_OVERHEAD_BYTES
+        block.memory_bytes() as u64 + ENTRY_OVERHEAD_BYTES
     }
 }
 

@@ -1,0 +1,96 @@
+//! Read-triggered compaction (LevelDB's "seek compaction", Pebble's read sampling).
+//!
+//! A read that has to consult more than one file pays for every file above the one that
+//! answers it. When the same file keeps being consulted in vain, merging it into the level below
+//! is cheaper than paying on every read: LevelDB estimates that one extra file probe costs about
+//! as much as compacting 16 KiB, so each file gets `size / 16 KiB` (at least 100) wasted probes
+//! before it is scheduled. A point lookup charges the first file it consulted when it had to
+//! consult a second one; an iterator charges its newest file when it merges more than one
+//! sorted run of tables. Size-triggered compactions always go first.
+//!
+//! After a write burst the last flushes sit in L0 until three more arrive; a read-mostly
+//! workload then pays for them on every read. This trigger merges them down once the reads have
+//! paid roughly what the compaction costs.
+
+use crate::db::DbInner;
+use crate::manifest::version::{FileMeta, Version};
+use crate::manifest::NUM_LEVELS;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Bytes of compaction one wasted file probe is worth (LevelDB's estimate).
+pub(crate) const BYTES_PER_WASTED_READ: u64 = 16 << 10;
+/// Wasted probes every file is allowed, however small.
+pub(crate) const MIN_WASTED_READS: i64 = 100;
+
+/// The wasted probes a file of `size` bytes is allowed before it is compacted.
+pub(crate) fn allowed_wasted_reads(size: u64) -> i64 {
+    i64::try_from(size / BYTES_PER_WASTED_READ)
+        .unwrap_or(i64::MAX)
+        .max(MIN_WASTED_READS)
+}
+
+/// A file whose wasted reads ran out, waiting for the picker.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadTriggered {
+    pub(crate) level: usize,
+    pub(crate) file: Arc<FileMeta>,
+}
+
+impl DbInner {
+    /// Charges `file` (in `level`) one wasted read; schedules it for compaction when its
+    /// allowance runs out. Never blocks on the DB mutex.
+    pub(crate) fn charge_wasted_read(&self, level: usize, file: &Arc<FileMeta>) {
+        if !self.opts.read_triggered_compaction || level + 1 >= NUM_LEVELS {
+            return;
+        }
+        if file.wasted_reads_left.fetch_sub(1, Ordering::Relaxed) != 1 {
+            return;
+        }
+        let mut pending = self.read_triggered.lock();
+        if pending.is_none() {
+            *pending = Some(ReadTriggered {
+                level,
+                file: Arc::clone(file),
+            });
+        }
+        drop(pending);
+        self.bg_cv.notify_all();
+    }
+
+    /// The scheduled file if it is still live in `v` at its level; forgets a stale one.
+    pub(crate) fn read_triggered_in(&self, v: &Version) -> Option<ReadTriggered> {
+        let mut pending = self.read_triggered.lock();
+        let live = pending
+            .as_ref()
+            .is_some_and(|p| v.levels[p.level].iter().any(|f| Arc::ptr_eq(f, &p.file)));
+        if !live {
+            *pending = None;
+        }
+        pending.clone()
+    }
+
+    /// Forgets the scheduled file once a compaction took it.
+    pub(crate) fn read_triggered_taken(&self, inputs: &[Arc<FileMeta>]) {
+        let mut pending = self.read_triggered.lock();
+        if pending
+            .as_ref()
+            .is_some_and(|p| inputs.iter().any(|f| Arc::ptr_eq(f, &p.file)))
+        {
+            *pending = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowance_scales_with_size_and_has_a_floor() {
+        assert_eq!(allowed_wasted_reads(0), MIN_WASTED_READS);
+        assert_eq!(allowed_wasted_reads(1 << 20), MIN_WASTED_READS);
+        assert_eq!(allowed_wasted_reads(64 << 20), 4096);
+        assert_eq!(allowed_wasted_reads(u64::MAX), (u64::MAX >> 14) as i64);
+    }
+}
