@@ -6,7 +6,7 @@
 
 use crate::iter::InternalIterator;
 use crate::key::{self, RangeTombstone, SeqNo, ValueKind};
-use crate::skiplist::{Cursor, SkipList};
+use crate::skiplist::{Cursor, KeyOrder, SkipList};
 use crate::Result;
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
@@ -24,9 +24,19 @@ pub(crate) enum Found {
     Deleted(SeqNo),
 }
 
+/// Internal-key order for the memtable's skiplist.
+struct InternalOrder;
+
+impl KeyOrder for InternalOrder {
+    #[inline]
+    fn cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+        key::cmp_internal(a, b)
+    }
+}
+
 /// A memtable and the WAL that holds its data.
 pub(crate) struct MemTable {
-    map: SkipList,
+    map: SkipList<InternalOrder>,
     range_dels: RwLock<Vec<RangeTombstone>>,
     size_bytes: AtomicUsize,
     /// Largest write tag applied, plus one (0 = none).
@@ -48,7 +58,7 @@ impl std::fmt::Debug for MemTable {
 impl MemTable {
     pub(crate) fn new(log_number: u64) -> Self {
         MemTable {
-            map: SkipList::new(key::cmp_internal),
+            map: SkipList::new(),
             range_dels: RwLock::new(Vec::new()),
             size_bytes: AtomicUsize::new(0),
             max_tag: AtomicU64::new(0),
@@ -68,8 +78,10 @@ impl MemTable {
                 });
             }
             _ => {
-                self.map
-                    .insert(&key::internal_key(user_key, seq, kind), value);
+                self.map.insert_composed(
+                    |k| key::append_internal_key(k, user_key, seq, kind as u8),
+                    value,
+                );
             }
         }
         self.size_bytes.fetch_add(

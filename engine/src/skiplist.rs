@@ -15,6 +15,7 @@
 
 use parking_lot::Mutex;
 use std::cmp::Ordering;
+use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering as AtomicOrdering};
@@ -142,12 +143,19 @@ impl Arena {
     }
 }
 
-/// A concurrent skiplist of `(key, value)` byte strings ordered by a comparator.
-pub(crate) struct SkipList {
+/// The order a [`SkipList`] keeps its keys in. A type rather than a function pointer so that
+/// the comparison inlines into the search loop (it runs about twenty times per insert).
+pub(crate) trait KeyOrder {
+    /// Compares two keys.
+    fn cmp(a: &[u8], b: &[u8]) -> Ordering;
+}
+
+/// A concurrent skiplist of `(key, value)` byte strings ordered by `O`.
+pub(crate) struct SkipList<O: KeyOrder> {
     head: *mut Node,
     max_height: AtomicUsize,
     len: AtomicUsize,
-    cmp: fn(&[u8], &[u8]) -> Ordering,
+    order: PhantomData<fn() -> O>,
     /// The writer's state: inserts are serialised by this lock; readers never take it.
     writer: Mutex<Writer>,
 }
@@ -155,17 +163,19 @@ pub(crate) struct SkipList {
 struct Writer {
     arena: Arena,
     rng: u32,
+    /// Reused buffer for keys composed by [`SkipList::insert_composed`].
+    scratch: Vec<u8>,
 }
 
 // SAFETY: the raw pointers point into the arena owned by `writer` (boxed chunks that never move
 // and are freed only on drop). Mutation of shared node links happens only through atomics, and
 // allocation only under the `writer` lock, so the list may be shared and sent across threads.
-unsafe impl Send for SkipList {}
+unsafe impl<O: KeyOrder> Send for SkipList<O> {}
 // SAFETY: see `Send`.
-unsafe impl Sync for SkipList {}
+unsafe impl<O: KeyOrder> Sync for SkipList<O> {}
 
-impl SkipList {
-    pub(crate) fn new(cmp: fn(&[u8], &[u8]) -> Ordering) -> Self {
+impl<O: KeyOrder> SkipList<O> {
+    pub(crate) fn new() -> Self {
         let mut arena = Arena {
             chunks: Vec::new(),
             cursor: ptr::null_mut(),
@@ -176,10 +186,11 @@ impl SkipList {
             head,
             max_height: AtomicUsize::new(1),
             len: AtomicUsize::new(0),
-            cmp,
+            order: PhantomData,
             writer: Mutex::new(Writer {
                 arena,
                 rng: 0x2545_f491,
+                scratch: Vec::new(),
             }),
         }
     }
@@ -194,7 +205,7 @@ impl SkipList {
 
     fn key_is_after(&self, node: *mut Node, key: &[u8]) -> bool {
         // SAFETY: non-null nodes reached from the list are initialised, non-head nodes.
-        !node.is_null() && (self.cmp)(unsafe { Node::key(node) }, key) == Ordering::Less
+        !node.is_null() && O::cmp(unsafe { Node::key(node) }, key) == Ordering::Less
     }
 
     /// First node `>= key`, filling `prev` with the last node `< key` at each level.
@@ -240,7 +251,7 @@ impl SkipList {
     fn find_le(&self, key: &[u8]) -> *mut Node {
         let ge = self.find_ge(key, None);
         // SAFETY: non-null nodes from the list are initialised.
-        if !ge.is_null() && (self.cmp)(unsafe { Node::key(ge) }, key) == Ordering::Equal {
+        if !ge.is_null() && O::cmp(unsafe { Node::key(ge) }, key) == Ordering::Equal {
             return ge;
         }
         self.find_lt(key)
@@ -265,12 +276,29 @@ impl SkipList {
 
     /// Inserts `(key, value)`. A key equal to an existing one is ignored (keys are unique
     /// internal keys). Returns true if inserted.
+    #[cfg(test)]
     pub(crate) fn insert(&self, key: &[u8], value: &[u8]) -> bool {
         let mut w = self.writer.lock();
+        self.insert_locked(&mut w, key, value)
+    }
+
+    /// [`SkipList::insert`] of a key that `compose` appends to an empty buffer: the memtable
+    /// builds internal keys here without allocating one per insert.
+    pub(crate) fn insert_composed(&self, compose: impl FnOnce(&mut Vec<u8>), value: &[u8]) -> bool {
+        let mut w = self.writer.lock();
+        let mut key = std::mem::take(&mut w.scratch);
+        key.clear();
+        compose(&mut key);
+        let inserted = self.insert_locked(&mut w, &key, value);
+        w.scratch = key;
+        inserted
+    }
+
+    fn insert_locked(&self, w: &mut Writer, key: &[u8], value: &[u8]) -> bool {
         let mut prev = [self.head; MAX_HEIGHT];
         let ge = self.find_ge(key, Some(&mut prev));
         // SAFETY: non-null nodes from the list are initialised.
-        if !ge.is_null() && (self.cmp)(unsafe { Node::key(ge) }, key) == Ordering::Equal {
+        if !ge.is_null() && O::cmp(unsafe { Node::key(ge) }, key) == Ordering::Equal {
             return false;
         }
         let mut height = 1;
@@ -356,7 +384,7 @@ impl Cursor {
     }
 }
 
-impl SkipList {
+impl<O: KeyOrder> SkipList<O> {
     pub(crate) fn first(&self) -> Cursor {
         // SAFETY: the head has MAX_HEIGHT levels.
         Cursor {
@@ -405,13 +433,16 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn cmp(a: &[u8], b: &[u8]) -> Ordering {
-        a.cmp(b)
+    struct Bytewise;
+    impl KeyOrder for Bytewise {
+        fn cmp(a: &[u8], b: &[u8]) -> Ordering {
+            a.cmp(b)
+        }
     }
 
     #[test]
     fn ordered_iteration_both_ways_and_seeks() {
-        let l = SkipList::new(cmp);
+        let l = SkipList::<Bytewise>::new();
         let mut keys: Vec<Vec<u8>> = (0..5000u32)
             .map(|i| ((i * 7919) % 5000).to_be_bytes().to_vec())
             .collect();
@@ -453,7 +484,7 @@ mod tests {
 
     #[test]
     fn big_entries_and_concurrent_readers() {
-        let l = Arc::new(SkipList::new(cmp));
+        let l = Arc::new(SkipList::<Bytewise>::new());
         l.insert(b"big", &vec![7u8; 3 * CHUNK_BYTES]);
         let readers: Vec<_> = (0..2)
             .map(|_| {

@@ -14,6 +14,9 @@ use crate::key::{SeqNo, ValueKind};
 /// Bytes before the first record: seqno + count.
 pub(crate) const HEADER_LEN: usize = 12;
 const KIND_TAG: u8 = 3;
+/// Capacity a new batch starts with: room for a typical single small write, so that the
+/// common one-put batch allocates once.
+const INITIAL_CAPACITY_BYTES: usize = 256;
 
 /// A group of writes applied atomically: all or none survive a crash.
 #[derive(Clone, PartialEq, Eq)]
@@ -55,8 +58,10 @@ pub enum BatchOp<'a> {
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> Self {
+        let mut rep = Vec::with_capacity(INITIAL_CAPACITY_BYTES);
+        rep.resize(HEADER_LEN, 0);
         WriteBatch {
-            rep: vec![0; HEADER_LEN],
+            rep,
             body_len: HEADER_LEN,
             count: 0,
             tag: None,
@@ -94,6 +99,9 @@ impl WriteBatch {
 
     fn push(&mut self, kind: u8, key: &[u8], value: Option<&[u8]>) {
         self.rep.truncate(self.body_len);
+        // One allocation per operation at most (two varints of at most 10 bytes each).
+        self.rep
+            .reserve(1 + 10 + key.len() + value.map_or(0, |v| 10 + v.len()));
         self.rep.push(kind);
         put_len_prefixed(&mut self.rep, key);
         if let Some(v) = value {

@@ -270,7 +270,8 @@ impl DbInner {
     /// ingestion, checkpoint) never waits for the memtable-limit stall that its own flush would
     /// relieve; a write's switch waits, bounded, for a flush slot.
     pub(crate) fn make_room(&self, force: bool, no_slowdown: bool) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms);
+        // Read the clock only once a wait is needed: this runs on every write.
+        let mut deadline: Option<Instant> = None;
         loop {
             let mut st = self.state.lock();
             if let Some(e) = &st.bg_error {
@@ -298,6 +299,9 @@ impl DbInner {
                     ));
                 }
                 let now = Instant::now();
+                let deadline = *deadline.get_or_insert_with(|| {
+                    now + Duration::from_millis(self.opts.max_write_stall_ms)
+                });
                 if now >= deadline {
                     st.stall.rejected += 1;
                     return Err(Error::Stalled(format!(
@@ -364,7 +368,8 @@ impl DbInner {
 
     /// Waits (bounded) while writes are stopped; delays them while slowed down.
     fn stall_gate(&self, no_slowdown: bool, bytes: usize) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms);
+        // Read the clock only once a wait is needed: this runs on every write.
+        let mut deadline: Option<Instant> = None;
         let mut st = self.state.lock();
         let mut counted = false;
         loop {
@@ -410,6 +415,9 @@ impl DbInner {
                         )));
                     }
                     let now = Instant::now();
+                    let deadline = *deadline.get_or_insert_with(|| {
+                        now + Duration::from_millis(self.opts.max_write_stall_ms)
+                    });
                     if now >= deadline {
                         st.stall.rejected += 1;
                         return Err(Error::Stalled(format!(

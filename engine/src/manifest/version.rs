@@ -84,6 +84,9 @@ impl Drop for FileMeta {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Version {
     pub(crate) levels: [Vec<Arc<FileMeta>>; NUM_LEVELS],
+    /// Bytes per level, summed once when the version is built: the stall check reads them on
+    /// every write.
+    level_sizes: [u64; NUM_LEVELS],
 }
 
 impl Version {
@@ -139,6 +142,9 @@ impl Version {
     }
 
     fn sort(&mut self) {
+        for (size, files) in self.level_sizes.iter_mut().zip(&self.levels) {
+            *size = files.iter().map(|f| f.f.size).sum();
+        }
         self.levels[0].sort_by(|a, b| {
             b.f.largest_seqno
                 .cmp(&a.f.largest_seqno)
@@ -159,7 +165,11 @@ impl Version {
 
     /// Total bytes in a level.
     pub(crate) fn level_bytes(&self, level: usize) -> u64 {
-        self.levels[level].iter().map(|f| f.f.size).sum()
+        debug_assert_eq!(
+            self.level_sizes[level],
+            self.levels[level].iter().map(|f| f.f.size).sum::<u64>()
+        );
+        self.level_sizes[level]
     }
 
     /// Index of the first file in sorted level `level >= 1` whose largest key is `>= ikey`.
