@@ -253,7 +253,9 @@ impl Db {
                             .into(),
                     ));
                 }
-                inner.with_write_leadership_until(deadline, |i| i.make_room(true, false))?;
+                inner.with_write_leadership_until(deadline, |i| {
+                    i.make_room(true, false).map(drop)
+                })?;
                 let target = inner.state.lock().frozen_count;
                 inner.wait_flushed_until(target, deadline)?;
                 continue;

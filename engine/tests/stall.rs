@@ -190,7 +190,8 @@ fn no_slowdown_writes_fail_fast_while_normal_writes_wait_and_succeed() {
             .unwrap()
             .parse()
             .unwrap();
-        // The stall cause is only refreshed by a write: probe with no_slowdown.
+        // The stall cause is evaluated from the current shape; a no_slowdown probe also shows
+        // that writes go through again.
         let probe = db.write(
             {
                 let mut b = siltdb::WriteBatch::new();

@@ -197,7 +197,7 @@ impl DbInner {
     /// Freezes the active memtable (as the write leader, never waiting on the stall that this
     /// flush relieves) and waits, bounded, until every memtable frozen so far is flushed.
     pub(crate) fn flush_and_wait(&self) -> Result<()> {
-        self.with_write_leadership(|inner| inner.make_room(true, false))?;
+        self.with_write_leadership(|inner| inner.make_room(true, false).map(drop))?;
         let target = self.state.lock().frozen_count;
         self.wait_flushed(target)
     }

@@ -79,6 +79,7 @@ impl Db {
         s.user_bytes = c.user_bytes.load(Ordering::Relaxed);
         let st = inner.state.lock();
         s.stall = st.stall.clone();
+        s.stall.current_cause = inner.stall_cause_now(&st);
         s.immutable_memtables = st.imms.len();
         s
     }
@@ -120,10 +121,7 @@ impl Db {
             ),
             "siltdb.stall-cause" => Some(
                 inner
-                    .state
-                    .lock()
-                    .stall
-                    .current_cause
+                    .stall_cause_now(&inner.state.lock())
                     .unwrap_or("")
                     .to_string(),
             ),

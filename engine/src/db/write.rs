@@ -64,10 +64,13 @@ impl Db {
 
 impl DbInner {
     pub(crate) fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
-        self.check_writable()?;
         if batch.is_empty() && batch.tag().is_none() {
-            return Ok(());
+            return self.check_writable();
         }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("the database was closed".into()));
+        }
+        // Checks the background error and closing under the DB mutex, like `check_writable`.
         self.stall_gate(opts.no_slowdown, batch.approximate_size())?;
         let w = Arc::new(Writer {
             batch: Mutex::new(Some(batch)),
@@ -206,7 +209,7 @@ impl DbInner {
 
     /// Appends the group's batches to the WAL and inserts them into the memtable.
     fn commit_group(&self, group: &[Arc<Writer>]) -> Result<()> {
-        self.make_room(false, group[0].no_slowdown)?;
+        let mem = self.make_room(false, group[0].no_slowdown)?;
         let mut merged: Option<WriteBatch> = None;
         let mut sync = false;
         for w in group {
@@ -251,7 +254,6 @@ impl DbInner {
                 return Err(e);
             }
         }
-        let mem = Arc::clone(&self.state.lock().mem);
         let user_bytes = apply_to_memtable(&mem, &batch, first);
         if let Some(t) = tag {
             mem.note_tag(t);
@@ -268,8 +270,9 @@ impl DbInner {
     /// Freezes the active memtable when it is full (or when `force` and it is non-empty),
     /// starting a new WAL. Called only by the queue leader. A forced switch (manual flush,
     /// ingestion, checkpoint) never waits for the memtable-limit stall that its own flush would
-    /// relieve; a write's switch waits, bounded, for a flush slot.
-    pub(crate) fn make_room(&self, force: bool, no_slowdown: bool) -> Result<()> {
+    /// relieve; a write's switch waits, bounded, for a flush slot. Returns the active memtable
+    /// (the one the leader's writes go to: only the leader switches it).
+    pub(crate) fn make_room(&self, force: bool, no_slowdown: bool) -> Result<Arc<MemTable>> {
         // Read the clock only once a wait is needed: this runs on every write.
         let mut deadline: Option<Instant> = None;
         loop {
@@ -285,10 +288,10 @@ impl DbInner {
             let full = st.mem.size_bytes() >= self.opts.memtable_size_bytes;
             if force {
                 if st.mem.is_empty() {
-                    return Ok(());
+                    return Ok(Arc::clone(&st.mem));
                 }
             } else if !full {
-                return Ok(());
+                return Ok(Arc::clone(&st.mem));
             }
             if !force && st.imms.len() >= self.opts.max_immutable_memtables.max(1) {
                 // Memtable-limit stop: wait for a flush to finish.
@@ -328,8 +331,9 @@ impl DbInner {
         }
     }
 
-    /// Starts a new WAL and memtable; the old memtable joins the flush queue.
-    fn switch_memtable(&self) -> Result<()> {
+    /// Starts a new WAL and memtable; the old memtable joins the flush queue. Returns the new
+    /// memtable.
+    fn switch_memtable(&self) -> Result<Arc<MemTable>> {
         let number = self.versions.new_file_number();
         let path = filename::wal_path(&self.path, number);
         let mut wal = self.wal.lock();
@@ -357,13 +361,14 @@ impl DbInner {
         *wal = Some(LogWriter::new(file, path));
         drop(wal);
         let mut st = self.state.lock();
-        let old = std::mem::replace(&mut st.mem, Arc::new(MemTable::new(number)));
+        let fresh = Arc::new(MemTable::new(number));
+        let old = std::mem::replace(&mut st.mem, Arc::clone(&fresh));
         st.imms.push_back(old);
         st.frozen_count += 1;
         self.install_sv(&st);
         drop(st);
         self.bg_cv.notify_all();
-        Ok(())
+        Ok(fresh)
     }
 
     /// Waits (bounded) while writes are stopped; delays them while slowed down.
@@ -439,6 +444,15 @@ impl DbInner {
                     st.stall.stalled_micros += started.elapsed().as_micros() as u64;
                 }
             }
+        }
+    }
+
+    /// What a write arriving now would be slowed or stopped by, from the current shape (not
+    /// the last writer's experience, which stays stale until the next write).
+    pub(crate) fn stall_cause_now(&self, st: &super::DbState) -> Option<&'static str> {
+        match stall::evaluate(&self.shape(st), &self.opts) {
+            StallState::Normal => None,
+            StallState::Slowdown(c) | StallState::Stop(c) => Some(c.name()),
         }
     }
 
