@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of siltdb's hot paths: block encode/decode and seek, bloom
-//! build/probe, write-batch encoding, WAL append (no sync), memtable insert/get (through a Db
-//! with the WAL off), SST point lookups (cached and uncached), and iterator steps.
+//! build/probe, write-batch encoding, WAL append (no sync, and synced with 8 writers sharing
+//! group commits), memtable insert/get (through a Db with the WAL off), SST point lookups
+//! (cached and uncached), iterator steps, and the replica's mutation log (plog) append.
 //!
 //! `cargo bench -p siltdb-benches --bench engine`
 
@@ -109,6 +110,68 @@ fn write_benches(c: &mut Criterion) {
             })
         });
     }
+    // Synced writes from 8 threads: one fdatasync per group commit. Each sample runs `iters`
+    // writes split over the threads; the time is the wall clock of the whole sample.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), Options::default()).expect("open");
+    let next = std::sync::atomic::AtomicU64::new(0);
+    g.sample_size(10);
+    g.bench_function("put_sync_group_commit_x8", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..8u64 {
+                    let (db, next, value) = (&db, &next, &value);
+                    s.spawn(move || {
+                        let wo = WriteOptions {
+                            sync: true,
+                            ..Default::default()
+                        };
+                        for _ in 0..(iters / 8 + u64::from(t < iters % 8)) {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let mut wb = WriteBatch::new();
+                            wb.put(k(i), value);
+                            db.write(wb, &wo).expect("write");
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
+/// The replica's mutation log: one entry carrying one 100-byte put, framed and appended with
+/// its fsync (what a Raft append costs on the leader before it replies).
+fn plog_benches(c: &mut Criterion) {
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    use siltdb_replica::plog::{format, segment::Segments};
+    use siltdb_replica::raft::TypeConfig;
+    use siltdb_replica::Mutation;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs: Arc<dyn siltdb::fs::FileSystem> = Arc::new(siltdb::fs::StdFs);
+    let (mut segs, _) = Segments::open(fs, dir.path(), 32 << 20, None, None).expect("plog open");
+    let mut g = c.benchmark_group("plog");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    let mut decree = 0u64;
+    let mut buf = Vec::new();
+    g.bench_function("append_synced_1_put", |b| {
+        b.iter(|| {
+            decree += 1;
+            let mut m = Mutation::new();
+            m.put(k(decree), vec![b'v'; 100]);
+            let entry = Entry::<TypeConfig> {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), decree),
+                payload: EntryPayload::Normal(m),
+            };
+            buf.clear();
+            format::encode_record(&mut buf, &entry, None, 0);
+            segs.append(&buf, Some(decree)).expect("append");
+        })
+    });
     g.finish();
 }
 
@@ -186,6 +249,7 @@ criterion_group!(
     block_benches,
     bloom_benches,
     write_benches,
-    read_benches
+    read_benches,
+    plog_benches
 );
 criterion_main!(benches);
