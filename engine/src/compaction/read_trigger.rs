@@ -80,6 +80,49 @@ impl DbInner {
             *pending = None;
         }
     }
+
+    /// An iterator over more than one sorted run of tables charges the newest run's first file
+    /// one wasted read.
+    pub(crate) fn charge_iterator(&self, v: &Version, lo: Option<&[u8]>, hi: Option<&[u8]>) {
+        let mut runs = (0..NUM_LEVELS).filter_map(|level| {
+            let first = if level == 0 {
+                v.levels[0].iter().find(|f| f.overlaps(lo, hi))
+            } else {
+                let files = &v.levels[level];
+                let i = files.partition_point(|f| lo.is_some_and(|l| f.largest_user() < l));
+                files.get(i).filter(|f| f.overlaps(lo, hi))
+            };
+            first.map(|f| (level, f))
+        });
+        let newest = runs.next();
+        let l0_runs = v.levels[0].iter().filter(|f| f.overlaps(lo, hi)).count();
+        if let Some((level, f)) = newest {
+            if l0_runs > 1 || runs.next().is_some() {
+                self.charge_wasted_read(level, f);
+            }
+        }
+    }
+}
+
+/// The files a point lookup consulted: the first is charged one wasted read as soon as a
+/// second one has to be consulted too.
+#[derive(Default)]
+pub(crate) struct Consulted<'a> {
+    first: Option<(usize, &'a Arc<FileMeta>)>,
+    charged: bool,
+}
+
+impl<'a> Consulted<'a> {
+    pub(crate) fn note(&mut self, inner: &DbInner, level: usize, f: &'a Arc<FileMeta>) {
+        match self.first {
+            None => self.first = Some((level, f)),
+            Some((l, first)) if !self.charged => {
+                self.charged = true;
+                inner.charge_wasted_read(l, first);
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 #[cfg(test)]

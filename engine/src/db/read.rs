@@ -1,12 +1,12 @@
 //! The read path: point lookups, iterators, properties.
 
 use super::{Db, DbInner, SuperVersion};
+use crate::compaction::read_trigger;
 use crate::iter::db_iter::{DbIter, IterSource};
 use crate::iter::level::LevelIter;
 use crate::iter::merge::MergingIterator;
 use crate::iter::{BoxedIter, InternalIterator};
 use crate::key::{self, RangeTombstone, SeqNo, ValueKind};
-use crate::manifest::version::FileMeta;
 use crate::manifest::NUM_LEVELS;
 use crate::memtable::Found;
 use crate::range_del::Fragments;
@@ -89,7 +89,7 @@ impl DbInner {
             }
         }
         let v = &sv.version;
-        let mut consulted = Consulted::default();
+        let mut consulted = read_trigger::Consulted::default();
         for f in &v.levels[0] {
             if !f.contains_user_key(user_key) {
                 continue;
@@ -153,56 +153,6 @@ impl DbInner {
             opts.upper_bound.clone(),
             opts.snapshot.clone(),
         )
-    }
-}
-
-impl DbInner {
-    /// An iterator over more than one sorted run of tables charges the newest run's first file
-    /// one wasted read (see `compaction::read_trigger`).
-    fn charge_iterator(
-        &self,
-        v: &crate::manifest::version::Version,
-        lo: Option<&[u8]>,
-        hi: Option<&[u8]>,
-    ) {
-        let mut runs = (0..NUM_LEVELS).filter_map(|level| {
-            let first = if level == 0 {
-                v.levels[0].iter().find(|f| f.overlaps(lo, hi))
-            } else {
-                let files = &v.levels[level];
-                let i = files.partition_point(|f| lo.is_some_and(|l| f.largest_user() < l));
-                files.get(i).filter(|f| f.overlaps(lo, hi))
-            };
-            first.map(|f| (level, f))
-        });
-        let newest = runs.next();
-        let l0_runs = v.levels[0].iter().filter(|f| f.overlaps(lo, hi)).count();
-        if let Some((level, f)) = newest {
-            if l0_runs > 1 || runs.next().is_some() {
-                self.charge_wasted_read(level, f);
-            }
-        }
-    }
-}
-
-/// The files a point lookup consulted: the first is charged one wasted read (see
-/// `compaction::read_trigger`) as soon as a second one has to be consulted too.
-#[derive(Default)]
-struct Consulted<'a> {
-    first: Option<(usize, &'a Arc<FileMeta>)>,
-    charged: bool,
-}
-
-impl<'a> Consulted<'a> {
-    fn note(&mut self, inner: &DbInner, level: usize, f: &'a Arc<FileMeta>) {
-        match self.first {
-            None => self.first = Some((level, f)),
-            Some((l, first)) if !self.charged => {
-                self.charged = true;
-                inner.charge_wasted_read(l, first);
-            }
-            Some(_) => {}
-        }
     }
 }
 
