@@ -477,11 +477,6 @@ impl BlockIter {
         self.current = self.block.restarts_offset;
     }
 
-    #[inline]
-    fn parse_header(&self, at: usize) -> Option<EntryHeader> {
-        self.block.entry_header(at)
-    }
-
     /// Decodes the entry at `at`, whose predecessor's key is in `self.key` (ignored at restarts).
     fn decode_at(&mut self, at: usize) -> bool {
         if at >= self.block.restarts_offset {
@@ -489,7 +484,7 @@ impl BlockIter {
             self.current = self.block.restarts_offset;
             return false;
         }
-        let Some(h) = self.parse_header(at) else {
+        let Some(h) = self.block.entry_header(at) else {
             self.fail(format!("bad entry header at block offset {at}"));
             return false;
         };
@@ -526,7 +521,7 @@ impl BlockIter {
         self.key.clear();
         self.restart_index = index;
         let at = self.block.restart_point(index);
-        match self.parse_header(at) {
+        match self.block.entry_header(at) {
             Some(h) if h.shared == 0 => self.decode_at(at),
             _ if at >= self.block.restarts_offset => {
                 self.valid = false;

@@ -391,6 +391,30 @@ impl Table {
         Ok(count)
     }
 
+    /// The data block at `handle` (an index value), positioned on its first entry (or its last
+    /// with `last`); an empty or corrupt block is `Corruption` at the block's offset.
+    fn block_at_edge(
+        &self,
+        handle: &[u8],
+        flags: ReadFlags,
+        last: bool,
+    ) -> Result<(u64, BlockIter)> {
+        let (offset, block) = self.data_block(handle, flags)?;
+        let mut it = BlockIter::new(block);
+        if last {
+            it.seek_to_last();
+        } else {
+            it.seek_to_first();
+        }
+        if !it.valid() {
+            let r = it
+                .corruption()
+                .map_or("empty data block".into(), str::to_string);
+            return Err(Error::corruption(&self.path, offset, r));
+        }
+        Ok((offset, it))
+    }
+
     /// The cheap check of a file about to be ingested without [`Table::verify`] (what RocksDB
     /// does by default): footer, index and properties were checked by [`Table::open`]; this
     /// reads the first and the last data block (checksummed, decoded) and checks their first
@@ -411,15 +435,7 @@ impl Table {
                 None => Ok(0),
             };
         }
-        let (offset, block) = self.data_block(index.value(), flags)?;
-        let mut it = BlockIter::new(block);
-        it.seek_to_first();
-        if !it.valid() {
-            let r = it
-                .corruption()
-                .map_or("empty data block".into(), str::to_string);
-            return Err(corrupt(offset, r));
-        }
+        let (offset, it) = self.block_at_edge(index.value(), flags, false)?;
         if key::cmp_internal(it.key(), smallest) != Ordering::Equal {
             return Err(corrupt(
                 offset,
@@ -434,15 +450,7 @@ impl Table {
             return Err(corrupt(self.footer.index.offset, r));
         }
         let last_index_key = index.key().to_vec();
-        let (offset, block) = self.data_block(index.value(), flags)?;
-        let mut it = BlockIter::new(block);
-        it.seek_to_last();
-        if !it.valid() {
-            let r = it
-                .corruption()
-                .map_or("empty data block".into(), str::to_string);
-            return Err(corrupt(offset, r));
-        }
+        let (offset, it) = self.block_at_edge(index.value(), flags, true)?;
         if key::cmp_internal(it.key(), largest) != Ordering::Equal
             || key::cmp_internal(&last_index_key, it.key()) == Ordering::Less
         {
