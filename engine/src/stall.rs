@@ -86,7 +86,8 @@ pub struct StallStats {
     pub stalled_micros: u64,
     /// Writes rejected with `Error::Stalled` (no_slowdown or timeout).
     pub rejected: u64,
-    /// The current cause, if writes are stalled now.
+    /// The current cause, if writes are stalled now: evaluated from the LSM shape when the
+    /// stats are read (`Db::stats`), not recorded by writers.
     pub current_cause: Option<&'static str>,
 }
 

@@ -314,7 +314,6 @@ impl DbInner {
                     )));
                 }
                 st.stall.stops += 1;
-                st.stall.current_cause = Some(stall::StallCause::MemtableLimit.name());
                 self.leader_stalled.store(true, Ordering::Release);
                 self.queue_cv.notify_all();
                 self.bg_cv.notify_all();
@@ -323,7 +322,6 @@ impl DbInner {
                     .wait_for(&mut st, WAIT_SLICE.min(deadline - now));
                 self.leader_stalled.store(false, Ordering::Release);
                 st.stall.stalled_micros += started.elapsed().as_micros() as u64;
-                st.stall.current_cause = None;
                 continue;
             }
             drop(st);
@@ -389,7 +387,6 @@ impl DbInner {
             let shape = self.shape(&st);
             match stall::evaluate(&shape, &self.opts) {
                 StallState::Normal => {
-                    st.stall.current_cause = None;
                     return Ok(());
                 }
                 StallState::Slowdown(cause) => {
@@ -401,7 +398,6 @@ impl DbInner {
                         )));
                     }
                     st.stall.slowdowns += 1;
-                    st.stall.current_cause = Some(cause.name());
                     let rate = self.opts.delayed_write_rate_bytes.max(1);
                     let delay =
                         Duration::from_micros((bytes as u64).saturating_mul(1_000_000) / rate)
@@ -435,7 +431,6 @@ impl DbInner {
                         st.stall.stops += 1;
                         counted = true;
                     }
-                    st.stall.current_cause = Some(cause.name());
                     // Make sure the work that relieves the stall is scheduled.
                     self.bg_cv.notify_all();
                     let started = Instant::now();
