@@ -254,7 +254,8 @@ impl Db {
                     ));
                 }
                 inner.with_write_leadership_until(deadline, |i| {
-                    i.make_room(true, false).map(drop)
+                    i.make_room(true, false, std::time::Instant::now())
+                        .map(drop)
                 })?;
                 let target = inner.state.lock().frozen_count;
                 inner.wait_flushed_until(target, deadline)?;

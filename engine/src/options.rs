@@ -46,7 +46,9 @@ pub struct Options {
     pub target_file_size_bytes: u64,
     /// Filesystem every file operation goes through. Default: the real filesystem.
     pub fs: Arc<dyn FileSystem>,
-    /// Background threads for flush and compaction. Default 2.
+    /// Background threads for compaction (each also flushes when a flush waits). One more
+    /// thread is dedicated to flushes, so a flush never waits behind a long compaction and the
+    /// memtable-limit stop lasts only as long as a flush. Default 2.
     pub max_background_jobs: usize,
     /// Open table handles kept in the table cache. Default 1000.
     pub max_open_files: usize,

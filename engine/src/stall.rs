@@ -75,6 +75,25 @@ pub(crate) fn evaluate(shape: &Shape, opts: &Options) -> StallState {
     StallState::Normal
 }
 
+impl StallStats {
+    /// Adds `micros` of stop time to the counter of `cause` (and to the total).
+    pub(crate) fn add_stop(&mut self, cause: StallCause, micros: u64) {
+        self.stalled_micros = self.stalled_micros.saturating_add(micros);
+        let slot = match cause {
+            StallCause::MemtableLimit => &mut self.memtable_stop_micros,
+            StallCause::L0Files => &mut self.l0_stop_micros,
+            StallCause::PendingCompactionBytes => &mut self.pending_bytes_stop_micros,
+        };
+        *slot = slot.saturating_add(micros);
+    }
+
+    /// Adds `micros` of slowdown delay (and to the total).
+    pub(crate) fn add_delay(&mut self, micros: u64) {
+        self.stalled_micros = self.stalled_micros.saturating_add(micros);
+        self.slowdown_micros = self.slowdown_micros.saturating_add(micros);
+    }
+}
+
 /// Stall counters, exposed through `Db::stats` and `siltdb.stats`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StallStats {
@@ -82,8 +101,21 @@ pub struct StallStats {
     pub stops: u64,
     /// Writes that were delayed.
     pub slowdowns: u64,
-    /// Total microseconds writers spent stalled.
+    /// Total microseconds writers spent stalled (stopped or delayed; summed over writers).
     pub stalled_micros: u64,
+    /// Of `stalled_micros`: stopped waiting for a flush (too many immutable memtables).
+    pub memtable_stop_micros: u64,
+    /// Of `stalled_micros`: stopped waiting for L0 compaction (L0 at its stop trigger).
+    pub l0_stop_micros: u64,
+    /// Of `stalled_micros`: stopped on the hard pending-compaction-bytes limit.
+    pub pending_bytes_stop_micros: u64,
+    /// Of `stalled_micros`: delayed by a slowdown.
+    pub slowdown_micros: u64,
+    /// Microseconds during which writes were stopped while no flush or compaction ran and
+    /// none could be started. Writes stopped on work that nothing will do is a liveness bug
+    /// (Pebble #320); this stays at zero unless a checkpoint or manual compaction holds the
+    /// work back, and tests assert it.
+    pub idle_stop_micros: u64,
     /// Writes rejected with `Error::Stalled` (no_slowdown or timeout).
     pub rejected: u64,
     /// The current cause, if writes are stalled now: evaluated from the LSM shape when the

@@ -54,10 +54,26 @@ pub(crate) struct LevelTargets {
     pub(crate) target: [u64; NUM_LEVELS],
 }
 
+/// The smallest base-level target: `max_bytes_for_level_base`, capped at what one L0 compaction
+/// brings in (`memtable_size_bytes x l0_compaction_trigger`). The base level's target lies
+/// between this and `multiplier` times it, so an L0 compaction merges into at most about
+/// `multiplier` times its own size.
+///
+/// Without the cap, small memtables under a large base target make every L0 compaction merge a
+/// few tiny files into a level that holds all the data, so each flush costs a rewrite of the
+/// whole database: write amplification grows with the data instead of with its logarithm, and
+/// writers under a sustained stall collapse to a crawl (issue 17). With the cap the base level
+/// is at most `multiplier` times its input, like every other level pair.
+pub(crate) fn effective_level_base(opts: &Options) -> u64 {
+    let l0_input =
+        (opts.memtable_size_bytes as u64).saturating_mul(opts.l0_compaction_trigger.max(1) as u64);
+    opts.max_bytes_for_level_base.min(l0_input).max(1)
+}
+
 /// Computes dynamic level targets from the current shape.
 pub(crate) fn level_targets(v: &Version, opts: &Options) -> LevelTargets {
     let mult = opts.max_bytes_for_level_multiplier.max(2);
-    let base = opts.max_bytes_for_level_base.max(1);
+    let base = effective_level_base(opts);
     let last = NUM_LEVELS - 1;
     let bottom_bytes = (1..NUM_LEVELS).map(|l| v.level_bytes(l)).max().unwrap_or(0);
     let mut target = [0u64; NUM_LEVELS];

@@ -113,11 +113,15 @@ impl Db {
         let inner = open::open(path.as_ref(), opts)?;
         let inner = Arc::new(inner);
         let mut threads = Vec::new();
-        for i in 0..inner.opts.max_background_jobs.max(1) {
+        for (i, role) in background::roles(inner.opts.max_background_jobs)
+            .into_iter()
+            .enumerate()
+        {
             let me = Arc::clone(&inner);
+            let kind = if role.flush_only { "flush" } else { "bg" };
             let h = std::thread::Builder::new()
-                .name(format!("silt-bg-{i}"))
-                .spawn(move || background::run(&me))
+                .name(format!("silt-{kind}-{i}"))
+                .spawn(move || background::run(&me, role))
                 .map_err(|e| Error::io(&inner.path, e))?;
             threads.push(h);
         }

@@ -151,11 +151,18 @@ impl Db {
         );
         let _ = writeln!(
             out,
-            "stalls: stops {}, slowdowns {}, rejected {}, stalled {} us, current cause {}",
+            "stalls: stops {}, slowdowns {}, rejected {}, stalled {} us (memtable stop {} us, \
+             l0 stop {} us, pending-bytes stop {} us, slowdown {} us, idle while stopped {} us), \
+             current cause {}",
             s.stall.stops,
             s.stall.slowdowns,
             s.stall.rejected,
             s.stall.stalled_micros,
+            s.stall.memtable_stop_micros,
+            s.stall.l0_stop_micros,
+            s.stall.pending_bytes_stop_micros,
+            s.stall.slowdown_micros,
+            s.stall.idle_stop_micros,
             s.stall.current_cause.unwrap_or("none")
         );
         let _ = writeln!(out, "immutable memtables: {}", s.immutable_memtables);

@@ -3,7 +3,7 @@
 use super::{Db, DbInner};
 use crate::key::ValueKind;
 use crate::memtable::MemTable;
-use crate::stall::{self, StallState};
+use crate::stall::{self, StallCause, StallState};
 use crate::wal::LogWriter;
 use crate::write_batch::{BatchOp, WriteBatch};
 use crate::{filename, Error, Result, WriteOptions};
@@ -20,6 +20,8 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 const NO_SLOWDOWN_SLICE: Duration = Duration::from_millis(1);
 /// Longest single slowdown delay.
 const MAX_DELAY: Duration = Duration::from_millis(100);
+/// A deadline when `max_write_stall_ms` is too large to add to the clock (about 30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(1 << 30);
 
 /// A queued writer (or a barrier: `batch == None` runs alone with write leadership).
 pub(crate) struct Writer {
@@ -29,6 +31,9 @@ pub(crate) struct Writer {
     /// Never wait in a stall: not even behind a leader that waits for a flush slot.
     no_slowdown: bool,
     barrier: bool,
+    /// When this writer gives up waiting (queue, stall, memtable switch): a write returns
+    /// `Error::Stalled` at `max_write_stall_ms` after it arrived, a barrier `Error::Busy`.
+    deadline: Instant,
     /// Set (under the queue lock) when a leader took this writer into its group.
     grouped: AtomicBool,
     done: Mutex<Option<Result<()>>>,
@@ -70,18 +75,30 @@ impl DbInner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("the database was closed".into()));
         }
+        // One bound for every wait of this write: the stall gate, the queue and the memtable
+        // switch together never exceed `max_write_stall_ms`.
+        let deadline = self.stall_deadline(Instant::now());
         // Checks the background error and closing under the DB mutex, like `check_writable`.
-        self.stall_gate(opts.no_slowdown, batch.approximate_size())?;
+        self.stall_gate(opts.no_slowdown, batch.approximate_size(), deadline)?;
         let w = Arc::new(Writer {
             batch: Mutex::new(Some(batch)),
             sync: opts.sync,
             disable_wal: opts.disable_wal,
             no_slowdown: opts.no_slowdown,
             barrier: false,
+            deadline,
             grouped: AtomicBool::new(false),
             done: Mutex::new(None),
         });
-        self.run_queued(w, None, |inner, group| inner.commit_group(group))
+        self.run_queued(w, |inner, group| inner.commit_group(group))
+    }
+
+    /// `max_write_stall_ms` after `now` (far in the future if that overflows).
+    fn stall_deadline(&self, now: Instant) -> Instant {
+        let bound = Duration::from_millis(self.opts.max_write_stall_ms);
+        now.checked_add(bound)
+            .or_else(|| now.checked_add(FAR_FUTURE))
+            .unwrap_or(now)
     }
 
     /// Runs `f` as the only writer (waits for leadership like a write). Used by flush,
@@ -109,12 +126,13 @@ impl DbInner {
             disable_wal: false,
             no_slowdown: false,
             barrier: true,
+            deadline,
             grouped: AtomicBool::new(false),
             done: Mutex::new(None),
         });
         let mut out = None;
         let mut f = Some(f);
-        self.run_queued(w, Some(deadline), |inner, _group| {
+        self.run_queued(w, |inner, _group| {
             let f = f
                 .take()
                 .ok_or_else(|| Error::Closed("barrier ran twice".into()))?;
@@ -127,7 +145,6 @@ impl DbInner {
     fn run_queued(
         &self,
         w: Arc<Writer>,
-        deadline: Option<Instant>,
         lead: impl FnOnce(&DbInner, &[Arc<Writer>]) -> Result<()>,
     ) -> Result<()> {
         let mut q = self.queue.lock();
@@ -140,12 +157,20 @@ impl DbInner {
                 break;
             }
             let ungrouped = !w.grouped.load(Ordering::Acquire);
-            if ungrouped && deadline.is_some_and(|d| Instant::now() >= d) {
+            let now = Instant::now();
+            if ungrouped && now >= w.deadline {
                 // Not the leader (checked above) and in no group: leave the queue.
                 q.retain(|x| !Arc::ptr_eq(x, &w));
                 drop(q);
                 self.queue_cv.notify_all();
-                return Err(Error::Busy("timed out waiting for the write queue".into()));
+                if w.barrier {
+                    return Err(Error::Busy("timed out waiting for the write queue".into()));
+                }
+                self.state.lock().stall.rejected += 1;
+                return Err(Error::Stalled(format!(
+                    "the write waited in the write queue for longer than max_write_stall_ms = {}",
+                    self.opts.max_write_stall_ms
+                )));
             }
             if ungrouped && w.no_slowdown && self.leader_stalled.load(Ordering::Acquire) {
                 // The leader ahead waits for a flush slot: a no_slowdown write does not wait.
@@ -162,6 +187,12 @@ impl DbInner {
                 NO_SLOWDOWN_SLICE
             } else {
                 WAIT_SLICE
+            };
+            // A grouped writer waits for its leader, whose own waits are bounded.
+            let slice = if ungrouped {
+                slice.min(w.deadline - now)
+            } else {
+                slice
             };
             self.queue_cv.wait_for(&mut q, slice);
         }
@@ -209,7 +240,7 @@ impl DbInner {
 
     /// Appends the group's batches to the WAL and inserts them into the memtable.
     fn commit_group(&self, group: &[Arc<Writer>]) -> Result<()> {
-        let mem = self.make_room(false, group[0].no_slowdown)?;
+        let mem = self.make_room(false, group[0].no_slowdown, group[0].deadline)?;
         let mut merged: Option<WriteBatch> = None;
         let mut sync = false;
         for w in group {
@@ -272,9 +303,14 @@ impl DbInner {
     /// ingestion, checkpoint) never waits for the memtable-limit stall that its own flush would
     /// relieve; a write's switch waits, bounded, for a flush slot. Returns the active memtable
     /// (the one the leader's writes go to: only the leader switches it).
-    pub(crate) fn make_room(&self, force: bool, no_slowdown: bool) -> Result<Arc<MemTable>> {
-        // Read the clock only once a wait is needed: this runs on every write.
-        let mut deadline: Option<Instant> = None;
+    /// A write's switch gives up with `Error::Stalled` at `deadline`.
+    pub(crate) fn make_room(
+        &self,
+        force: bool,
+        no_slowdown: bool,
+        deadline: Instant,
+    ) -> Result<Arc<MemTable>> {
+        let mut counted = false;
         loop {
             let mut st = self.state.lock();
             if let Some(e) = &st.bg_error {
@@ -302,9 +338,6 @@ impl DbInner {
                     ));
                 }
                 let now = Instant::now();
-                let deadline = *deadline.get_or_insert_with(|| {
-                    now + Duration::from_millis(self.opts.max_write_stall_ms)
-                });
                 if now >= deadline {
                     st.stall.rejected += 1;
                     return Err(Error::Stalled(format!(
@@ -313,7 +346,10 @@ impl DbInner {
                         self.opts.max_write_stall_ms
                     )));
                 }
-                st.stall.stops += 1;
+                if !counted {
+                    st.stall.stops += 1;
+                    counted = true;
+                }
                 self.leader_stalled.store(true, Ordering::Release);
                 self.queue_cv.notify_all();
                 self.bg_cv.notify_all();
@@ -321,7 +357,8 @@ impl DbInner {
                 self.shape_cv
                     .wait_for(&mut st, WAIT_SLICE.min(deadline - now));
                 self.leader_stalled.store(false, Ordering::Release);
-                st.stall.stalled_micros += started.elapsed().as_micros() as u64;
+                st.stall
+                    .add_stop(StallCause::MemtableLimit, micros_since(started));
                 continue;
             }
             drop(st);
@@ -370,9 +407,7 @@ impl DbInner {
     }
 
     /// Waits (bounded) while writes are stopped; delays them while slowed down.
-    fn stall_gate(&self, no_slowdown: bool, bytes: usize) -> Result<()> {
-        // Read the clock only once a wait is needed: this runs on every write.
-        let mut deadline: Option<Instant> = None;
+    fn stall_gate(&self, no_slowdown: bool, bytes: usize, deadline: Instant) -> Result<()> {
         let mut st = self.state.lock();
         let mut counted = false;
         loop {
@@ -402,9 +437,12 @@ impl DbInner {
                     let delay =
                         Duration::from_micros((bytes as u64).saturating_mul(1_000_000) / rate)
                             .clamp(Duration::from_micros(100), MAX_DELAY);
-                    st.stall.stalled_micros += delay.as_micros() as u64;
                     self.bg_cv.notify_all();
+                    // Ends early when the shape changes: a slowdown releases as soon as
+                    // background work clears it.
+                    let started = Instant::now();
                     self.shape_cv.wait_for(&mut st, delay);
+                    st.stall.add_delay(micros_since(started));
                     return Ok(());
                 }
                 StallState::Stop(cause) => {
@@ -416,9 +454,6 @@ impl DbInner {
                         )));
                     }
                     let now = Instant::now();
-                    let deadline = *deadline.get_or_insert_with(|| {
-                        now + Duration::from_millis(self.opts.max_write_stall_ms)
-                    });
                     if now >= deadline {
                         st.stall.rejected += 1;
                         return Err(Error::Stalled(format!(
@@ -436,7 +471,7 @@ impl DbInner {
                     let started = Instant::now();
                     self.shape_cv
                         .wait_for(&mut st, WAIT_SLICE.min(deadline - now));
-                    st.stall.stalled_micros += started.elapsed().as_micros() as u64;
+                    st.stall.add_stop(cause, micros_since(started));
                 }
             }
         }
@@ -484,6 +519,11 @@ impl DbInner {
             Ok(())
         })
     }
+}
+
+/// Microseconds since `t`, saturating.
+fn micros_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Inserts a batch's operations into `mem`, numbering them from `first`; returns the user bytes
