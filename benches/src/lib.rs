@@ -6,3 +6,5 @@
 #![warn(missing_docs)]
 
 pub mod engines;
+pub mod values;
+pub mod zipfian;

@@ -105,9 +105,9 @@ fn path() -> &'static Path {
 /// `sst_block`: data/index block decoding and iteration.
 ///
 /// Mode byte `% 4`: 0 = [`Block::new`] over raw contents; 1 = [`block::decode_block`] without
-/// checksum verification (exercises the zstd path); 2 = with verification; 3 = round trip: entries
-/// built from the input go through [`BlockBuilder`] (optionally zstd) and must decode, iterate
-/// both ways and seek exactly.
+/// checksum verification (exercises the zstd and lz4 paths); 2 = with verification; 3 = round
+/// trip: entries built from the input go through [`BlockBuilder`] (optionally compressed: mode bit
+/// `0x20` = lz4, else bit `0x10` = zstd) and must decode, iterate both ways and seek exactly.
 pub fn sst_block(data: &[u8]) {
     let mut input = Input::new(data);
     let mode = input.u8();
@@ -207,8 +207,16 @@ fn zstd_payload(contents: &[u8]) -> Vec<u8> {
     payload
 }
 
+fn lz4_payload(contents: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    coding::put_varint(&mut payload, contents.len() as u64);
+    payload.extend_from_slice(&lz4_flex::block::compress(contents));
+    payload
+}
+
 fn block_round_trip(input: &mut Input<'_>, mode: u8) {
     let interval = usize::from(input.u8() % 20);
+    let lz4 = mode & 0x20 != 0;
     let compress = mode & 0x10 != 0;
     let entries = entries_from(input, 300);
     let mut builder = BlockBuilder::new(interval);
@@ -218,7 +226,9 @@ fn block_round_trip(input: &mut Input<'_>, mode: u8) {
     assert_eq!(builder.num_entries(), entries.len());
     let contents = builder.finish().to_vec();
     let mut raw = Vec::new();
-    if compress {
+    if lz4 {
+        block::append_block(&mut raw, &lz4_payload(&contents), block::COMPRESSION_LZ4);
+    } else if compress {
         block::append_block(&mut raw, &zstd_payload(&contents), block::COMPRESSION_ZSTD);
     } else {
         block::append_block(&mut raw, &contents, block::COMPRESSION_NONE);
@@ -512,7 +522,12 @@ fn table_round_trip(input: &mut Input<'_>, flags: u8) {
         block_size_bytes: usize::from(input.u8()) + 1,
         bloom_bits_per_key: if opts_byte & 1 != 0 { 10 } else { 0 },
         compression: if opts_byte & 2 != 0 {
-            Compression::Zstd { level: 1 }
+            // With bit 0x80 (which also raises the tombstone seqno) lz4 instead of zstd.
+            if opts_byte & 0x80 != 0 {
+                Compression::Lz4
+            } else {
+                Compression::Zstd { level: 1 }
+            }
         } else {
             Compression::None
         },
@@ -1213,6 +1228,10 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     add("sst_block", "raw-unverified", with(1, &raw));
     add("sst_block", "raw-verified", with(2, &raw));
     add("sst_block", "zstd-unverified", with(1, &zraw));
+    let mut lraw = Vec::new();
+    block::append_block(&mut lraw, &lz4_payload(&contents), block::COMPRESSION_LZ4);
+    add("sst_block", "lz4-unverified", with(1, &lraw));
+    add("sst_block", "lz4-verified", with(2, &lraw));
     let mut bad = contents.clone();
     let n = bad.len();
     bad[n - 8] = 0xff; // last restart point out of bounds
@@ -1229,6 +1248,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ),
     );
     add("sst_block", "round-trip-zstd", with(0x13, &[7u8; 64]));
+    add("sst_block", "round-trip-lz4", with(0x23, &[7u8; 64]));
 
     // Meta blocks.
     let footer = Footer {
@@ -1352,6 +1372,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "sst_table",
         "zstd-nofilter",
         with(0x01, &table(Compression::Zstd { level: 1 }, 0, 256, false)),
+    );
+    add(
+        "sst_table",
+        "lz4-nofilter",
+        with(0x01, &table(Compression::Lz4, 0, 256, false)),
     );
     let mut damaged = plain.clone();
     damaged[40] ^= 0x20;

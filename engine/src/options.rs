@@ -10,6 +10,9 @@ pub enum Compression {
     /// Blocks stored as is.
     #[default]
     None,
+    /// LZ4 (raw block format, via the pure-Rust `lz4_flex`): fast to compress and decompress,
+    /// a lower ratio than zstd.
+    Lz4,
     /// zstd at the given level (1..=22; 3 is a good default).
     Zstd {
         /// zstd compression level.
@@ -34,8 +37,16 @@ pub struct Options {
     pub block_cache_size_bytes: usize,
     /// Bloom filter bits per key; 0 disables filters. Default 10.
     pub bloom_bits_per_key: u32,
-    /// Block compression. Default [`Compression::None`].
+    /// Block compression. Default [`Compression::None`]. Used at every level when
+    /// [`Options::compression_per_level`] is empty.
     pub compression: Compression,
+    /// Block compression by output level: entry `i` applies to files that flush (level 0) or
+    /// compaction (output level `i`) writes. Empty (the default) = [`Options::compression`]
+    /// everywhere; a level beyond the end of the vector uses its last entry (so
+    /// `[None, None, Lz4]` is lz4 from L2 down). Ingested files keep the compression they were
+    /// written with; a file that compaction would move down unchanged (a trivial move) is
+    /// rewritten instead when the two levels' compressions differ. A common setting: none for L0–L1, lz4 in the middle, zstd at the bottom.
+    pub compression_per_level: Vec<Compression>,
     /// L0 file count that triggers an L0 compaction. Default 4.
     pub l0_compaction_trigger: usize,
     /// L0 file count at which writes are slowed down. Default 20.
@@ -88,6 +99,7 @@ impl Default for Options {
             block_cache_size_bytes: 64 << 20,
             bloom_bits_per_key: 10,
             compression: Compression::None,
+            compression_per_level: Vec::new(),
             l0_compaction_trigger: 4,
             l0_slowdown_trigger: 20,
             l0_stop_trigger: 36,
@@ -105,6 +117,21 @@ impl Default for Options {
             paranoid_checks: true,
             read_triggered_compaction: true,
             compaction_filter: None,
+        }
+    }
+}
+
+impl Options {
+    /// The compression of files written to `level`: [`Options::compression_per_level`]'s entry
+    /// for it (its last entry past its end), or [`Options::compression`] when that is empty.
+    pub fn compression_for_level(&self, level: usize) -> Compression {
+        match self.compression_per_level.get(level) {
+            Some(&c) => c,
+            None => self
+                .compression_per_level
+                .last()
+                .copied()
+                .unwrap_or(self.compression),
         }
     }
 }

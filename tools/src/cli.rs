@@ -62,6 +62,8 @@ pub enum Command {
 pub enum CompressionArg {
     /// No compression.
     None,
+    /// LZ4.
+    Lz4,
     /// zstd (level from --zstd-level).
     Zstd,
 }

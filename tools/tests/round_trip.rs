@@ -217,3 +217,29 @@ fn empty_input_builds_an_empty_bulk_load() {
     assert_eq!(entries(&bulk), ["bulk_load_metadata.json"]);
     run([std::ffi::OsStr::new("verify"), p(&bulk)]).ok();
 }
+
+#[test]
+fn lz4_build_ingests_and_reads_back() {
+    let mut text = String::new();
+    for i in 0..2000 {
+        text.push_str(&format!("key{i:05},value-{i}-{}\n", "y".repeat(60)));
+    }
+    let (dir, db_dir) = load("csv", "lz4.csv", &text, &["--compression", "lz4"]);
+    let sst = dir.path().join("bulk").join("000001.sst");
+    let out = run([std::ffi::OsStr::new("inspect"), p(&sst)]).ok();
+    assert!(
+        out.stdout.contains("compression:         lz4"),
+        "{}",
+        out.stdout
+    );
+    let raw_len = text.len() as u64;
+    let size = std::fs::metadata(&sst).unwrap().len();
+    assert!(
+        size < raw_len / 2,
+        "lz4 file {size} B for {raw_len} B of input"
+    );
+    assert_eq!(
+        db(&db_dir, &["get", "key01234"]).ok().stdout,
+        format!("value-1234-{}\n", "y".repeat(60))
+    );
+}

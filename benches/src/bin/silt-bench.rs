@@ -4,8 +4,16 @@
 //! cargo run --release -p siltdb-benches --bin silt-bench -- --num 1000000 \
 //!     --benchmarks fillseq,fillrandom,overwrite,readrandom,readseq,readreverse,seekrandom,deleterandom,bulkload
 //! ```
-//! Reports ops/s, MB/s and latency percentiles (hdrhistogram, 1 ns .. 60 s), write and space
-//! amplification, peak RSS; `--json` prints one JSON object per workload.
+//! Reports ops/s, MB/s and latency percentiles (hdrhistogram, 1 ns .. 60 s) and, after every
+//! workload, write amplification (bytes written by flush + compaction / user bytes), total write
+//! stall time, peak RSS (VmHWM) and disk bytes; `--json` prints one JSON object per workload.
+//!
+//! Concurrency and skew: `--threads N` readers for `readrandom`, `seekrandom`,
+//! `readwhilewriting` (plus one writer, at full speed or `--writer-rate` ops/s) and the YCSB
+//! workloads `ycsba` (50% reads, 50% updates), `ycsbb` (95/5), `ycsbc` (reads only), `ycsbe`
+//! (95% scans of 1..=100 entries, 5% inserts) and `ycsbf` (50% reads, 50% read-modify-writes),
+//! whose keys are YCSB's scrambled zipfian (θ = 0.99) over the `--num` keys a fill loaded.
+//! Nothing is kept per key, so `--num 50000000` needs no more memory than the engine.
 //!
 //! With the `peers` feature, `--engines siltdb,rocksdb,fjall --runs 3` runs every engine in a
 //! fresh directory, interleaved run by run, and ends with a table of medians and each siltdb
@@ -18,16 +26,36 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use siltdb_benches::engines::{self, Engine, Settings};
+use siltdb_benches::engines::{self, BenchCompression, Engine, Settings};
+use siltdb_benches::values::Values;
+use siltdb_benches::zipfian::ScrambledZipfian;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Largest `--value-size`.
+const MAX_VALUE_SIZE_BYTES: usize = 64 << 10;
+/// Longest YCSB E scan (entries); lengths are uniform in `1..=` this, as in YCSB.
+const MAX_YCSB_SCAN_LEN: usize = 100;
+
+fn parse_value_size(s: &str) -> Result<usize, String> {
+    let v: usize = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if v > MAX_VALUE_SIZE_BYTES {
+        return Err(format!(
+            "{v} is above the {MAX_VALUE_SIZE_BYTES} byte limit"
+        ));
+    }
+    Ok(v)
+}
 
 #[derive(Parser, Debug)]
 #[command(version, about = "db_bench-style load tool for siltdb")]
 struct Args {
     /// Comma-separated workloads: fillseq, fillrandom, overwrite, readrandom, readseq,
-    /// readreverse, seekrandom, deleterandom, readwhilewriting, fillsync, bulkload.
+    /// readreverse, seekrandom, deleterandom, readwhilewriting, fillsync, bulkload, ycsba,
+    /// ycsbb, ycsbc, ycsbe, ycsbf (also spelt ycsb-a, ycsb_a, ...). Read and YCSB workloads
+    /// expect a fill first.
     #[arg(
         long,
         default_value = "fillseq,fillrandom,overwrite,readrandom,readseq,readreverse,seekrandom,deleterandom,bulkload"
@@ -36,21 +64,28 @@ struct Args {
     /// Number of keys.
     #[arg(long, default_value_t = 1_000_000)]
     num: u64,
-    /// Value size in bytes.
-    #[arg(long, default_value_t = 100)]
+    /// Value size in bytes, at most 64 KiB.
+    #[arg(long, default_value_t = 100, value_parser = parse_value_size)]
     value_size: usize,
-    /// Writer threads for fillsync / readwhilewriting.
-    #[arg(long, default_value_t = 8)]
-    threads: usize,
+    /// Threads: readers for readrandom, seekrandom, readwhilewriting and the YCSB workloads
+    /// (default 1), writers for fillsync (default 8).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// readwhilewriting: the writer's rate in writes/s; 0 = as fast as it can.
+    #[arg(long, default_value_t = 0)]
+    writer_rate: u64,
+    /// Operations of the read and YCSB workloads (default: --num; seekrandom: --num / 10).
+    #[arg(long)]
+    reads: Option<u64>,
     /// Keys per write batch.
     #[arg(long, default_value_t = 1)]
     batch_size: usize,
     /// Sync every write.
     #[arg(long)]
     sync: bool,
-    /// none | zstd
+    /// Data block compression: none, lz4 or zstd (level 3).
     #[arg(long, default_value = "none")]
-    compression: String,
+    compression: BenchCompression,
     /// Bulk load verification before ingesting: `metadata` (footer, index, properties, first
     /// and last blocks: RocksDB's default, so the comparison is matched) or `full` (every
     /// block: siltdb's default).
@@ -96,6 +131,35 @@ struct Report {
     bytes: u64,
     hist: Histogram<u64>,
     extra: String,
+    /// Engine figures taken after the workload (see [`Shape`]).
+    shape: Shape,
+}
+
+/// What every run reports after each workload: the engine's write amplification and total
+/// stall time since open, the process's peak RSS so far, and the bytes under the database
+/// directory.
+#[derive(Default)]
+struct Shape {
+    write_amp: Option<f64>,
+    stall_ms: Option<f64>,
+    peak_rss_mb: Option<f64>,
+    disk_mb: f64,
+}
+
+impl Shape {
+    fn of(db: &dyn Engine, dir: &std::path::Path) -> Shape {
+        Shape {
+            write_amp: db.write_amp(),
+            stall_ms: db.stall_micros().map(|us| us as f64 / 1000.0),
+            peak_rss_mb: peak_rss_mb(),
+            disk_mb: engines::dir_bytes(dir, "") as f64 / 1e6,
+        }
+    }
+}
+
+/// `x` with `digits` decimals, or `-`.
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
 impl Report {
@@ -108,11 +172,13 @@ impl Report {
                 "{}",
                 serde_json::json!({"engine": self.engine, "workload": self.name, "ops": self.ops, "seconds": self.secs,
                     "ops_per_sec": ops_s, "mb_per_sec": mb_s, "p50_us": p(0.5), "p99_us": p(0.99),
-                    "p999_us": p(0.999), "extra": self.extra})
+                    "p999_us": p(0.999), "write_amp": self.shape.write_amp,
+                    "stall_ms": self.shape.stall_ms, "peak_rss_mb": self.shape.peak_rss_mb,
+                    "disk_mb": self.shape.disk_mb, "extra": self.extra})
             );
         } else {
             println!(
-                "| {:<8} | {:<16} | {:>12.0} | {:>8.1} | {:>8.2} | {:>8.2} | {:>8.2} | {} |",
+                "| {:<8} | {:<16} | {:>12.0} | {:>8.1} | {:>8.2} | {:>8.2} | {:>8.2} | {:>5} | {:>8} | {:>6} | {:>8.1} | {} |",
                 self.engine,
                 self.name,
                 ops_s,
@@ -120,6 +186,10 @@ impl Report {
                 p(0.5),
                 p(0.99),
                 p(0.999),
+                opt(self.shape.write_amp, 2),
+                opt(self.shape.stall_ms, 0),
+                opt(self.shape.peak_rss_mb, 0),
+                self.shape.disk_mb,
                 self.extra
             );
         }
@@ -138,6 +208,7 @@ fn whole_run(name: impl Into<String>, ops: u64, start: Instant, value_size: usiz
         bytes: ops * (16 + value_size as u64),
         hist,
         extra: String::new(),
+        shape: Shape::default(),
     }
 }
 
@@ -161,12 +232,255 @@ fn timed(name: &str, n: u64, bytes_per_op: u64, mut op: impl FnMut(u64)) -> Repo
         bytes: n * bytes_per_op,
         hist: h,
         extra: String::new(),
+        shape: Shape::default(),
     }
+}
+
+/// Runs `op` `n` times split over `threads` threads (each with its own seeded generator and
+/// histogram, merged at the end); ops/s is over the wall time of the whole run. `op` returns
+/// whether the operation found what it looked for.
+fn parallel<F>(name: &str, threads: usize, n: u64, bytes_per_op: u64, op: F) -> (Report, u64)
+where
+    F: Fn(&mut StdRng) -> bool + Sync,
+{
+    let threads = threads.max(1) as u64;
+    let per = (n / threads).max(1);
+    let start = Instant::now();
+    let results: Vec<(Histogram<u64>, u64)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let op = &op;
+                sc.spawn(move || {
+                    let mut rng = StdRng::seed_from_u64(7 + t * 1_000_003);
+                    let mut h = hist();
+                    let mut found = 0u64;
+                    for _ in 0..per {
+                        let t0 = Instant::now();
+                        if op(&mut rng) {
+                            found += 1;
+                        }
+                        let _ = h.record(t0.elapsed().as_nanos().max(1) as u64);
+                    }
+                    (h, found)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread"))
+            .collect()
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let mut h = hist();
+    let mut found = 0;
+    for (th, f) in &results {
+        let _ = h.add(th);
+        found += f;
+    }
+    let name = if threads > 1 {
+        format!("{name} x{threads}")
+    } else {
+        name.to_string()
+    };
+    let report = Report {
+        engine: "",
+        name,
+        ops: per * threads,
+        secs,
+        bytes: per * threads * bytes_per_op,
+        hist: h,
+        extra: String::new(),
+        shape: Shape::default(),
+    };
+    (report, found)
+}
+
+/// A YCSB core workload's operation mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ycsb {
+    /// 50% reads, 50% updates.
+    A,
+    /// 95% reads, 5% updates.
+    B,
+    /// Reads only.
+    C,
+    /// 95% short scans, 5% inserts of new keys.
+    E,
+    /// 50% reads, 50% read-modify-writes.
+    F,
+}
+
+impl Ycsb {
+    /// Parses `ycsba`, `ycsb-a`, `ycsb_a` (any case).
+    fn parse(w: &str) -> Option<Ycsb> {
+        let norm: String = w
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match norm.as_str() {
+            "ycsba" => Some(Ycsb::A),
+            "ycsbb" => Some(Ycsb::B),
+            "ycsbc" => Some(Ycsb::C),
+            "ycsbe" => Some(Ycsb::E),
+            "ycsbf" => Some(Ycsb::F),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Ycsb::A => "ycsb-a",
+            Ycsb::B => "ycsb-b",
+            Ycsb::C => "ycsb-c",
+            Ycsb::E => "ycsb-e",
+            Ycsb::F => "ycsb-f",
+        }
+    }
+}
+
+/// Runs YCSB workload `y` over keys `0..--num` (scrambled zipfian); E inserts keys from `--num`
+/// up.
+fn ycsb(y: Ycsb, d: &dyn Engine, args: &Args) -> Report {
+    let n = args.num.max(1);
+    let ops = args.reads.unwrap_or(n);
+    let zipf = ScrambledZipfian::new(n);
+    let values = Values::new(args.value_size, 5);
+    let found = AtomicU64::new(0);
+    let next_insert = AtomicU64::new(n);
+    let (reads, writes, scans) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let count = |c: &AtomicU64| {
+        c.fetch_add(1, Ordering::Relaxed);
+    };
+    let (mut r, _) = parallel(
+        y.name(),
+        args.threads.unwrap_or(1),
+        ops,
+        16 + args.value_size as u64,
+        |rng| {
+            let k = key(zipf.next(rng));
+            let p: u32 = rng.gen_range(0..100);
+            match y {
+                Ycsb::A | Ycsb::B | Ycsb::C => {
+                    let read_pct = match y {
+                        Ycsb::A => 50,
+                        Ycsb::B => 95,
+                        _ => 100,
+                    };
+                    if p < read_pct {
+                        count(&reads);
+                        if d.get(&k) {
+                            count(&found);
+                        }
+                    } else {
+                        count(&writes);
+                        d.write_batch(&[(&k[..], values.get(u64::from(p)))], false);
+                    }
+                    true
+                }
+                Ycsb::E => {
+                    if p < 95 {
+                        count(&scans);
+                        let len = rng.gen_range(1..=MAX_YCSB_SCAN_LEN);
+                        if d.seek_read(&k, len) > 0 {
+                            count(&found);
+                        }
+                    } else {
+                        count(&writes);
+                        let i = next_insert.fetch_add(1, Ordering::Relaxed);
+                        d.write_batch(&[(&key(i)[..], values.get(i))], false);
+                    }
+                    true
+                }
+                Ycsb::F => {
+                    count(&reads);
+                    if d.get(&k) {
+                        count(&found);
+                    }
+                    if p >= 50 {
+                        count(&writes);
+                        d.write_batch(&[(&k[..], values.get(u64::from(p)))], false);
+                    }
+                    true
+                }
+            }
+        },
+    );
+    let (reads, writes, scans, found) = (
+        reads.into_inner(),
+        writes.into_inner(),
+        scans.into_inner(),
+        found.into_inner(),
+    );
+    r.extra = match y {
+        Ycsb::E => format!("{scans} scans ({found} non-empty), {writes} inserts; zipfian 0.99"),
+        Ycsb::F => {
+            format!("{reads} reads ({found} found), {writes} read-modify-writes; zipfian 0.99")
+        }
+        _ => format!("{reads} reads ({found} found), {writes} updates; zipfian 0.99"),
+    };
+    r
+}
+
+/// `--threads` readers of random keys while one writer overwrites random keys, at full speed or
+/// `--writer-rate` writes/s; the report is the readers', the writer's rate is in its notes.
+fn read_while_writing(d: &dyn Engine, args: &Args) -> Report {
+    let n = args.num.max(1);
+    let vs = args.value_size;
+    let stop = AtomicBool::new(false);
+    let rate = args.writer_rate;
+    let (mut r, found, writes, wsecs) = std::thread::scope(|sc| {
+        let stop = &stop;
+        let writer = sc.spawn(move || {
+            let mut wr = StdRng::seed_from_u64(99);
+            let values = Values::new(vs, 9);
+            let start = Instant::now();
+            let mut written = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let k = key(wr.gen_range(0..n));
+                d.write_batch(&[(&k[..], values.get(written))], false);
+                written += 1;
+                if rate > 0 {
+                    // Pace to `rate`: sleep until this write's slot (in short steps, so the
+                    // writer notices the end of the run).
+                    let due = Duration::from_secs_f64(written as f64 / rate as f64);
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(ahead) = due.checked_sub(start.elapsed()) else {
+                            break;
+                        };
+                        std::thread::sleep(ahead.min(Duration::from_millis(10)));
+                    }
+                }
+            }
+            (written, start.elapsed().as_secs_f64())
+        });
+        let (r, found) = parallel(
+            "readwhilewriting",
+            args.threads.unwrap_or(1),
+            args.reads.unwrap_or(n),
+            16 + vs as u64,
+            |rng| d.get(&key(rng.gen_range(0..n))),
+        );
+        stop.store(true, Ordering::Relaxed);
+        let (w, secs) = writer.join().expect("writer thread");
+        (r, found, w, secs)
+    });
+    let target = if rate > 0 {
+        format!(" (rate {rate}/s)")
+    } else {
+        " (full speed)".to_string()
+    };
+    r.extra = format!(
+        "{found} of {} found; writer {:.0} ops/s{target}",
+        r.ops,
+        writes as f64 / wsecs.max(1e-9)
+    );
+    r
 }
 
 fn fill(db: &dyn Engine, args: &Args, name: &str, random: bool) -> Report {
     let mut rng = StdRng::seed_from_u64(42);
-    let value = vec![b'x'; args.value_size];
+    let values = Values::new(args.value_size, if random { 2 } else { 1 });
     let n = args.num;
     let bpo = 16 + args.value_size as u64;
     let batch = args.batch_size.max(1) as u64;
@@ -181,7 +495,11 @@ fn fill(db: &dyn Engine, args: &Args, name: &str, random: bool) -> Report {
             };
             keys.push(key(k));
         }
-        let puts: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (&k[..], &value[..])).collect();
+        let puts: Vec<(&[u8], &[u8])> = keys
+            .iter()
+            .enumerate()
+            .map(|(j, k)| (&k[..], values.get(i * batch + j as u64)))
+            .collect();
         db.write_batch(&puts, args.sync);
     });
     r.ops *= batch;
@@ -222,64 +540,47 @@ fn run_workload(w: &str, d: &dyn Engine, args: &Args, dir: &std::path::Path) -> 
         "fillseq" => fill(d, args, w, false),
         "fillrandom" | "overwrite" => fill(d, args, w, true),
         "readrandom" => {
-            let mut found = 0u64;
-            let mut r = timed(w, n, 16 + args.value_size as u64, |_| {
-                if d.get(&key(rng.gen_range(0..n))) {
-                    found += 1;
-                }
-            });
-            r.extra = format!("{found} of {n} found");
+            let (mut r, found) = parallel(
+                w,
+                args.threads.unwrap_or(1),
+                args.reads.unwrap_or(n),
+                16 + args.value_size as u64,
+                |rng| d.get(&key(rng.gen_range(0..n.max(1)))),
+            );
+            r.extra = format!("{found} of {} found", r.ops);
             r
         }
-        "readwhilewriting" => {
-            // One reader timed while a background writer overwrites random keys.
-            let stop = std::sync::atomic::AtomicBool::new(false);
-            let vs = args.value_size;
-            let mut found = 0u64;
-            let mut r = std::thread::scope(|sc| {
-                let stop = &stop;
-                sc.spawn(move || {
-                    let mut wr = StdRng::seed_from_u64(99);
-                    let v = vec![b'w'; vs];
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let k = key(wr.gen_range(0..n));
-                        d.write_batch(&[(&k[..], &v[..])], false);
-                    }
-                });
-                let r = timed(w, n, 16 + vs as u64, |_| {
-                    if d.get(&key(rng.gen_range(0..n))) {
-                        found += 1;
-                    }
-                });
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                r
-            });
-            r.extra = format!("{found} of {n} found, one writer in the background");
-            r
-        }
+        "readwhilewriting" => read_while_writing(d, args),
         "readseq" | "readreverse" => {
             let start = Instant::now();
             let count = d.scan(w == "readreverse");
             whole_run(w, count, start, args.value_size)
         }
-        "seekrandom" => timed(w, n / 10, 0, |_| {
-            d.seek_read(&key(rng.gen_range(0..n)), 11);
-        }),
+        "seekrandom" => {
+            parallel(
+                w,
+                args.threads.unwrap_or(1),
+                args.reads.unwrap_or(n / 10),
+                0,
+                |rng| d.seek_read(&key(rng.gen_range(0..n.max(1))), 11) > 0,
+            )
+            .0
+        }
         "deleterandom" => timed(w, n, 16, |_| {
             d.delete(&key(rng.gen_range(0..n)));
         }),
         "fillsync" => {
-            let threads = args.threads.max(1) as u64;
+            let threads = args.threads.unwrap_or(8).max(1) as u64;
             let per = (n / threads).max(1);
             let start = Instant::now();
             std::thread::scope(|sc| {
                 for t in 0..threads {
                     let vs = args.value_size;
                     sc.spawn(move || {
-                        let v = vec![b's'; vs];
+                        let values = Values::new(vs, 10 + t);
                         for i in 0..per {
                             let k = key(t * per + i);
-                            d.write_batch(&[(&k[..], &v[..])], true);
+                            d.write_batch(&[(&k[..], values.get(i))], true);
                         }
                     });
                 }
@@ -292,15 +593,18 @@ fn run_workload(w: &str, d: &dyn Engine, args: &Args, dir: &std::path::Path) -> 
             )
         }
         "bulkload" => {
-            let value = vec![b'b'; args.value_size];
+            let values = Values::new(args.value_size, 3);
             let start = Instant::now();
-            d.bulk_load(dir, n, &key, &value);
+            d.bulk_load(dir, n, &key, &values);
             whole_run(w, n, start, args.value_size)
         }
-        other => {
-            eprintln!("unknown workload {other}");
-            std::process::exit(2);
-        }
+        other => match Ycsb::parse(other) {
+            Some(y) => ycsb(y, d, args),
+            None => {
+                eprintln!("silt-bench: unknown workload {other}");
+                std::process::exit(2);
+            }
+        },
     }
 }
 
@@ -323,7 +627,7 @@ fn main() {
     let names: Vec<&str> = args.engines.split(',').map(str::trim).collect();
     let settings = Settings {
         cache_bytes: args.cache_size,
-        zstd: args.compression == "zstd",
+        compression: args.compression,
         ingest_verify_blocks: match args.ingest_verify.as_str() {
             "full" => true,
             "metadata" => false,
@@ -333,6 +637,29 @@ fn main() {
             }
         },
     };
+    const KNOWN: [&str; 11] = [
+        "fillseq",
+        "fillrandom",
+        "overwrite",
+        "readrandom",
+        "readseq",
+        "readreverse",
+        "seekrandom",
+        "deleterandom",
+        "readwhilewriting",
+        "fillsync",
+        "bulkload",
+    ];
+    for w in args.benchmarks.split(',').map(str::trim) {
+        if !KNOWN.contains(&w) && Ycsb::parse(w).is_none() {
+            eprintln!(
+                "silt-bench: unknown workload {w:?}: expected one of {}, ycsba, ycsbb, ycsbc, \
+                 ycsbe, ycsbf",
+                KNOWN.join(", ")
+            );
+            std::process::exit(2);
+        }
+    }
     for name in &names {
         // Fail before any work on an engine this build does not have.
         let probe = base.join(format!("probe-{name}"));
@@ -353,14 +680,18 @@ fn main() {
         args.runs,
         args.num,
         args.value_size,
-        args.compression,
+        match args.compression {
+            BenchCompression::None => "none",
+            BenchCompression::Lz4 => "lz4",
+            BenchCompression::Zstd => "zstd",
+        },
         args.cache_size >> 20
     );
     if !args.json {
         println!(
-            "| engine   | workload         |        ops/s |     MB/s |  p50 us  |  p99 us  | p99.9 us | notes |"
+            "| engine   | workload         |        ops/s |     MB/s |  p50 us  |  p99 us  | p99.9 us | w-amp | stall ms | RSS MB |  disk MB | notes |"
         );
-        println!("|---|---|---:|---:|---:|---:|---:|---|");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     }
     // (workload, engine) -> ops/s per run; and p99 and table bytes.
     let mut ops: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
@@ -399,6 +730,8 @@ fn main() {
                         format!("{}; {extra}", report.extra)
                     };
                 }
+                // After the fills' settle, so their flush and compaction count.
+                report.shape = Shape::of(d.as_ref(), &path);
                 if run == 0 && name == &names[0] {
                     order.push(report.name.clone());
                 }

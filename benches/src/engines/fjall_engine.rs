@@ -1,6 +1,7 @@
 //! fjall behind the bench [`Engine`] trait (feature `peers`).
 
-use super::{Engine, Settings};
+use super::{BenchCompression, Engine, Settings};
+use crate::values::Values;
 use fjall::config::{CompressionPolicy, FilterPolicy, FilterPolicyEntry};
 use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::path::Path;
@@ -13,9 +14,13 @@ pub struct Fjall {
 }
 
 impl Fjall {
-    /// Opens fjall in `dir` with the matched settings (no compression: fjall has only LZ4,
-    /// which the matched settings turn off; `--compression zstd` leaves fjall uncompressed).
+    /// Opens fjall in `dir` with the matched settings (fjall has only LZ4: `--compression lz4`
+    /// compresses its data blocks, `--compression zstd` leaves it uncompressed).
     pub fn open(dir: &Path, s: &Settings) -> Fjall {
+        let data = match s.compression {
+            BenchCompression::Lz4 => CompressionType::Lz4,
+            BenchCompression::None | BenchCompression::Zstd => CompressionType::None,
+        };
         let db = Database::builder(dir)
             .cache_size(s.cache_bytes as u64)
             .worker_threads(2)
@@ -25,7 +30,7 @@ impl Fjall {
             .keyspace("bench", || {
                 KeyspaceCreateOptions::default()
                     .max_memtable_size(64 << 20)
-                    .data_block_compression_policy(CompressionPolicy::all(CompressionType::None))
+                    .data_block_compression_policy(CompressionPolicy::all(data))
                     .index_block_compression_policy(CompressionPolicy::all(CompressionType::None))
                     .filter_policy(FilterPolicy::all(FilterPolicyEntry::Bloom(
                         fjall::config::BloomConstructionPolicy::BitsPerKey(10.0),
@@ -89,10 +94,11 @@ impl Engine for Fjall {
         count
     }
 
-    fn bulk_load(&self, _dir: &Path, n: u64, key: &dyn Fn(u64) -> [u8; 16], value: &[u8]) {
+    fn bulk_load(&self, _dir: &Path, n: u64, key: &dyn Fn(u64) -> [u8; 16], values: &Values) {
         let mut ing = self.ks.start_ingestion().expect("ingestion");
         for i in 0..n {
-            ing.write(key(i).to_vec(), value.to_vec()).expect("write");
+            ing.write(key(i).to_vec(), values.get(i).to_vec())
+                .expect("write");
         }
         ing.finish().expect("finish");
     }

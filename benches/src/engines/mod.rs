@@ -4,6 +4,7 @@
 //! Matched settings (the bar): 16 B keys, 100 B values, no compression, a 64 MiB block
 //! cache, 64 MiB memtables, 10 bits/key bloom filters, WAL on without sync unless asked.
 
+use crate::values::Values;
 use std::path::Path;
 
 #[cfg(feature = "peers")]
@@ -12,13 +13,38 @@ pub mod fjall_engine;
 pub mod rocksdb_engine;
 pub mod siltdb_engine;
 
+/// Data block compression of a run (`--compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchCompression {
+    /// Uncompressed.
+    None,
+    /// LZ4 (siltdb, RocksDB and fjall).
+    Lz4,
+    /// zstd level 3 (siltdb and RocksDB; fjall has no zstd and stays uncompressed).
+    Zstd,
+}
+
+impl std::str::FromStr for BenchCompression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(BenchCompression::None),
+            "lz4" => Ok(BenchCompression::Lz4),
+            "zstd" => Ok(BenchCompression::Zstd),
+            other => Err(format!(
+                "unknown compression {other:?}: expected none, lz4 or zstd"
+            )),
+        }
+    }
+}
+
 /// Settings every engine is opened with.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Block cache bytes.
     pub cache_bytes: usize,
-    /// Compress data blocks with zstd.
-    pub zstd: bool,
+    /// Data block compression.
+    pub compression: BenchCompression,
     /// Bulk load: read every block of the file before ingesting (siltdb's default), instead
     /// of the footer, index, properties and first/last blocks (RocksDB's default, matched).
     pub ingest_verify_blocks: bool,
@@ -38,15 +64,19 @@ pub trait Engine: Send + Sync {
     fn seek_read(&self, key: &[u8], n: usize) -> usize;
     /// Scans everything forward (or backward); returns the entry count.
     fn scan(&self, reverse: bool) -> u64;
-    /// Writes `n` sorted keys `key(0..n)` with `value` into an external file under `dir` and
-    /// ingests it.
-    fn bulk_load(&self, dir: &Path, n: u64, key: &dyn Fn(u64) -> [u8; 16], value: &[u8]);
+    /// Writes `n` sorted keys `key(0..n)` with values `values.get(i)` into an external file
+    /// under `dir` and ingests it.
+    fn bulk_load(&self, dir: &Path, n: u64, key: &dyn Fn(u64) -> [u8; 16], values: &Values);
     /// Flushes memtables and waits until background compaction is done.
     fn settle(&self);
     /// Bytes of table files on disk (after [`Engine::settle`]).
     fn table_bytes(&self) -> u64;
     /// Write amplification if the engine reports it.
     fn write_amp(&self) -> Option<f64>;
+    /// Total time writers spent stalled since open, in microseconds, if the engine reports it.
+    fn stall_micros(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Opens engine `name` in the fresh directory `dir`.

@@ -1,6 +1,7 @@
 //! RocksDB (rust-rocksdb, built from source) behind the bench [`Engine`] trait (feature `peers`).
 
-use super::{Engine, Settings};
+use super::{BenchCompression, Engine, Settings};
+use crate::values::Values;
 use rocksdb::{
     BlockBasedOptions, Cache, DBCompressionType, IngestExternalFileOptions, Options, SstFileWriter,
     WriteBatch, WriteOptions, DB,
@@ -25,10 +26,10 @@ impl Rocks {
         let mut o = Options::default();
         o.create_if_missing(true);
         o.set_block_based_table_factory(&bo);
-        o.set_compression_type(if s.zstd {
-            DBCompressionType::Zstd
-        } else {
-            DBCompressionType::None
+        o.set_compression_type(match s.compression {
+            BenchCompression::None => DBCompressionType::None,
+            BenchCompression::Lz4 => DBCompressionType::Lz4,
+            BenchCompression::Zstd => DBCompressionType::Zstd,
         });
         o.set_write_buffer_size(64 << 20);
         o.set_level_compaction_dynamic_level_bytes(true);
@@ -99,12 +100,12 @@ impl Engine for Rocks {
         count
     }
 
-    fn bulk_load(&self, dir: &Path, n: u64, key: &dyn Fn(u64) -> [u8; 16], value: &[u8]) {
+    fn bulk_load(&self, dir: &Path, n: u64, key: &dyn Fn(u64) -> [u8; 16], values: &Values) {
         let path = dir.join("bulk-rocksdb.sst");
         let mut w = SstFileWriter::create(&self.opts);
         w.open(&path).expect("sst open");
         for i in 0..n {
-            w.put(key(i), value).expect("sst put");
+            w.put(key(i), values.get(i)).expect("sst put");
         }
         w.finish().expect("sst finish");
         let mut io = IngestExternalFileOptions::default();

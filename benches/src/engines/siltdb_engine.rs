@@ -1,6 +1,7 @@
 //! siltdb behind the bench [`Engine`] trait.
 
-use super::{Engine, Settings};
+use super::{BenchCompression, Engine, Settings};
+use crate::values::Values;
 use siltdb::{
     Compression, Db, IngestOptions, Options, ReadOptions, SstWriter, SstWriterOptions, WriteBatch,
     WriteOptions,
@@ -18,10 +19,10 @@ impl Silt {
     /// Opens siltdb in `dir` with the matched settings.
     pub fn open(dir: &Path, s: &Settings) -> Silt {
         let opts = Options {
-            compression: if s.zstd {
-                Compression::Zstd { level: 3 }
-            } else {
-                Compression::None
+            compression: match s.compression {
+                BenchCompression::None => Compression::None,
+                BenchCompression::Lz4 => Compression::Lz4,
+                BenchCompression::Zstd => Compression::Zstd { level: 3 },
             },
             block_cache_size_bytes: s.cache_bytes,
             ..Options::default()
@@ -99,11 +100,11 @@ impl Engine for Silt {
         count
     }
 
-    fn bulk_load(&self, dir: &Path, n: u64, key: &dyn Fn(u64) -> [u8; 16], value: &[u8]) {
+    fn bulk_load(&self, dir: &Path, n: u64, key: &dyn Fn(u64) -> [u8; 16], values: &Values) {
         let sst = dir.join("bulk.sst");
         let mut wr = SstWriter::create(&sst, &SstWriterOptions::default()).expect("sst");
         for i in 0..n {
-            wr.put(key(i), value).expect("put");
+            wr.put(key(i), values.get(i)).expect("put");
         }
         wr.finish().expect("finish");
         self.db
@@ -134,5 +135,9 @@ impl Engine for Silt {
 
     fn write_amp(&self) -> Option<f64> {
         Some(self.db.stats().write_amplification())
+    }
+
+    fn stall_micros(&self) -> Option<u64> {
+        Some(self.db.stats().stall.stalled_micros)
     }
 }

@@ -30,7 +30,11 @@ pub(crate) fn run(inner: &DbInner, c: Compaction) -> Result<()> {
 }
 
 fn run_claimed(inner: &DbInner, c: &Compaction) -> Result<()> {
-    if c.trivial_move {
+    // A file is moved without rewriting only when the output level compresses as its level
+    // does; otherwise it is rewritten so that `compression_per_level` holds below.
+    let same_compression = inner.opts.compression_for_level(c.level)
+        == inner.opts.compression_for_level(c.output_level);
+    if c.trivial_move && same_compression {
         let f = &c.inputs[0];
         let edit = VersionEdit {
             deleted: vec![(c.level, f.number())],
@@ -142,7 +146,7 @@ impl Outputs<'_> {
         let b = TableBuilder::new(
             file,
             path,
-            TableBuildOptions::from_options(&self.inner.opts, "compaction"),
+            TableBuildOptions::for_level(&self.inner.opts, self.c.output_level, "compaction"),
         );
         self.builder = Some((number, b));
         self.gp_overlap = 0;

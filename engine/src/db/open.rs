@@ -35,9 +35,11 @@ fn validate(opts: &Options) -> Result<()> {
     if opts.l0_stop_trigger < opts.l0_slowdown_trigger {
         return bad("l0_stop_trigger must be >= l0_slowdown_trigger");
     }
-    if let crate::Compression::Zstd { level } = opts.compression {
-        if !(-7..=22).contains(&level) {
-            return bad("zstd level must be in -7..=22");
+    for c in std::iter::once(&opts.compression).chain(&opts.compression_per_level) {
+        if let crate::Compression::Zstd { level } = *c {
+            if !(-7..=22).contains(&level) {
+                return bad("zstd level must be in -7..=22 (compression, compression_per_level)");
+            }
         }
     }
     Ok(())

@@ -26,6 +26,16 @@ pub const BLOCK_TRAILER_LEN: usize = 5;
 pub const COMPRESSION_NONE: u8 = 0;
 /// Compression type byte: contents are `uncompressed_len varint | zstd frame`.
 pub const COMPRESSION_ZSTD: u8 = 1;
+/// Compression type byte: contents are `uncompressed_len varint | lz4 block` (raw LZ4 block
+/// format, no frame).
+pub const COMPRESSION_LZ4: u8 = 2;
+
+/// Most bytes one byte of an LZ4 block can expand to (a match token extended by 255-valued
+/// length bytes copies at most 255 bytes per input byte). The decoder rejects a stated length
+/// above `payload * MAX_LZ4_EXPANSION_RATIO + MAX_LZ4_EXPANSION_SLACK_BYTES` before allocating.
+const MAX_LZ4_EXPANSION_RATIO: usize = 255;
+/// Constant slack added to the LZ4 expansion bound (the minimal match and last literals).
+const MAX_LZ4_EXPANSION_SLACK_BYTES: usize = 64;
 
 /// Largest uncompressed block the decoder accepts, so a corrupt length field can never make it
 /// allocate more than this.
@@ -200,6 +210,7 @@ fn decompress(file: &Path, offset: u64, contents: &[u8], ctype: u8) -> Result<Ve
     let corrupt = |reason: String| Error::corruption(file, offset, reason);
     match ctype {
         COMPRESSION_ZSTD => decompress_zstd(contents).map_err(corrupt),
+        COMPRESSION_LZ4 => decompress_lz4(contents).map_err(corrupt),
         t => Err(corrupt(format!("unknown block compression type {t}"))),
     }
 }
@@ -222,6 +233,40 @@ fn decompress_zstd(payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
     if n != len {
         return Err(format!(
             "zstd block: decompressed {n} bytes, header says {len}"
+        ));
+    }
+    Ok(out)
+}
+
+/// Decompresses `uncompressed_len varint | lz4 block`, refusing lengths above
+/// [`BLOCK_UNCOMPRESSED_MAX_BYTES`] or beyond what the payload could expand to before
+/// allocating, and requiring the block to decode to exactly that length.
+fn decompress_lz4(payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let mut c = Cursor::new(payload);
+    let len = c.varint().ok_or("lz4 block: bad uncompressed length")?;
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len > BLOCK_UNCOMPRESSED_MAX_BYTES {
+        return Err(format!(
+            "lz4 block: uncompressed length {len} above the {BLOCK_UNCOMPRESSED_MAX_BYTES} byte limit"
+        ));
+    }
+    let body = &payload[c.pos()..];
+    let bound = body
+        .len()
+        .saturating_mul(MAX_LZ4_EXPANSION_RATIO)
+        .saturating_add(MAX_LZ4_EXPANSION_SLACK_BYTES);
+    if len > bound {
+        return Err(format!(
+            "lz4 block: uncompressed length {len} impossible for {} compressed bytes",
+            body.len()
+        ));
+    }
+    let mut out = vec![0u8; len];
+    let n = lz4_flex::block::decompress_into(body, &mut out)
+        .map_err(|e| format!("lz4 block: decompression failed: {e}"))?;
+    if n != len {
+        return Err(format!(
+            "lz4 block: decompressed {n} bytes, header says {len}"
         ));
     }
     Ok(out)
@@ -900,5 +945,71 @@ mod tests {
         append_block(&mut raw, &payload, COMPRESSION_ZSTD);
         let e = decode_block(Path::new("f"), 42, &raw, true).unwrap_err();
         assert!(e.is_corruption(), "{e}");
+    }
+
+    #[test]
+    fn lz4_length_is_capped() {
+        for len in [
+            1u64 << 40,
+            (BLOCK_UNCOMPRESSED_MAX_BYTES + 1) as u64,
+            100_000,
+        ] {
+            let mut payload = Vec::new();
+            coding::put_varint(&mut payload, len);
+            payload.extend_from_slice(&[0u8; 8]);
+            let mut raw = Vec::new();
+            append_block(&mut raw, &payload, COMPRESSION_LZ4);
+            let e = decode_block(Path::new("f"), 42, &raw, true).unwrap_err();
+            assert!(e.is_corruption(), "{e}");
+        }
+    }
+
+    #[test]
+    fn lz4_round_trip_and_damage() {
+        let mut b = BlockBuilder::new(4);
+        for i in 0..200u32 {
+            let k = key::internal_key(format!("k{i:05}").as_bytes(), 9, ValueKind::Put);
+            b.add(&k, &[b'v'; 40]);
+        }
+        let contents = b.finish().to_vec();
+        let mut payload = Vec::new();
+        coding::put_varint(&mut payload, contents.len() as u64);
+        payload.extend_from_slice(&lz4_flex::block::compress(&contents));
+        assert!(payload.len() * 4 < contents.len());
+        let mut raw = Vec::new();
+        append_block(&mut raw, &payload, COMPRESSION_LZ4);
+        let block = decode_block(Path::new("f"), 0, &raw, true).unwrap();
+        assert_eq!(block.size_bytes(), contents.len());
+        // Every single-byte change of the payload (CRC made to match) decodes or is corruption.
+        let mut corrupt = 0;
+        for i in 0..payload.len() {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut p = payload.clone();
+                p[i] ^= x;
+                let mut raw = Vec::new();
+                append_block(&mut raw, &p, COMPRESSION_LZ4);
+                match decode_block(Path::new("f"), 7, &raw, true) {
+                    Ok(b) => {
+                        let mut it = BlockIter::new(Arc::new(b));
+                        it.seek_to_first();
+                        while it.valid() {
+                            it.next();
+                        }
+                    }
+                    Err(e) => {
+                        assert!(e.is_corruption(), "{e}");
+                        corrupt += 1;
+                    }
+                }
+            }
+        }
+        assert!(corrupt > 0);
+        // Truncations too.
+        for cut in 0..payload.len() {
+            let mut raw = Vec::new();
+            append_block(&mut raw, &payload[..cut], COMPRESSION_LZ4);
+            let e = decode_block(Path::new("f"), 7, &raw, true).unwrap_err();
+            assert!(e.is_corruption(), "{e}");
+        }
     }
 }

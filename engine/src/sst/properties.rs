@@ -49,7 +49,7 @@ pub struct Properties {
     pub largest_seqno: u64,
     /// Unix time (seconds) the file was written.
     pub creation_time_secs: u64,
-    /// Compression of data blocks: `none` or `zstd(level)`.
+    /// Compression of data blocks: `none`, `lz4` or `zstd(level)`.
     pub compression: String,
     /// Free-form name of the writer (e.g. `flush`, `compaction`, `SstWriter`).
     pub creator: String,

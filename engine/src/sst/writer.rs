@@ -4,7 +4,9 @@
 //! a flush or compaction issues few large writes; the file is synced once, in
 //! [`TableBuilder::finish`]. Layout: `docs/format.md`, "SST file".
 
-use super::block::{self, BlockBuilder, COMPRESSION_NONE, COMPRESSION_ZSTD, DATA_RESTART_INTERVAL};
+use super::block::{
+    self, BlockBuilder, COMPRESSION_LZ4, COMPRESSION_NONE, COMPRESSION_ZSTD, DATA_RESTART_INTERVAL,
+};
 use super::filter;
 use super::footer::{BlockHandle, Footer, FORMAT_VERSION};
 use super::properties::Properties;
@@ -33,12 +35,19 @@ pub struct TableBuildOptions {
 }
 
 impl TableBuildOptions {
-    /// Takes the table settings of database options.
+    /// Takes the table settings of database options for a file written to level 0 (what a
+    /// flush writes); see [`TableBuildOptions::for_level`].
     pub fn from_options(o: &crate::Options, creator: &str) -> Self {
+        Self::for_level(o, 0, creator)
+    }
+
+    /// Takes the table settings of database options for a file written to `level`: the
+    /// compression is [`crate::Options::compression_for_level`].
+    pub fn for_level(o: &crate::Options, level: usize, creator: &str) -> Self {
         TableBuildOptions {
             block_size_bytes: o.block_size_bytes,
             bloom_bits_per_key: o.bloom_bits_per_key,
-            compression: o.compression,
+            compression: o.compression_for_level(level),
             creator: creator.to_string(),
         }
     }
@@ -69,7 +78,45 @@ struct BlockSink {
     out: Vec<u8>,
     /// Bytes appended to the file plus bytes in `out`.
     offset: u64,
-    compressor: Option<(zstd::bulk::Compressor<'static>, Vec<u8>, Vec<u8>)>,
+    compressor: Option<Compressor>,
+}
+
+/// A data block compressor with its scratch buffers.
+enum Compressor {
+    /// zstd context, output (`len varint | frame`) and frame scratch.
+    Zstd(zstd::bulk::Compressor<'static>, Vec<u8>, Vec<u8>),
+    /// Output (`len varint | lz4 block`).
+    Lz4(Vec<u8>),
+}
+
+impl Compressor {
+    /// Compresses `contents` into its output buffer as `len varint | payload` and returns the
+    /// block type and the encoded bytes, or `None` when compression failed.
+    fn compress(&mut self, contents: &[u8]) -> Option<(u8, &[u8])> {
+        match self {
+            Compressor::Zstd(zc, zbuf, frame) => {
+                zbuf.clear();
+                coding::put_varint(zbuf, contents.len() as u64);
+                frame.clear();
+                frame.reserve(zstd::zstd_safe::compress_bound(contents.len()));
+                let n = zc.compress_to_buffer(contents, frame).ok()?;
+                zbuf.extend_from_slice(&frame[..n]);
+                Some((COMPRESSION_ZSTD, zbuf))
+            }
+            Compressor::Lz4(buf) => {
+                buf.clear();
+                coding::put_varint(buf, contents.len() as u64);
+                let prefix = buf.len();
+                buf.resize(
+                    prefix + lz4_flex::block::get_maximum_output_size(contents.len()),
+                    0,
+                );
+                let n = lz4_flex::block::compress_into(contents, &mut buf[prefix..]).ok()?;
+                buf.truncate(prefix + n);
+                Some((COMPRESSION_LZ4, buf))
+            }
+        }
+    }
 }
 
 impl BlockSink {
@@ -79,18 +126,11 @@ impl BlockSink {
         let offset = self.offset;
         let start = self.out.len();
         let mut stored_len = None;
-        if let (true, Some((zc, zbuf, frame))) = (allow_compression, self.compressor.as_mut()) {
-            zbuf.clear();
-            coding::put_varint(zbuf, contents.len() as u64);
-            let prefix = zbuf.len();
-            frame.clear();
-            frame.reserve(zstd::zstd_safe::compress_bound(contents.len()));
-            if let Ok(n) = zc.compress_to_buffer(contents, frame) {
-                let total = prefix + n;
-                if total <= contents.len() - contents.len() / 8 {
-                    zbuf.extend_from_slice(&frame[..n]);
-                    block::append_block(&mut self.out, zbuf, COMPRESSION_ZSTD);
-                    stored_len = Some(total);
+        if let (true, Some(c)) = (allow_compression, self.compressor.as_mut()) {
+            if let Some((ctype, encoded)) = c.compress(contents) {
+                if encoded.len() <= contents.len() - contents.len() / 8 {
+                    block::append_block(&mut self.out, encoded, ctype);
+                    stored_len = Some(encoded.len());
                 }
             }
         }
@@ -139,8 +179,9 @@ impl TableBuilder {
         let mut error = None;
         let compressor = match opts.compression {
             Compression::None => None,
+            Compression::Lz4 => Some(Compressor::Lz4(Vec::new())),
             Compression::Zstd { level } => match zstd::bulk::Compressor::new(level) {
-                Ok(c) => Some((c, Vec::new(), Vec::new())),
+                Ok(c) => Some(Compressor::Zstd(c, Vec::new(), Vec::new())),
                 Err(e) => {
                     error = Some(Error::InvalidArgument(format!(
                         "zstd compressor for level {level} ({}): {e}",
@@ -390,6 +431,7 @@ impl TableBuilder {
 pub fn compression_name(c: Compression) -> String {
     match c {
         Compression::None => "none".to_string(),
+        Compression::Lz4 => "lz4".to_string(),
         Compression::Zstd { level } => format!("zstd({level})"),
     }
 }

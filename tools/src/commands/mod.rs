@@ -50,6 +50,7 @@ pub fn build_config(args: &BuildArgs) -> ToolResult<BuildConfig> {
     }
     let compression = match args.compression {
         CompressionArg::None => siltdb::Compression::None,
+        CompressionArg::Lz4 => siltdb::Compression::Lz4,
         CompressionArg::Zstd => siltdb::Compression::Zstd {
             level: args.zstd_level,
         },
