@@ -70,6 +70,7 @@ impl DbInner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("the database was closed".into()));
         }
+        batch.check_entry_sizes()?;
         // Checks the background error and closing under the DB mutex, like `check_writable`.
         self.stall_gate(opts.no_slowdown, batch.approximate_size())?;
         let w = Arc::new(Writer {
