@@ -20,7 +20,7 @@
 use super::metadata::{resolve_under, FileEntry};
 use super::metrics::BulkLoadMetrics;
 use super::provider::{BulkLoadProvider, ProviderError};
-use super::state::{sync_dir, SessionId};
+use super::state::{create_dir_durable, sync_dir, SessionId};
 use siltdb::CancelToken;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -297,8 +297,10 @@ impl TaskRunner {
         if self.cancel.is_cancelled() {
             return DownloadOutcome::Cancelled;
         }
-        if let Err(e) = std::fs::create_dir_all(&task.dir) {
-            return failed("(directory)", format!("{}: {e}", task.dir.display()));
+        // Durable before any file in it is: a power loss must not take the directory (and
+        // files reported downloaded) away.
+        if let Err(e) = create_dir_durable(&siltdb::fs::StdFs, &task.dir) {
+            return failed("(directory)", e.to_string());
         }
         for (file, path) in task.files.iter().zip(&paths) {
             match self.download_file(file, path) {
