@@ -244,10 +244,16 @@ struct TaskRunner {
 }
 
 /// A file sink that refuses every write once the session is cancelled.
+/// It also refuses bytes past the size the metadata gives the file, so a provider serving
+/// more (a wrong or hostile source) can never fill the disk: the download fails naming the file.
 struct CancelAwareFile<'a> {
     file: File,
     cancel: &'a CancelToken,
     progress_bytes: &'a AtomicU64,
+    /// Bytes the file may still grow by: its size in the metadata minus what is present.
+    remaining: u64,
+    /// The size in the metadata, for the error.
+    size: u64,
 }
 
 impl Write for CancelAwareFile<'_> {
@@ -256,7 +262,14 @@ impl Write for CancelAwareFile<'_> {
             // Not `Interrupted`: `write_all` retries that kind forever.
             return Err(std::io::Error::other("download session cancelled"));
         }
+        if buf.len() as u64 > self.remaining {
+            return Err(std::io::Error::other(format!(
+                "the provider sent more than the {} bytes the metadata gives the file",
+                self.size
+            )));
+        }
         let n = self.file.write(buf)?;
+        self.remaining -= n as u64;
         self.progress_bytes.fetch_add(n as u64, Ordering::AcqRel);
         Ok(n)
     }
@@ -382,6 +395,8 @@ impl TaskRunner {
             file: handle,
             cancel: &self.cancel,
             progress_bytes: &self.progress_bytes,
+            remaining: file.size - offset,
+            size: file.size,
         };
         let n = task
             .provider
@@ -457,5 +472,67 @@ pub fn size_and_crc32c(path: &Path) -> std::io::Result<(u64, u32)> {
         };
         crc = crc32c::crc32c_append(crc, &buffer[..n]);
         size += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bulk_load::provider::TestProvider;
+
+    #[test]
+    fn a_download_larger_than_the_metadata_size_stops_at_it() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = Arc::new(TestProvider::new(4096));
+        // The metadata says 10 000 bytes; the provider serves 1 MiB.
+        let real = vec![7u8; 1 << 20];
+        provider.put_file(0, "a.sst", real);
+        let file = FileEntry {
+            name: "a.sst".into(),
+            size: 10_000,
+            crc32c: 0,
+            smallest_key: String::new(),
+            largest_key: String::new(),
+            entries: 1,
+        };
+        let metrics = Arc::new(BulkLoadMetrics::default());
+        let manager = DownloadManager::new(1, Arc::clone(&metrics));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = root.path().join("dl");
+        let session = DownloadSession::spawn(DownloadTask {
+            session: SessionId {
+                ballot: 1,
+                attempt: 1,
+            },
+            partition: 0,
+            dir: dir.clone(),
+            files: vec![file],
+            provider,
+            events: tx,
+            metrics,
+            slot: manager.try_acquire().unwrap(),
+        })
+        .unwrap();
+        let progress = session.progress_handle();
+        let outcome = loop {
+            let ev = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+            if let DownloadEventKind::Finished(o) = ev.kind {
+                break o;
+            }
+        };
+        session.join();
+        match outcome {
+            DownloadOutcome::Failed { file, reason } => {
+                assert_eq!(file, "a.sst");
+                assert!(reason.contains("more than the 10000 bytes"), "{reason}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        // Never more than the metadata's size written (progress counts every byte written).
+        let written = progress.load(Ordering::Acquire);
+        assert!(written <= 10_000, "{written} bytes written");
+        let tmp = dir.join(format!("a.sst{TEMP_SUFFIX}"));
+        let on_disk = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
+        assert!(on_disk <= 10_000, "{on_disk} bytes written");
     }
 }
