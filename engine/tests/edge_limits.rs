@@ -103,7 +103,7 @@ fn value(len: usize, salt: u8) -> Vec<u8> {
 
 #[test]
 fn an_entry_above_the_block_limit_is_refused_when_written() {
-    assert!(MAX_ENTRY_BYTES < BLOCK_UNCOMPRESSED_MAX_BYTES);
+    const { assert!(MAX_ENTRY_BYTES < BLOCK_UNCOMPRESSED_MAX_BYTES) };
     let dir = tempfile::tempdir().unwrap();
     let big = value(MAX_ENTRY_BYTES, 1); // key + value over the limit by the key's length
     let mut w = zstd_writer(&dir.path().join("big.sst"), 4096);
