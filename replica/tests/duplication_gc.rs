@@ -111,7 +111,7 @@ async fn a_duplication_past_its_lag_limit_stops_holding_the_plog_and_says_so() {
     // The follower stalls for good; the source writes far past the lag limit.
     env.control.set(TestMode::Fail);
     for i in 20..200 {
-        last = write(env.r(), put(i, 0)).await;
+        write(env.r(), put(i, 0)).await;
     }
     let ck = env.r().checkpoint().await.unwrap().expect("a checkpoint");
     // The log is purged to the checkpoint (in memory and on disk) despite the duplication.
