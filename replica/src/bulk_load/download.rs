@@ -8,8 +8,9 @@
 //! cannot leave the task holding a dangling reference. Cancellation is cooperative and
 //! checked before every write (the sink refuses writes once cancelled, so even a provider that
 //! ignores the token cannot make a stale task write) and before every create and rename;
-//! [`DownloadSession::cancel_and_join`] returns only once the thread has ended, and the
-//! partition removes files only after that.
+//! [`DownloadSession::cancel_and_join`] returns once the thread has ended — or, bounded, after
+//! [`MAX_CANCEL_WAIT`] when a provider call ignoring the token keeps it running (it can then
+//! write nothing more) — and the partition removes files only after that.
 //!
 //! Per file: the name is resolved under the directory again (pair assertion with the metadata
 //! check), an already-present file whose size and CRC-32C match is kept (resume after restart),
@@ -206,10 +207,18 @@ impl DownloadSession {
         self.progress_bytes.clone()
     }
 
-    /// Cancels the session and waits for its thread to end. After this returns the task
-    /// writes nothing more.
-    pub fn cancel_and_join(mut self) {
-        self.stop();
+    /// Cancels the session and waits for its thread to end, at most [`MAX_CANCEL_WAIT`]. After
+    /// this returns the task writes nothing more (its sink refuses writes once cancelled, and
+    /// it checks the token before every create and rename). Returns false when the thread was
+    /// still running at the bound (a provider stuck in a call that ignores cancellation): it
+    /// is then left to end on its own, holding its download slot until it does.
+    pub fn cancel_and_join(self) -> bool {
+        self.cancel_and_join_within(MAX_CANCEL_WAIT)
+    }
+
+    /// [`DownloadSession::cancel_and_join`] with the bound `max`.
+    pub fn cancel_and_join_within(mut self, max: Duration) -> bool {
+        self.stop(max)
     }
 
     /// Waits for a session that has reported `Finished` (it is ending on its own).
@@ -222,20 +231,37 @@ impl DownloadSession {
         }
     }
 
-    fn stop(&mut self) {
+    /// Cancels, then joins the thread if it ends within `max`; true when it did.
+    fn stop(&mut self, max: Duration) -> bool {
         self.cancel.cancel();
-        if let Some(handle) = self.handle.take() {
-            let joined = handle.join();
-            debug_assert!(joined.is_ok(), "download task panicked");
+        let Some(handle) = self.handle.take() else {
+            return true;
+        };
+        let deadline = Instant::now() + max;
+        while !handle.is_finished() {
+            if Instant::now() >= deadline {
+                // Detached: it can no longer write, and it frees its slot when it ends.
+                return false;
+            }
+            std::thread::sleep(CANCEL_POLL);
         }
+        let joined = handle.join();
+        debug_assert!(joined.is_ok(), "download task panicked");
+        true
     }
 }
 
 impl Drop for DownloadSession {
     fn drop(&mut self) {
-        self.stop();
+        self.stop(MAX_CANCEL_WAIT);
     }
 }
+
+/// Longest a cancel waits for a session's thread to end (see
+/// [`DownloadSession::cancel_and_join`]).
+pub const MAX_CANCEL_WAIT: Duration = Duration::from_secs(10);
+/// How often a cancel looks whether the thread ended.
+const CANCEL_POLL: Duration = Duration::from_millis(1);
 
 struct TaskRunner {
     cancel: CancelToken,
@@ -479,6 +505,53 @@ pub fn size_and_crc32c(path: &Path) -> std::io::Result<(u64, u32)> {
 mod tests {
     use super::*;
     use crate::bulk_load::provider::TestProvider;
+
+    #[test]
+    fn cancel_is_bounded_when_the_provider_ignores_it() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = Arc::new(TestProvider::new(4096));
+        provider.put_file(0, "a.sst", vec![1u8; 1 << 16]);
+        // The fetch stops at once and ignores cancellation until released.
+        let (fault, gate) = crate::bulk_load::provider::Fault::block(0, false);
+        provider.set_fault(0, "a.sst", fault);
+        let file = FileEntry {
+            name: "a.sst".into(),
+            size: 1 << 16,
+            crc32c: 0,
+            smallest_key: String::new(),
+            largest_key: String::new(),
+            entries: 1,
+        };
+        let metrics = Arc::new(BulkLoadMetrics::default());
+        let manager = DownloadManager::new(1, Arc::clone(&metrics));
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let session = DownloadSession::spawn(DownloadTask {
+            session: SessionId {
+                ballot: 1,
+                attempt: 1,
+            },
+            partition: 0,
+            dir: root.path().join("dl"),
+            files: vec![file],
+            provider,
+            events: tx,
+            metrics,
+            slot: manager.try_acquire().unwrap(),
+        })
+        .unwrap();
+        assert!(gate.wait_reached(Duration::from_secs(10)));
+        let t = Instant::now();
+        assert!(!session.cancel_and_join_within(Duration::from_millis(100)));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // The detached thread holds its slot until the provider returns, then ends.
+        assert_eq!(manager.active(), 1);
+        gate.release();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while manager.active() != 0 {
+            assert!(Instant::now() < deadline, "the cancelled task never ended");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 
     #[test]
     fn a_download_larger_than_the_metadata_size_stops_at_it() {
