@@ -1,7 +1,9 @@
 //! Criterion micro-benchmarks of siltdb's hot paths: block encode/decode and seek, bloom
 //! build/probe, write-batch encoding, WAL append (no sync, and synced with 8 writers sharing
 //! group commits), memtable insert/get (through a Db with the WAL off), SST point lookups
-//! (cached and uncached), iterator steps, and the replica's mutation log (plog) append.
+//! (cached and uncached), iterator steps, the replica's mutation log (plog) append, and scans and
+//! compactions over 20k mutually overlapping range tombstones (`delete_range("", cutoff)`), with
+//! the process's peak RSS printed after them.
 //!
 //! `cargo bench -p siltdb-benches --bench engine`
 
@@ -244,8 +246,67 @@ fn read_benches(c: &mut Criterion) {
     g.finish();
 }
 
+/// Peak resident set size of this process in KiB (`VmHWM`), 0 where unavailable.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// 20k `delete_range("", cutoff)` calls with growing cutoffs: every tombstone overlaps all the
+/// others, so a fragment per tombstone holding every covering seqno would be quadratic.
+fn range_del_benches(c: &mut Criterion) {
+    let n = 20_000u64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = Options {
+        memtable_size_bytes: 256 << 20,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path().join("db"), opts).expect("open");
+    for i in 0..100 {
+        db.put(format!("k{i:04}"), [b'v'; 100]).expect("put");
+    }
+    for i in 1..=n {
+        db.delete_range("", format!("c{i:06}"))
+            .expect("delete_range");
+    }
+    let before = peak_rss_kib();
+    let mut g = c.benchmark_group("range_del");
+    g.sample_size(10);
+    let scan = |db: &Db| db.iter(&ReadOptions::default()).count();
+    g.bench_function("scan_20k_overlapping_memtable", |b| {
+        b.iter(|| black_box(scan(&db)))
+    });
+    db.flush().expect("flush");
+    g.bench_function("scan_20k_overlapping_sst", |b| {
+        b.iter(|| black_box(scan(&db)))
+    });
+    // A snapshot keeps the tombstones (and their stripes) alive through every compaction.
+    let snap = db.snapshot();
+    g.bench_function("compact_20k_overlapping_with_snapshot", |b| {
+        b.iter(|| {
+            db.compact_range(None::<&[u8]>, None::<&[u8]>)
+                .expect("compact")
+        })
+    });
+    g.finish();
+    drop(snap);
+    eprintln!(
+        "range_del: peak RSS {} KiB after writing {n} tombstones, {} KiB after the scans and \
+         compactions",
+        before,
+        peak_rss_kib()
+    );
+}
+
 criterion_group!(
     benches,
+    range_del_benches,
     block_benches,
     bloom_benches,
     write_benches,

@@ -9,7 +9,9 @@
 //! Each counted record consumes one sequence number: `seqno`, `seqno + 1`, ...
 
 use crate::coding::{put_len_prefixed, put_varint, Cursor};
-use crate::key::{SeqNo, ValueKind};
+use crate::error::{Error, Result};
+use crate::key::{SeqNo, ValueKind, MAX_SEQNO};
+use crate::sst::block::MAX_ENTRY_BYTES;
 
 /// Bytes before the first record: seqno + count.
 pub(crate) const HEADER_LEN: usize = 12;
@@ -26,6 +28,8 @@ pub struct WriteBatch {
     body_len: usize,
     count: u32,
     tag: Option<u64>,
+    /// Largest key + value (or range start + end) of one operation, for the entry size limit.
+    max_entry_bytes: usize,
 }
 
 impl Default for WriteBatch {
@@ -65,6 +69,7 @@ impl WriteBatch {
             body_len: HEADER_LEN,
             count: 0,
             tag: None,
+            max_entry_bytes: 0,
         }
     }
 
@@ -109,6 +114,22 @@ impl WriteBatch {
         }
         self.body_len = self.rep.len();
         self.count += 1;
+        let entry = key.len().saturating_add(value.map_or(0, <[u8]>::len));
+        self.max_entry_bytes = self.max_entry_bytes.max(entry);
+    }
+
+    /// Refuses a batch with an operation whose key + value (or range start + end) exceeds
+    /// [`MAX_ENTRY_BYTES`]: no SST block could hold it readably (see
+    /// [`crate::sst::block::BLOCK_UNCOMPRESSED_MAX_BYTES`]), so it is refused before anything
+    /// is written instead of failing the flush later.
+    pub(crate) fn check_entry_sizes(&self) -> Result<()> {
+        if self.max_entry_bytes > MAX_ENTRY_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "an entry of {} bytes (key + value) exceeds the limit of {MAX_ENTRY_BYTES} bytes",
+                self.max_entry_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// Number of operations (each consumes one sequence number).
@@ -127,6 +148,7 @@ impl WriteBatch {
         self.body_len = HEADER_LEN;
         self.count = 0;
         self.tag = None;
+        self.max_entry_bytes = 0;
     }
 
     /// Encoded size in bytes.
@@ -141,6 +163,7 @@ impl WriteBatch {
             .extend_from_slice(&other.rep[HEADER_LEN..other.body_len]);
         self.body_len = self.rep.len();
         self.count += other.count;
+        self.max_entry_bytes = self.max_entry_bytes.max(other.max_entry_bytes);
         if let Some(t) = other.tag {
             self.set_tag(t);
         }
@@ -234,8 +257,13 @@ impl<'a> DecodedBatch<'a> {
                 ops.len()
             ));
         }
-        if seq.checked_add(u64::from(count)).is_none() {
-            return Err("sequence number overflow".into());
+        // The last seqno the batch uses (the first when it holds only a tag) must fit the 56
+        // bits of an internal key's trailer.
+        let last = seq.checked_add(u64::from(count.saturating_sub(1)));
+        if last.is_none_or(|l| l > MAX_SEQNO) {
+            return Err(format!(
+                "batch seqnos {seq} + {count} pass the 56-bit maximum {MAX_SEQNO}"
+            ));
         }
         Ok(DecodedBatch {
             seq,

@@ -22,7 +22,7 @@ pub mod checkpoint;
 pub mod duplication;
 pub mod durable;
 pub mod error;
-mod fs_util;
+pub mod fs_util;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod maintenance;

@@ -30,6 +30,16 @@ pub const RESERVED_KEY_PREFIX: &[u8] = b"\0silt/";
 /// Largest key or value a mutation accepts.
 pub const VALUE_SIZE_MAX_BYTES: usize = 64 << 20;
 
+/// Largest encoded mutation ([`Mutation::encoded_len`]) the replica API accepts. One log entry
+/// must fit a replication frame ([`crate::transport::FRAME_SIZE_MAX_BYTES`], 32 MiB, which
+/// also carries the entry's log id and the request envelope) and a plog record
+/// ([`crate::plog::format::RECORD_BODY_MAX_BYTES`], 256 MiB, the replay limit); a larger
+/// mutation could be acknowledged by the leader's log yet never replicate or replay.
+pub const MAX_MUTATION_BYTES: usize = 16 << 20;
+
+const _: () = assert!(MAX_MUTATION_BYTES <= crate::transport::FRAME_SIZE_MAX_BYTES / 2);
+const _: () = assert!(MAX_MUTATION_BYTES < crate::plog::format::RECORD_BODY_MAX_BYTES / 2);
+
 /// Longest source directory an [`IngestCommand`] may name, in bytes.
 pub const INGEST_DIR_BYTES_MAX: usize = 4096;
 
@@ -171,8 +181,34 @@ impl Mutation {
         total
     }
 
-    /// Refuses keys in the reserved prefix, oversized keys or values, and control ops that
-    /// mix with client writes or name unsafe files.
+    /// Bytes of [`Mutation::encode_to`]'s output, computed without encoding (saturating).
+    pub fn encoded_len(&self) -> usize {
+        let bytes = |b: &[u8]| 4usize.saturating_add(b.len());
+        let mut n: usize = 8 + 4;
+        for op in &self.ops {
+            let op_len = match op {
+                WriteOp::Put { key, value } => bytes(key).saturating_add(bytes(value)),
+                WriteOp::Delete { key } => bytes(key),
+                WriteOp::DeleteRange { start, end } => bytes(start).saturating_add(bytes(end)),
+            };
+            n = n.saturating_add(1).saturating_add(op_len);
+        }
+        if let Some(ControlOp::Ingest(cmd)) = &self.control {
+            n = n
+                .saturating_add(1 + 8 + 4)
+                .saturating_add(bytes(cmd.source_dir.as_bytes()));
+            for f in &cmd.files {
+                n = n
+                    .saturating_add(bytes(f.name.as_bytes()))
+                    .saturating_add(8 + 4);
+            }
+        }
+        n
+    }
+
+    /// Refuses keys in the reserved prefix, oversized keys or values, a mutation whose encoding
+    /// exceeds [`MAX_MUTATION_BYTES`], and control ops that mix with client writes or name
+    /// unsafe files.
     pub fn validate(&self) -> Result<()> {
         // The encoding stores `ballot + 1` (0 = none): u64::MAX has no encoding. No real ballot
         // gets there (terms grow by one per election).
@@ -186,6 +222,13 @@ impl Mutation {
                 ));
             }
             validate_ingest(cmd)?;
+        }
+        let len = self.encoded_len();
+        if len > MAX_MUTATION_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "mutation of {len} bytes (encoded) exceeds the limit of {MAX_MUTATION_BYTES} \
+                 bytes: split it into smaller writes"
+            )));
         }
         for op in &self.ops {
             let (a, b) = match op {
@@ -375,6 +418,35 @@ mod tests {
         }
         m.ballot = Some(Ballot(u64::MAX));
         assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn total_size_is_capped_below_the_frame_and_replay_limits() {
+        let mut m = Mutation::new();
+        m.put("a", "1").delete("b").delete_range("c", "d");
+        let mut buf = Vec::new();
+        m.encode_to(&mut buf);
+        assert_eq!(m.encoded_len(), buf.len());
+
+        // Many values each under the per-value limit, together over the total cap.
+        let mut big = Mutation::new();
+        for i in 0..5u8 {
+            big.put(vec![i], vec![0u8; 4 << 20]);
+        }
+        let e = big.validate().unwrap_err().to_string();
+        assert!(e.contains("exceeds the limit"), "{e}");
+        assert!(e.contains(&MAX_MUTATION_BYTES.to_string()), "{e}");
+
+        // Exactly at the cap is accepted.
+        let mut at = Mutation::new();
+        at.put(
+            "k",
+            vec![0u8; MAX_MUTATION_BYTES - at.encoded_len() - 1 - 4 - 1 - 4],
+        );
+        assert_eq!(at.encoded_len(), MAX_MUTATION_BYTES);
+        at.validate().unwrap();
+        at.put("", "");
+        assert!(at.validate().is_err());
     }
 
     fn ingest(names: &[&str]) -> Mutation {

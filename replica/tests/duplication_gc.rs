@@ -92,6 +92,65 @@ async fn plog_gc_keeps_what_a_lagging_duplication_needs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplication_past_its_lag_limit_stops_holding_the_plog_and_says_so() {
+    let mut env = Env::new(TestMode::Ok).await;
+    // Reopen the duplications with a small lag limit.
+    if let Some(d) = env.dups.take() {
+        tokio::task::block_in_place(move || drop(d));
+    }
+    env.opts.lag_max_decrees = 50;
+    env.open_dups();
+    let id = env.dups().add(REMOTE, FailMode::Slow).unwrap();
+    let mut last = 0;
+    for i in 0..20 {
+        last = write(env.r(), put(i, 0)).await;
+    }
+    env.wait_caught_up(id, last).await;
+    let confirmed = env.info(id).confirmed_decree.unwrap();
+
+    // The follower stalls for good; the source writes far past the lag limit.
+    env.control.set(TestMode::Fail);
+    for i in 20..200 {
+        write(env.r(), put(i, 0)).await;
+    }
+    let ck = env.r().checkpoint().await.unwrap().expect("a checkpoint");
+    // The log is purged to the checkpoint (in memory and on disk) despite the duplication.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        env.r().purge_log().await.unwrap();
+        env.r().plog().gc().unwrap();
+        let stats = env.r().plog().stats();
+        if stats.purged_on_disk.is_some_and(|p| p.index == ck.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a stalled duplication held the plog: {stats:?} (confirmed {confirmed})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // And the status says why.
+    let info = env.info(id);
+    let err = info.last_error.clone().unwrap_or_default();
+    assert!(err.contains("lag limit of 50 decrees"), "{info:?}");
+    assert_eq!(info.confirmed_decree, Some(confirmed));
+
+    // The follower is back, but what it needs is gone: SLOW waits with the error visible.
+    env.control.set(TestMode::Ok);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let err = env.info(id).last_error.unwrap_or_default();
+        if err.contains("unreadable") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", env.info(id));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(env.info(id).confirmed_decree, Some(confirmed));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn follower_equals_source_after_load_with_random_follower_failures() {
     let mut env = Env::new(TestMode::RandomFail(30)).await;
     let id = env.dups().add(REMOTE, FailMode::Slow).unwrap();

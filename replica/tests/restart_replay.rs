@@ -190,3 +190,35 @@ async fn delete_everything_range_keeps_the_replicas_own_bookkeeping() {
     assert_eq!(r.get(&key(8)).unwrap(), None);
     r.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_before_acknowledged_records_in_the_last_segment_fails_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Router::new(GPID);
+    let fs = FaultFs::new();
+    let r = open(options(dir.path(), 1, Some(fs.clone())), &router).await;
+    r.initialize(&[1]).await.unwrap();
+    wait_leader(&[&r], None).await;
+    for i in 0..40 {
+        write(&r, put(i, 0)).await;
+    }
+    crash(r, &fs).await;
+    // One flipped byte early in the newest segment; every later record was acknowledged.
+    let segs = plog_segments(&dir.path().join("r1"));
+    let last = segs.last().unwrap();
+    let mut bytes = std::fs::read(last).unwrap();
+    let at = bytes.len() / 4;
+    bytes[at] ^= 0xff;
+    std::fs::write(last, &bytes).unwrap();
+    let name = last.file_name().unwrap().to_str().unwrap().to_string();
+    match siltdb_replica::replica::Replica::open(options(dir.path(), 1, Some(fs)), router).await {
+        Err(e @ Error::Corruption { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&name) && msg.contains("offset"), "{msg}");
+        }
+        Err(e) => panic!("expected corruption, got {e}"),
+        Ok(_) => panic!("cut acknowledged records off as if they were a torn tail"),
+    }
+    // Nothing was cut off the file.
+    assert_eq!(std::fs::read(last).unwrap(), bytes);
+}

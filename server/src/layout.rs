@@ -9,9 +9,11 @@
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use siltdb::fs::{FileSystem, StdFs};
 use siltdb_replica::Gpid;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Longest table name.
 pub const TABLE_NAME_MAX_BYTES: usize = 64;
@@ -265,34 +267,46 @@ pub fn partition_of(key: &[u8], partition_count: u32) -> u32 {
     (xxhash_rust::xxh3::xxh3_64(key) % u64::from(partition_count)) as u32
 }
 
-/// The stored layouts of one server.
+/// The stored layouts of one server, written through the engine's [`FileSystem`] (so tests
+/// can simulate power loss with `siltdb::fs::FaultFs`).
 pub struct LayoutStore {
+    fs: Arc<dyn FileSystem>,
     dir: PathBuf,
 }
 
 impl LayoutStore {
-    /// The store in `<data_dir>/tables`, created if missing.
+    /// The store in `<data_dir>/tables` on the real filesystem, created if missing.
     pub fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_with_fs(Arc::new(StdFs), data_dir)
+    }
+
+    /// The store in `<data_dir>/tables` through `fs`, created if missing. A new directory is
+    /// durable (its parent fsynced) before the first layout is stored in it: a power loss
+    /// after the first create-table must not lose the directory and every layout in it.
+    pub fn open_with_fs(fs: Arc<dyn FileSystem>, data_dir: &Path) -> Result<Self> {
         let dir = data_dir.join("tables");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        Ok(Self { dir })
+        siltdb_replica::fs_util::create_dir_durable(fs.as_ref(), &dir)?;
+        Ok(Self { fs, dir })
     }
 
     /// Every stored layout.
     pub fn load_all(&self) -> Result<Vec<TableLayout>> {
         let mut out = Vec::new();
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        for entry in entries {
-            let path = entry.map_err(|e| Error::io(&self.dir, e))?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let names = self
+            .fs
+            .list(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?;
+        for name in names {
+            let path = self.dir.join(&name);
             if name.ends_with(".tmp") {
-                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                self.fs.remove(&path).map_err(|e| Error::io(&path, e))?;
                 continue;
             }
             if !name.ends_with(".json") {
                 continue;
             }
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let bytes =
+                siltdb::fs::read_all(self.fs.as_ref(), &path).map_err(|e| Error::io(&path, e))?;
             let layout: TableLayout = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
             layout.validate()?;
@@ -308,15 +322,15 @@ impl LayoutStore {
         let tmp = self.dir.join(format!("{}.json.tmp", layout.name));
         let bytes = serde_json::to_vec_pretty(layout)
             .map_err(|e| Error::Internal(format!("layout not serializable: {e}")))?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            f.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
-            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
+        let mut f = self.fs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.append(&bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync().map_err(|e| Error::io(&tmp, e))?;
+        drop(f);
+        self.fs
+            .rename(&tmp, &path)
+            .map_err(|e| Error::io(&path, e))?;
+        self.fs
+            .sync_dir(&self.dir)
             .map_err(|e| Error::io(&self.dir, e))
     }
 }
@@ -448,5 +462,22 @@ mod tests {
         std::fs::write(dir.path().join("tables/x.json.tmp"), b"junk").unwrap();
         assert_eq!(s.load_all().unwrap(), vec![l]);
         assert!(!dir.path().join("tables/x.json.tmp").exists());
+    }
+
+    #[test]
+    fn power_loss_after_the_first_create_table_keeps_the_layout() {
+        let root = tempfile::tempdir().unwrap();
+        // A fresh server: neither the data directory nor `tables` exists yet.
+        let data = root.path().join("data");
+        let fs = siltdb::fs::FaultFs::new();
+        let shared: Arc<dyn FileSystem> = Arc::new(fs.clone());
+        crate::node::create_data_dir(shared.as_ref(), &data).unwrap();
+        let s = LayoutStore::open_with_fs(Arc::clone(&shared), &data).unwrap();
+        let l = TableLayout::new("t1", 3, 8, 3, nodes(3));
+        s.store(&l).unwrap();
+        drop(s);
+        fs.power_loss();
+        let s = LayoutStore::open_with_fs(shared, &data).unwrap();
+        assert_eq!(s.load_all().unwrap(), vec![l]);
     }
 }

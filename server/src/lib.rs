@@ -25,6 +25,7 @@
 //! [`bulk_load`] for the protocol and what a multi-machine deployment needs.
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod bulk_load;
 pub mod client;
 pub mod config;

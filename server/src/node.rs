@@ -20,7 +20,7 @@ use siltdb_replica::replica::{Replica, ReplicaOptions};
 use siltdb_replica::transport::{FaultHook, RaftHost, TcpNetworkFactory, TransportMetrics};
 use siltdb_replica::{Gpid, Mutation, WriteOp};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,6 +100,12 @@ fn count(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Creates the node's data directory (and missing ancestors) through `fs`, each new entry made
+/// durable by fsyncing its parent.
+pub(crate) fn create_data_dir(fs: &dyn siltdb::fs::FileSystem, dir: &Path) -> Result<()> {
+    Ok(siltdb_replica::fs_util::create_dir_durable(fs, dir)?)
+}
+
 impl Node {
     /// Opens the node: loads the stored layouts and opens (and if needed initializes) every
     /// hosted replica. Must run inside a tokio runtime.
@@ -108,7 +114,7 @@ impl Node {
         fault: Arc<FaultHook>,
         metrics: Arc<TransportMetrics>,
     ) -> Result<Arc<Node>> {
-        std::fs::create_dir_all(&opts.data_dir).map_err(|e| Error::io(&opts.data_dir, e))?;
+        create_data_dir(&siltdb::fs::StdFs, &opts.data_dir)?;
         crate::membership::remove_leftovers(&opts.data_dir.join("replicas"))?;
         let store = LayoutStore::open(&opts.data_dir)?;
         let layouts = store.load_all()?;

@@ -7,10 +7,10 @@ use crate::db::DbInner;
 use crate::iter::level::LevelIter;
 use crate::iter::merge::MergingIterator;
 use crate::iter::BoxedIter;
-use crate::key::{self, RangeTombstone, SeqNo, ValueKind, MAX_SEQNO};
+use crate::key::{self, RangeTombstone, ValueKind};
 use crate::manifest::edit::{NewFile, VersionEdit};
 use crate::manifest::version::FileMeta;
-use crate::range_del::Fragments;
+use crate::range_del::{stripe, Fragments};
 use crate::sst::{ReadFlags, TableBuildOptions, TableBuilder};
 use crate::{filename, Error, Result};
 use std::sync::atomic::Ordering;
@@ -69,12 +69,6 @@ fn run_claimed(inner: &DbInner, c: &Compaction) -> Result<()> {
     s.compaction_write_bytes
         .fetch_add(written, Ordering::Relaxed);
     Ok(())
-}
-
-/// Index of the snapshot stripe `seq` belongs to: entries in one stripe look the same to every
-/// reader, so only the newest of them matters.
-fn stripe(snapshots: &[SeqNo], seq: SeqNo) -> usize {
-    snapshots.partition_point(|s| *s < seq)
 }
 
 struct Outputs<'a> {
@@ -250,7 +244,7 @@ fn merge(inner: &DbInner, c: &Compaction) -> Result<Vec<NewFile>> {
         .first()
         .copied()
         .unwrap_or_else(|| inner.last_seq.load(Ordering::Acquire));
-    let frags = Fragments::build(&tombs, MAX_SEQNO);
+    let frags = Fragments::build_striped(&tombs, &snapshots);
     let kept_tombs: Vec<RangeTombstone> = tombs
         .into_iter()
         .filter(|t| !(c.bottommost && t.seq <= oldest_visible))
@@ -298,12 +292,9 @@ fn merge(inner: &DbInner, c: &Compaction) -> Result<Vec<NewFile>> {
                 it.next();
                 continue;
             }
-            // Covered by a range tombstone with no snapshot in between.
             // Covered by a range tombstone with no snapshot in between: no reader can see it.
-            // (The smallest covering seqno above it is the one that matters: a tombstone in the
-            // same stripe may be dropped below, so the entry must go too.)
-            let t = frags.min_seq_above(uk, seq);
-            if t.is_some_and(|t| stripe(&snapshots, t) == s) {
+            // (A tombstone in the same stripe may be dropped below, so the entry must go too.)
+            if frags.covered_in_stripe(uk, seq) {
                 it.next();
                 continue;
             }

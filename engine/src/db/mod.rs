@@ -181,7 +181,7 @@ impl Db {
 
     /// The largest write tag whose data is durable in SST files (survives reopen without WAL).
     pub fn durable_tag(&self) -> Option<u64> {
-        self.inner.versions.counters().durable_tag
+        self.inner.versions.durable_tag()
     }
 }
 

@@ -75,6 +75,7 @@ impl DbInner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("the database was closed".into()));
         }
+        batch.check_entry_sizes()?;
         // One bound for every wait of this write: the stall gate, the queue and the memtable
         // switch together never exceed `max_write_stall_ms`.
         let deadline = self.stall_deadline(Instant::now());

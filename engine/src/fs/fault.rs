@@ -16,11 +16,12 @@
 //! write) before calling `power_loss`.
 
 use super::{FileLock, FileSystem, RandomAccessFile, StdFs, WritableFile};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Kinds of filesystem calls, for counting and targeting faults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,12 +121,19 @@ struct State {
     injected: u64,
     dead: bool,
     die_after: Option<u64>,
+    /// Syncs of files whose name starts with this prefix wait, at most the duration, until
+    /// released ([`FaultFs::hold_syncs`]).
+    hold: Option<(String, Duration)>,
+    /// Syncs waiting on `hold` right now.
+    held: usize,
 }
 
 /// A [`FileSystem`] that injects errors and simulates power loss. Cheap to clone (shared state).
 #[derive(Debug, Clone, Default)]
 pub struct FaultFs {
     state: Arc<Mutex<State>>,
+    /// Wakes syncs waiting on a hold.
+    released: Arc<Condvar>,
 }
 
 fn dir_of(p: &Path) -> PathBuf {
@@ -299,6 +307,45 @@ impl FaultFs {
         Ok(())
     }
 
+    /// From now on every `WritableFile::sync` of a file whose name starts with `prefix` waits
+    /// until [`FaultFs::release_syncs`] (or at most `max`, then proceeds): a stalled disk, for
+    /// tests of what must not wait on a sync.
+    pub fn hold_syncs(&self, prefix: &str, max: Duration) {
+        self.state.lock().hold = Some((prefix.to_string(), max));
+    }
+
+    /// Ends [`FaultFs::hold_syncs`]: waiting syncs proceed.
+    pub fn release_syncs(&self) {
+        self.state.lock().hold = None;
+        self.released.notify_all();
+    }
+
+    /// Syncs waiting on [`FaultFs::hold_syncs`] right now.
+    pub fn held_syncs(&self) -> usize {
+        self.state.lock().held
+    }
+
+    fn wait_if_held(&self, path: &Path) {
+        let mut s = self.state.lock();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(max) = s
+            .hold
+            .as_ref()
+            .filter(|(prefix, _)| name.starts_with(prefix.as_str()))
+            .map(|(_, max)| *max)
+        else {
+            return;
+        };
+        let deadline = Instant::now() + max;
+        s.held += 1;
+        while s.hold.is_some() {
+            if self.released.wait_until(&mut s, deadline).timed_out() {
+                break;
+            }
+        }
+        s.held -= 1;
+    }
+
     fn note_dir_op(&self, dir: PathBuf, op: DirOp) {
         self.state.lock().dir_ops.entry(dir).or_default().push(op);
     }
@@ -334,6 +381,7 @@ impl WritableFile for FaultWritable {
         Ok(())
     }
     fn sync(&mut self) -> io::Result<()> {
+        self.fs.wait_if_held(&self.path);
         self.fs.check(IoOp::Sync, &self.path)?;
         self.inner.sync()?;
         let len = self.inner.len();

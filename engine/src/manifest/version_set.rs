@@ -37,6 +37,10 @@ pub(crate) struct VersionSet {
     current: RwLock<Arc<Version>>,
     next_file_number: AtomicU64,
     pub(crate) graveyard: Arc<Graveyard>,
+    /// `counters.durable_tag` as of the last *synced* edit, behind its own small lock: readers
+    /// (every replica apply calls `Db::durable_tag`) never wait on the manifest lock, which
+    /// is held across manifest fsyncs.
+    durable_tag: Mutex<Option<u64>>,
 }
 
 /// What replaying a manifest produced.
@@ -144,6 +148,7 @@ impl VersionSet {
         rec: Recovered,
         graveyard: Arc<Graveyard>,
     ) -> Self {
+        let durable_tag = rec.counters.durable_tag;
         VersionSet {
             dir: dir.to_path_buf(),
             fs,
@@ -156,6 +161,7 @@ impl VersionSet {
             current: RwLock::new(Arc::new(rec.version)),
             next_file_number: AtomicU64::new(rec.next_file_number),
             graveyard,
+            durable_tag: Mutex::new(durable_tag),
         }
     }
 
@@ -184,6 +190,11 @@ impl VersionSet {
     pub(crate) fn current_with_counters(&self) -> (Arc<Version>, Counters) {
         let m = self.manifest.lock();
         (self.current(), m.counters.clone())
+    }
+
+    /// The durable tag of the last synced manifest edit, without taking the manifest lock.
+    pub(crate) fn durable_tag(&self) -> Option<u64> {
+        *self.durable_tag.lock()
     }
 
     /// The persisted counters.
@@ -267,6 +278,7 @@ impl VersionSet {
         }
         let mut nf = 0;
         absorb(&mut m.counters, &mut nf, &edit);
+        *self.durable_tag.lock() = m.counters.durable_tag;
         // Files that left the version are deleted once the last reader drops them.
         let next = Arc::new(next);
         for (l, n) in &edit.deleted {

@@ -41,6 +41,11 @@ const MAX_LZ4_EXPANSION_SLACK_BYTES: usize = 64;
 /// allocate more than this.
 pub const BLOCK_UNCOMPRESSED_MAX_BYTES: usize = 64 << 20;
 
+/// Largest key + value of one entry: a block holding just it (entry header, 8-byte key
+/// trailer, restart array) stays within [`BLOCK_UNCOMPRESSED_MAX_BYTES`]. Writes refuse larger
+/// entries (`Db::write`, `SstWriter`), and table building cuts data blocks at that limit.
+pub const MAX_ENTRY_BYTES: usize = BLOCK_UNCOMPRESSED_MAX_BYTES - 4096;
+
 /// Entries between restart points in data blocks.
 pub const DATA_RESTART_INTERVAL: usize = 16;
 

@@ -262,6 +262,22 @@ impl TableBuilder {
     }
 
     fn push_entry(&mut self, ikey: &[u8], value: &[u8], new_user_key: bool) -> Result<()> {
+        // One block size limit for every compression, enforced here rather than by a reader
+        // that would refuse the block later.
+        let entry = key::user_key(ikey).len().saturating_add(value.len());
+        if entry > block::MAX_ENTRY_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "{}: an entry of {entry} bytes (key + value) exceeds the limit of {} bytes",
+                self.path.display(),
+                block::MAX_ENTRY_BYTES
+            )));
+        }
+        let room = block::BLOCK_UNCOMPRESSED_MAX_BYTES - block::MAX_ENTRY_BYTES;
+        if self.data_block.size_estimate().saturating_add(entry + room)
+            > block::BLOCK_UNCOMPRESSED_MAX_BYTES
+        {
+            self.flush_data_block()?;
+        }
         if self.opts.bloom_bits_per_key > 0 && new_user_key {
             self.key_hashes.push(filter::hash_key(key::user_key(ikey)));
         }

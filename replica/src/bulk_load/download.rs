@@ -8,8 +8,9 @@
 //! cannot leave the task holding a dangling reference. Cancellation is cooperative and
 //! checked before every write (the sink refuses writes once cancelled, so even a provider that
 //! ignores the token cannot make a stale task write) and before every create and rename;
-//! [`DownloadSession::cancel_and_join`] returns only once the thread has ended, and the
-//! partition removes files only after that.
+//! [`DownloadSession::cancel_and_join`] returns once the thread has ended — or, bounded, after
+//! [`MAX_CANCEL_WAIT`] when a provider call ignoring the token keeps it running (it can then
+//! write nothing more) — and the partition removes files only after that.
 //!
 //! Per file: the name is resolved under the directory again (pair assertion with the metadata
 //! check), an already-present file whose size and CRC-32C match is kept (resume after restart),
@@ -20,7 +21,7 @@
 use super::metadata::{resolve_under, FileEntry};
 use super::metrics::BulkLoadMetrics;
 use super::provider::{BulkLoadProvider, ProviderError};
-use super::state::{sync_dir, SessionId};
+use super::state::{create_dir_durable, sync_dir, SessionId};
 use siltdb::CancelToken;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -206,10 +207,18 @@ impl DownloadSession {
         self.progress_bytes.clone()
     }
 
-    /// Cancels the session and waits for its thread to end. After this returns the task
-    /// writes nothing more.
-    pub fn cancel_and_join(mut self) {
-        self.stop();
+    /// Cancels the session and waits for its thread to end, at most [`MAX_CANCEL_WAIT`]. After
+    /// this returns the task writes nothing more (its sink refuses writes once cancelled, and
+    /// it checks the token before every create and rename). Returns false when the thread was
+    /// still running at the bound (a provider stuck in a call that ignores cancellation): it
+    /// is then left to end on its own, holding its download slot until it does.
+    pub fn cancel_and_join(self) -> bool {
+        self.cancel_and_join_within(MAX_CANCEL_WAIT)
+    }
+
+    /// [`DownloadSession::cancel_and_join`] with the bound `max`.
+    pub fn cancel_and_join_within(mut self, max: Duration) -> bool {
+        self.stop(max)
     }
 
     /// Waits for a session that has reported `Finished` (it is ending on its own).
@@ -222,20 +231,37 @@ impl DownloadSession {
         }
     }
 
-    fn stop(&mut self) {
+    /// Cancels, then joins the thread if it ends within `max`; true when it did.
+    fn stop(&mut self, max: Duration) -> bool {
         self.cancel.cancel();
-        if let Some(handle) = self.handle.take() {
-            let joined = handle.join();
-            debug_assert!(joined.is_ok(), "download task panicked");
+        let Some(handle) = self.handle.take() else {
+            return true;
+        };
+        let deadline = Instant::now() + max;
+        while !handle.is_finished() {
+            if Instant::now() >= deadline {
+                // Detached: it can no longer write, and it frees its slot when it ends.
+                return false;
+            }
+            std::thread::sleep(CANCEL_POLL);
         }
+        let joined = handle.join();
+        debug_assert!(joined.is_ok(), "download task panicked");
+        true
     }
 }
 
 impl Drop for DownloadSession {
     fn drop(&mut self) {
-        self.stop();
+        self.stop(MAX_CANCEL_WAIT);
     }
 }
+
+/// Longest a cancel waits for a session's thread to end (see
+/// [`DownloadSession::cancel_and_join`]).
+pub const MAX_CANCEL_WAIT: Duration = Duration::from_secs(10);
+/// How often a cancel looks whether the thread ended.
+const CANCEL_POLL: Duration = Duration::from_millis(1);
 
 struct TaskRunner {
     cancel: CancelToken,
@@ -244,10 +270,16 @@ struct TaskRunner {
 }
 
 /// A file sink that refuses every write once the session is cancelled.
+/// It also refuses bytes past the size the metadata gives the file, so a provider serving
+/// more (a wrong or hostile source) can never fill the disk: the download fails naming the file.
 struct CancelAwareFile<'a> {
     file: File,
     cancel: &'a CancelToken,
     progress_bytes: &'a AtomicU64,
+    /// Bytes the file may still grow by: its size in the metadata minus what is present.
+    remaining: u64,
+    /// The size in the metadata, for the error.
+    size: u64,
 }
 
 impl Write for CancelAwareFile<'_> {
@@ -256,7 +288,14 @@ impl Write for CancelAwareFile<'_> {
             // Not `Interrupted`: `write_all` retries that kind forever.
             return Err(std::io::Error::other("download session cancelled"));
         }
+        if buf.len() as u64 > self.remaining {
+            return Err(std::io::Error::other(format!(
+                "the provider sent more than the {} bytes the metadata gives the file",
+                self.size
+            )));
+        }
         let n = self.file.write(buf)?;
+        self.remaining -= n as u64;
         self.progress_bytes.fetch_add(n as u64, Ordering::AcqRel);
         Ok(n)
     }
@@ -297,8 +336,10 @@ impl TaskRunner {
         if self.cancel.is_cancelled() {
             return DownloadOutcome::Cancelled;
         }
-        if let Err(e) = std::fs::create_dir_all(&task.dir) {
-            return failed("(directory)", format!("{}: {e}", task.dir.display()));
+        // Durable before any file in it is: a power loss must not take the directory (and
+        // files reported downloaded) away.
+        if let Err(e) = create_dir_durable(&siltdb::fs::StdFs, &task.dir) {
+            return failed("(directory)", e.to_string());
         }
         for (file, path) in task.files.iter().zip(&paths) {
             match self.download_file(file, path) {
@@ -380,6 +421,8 @@ impl TaskRunner {
             file: handle,
             cancel: &self.cancel,
             progress_bytes: &self.progress_bytes,
+            remaining: file.size - offset,
+            size: file.size,
         };
         let n = task
             .provider
@@ -455,5 +498,114 @@ pub fn size_and_crc32c(path: &Path) -> std::io::Result<(u64, u32)> {
         };
         crc = crc32c::crc32c_append(crc, &buffer[..n]);
         size += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bulk_load::provider::TestProvider;
+
+    #[test]
+    fn cancel_is_bounded_when_the_provider_ignores_it() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = Arc::new(TestProvider::new(4096));
+        provider.put_file(0, "a.sst", vec![1u8; 1 << 16]);
+        // The fetch stops at once and ignores cancellation until released.
+        let (fault, gate) = crate::bulk_load::provider::Fault::block(0, false);
+        provider.set_fault(0, "a.sst", fault);
+        let file = FileEntry {
+            name: "a.sst".into(),
+            size: 1 << 16,
+            crc32c: 0,
+            smallest_key: String::new(),
+            largest_key: String::new(),
+            entries: 1,
+        };
+        let metrics = Arc::new(BulkLoadMetrics::default());
+        let manager = DownloadManager::new(1, Arc::clone(&metrics));
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let session = DownloadSession::spawn(DownloadTask {
+            session: SessionId {
+                ballot: 1,
+                attempt: 1,
+            },
+            partition: 0,
+            dir: root.path().join("dl"),
+            files: vec![file],
+            provider,
+            events: tx,
+            metrics,
+            slot: manager.try_acquire().unwrap(),
+        })
+        .unwrap();
+        assert!(gate.wait_reached(Duration::from_secs(10)));
+        let t = Instant::now();
+        assert!(!session.cancel_and_join_within(Duration::from_millis(100)));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // The detached thread holds its slot until the provider returns, then ends.
+        assert_eq!(manager.active(), 1);
+        gate.release();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while manager.active() != 0 {
+            assert!(Instant::now() < deadline, "the cancelled task never ended");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_download_larger_than_the_metadata_size_stops_at_it() {
+        let root = tempfile::tempdir().unwrap();
+        let provider = Arc::new(TestProvider::new(4096));
+        // The metadata says 10 000 bytes; the provider serves 1 MiB.
+        let real = vec![7u8; 1 << 20];
+        provider.put_file(0, "a.sst", real);
+        let file = FileEntry {
+            name: "a.sst".into(),
+            size: 10_000,
+            crc32c: 0,
+            smallest_key: String::new(),
+            largest_key: String::new(),
+            entries: 1,
+        };
+        let metrics = Arc::new(BulkLoadMetrics::default());
+        let manager = DownloadManager::new(1, Arc::clone(&metrics));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = root.path().join("dl");
+        let session = DownloadSession::spawn(DownloadTask {
+            session: SessionId {
+                ballot: 1,
+                attempt: 1,
+            },
+            partition: 0,
+            dir: dir.clone(),
+            files: vec![file],
+            provider,
+            events: tx,
+            metrics,
+            slot: manager.try_acquire().unwrap(),
+        })
+        .unwrap();
+        let progress = session.progress_handle();
+        let outcome = loop {
+            let ev = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+            if let DownloadEventKind::Finished(o) = ev.kind {
+                break o;
+            }
+        };
+        session.join();
+        match outcome {
+            DownloadOutcome::Failed { file, reason } => {
+                assert_eq!(file, "a.sst");
+                assert!(reason.contains("more than the 10000 bytes"), "{reason}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        // Never more than the metadata's size written (progress counts every byte written).
+        let written = progress.load(Ordering::Acquire);
+        assert!(written <= 10_000, "{written} bytes written");
+        let tmp = dir.join(format!("a.sst{TEMP_SUFFIX}"));
+        let on_disk = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
+        assert!(on_disk <= 10_000, "{on_disk} bytes written");
     }
 }

@@ -6,7 +6,7 @@ use super::metadata::BulkLoadMetadata;
 use super::status::BulkLoadStatus;
 use super::BulkLoadError;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use siltdb::fs::{FileSystem, StdFs};
 use std::path::Path;
 
 /// File name of the persisted state inside the replica directory.
@@ -91,7 +91,14 @@ impl PartitionState {
 
     /// Writes `dir/bulk_load_state.json` atomically and durably.
     pub fn save(&self, dir: &Path) -> Result<(), BulkLoadError> {
-        std::fs::create_dir_all(dir).map_err(|e| BulkLoadError::io(dir, e))?;
+        self.save_with(&StdFs, dir)
+    }
+
+    /// [`PartitionState::save`] through `fs`: a new `dir` is created durably (each new entry's
+    /// parent fsynced), then the file is written to a temp file, fsynced, renamed and the
+    /// directory fsynced.
+    pub fn save_with(&self, fs: &dyn FileSystem, dir: &Path) -> Result<(), BulkLoadError> {
+        create_dir_durable(fs, dir)?;
         let path = dir.join(STATE_FILE_NAME);
         let tmp = dir.join(format!("{STATE_FILE_NAME}.tmp"));
         let text = serde_json::to_vec_pretty(self).map_err(|e| BulkLoadError::Corrupt {
@@ -99,14 +106,27 @@ impl PartitionState {
             reason: format!("cannot serialize: {e}"),
         })?;
         let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&text)?;
-            file.sync_all()
+            let mut file = fs.create(&tmp)?;
+            file.append(&text)?;
+            file.sync()
         };
         write().map_err(|e| BulkLoadError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| BulkLoadError::io(&path, e))?;
-        sync_dir(dir)
+        fs.rename(&tmp, &path)
+            .map_err(|e| BulkLoadError::io(&path, e))?;
+        fs.sync_dir(dir).map_err(|e| BulkLoadError::io(dir, e))
     }
+}
+
+/// Creates `dir` and missing ancestors through `fs`, fsyncing each new entry's parent, so the
+/// directory survives a power loss once anything in it is durable.
+pub fn create_dir_durable(fs: &dyn FileSystem, dir: &Path) -> Result<(), BulkLoadError> {
+    crate::fs_util::create_dir_durable(fs, dir).map_err(|e| match e {
+        crate::Error::Io { path, source } => BulkLoadError::io(&path, source),
+        other => BulkLoadError::Io {
+            path: dir.to_path_buf(),
+            message: other.to_string(),
+        },
+    })
 }
 
 /// fsync of a directory, so that a rename or removal in it is durable.
@@ -114,4 +134,25 @@ pub fn sync_dir(dir: &Path) -> Result<(), BulkLoadError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| BulkLoadError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_loss_after_the_first_save_keeps_the_state() {
+        let root = tempfile::tempdir().unwrap();
+        // Neither the bulk-load root nor the partition's directory exists yet.
+        let dir = root.path().join("bulk_load").join("1.2");
+        let fs = siltdb::fs::FaultFs::new();
+        let state = PartitionState {
+            status: BulkLoadStatus::Downloading,
+            load_id: 42,
+            ..PartitionState::default()
+        };
+        state.save_with(&fs, &dir).unwrap();
+        fs.power_loss();
+        assert_eq!(PartitionState::load(&dir).unwrap(), state);
+    }
 }

@@ -41,7 +41,16 @@ pub struct DuplicationOptions {
     pub backoff_max: Duration,
     /// How often an idle duplicator (paused, or caught up) looks again. Default 10 ms.
     pub idle_poll: Duration,
+    /// Decrees a duplication may lag behind the applied decree while it holds plog GC back.
+    /// Past it the duplication stops holding the log (which is then purged as if it did not
+    /// exist) and its `last_error` says so; once what it needs is purged, its fail mode
+    /// applies (SLOW waits with the error visible, SKIP skips and counts). Default
+    /// [`MAX_LAG_DECREES`].
+    pub lag_max_decrees: u64,
 }
+
+/// Default [`DuplicationOptions::lag_max_decrees`]: about a million mutations.
+pub const MAX_LAG_DECREES: u64 = 1 << 20;
 
 impl Default for DuplicationOptions {
     fn default() -> Self {
@@ -50,6 +59,7 @@ impl Default for DuplicationOptions {
             backoff_min: Duration::from_millis(10),
             backoff_max: Duration::from_secs(2),
             idle_poll: Duration::from_millis(10),
+            lag_max_decrees: MAX_LAG_DECREES,
         }
     }
 }
@@ -129,9 +139,28 @@ impl Shared {
         })
     }
 
+    /// Publishes the record's GC floor, or none when it lags past the limit.
     pub(crate) fn publish_floor(&self, rec: &DuplicationRecord) {
-        self.floors
-            .update(rec.id, rec.keep_from(self.source.applied()));
+        let keep = match self.over_lag_limit(rec) {
+            Some(_) => None,
+            None => rec.keep_from(self.source.applied()),
+        };
+        self.floors.update(rec.id, keep);
+    }
+
+    /// The operator's note when `rec` lags more than the limit behind the applied decree
+    /// (it no longer holds plog GC back); `None` within the limit.
+    fn over_lag_limit(&self, rec: &DuplicationRecord) -> Option<String> {
+        let applied = self.source.applied()?;
+        let keep = rec.keep_from(Some(applied))?;
+        let lag = keep.distance_to(applied)?.saturating_add(1);
+        (lag > self.opts.lag_max_decrees).then(|| {
+            format!(
+                "lagging past the lag limit of {} decrees: the plog is no longer held for this \
+                 duplication (once purged, fail mode {:?} applies)",
+                self.opts.lag_max_decrees, rec.fail_mode
+            )
+        })
     }
 
     pub(crate) fn wake(&self) {
@@ -225,6 +254,9 @@ fn run(sh: &Shared) {
     let mut backoff = sh.opts.backoff_min;
     while !sh.stopped() {
         let rec = sh.record.lock().clone();
+        // Re-evaluated every round: the applied decree moves without the record changing.
+        sh.publish_floor(&rec);
+        let lag_note = sh.over_lag_limit(&rec);
         let step = match rec.status {
             Status::Init => sh
                 .fire(Event::Start)
@@ -242,7 +274,7 @@ fn run(sh: &Shared) {
         match step {
             Ok(p) => {
                 backoff = sh.opts.backoff_min;
-                if sh.set_error(None).is_err() {
+                if sh.set_error(lag_note).is_err() {
                     // Progress was made and persisted; only clearing the error failed.
                     sh.sleep(backoff);
                 }
@@ -253,7 +285,11 @@ fn run(sh: &Shared) {
             Err(e) => {
                 // The record keeps the first line an operator needs; a failed persist of it is
                 // itself only worth a retry.
-                let _ = sh.set_error(Some(e.to_string()));
+                let shown = match &lag_note {
+                    Some(note) => format!("{e}; {note}"),
+                    None => e.to_string(),
+                };
+                let _ = sh.set_error(Some(shown));
                 sh.sleep(backoff);
                 backoff = backoff.saturating_mul(2).min(sh.opts.backoff_max);
             }

@@ -17,7 +17,11 @@
 //!
 //! Plog GC never drops a decree a live duplication still needs: the manager publishes the
 //! smallest `confirmed + 1` (or checkpoint + 1 before LOG) into the plog's
-//! [`crate::plog::RetainFrom`], which cuts every purge down to it.
+//! [`crate::plog::RetainFrom`], which cuts every purge down to it — but only within the lag
+//! limit ([`DuplicationOptions::lag_max_decrees`], default [`MAX_LAG_DECREES`]): a stalled
+//! duplication further behind stops holding the log, says so in its `last_error`, and once
+//! what it needs is purged its fail mode applies. A stalled follower can therefore never keep
+//! the log (and its memory) growing without bound.
 //!
 //! **No bulk load on a duplicated table** (as in Pegasus). A bulk-load ingestion is a control
 //! mutation: its data is in SST files the plog does not hold, so shipping it as its (empty)
@@ -39,7 +43,7 @@ pub mod source;
 pub mod status;
 pub mod store;
 
-pub use duplicator::DuplicationOptions;
+pub use duplicator::{DuplicationOptions, MAX_LAG_DECREES};
 pub use group_sink::{GroupSink, GroupSinkOptions, GroupSinkStats};
 pub use manager::{DuplicationInfo, Duplications, SinkResolver};
 pub use sink::{DbFollower, DuplicationSink, SinkError, TestMode, TestSink, TestSinkControl};

@@ -209,6 +209,38 @@ pub fn decode_record(buf: &[u8]) -> Result<Decoded, DecodeError> {
     Ok(Decoded { record, framed_len })
 }
 
+/// True when a record that decodes follows damage at `pos` in `data`: right after the damaged
+/// record (trusting its length field, which catches a flipped body byte), or at any later byte
+/// offset (a damaged length field hides where the next record starts). A torn tail — the
+/// unsynced end of the last segment, zero-filled or cut short — has nothing valid after it;
+/// acknowledged records after damage mean the damage is corruption, never a torn tail.
+///
+/// Offsets are filtered by a plausible length and record type before the checksum is computed,
+/// so a zero-filled or garbage tail costs one pass over its bytes; a CRC32C match at a wrong
+/// offset has odds of 2^-32.
+pub fn valid_record_after(data: &[u8], pos: usize) -> bool {
+    let plausible = |p: usize| -> bool {
+        let Some(h) = data.get(p..p + RECORD_HEADER_BYTES + 1) else {
+            return false;
+        };
+        let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        let kind = h[RECORD_HEADER_BYTES];
+        len >= 1
+            && len <= data.len() - p - RECORD_HEADER_BYTES
+            && (kind == RECORD_ENTRY || kind == RECORD_TRUNCATE)
+            && decode_record(&data[p..]).is_ok()
+    };
+    if let Some(h) = data.get(pos + 4..pos + 8) {
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        if let Some(next) = (pos + RECORD_HEADER_BYTES).checked_add(len) {
+            if next > pos && plausible(next) {
+                return true;
+            }
+        }
+    }
+    (pos + 1..data.len()).any(plausible)
+}
+
 fn decode_entry(body: &[u8]) -> Result<EntryRecord, DecodeError> {
     let bad = DecodeError::Bad("malformed record body");
     let mut pos = 0;

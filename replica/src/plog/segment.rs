@@ -3,8 +3,10 @@
 //!
 //! Durability rules (mapping §4): records are fsynced before an append is acknowledged, and a
 //! new segment's directory entry is fsynced with its first records; every record of a non-last
-//! segment is therefore durable, so damage there is corruption, while damage in the last segment
-//! is a torn tail of a write never acknowledged, and is cut off.
+//! segment is therefore durable, so damage there is corruption. Damage in the last segment with
+//! nothing valid after it (the record runs past the end of the file, or a zero-filled tail) is a
+//! torn tail of a write never acknowledged, and is cut off; damage followed by a valid record is
+//! corruption too (that record's fsync covered the damaged bytes), reported and never cut.
 //!
 //! Truncation appends a record instead of rewriting files, so no file is ever modified in place
 //! and a crash can never leave a hole. Segments are removed oldest first, and only while every
@@ -189,7 +191,20 @@ impl Segments {
         while pos < data.len() {
             let d = match format::decode_record(&data[pos..]) {
                 Ok(d) => d,
-                // Torn tail: never acknowledged, cut it off.
+                // Damage followed by a valid record: that record was acknowledged (its fsync
+                // covered the damaged bytes too), so this is corruption, not a torn tail.
+                Err(e) if is_last && format::valid_record_after(&data, pos) => {
+                    let why = match e {
+                        DecodeError::Truncated => "record length runs past a later valid record",
+                        DecodeError::Bad(why) => why,
+                    };
+                    return Err(Error::corruption(
+                        &path,
+                        pos as u64,
+                        format!("{why}, followed by valid records (not a torn tail)"),
+                    ));
+                }
+                // Torn tail (nothing valid after it): never acknowledged, cut it off.
                 Err(_) if is_last => return self.remove_torn(seq, &data[..pos], loaded),
                 Err(DecodeError::Truncated) => {
                     return Err(Error::corruption(&path, pos as u64, "truncated record"));

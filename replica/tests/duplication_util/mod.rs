@@ -23,6 +23,7 @@ pub fn dup_options() -> DuplicationOptions {
         backoff_min: Duration::from_millis(2),
         backoff_max: Duration::from_millis(50),
         idle_poll: Duration::from_millis(5),
+        ..DuplicationOptions::default()
     }
 }
 
@@ -35,6 +36,8 @@ pub struct Env {
     pub inner: Arc<dyn DuplicationSink>,
     pub control: Arc<TestSinkControl>,
     pub dups: Option<Duplications>,
+    /// The options [`Env::open_dups`] opens the duplications with.
+    pub opts: DuplicationOptions,
 }
 
 pub fn replica_dir(dir: &Path) -> PathBuf {
@@ -67,6 +70,7 @@ impl Env {
             inner,
             control: TestSinkControl::new(mode),
             dups: None,
+            opts: dup_options(),
         };
         env.open_dups();
         env
@@ -95,7 +99,7 @@ impl Env {
             fs,
             source,
             Arc::new(move |name| (name == REMOTE).then(|| Arc::clone(&sink))),
-            dup_options(),
+            self.opts.clone(),
         )
         .expect("open duplications");
         self.dups = Some(dups);

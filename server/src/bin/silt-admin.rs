@@ -5,7 +5,12 @@
 //! Every command is bounded by `--timeout-ms` per server; a server that does not answer is
 //! reported as down, not waited for.
 
-use clap::{Parser, Subcommand};
+/// The one allocator of this process (seed S4): mimalloc, compiled in statically and pinned
+/// in the workspace, like every other binary of the project.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use siltdb_replica::bulk_load::BulkLoadStatus;
 use siltdb_replica::duplication::FailMode;
 use siltdb_server::bulk_load::BulkLoadReport;
@@ -833,8 +838,16 @@ async fn start_bulk_load(
     finished(&report)
 }
 
+/// Parses the process arguments; `--version` names the allocator actually linked (seed S4).
+fn parse_args() -> Args {
+    let version: &'static str =
+        Box::leak(siltdb_server::allocator::version_line().into_boxed_str());
+    let matches = Args::command().version(version).get_matches();
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = parse_args();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -2,7 +2,12 @@
 //! flags; logs to stderr (`tracing`); stops gracefully on SIGTERM or ctrl-c (stops accepting,
 //! joins its tasks, closes every replica), exit code 0 after a clean shutdown.
 
-use clap::Parser;
+/// The one allocator of this process (seed S4): mimalloc, compiled in statically and pinned
+/// in the workspace, like every other binary of the project.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
 use siltdb_server::{Server, ServerConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -147,8 +152,16 @@ fn init_logging(level: tracing::Level) {
         .init();
 }
 
+/// Parses the process arguments; `--version` names the allocator actually linked (seed S4).
+fn parse_args() -> Args {
+    let version: &'static str =
+        Box::leak(siltdb_server::allocator::version_line().into_boxed_str());
+    let matches = Args::command().version(version).get_matches();
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let c = match config(Args::parse()) {
+    let c = match config(parse_args()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("silt-server: {e}");
