@@ -35,6 +35,16 @@ fn reference_options() -> Options {
     }
 }
 
+/// Writer `t`'s key for batch `i`: spread over the key space like a hash-partitioned workload,
+/// or (`SILT_STALL_SEQUENTIAL_KEYS=1`) ascending per writer.
+fn key_of(t: usize, i: u64) -> String {
+    if std::env::var("SILT_STALL_SEQUENTIAL_KEYS").is_ok_and(|v| v == "1") {
+        return format!("t{t}-{i:010}");
+    }
+    let k = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ t as u64) % 1_000_000_007;
+    format!("t{t}-{k:010}")
+}
+
 #[derive(Debug)]
 struct Report {
     elapsed: Duration,
@@ -69,8 +79,7 @@ fn run(
                         break;
                     }
                     // Spread keys over the key space like a hash-partitioned workload.
-                    let k = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ t as u64) % 1_000_000_007;
-                    let key = format!("t{t}-{k:010}");
+                    let key = key_of(t, i);
                     value[..8].copy_from_slice(&i.to_le_bytes());
                     let w = Instant::now();
                     let r = db.put(key.as_bytes(), &value);
@@ -112,8 +121,7 @@ fn run(
     let db = Db::open(dir, opts).unwrap();
     for t in 0..writers {
         for i in [0, batches / 2, batches - 1] {
-            let k = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ t as u64) % 1_000_000_007;
-            let key = format!("t{t}-{k:010}");
+            let key = key_of(t, i);
             let v = db
                 .get(key.as_bytes())
                 .unwrap()
