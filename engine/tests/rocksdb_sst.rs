@@ -240,3 +240,29 @@ fn byte_flips_past_the_checksums_never_panic() {
         }
     }
 }
+
+#[test]
+fn index_with_restart_interval_uses_size_deltas() {
+    let bytes = std::fs::read(dir().join("index_restart_interval_8.sst")).unwrap();
+    let t = open_bytes("i.sst", bytes).unwrap();
+    assert!(t.properties().index_value_is_delta_encoded());
+    let blocks = t.data_blocks().unwrap();
+    assert!(blocks.len() > 16, "{} blocks", blocks.len());
+    for w in blocks.windows(2) {
+        assert_eq!(w[1].offset, w[0].offset + w[0].size + 5);
+    }
+}
+
+#[test]
+fn unsupported_codec_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(tmp.path().join("db"), Options::default()).unwrap();
+    let err = db
+        .ingest(
+            &[dir().join("refused_bzip2.sst")],
+            &IngestOptions::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(err.to_string().contains("bzip2"), "{err}");
+}
