@@ -108,6 +108,9 @@ pub struct IngestInfo {
 
 struct Checked {
     src: PathBuf,
+    /// A RocksDB table: converted into siltdb's format when placed.
+    rocksdb: bool,
+    tombstones: u64,
     smallest: Vec<u8>,
     largest: Vec<u8>,
     entries: u64,
@@ -134,6 +137,9 @@ fn validate(inner: &DbInner, path: &Path, verify_blocks: bool) -> Result<Checked
         .open_read(path)
         .map_err(|e| Error::io(path, e))?;
     let size = file.size();
+    if crate::sst::rocksdb::is_rocksdb_table(file.as_ref()) {
+        return validate_rocksdb(file, path);
+    }
     let t = Table::open(file, path.to_path_buf(), None, None)?;
     let entries = if verify_blocks {
         t.verify()?
@@ -155,6 +161,8 @@ fn validate(inner: &DbInner, path: &Path, verify_blocks: bool) -> Result<Checked
     }
     Ok(Checked {
         src: path.to_path_buf(),
+        rocksdb: false,
+        tombstones: 0,
         smallest: key::user_key(&p.smallest).to_vec(),
         largest: key::user_key(&p.largest).to_vec(),
         entries,
@@ -162,8 +170,72 @@ fn validate(inner: &DbInner, path: &Path, verify_blocks: bool) -> Result<Checked
     })
 }
 
+/// A RocksDB table is read in full (every block checksummed and decompressed, versions
+/// collapsed) to learn its key range; [`convert_rocksdb`] reads it again when placing it.
+fn validate_rocksdb(file: Arc<dyn crate::fs::RandomAccessFile>, path: &Path) -> Result<Checked> {
+    use crate::sst::rocksdb::RocksTable;
+    let t = RocksTable::open(file, path.to_path_buf())?;
+    let mut entries = 0u64;
+    let mut lo: Option<Vec<u8>> = None;
+    let mut hi: Option<Vec<u8>> = None;
+    let tombstones = crate::sst::rocksdb::convert::collapsed(&t, |k, _| {
+        if lo.is_none() {
+            lo = Some(k.to_vec());
+        }
+        hi = Some(k.to_vec());
+        entries += 1;
+        Ok(())
+    })?;
+    let mut count = 0u64;
+    for r in tombstones.iter().filter(|r| r.start < r.end) {
+        count += 1;
+        if lo.as_ref().is_none_or(|l| r.start < *l) {
+            lo = Some(r.start.clone());
+        }
+        if hi.as_ref().is_none_or(|h| r.end > *h) {
+            hi = Some(r.end.clone());
+        }
+    }
+    let (Some(smallest), Some(largest)) = (lo, hi) else {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds no entries",
+            path.display()
+        )));
+    };
+    Ok(Checked {
+        src: path.to_path_buf(),
+        rocksdb: true,
+        tombstones: count,
+        smallest,
+        largest,
+        entries,
+        size: 0,
+    })
+}
+
+/// Writes the siltdb form of the RocksDB table `src` to `dst` (synced); returns its size.
+fn convert_rocksdb(inner: &DbInner, src: &Path, dst: &Path) -> Result<u64> {
+    use crate::sst::rocksdb::RocksTable;
+    use crate::sst::{TableBuildOptions, TableBuilder};
+    let file = inner
+        .opts
+        .fs
+        .open_read(src)
+        .map_err(|e| Error::io(src, e))?;
+    let t = RocksTable::open(file, src.to_path_buf())?;
+    let out = inner.opts.fs.create(dst).map_err(|e| Error::io(dst, e))?;
+    let mut b = TableBuilder::new(
+        out,
+        dst.to_path_buf(),
+        TableBuildOptions::from_options(&inner.opts, "rocksdb-ingest"),
+    );
+    crate::sst::rocksdb::convert::write_siltdb(&t, &mut b)?;
+    Ok(b.finish()?.file_size)
+}
+
 impl Db {
-    /// Ingests SST files made by [`crate::SstWriter`], atomically; see the module docs.
+    /// Ingests SST files made by [`crate::SstWriter`] or by RocksDB (block-based tables,
+    /// converted to siltdb's format on the way in), atomically; see the module docs.
     pub fn ingest<P: AsRef<Path>>(&self, paths: &[P], opts: &IngestOptions) -> Result<IngestInfo> {
         let inner = &self.inner;
         inner.check_writable()?;
@@ -189,14 +261,19 @@ impl Db {
             }
         }
         // Place copies (or links) under new numbers; undo on any failure.
-        let mut placed: Vec<(u64, &Checked)> = Vec::new();
+        let mut placed: Vec<(u64, &Checked, u64)> = Vec::new();
         let r = (|| -> Result<IngestInfo> {
             for c in &checked {
                 check_cancel(opts, deadline)?;
                 let number = inner.versions.new_file_number();
                 let dst = filename::table_path(&inner.path, number);
-                placed.push((number, c));
-                if opts.move_files {
+                placed.push((number, c, c.size));
+                if c.rocksdb {
+                    let size = convert_rocksdb(inner, &c.src, &dst)?;
+                    if let Some(last) = placed.last_mut() {
+                        last.2 = size;
+                    }
+                } else if opts.move_files {
                     link_or_copy(inner.opts.fs.as_ref(), &c.src, &dst)?;
                 } else {
                     copy_file(inner.opts.fs.as_ref(), &c.src, &dst)?;
@@ -225,7 +302,7 @@ impl Db {
                 // After a failed manifest write (a background error) the edit may still be in
                 // the manifest: keep the files; the next open deletes tables no manifest lists.
                 if inner.state.lock().bg_error.is_none() {
-                    for (n, _) in placed {
+                    for (n, _, _) in placed {
                         let _ = inner.opts.fs.remove(&filename::table_path(&inner.path, n));
                     }
                 }
@@ -236,7 +313,7 @@ impl Db {
 
     fn commit(
         &self,
-        placed: &[(u64, &Checked)],
+        placed: &[(u64, &Checked, u64)],
         opts: &IngestOptions,
         deadline: Instant,
     ) -> Result<IngestInfo> {
@@ -269,7 +346,7 @@ impl Db {
 
     /// Commits as the write leader, or returns `None` if a write slipped into an ingested range
     /// since the last check (the caller flushes and retries).
-    fn try_commit(&self, placed: &[(u64, &Checked)]) -> Result<Option<IngestInfo>> {
+    fn try_commit(&self, placed: &[(u64, &Checked, u64)]) -> Result<Option<IngestInfo>> {
         let inner = &self.inner;
         let deadline = Instant::now() + Duration::from_millis(inner.opts.max_write_stall_ms);
         inner.with_write_leadership_until(deadline, |i| {
@@ -288,7 +365,7 @@ impl Db {
             let v = i.versions.current();
             let mut entries = 0;
             let mut bytes = 0;
-            for (number, c) in placed {
+            for (number, c, size) in placed {
                 let lo = c.smallest.as_slice();
                 let hi = c.largest.as_slice();
                 let mut level = 0;
@@ -309,19 +386,19 @@ impl Db {
                 }
                 levels.push(level);
                 entries += c.entries;
-                bytes += c.size;
+                bytes += *size;
                 edit.added.push((
                     level,
                     NewFile {
                         number: *number,
-                        size: c.size,
+                        size: *size,
                         smallest: key::internal_key(lo, seq, key::ValueKind::Put),
                         largest: key::internal_key(hi, seq, key::ValueKind::Put),
                         smallest_seqno: seq,
                         largest_seqno: seq,
                         global_seqno: Some(seq),
                         num_entries: c.entries,
-                        num_range_tombstones: 0,
+                        num_range_tombstones: c.tombstones,
                     },
                 ));
             }
@@ -345,10 +422,10 @@ impl Db {
 }
 
 /// True if any memtable holds a key or range tombstone within an ingested file's range.
-fn memtables_overlap(inner: &DbInner, placed: &[(u64, &Checked)]) -> bool {
+fn memtables_overlap(inner: &DbInner, placed: &[(u64, &Checked, u64)]) -> bool {
     let sv = inner.current_sv();
     std::iter::once(&sv.mem).chain(sv.imms.iter()).any(|m| {
-        placed.iter().any(|(_, c)| {
+        placed.iter().any(|(_, c, _)| {
             let mut it = m.iter();
             it.seek(&key::seek_key(&c.smallest, key::MAX_SEQNO));
             let point = it.valid() && key::user_key(it.key()) <= c.largest.as_slice();

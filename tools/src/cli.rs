@@ -138,9 +138,11 @@ pub struct IngestArgs {
     /// The database directory (created if missing).
     #[arg(long, value_name = "DBDIR")]
     pub db: PathBuf,
-    /// The bulk-load directory.
-    pub dir: PathBuf,
-    /// Remove the SST files and metadata from DIR once ingested.
+    /// A bulk-load directory (with `bulk_load_metadata.json`), or one or more loose SST files
+    /// (siltdb's or RocksDB's block-based format).
+    #[arg(required = true, value_name = "DIR|FILE.sst")]
+    pub paths: Vec<PathBuf>,
+    /// Remove the ingested SST files (and a bulk-load directory's metadata) once ingested.
     #[arg(long = "move")]
     pub move_files: bool,
 }

@@ -27,6 +27,7 @@ pub mod footer;
 pub mod properties;
 pub mod range_del;
 pub mod reader;
+pub mod rocksdb;
 pub mod writer;
 
 #[cfg(test)]

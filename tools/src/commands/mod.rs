@@ -128,7 +128,11 @@ pub fn verify(args: VerifyArgs, progress: &Progress) -> ToolResult<()> {
 
 /// `sst-ingest ingest`.
 pub fn ingest(args: IngestArgs, progress: &Progress) -> ToolResult<()> {
-    let report = crate::verify::verify_dir(&args.dir, true, progress)?;
+    if args.paths.len() != 1 || !args.paths[0].is_dir() {
+        return ingest_files(&args);
+    }
+    let dir = &args.paths[0];
+    let report = crate::verify::verify_dir(dir, true, progress)?;
     if !report.problems.is_empty() {
         return Err(ToolError::Verification(report.problems));
     }
@@ -136,7 +140,7 @@ pub fn ingest(args: IngestArgs, progress: &Progress) -> ToolResult<()> {
         .metadata
         .files
         .iter()
-        .map(|f| args.dir.join(&f.name))
+        .map(|f| dir.join(&f.name))
         .collect();
     let mut out = std::io::stdout().lock();
     if paths.is_empty() {
@@ -150,11 +154,11 @@ pub fn ingest(args: IngestArgs, progress: &Progress) -> ToolResult<()> {
     };
     let info = db
         .ingest(&paths, &options)
-        .map_err(|e| ToolError::engine(format!("ingesting {}", args.dir.display()), e))?;
+        .map_err(|e| ToolError::engine(format!("ingesting {}", dir.display()), e))?;
     db.close()
         .map_err(|e| ToolError::engine("closing the database", e))?;
     if args.move_files {
-        remove_bulk_load_dir(&args.dir, &paths)?;
+        remove_bulk_load_dir(dir, &paths)?;
     }
     let line = format!(
         "ingested {} file(s), {} entries, {} into {} (seqno {}, levels {:?})",
@@ -166,6 +170,133 @@ pub fn ingest(args: IngestArgs, progress: &Progress) -> ToolResult<()> {
         info.levels
     );
     out_line(&mut out, line.as_bytes())?;
+    out_flush(&mut out)
+}
+
+/// `sst-ingest ingest --db DIR FILE.sst...`: loose SST files of either format, in one atomic
+/// ingestion.
+fn ingest_files(args: &IngestArgs) -> ToolResult<()> {
+    for p in &args.paths {
+        if !p.is_file() {
+            return Err(ToolError::NotFound(format!(
+                "{} is not a file (give one bulk-load directory or SST files)",
+                p.display()
+            )));
+        }
+    }
+    let db = db::open(&args.db, true)?;
+    let options = siltdb::IngestOptions {
+        move_files: args.move_files,
+        ..Default::default()
+    };
+    let info = db
+        .ingest(&args.paths, &options)
+        .map_err(|e| ToolError::engine("ingesting the SST files", e))?;
+    db.close()
+        .map_err(|e| ToolError::engine("closing the database", e))?;
+    let mut out = std::io::stdout().lock();
+    let line = format!(
+        "ingested {} file(s), {} entries, {} into {} (seqno {}, levels {:?})",
+        info.files,
+        info.entries,
+        human_bytes(info.bytes),
+        args.db.display(),
+        info.seqno,
+        info.levels
+    );
+    out_line(&mut out, line.as_bytes())?;
+    out_flush(&mut out)
+}
+
+/// Opens `path` as a RocksDB table if it ends with a RocksDB magic number.
+fn open_rocksdb(path: &Path) -> ToolResult<Option<siltdb::sst::rocksdb::RocksTable>> {
+    use siltdb::fs::FileSystem;
+    let file = siltdb::fs::StdFs
+        .open_read(path)
+        .map_err(|e| ToolError::io(path, e))?;
+    if !siltdb::sst::rocksdb::is_rocksdb_table(file.as_ref()) {
+        return Ok(None);
+    }
+    siltdb::sst::rocksdb::RocksTable::open(file, path.to_path_buf())
+        .map(Some)
+        .map_err(|e| ToolError::engine(format!("reading {}", path.display()), e))
+}
+
+fn inspect_rocksdb(path: &Path, t: &siltdb::sst::rocksdb::RocksTable) -> ToolResult<()> {
+    let p = t.properties();
+    let blocks = t
+        .data_blocks()
+        .map_err(|e| ToolError::engine(format!("reading {}", path.display()), e))?;
+    let index = match p.index_type() {
+        2 => "two-level (partitioned)",
+        _ => "binary search",
+    };
+    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let lines = [
+        format!("file:                {}", path.display()),
+        format!("format:              {}", t.format_name()),
+        format!("checksum:            {}", t.checksum_name()),
+        format!(
+            "compression:         {}",
+            p.compression().unwrap_or_else(|| "-".into())
+        ),
+        format!("entries:             {}", opt(p.num_entries())),
+        format!("range deletions:     {}", opt(p.num_range_deletions())),
+        format!("index:               {index}"),
+        format!("data blocks:         {}", blocks.len()),
+        format!(
+            "comparator:          {}",
+            p.comparator().unwrap_or_else(|| "-".into())
+        ),
+        format!(
+            "external file:       {}",
+            p.external_sst_file_version()
+                .map_or_else(|| "no".to_string(), |v| format!("version {v}"))
+        ),
+        format!("global seqno:        {}", opt(p.global_seqno())),
+    ];
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        out_line(&mut out, line.as_bytes())?;
+    }
+    out_flush(&mut out)
+}
+
+fn dump_rocksdb(args: &DumpArgs, t: &siltdb::sst::rocksdb::RocksTable) -> ToolResult<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut printed = 0u64;
+    let mut io_err = None;
+    let ts = siltdb::sst::rocksdb::convert::collapsed(t, |k, v| {
+        if args.limit.is_some_and(|n| printed >= n) || io_err.is_some() {
+            return Ok(());
+        }
+        let mut line = args.output.render(k);
+        if let Some(v) = v {
+            line.push(b'\t');
+            line.extend_from_slice(&args.output.render(v));
+        }
+        printed += 1;
+        if let Err(e) = out_line(&mut out, &line) {
+            io_err = Some(e);
+        }
+        Ok(())
+    })
+    .map_err(|e| ToolError::engine(format!("reading {}", args.file.display()), e))?;
+    if let Some(e) = io_err {
+        return Err(e);
+    }
+    for r in ts {
+        if args.limit.is_some_and(|n| printed >= n) {
+            break;
+        }
+        let line = format!(
+            "# range deletion [{}, {})",
+            String::from_utf8_lossy(&args.output.render(&r.start)),
+            String::from_utf8_lossy(&args.output.render(&r.end))
+        );
+        printed += 1;
+        out_line(&mut out, line.as_bytes())?;
+    }
     out_flush(&mut out)
 }
 
@@ -188,6 +319,9 @@ fn remove_bulk_load_dir(dir: &Path, paths: &[PathBuf]) -> ToolResult<()> {
 
 /// `sst-ingest inspect`.
 pub fn inspect(args: InspectArgs) -> ToolResult<()> {
+    if let Some(t) = open_rocksdb(&args.file)? {
+        return inspect_rocksdb(&args.file, &t);
+    }
     let sst = SstFile::open(&args.file)?;
     let (_, crc) = crate::metadata::file_size_and_crc32c(&args.file)
         .map_err(|e| ToolError::io(&args.file, e))?;
@@ -233,6 +367,9 @@ pub fn inspect(args: InspectArgs) -> ToolResult<()> {
 
 /// `sst-ingest dump`.
 pub fn dump(args: DumpArgs) -> ToolResult<()> {
+    if let Some(t) = open_rocksdb(&args.file)? {
+        return dump_rocksdb(&args, &t);
+    }
     let sst = SstFile::open(&args.file)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     sst.for_each(args.limit, |entry| {
