@@ -36,6 +36,7 @@ pub mod lincheck;
 pub mod membership;
 pub mod meta;
 pub mod node;
+pub mod pegasus;
 pub mod proto;
 pub mod server;
 

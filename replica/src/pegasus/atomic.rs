@@ -106,7 +106,11 @@ impl CheckType {
             (_, None) => {
                 if matches!(
                     self,
-                    C::IntLess | C::IntLessOrEqual | C::IntEqual | C::IntGreaterOrEqual | C::IntGreater
+                    C::IntLess
+                        | C::IntLessOrEqual
+                        | C::IntEqual
+                        | C::IntGreaterOrEqual
+                        | C::IntGreater
                 ) {
                     int(operand, "operand")?;
                 }
@@ -744,8 +748,14 @@ mod tests {
         );
         assert_eq!(r.live_before, vec![1]);
         assert_eq!(run(&db, &incr(1)).int_value, 1);
-        run(&db, &cam(CheckType::NoCheck, "", vec![put("t", "x"), put("u", "y")]));
-        let r = run(&db, &cam(CheckType::ValueExist, "", vec![Mutate::DeleteAll]));
+        run(
+            &db,
+            &cam(CheckType::NoCheck, "", vec![put("t", "x"), put("u", "y")]),
+        );
+        let r = run(
+            &db,
+            &cam(CheckType::ValueExist, "", vec![Mutate::DeleteAll]),
+        );
         assert_eq!(r.live_before, vec![3]);
         let mut n = 0;
         for item in db.iter(&siltdb::ReadOptions::default()) {
