@@ -38,6 +38,7 @@ pub mod meta;
 pub mod node;
 pub mod pegasus;
 pub mod proto;
+pub mod redis;
 pub mod server;
 
 pub use client::{Client, ClientOptions};
