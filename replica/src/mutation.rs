@@ -72,7 +72,7 @@ pub enum ControlOp {
     /// A user read-modify-write on one hash key (Pegasus check-and-mutate, incr), decided
     /// when the entry applies ([`crate::pegasus::atomic`]). Proposed by `Replica::write_atomic`
     /// (gated and throttled like any user write).
-    Atomic(crate::pegasus::AtomicOp),
+    Atomic(Box<crate::pegasus::AtomicOp>),
 }
 
 /// One client write.
@@ -304,7 +304,7 @@ impl Mutation {
 fn decode_control(buf: &mut &[u8]) -> Option<ControlOp> {
     let kind = *take(buf, 1)?.first()?;
     if kind == CONTROL_KIND_ATOMIC {
-        return crate::pegasus::AtomicOp::decode(buf).map(ControlOp::Atomic);
+        return crate::pegasus::AtomicOp::decode(buf).map(|op| ControlOp::Atomic(Box::new(op)));
     }
     if kind != CONTROL_KIND_INGEST {
         return None;

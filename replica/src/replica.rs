@@ -326,7 +326,7 @@ impl Replica {
         ballot: Option<Ballot>,
         op: crate::pegasus::AtomicOp,
     ) -> Result<MutationResp> {
-        let m = Mutation::control(ballot, crate::mutation::ControlOp::Atomic(op));
+        let m = Mutation::control(ballot, crate::mutation::ControlOp::Atomic(Box::new(op)));
         self.check_request(&m)?;
         if let Some(gate) = &self.gate {
             gate.admit_user_write()

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What the writers acknowledged: (hash key, sort key) -> value.
+type Model = BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>>;
+
 fn b(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
 }
@@ -208,7 +211,7 @@ async fn data_model_operations_ttl_cas_and_incr() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_clients_match_a_model_across_a_node_kill() {
     let mut c = Cluster::start(3).await;
-    let model: Arc<parking_lot::Mutex<BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>>>> = Arc::default();
+    let model: Arc<parking_lot::Mutex<Model>> = Arc::default();
     let counters: Arc<parking_lot::Mutex<BTreeMap<Vec<u8>, i64>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Every partition has a leader before the load starts.
@@ -302,7 +305,8 @@ async fn concurrent_clients_match_a_model_across_a_node_kill() {
             }
         }
     }
-    for (k, n) in counters.lock().iter() {
+    let counters = counters.lock().clone();
+    for (k, n) in counters.iter() {
         let v = pg.get(k, b"").await.unwrap().unwrap();
         let v: i64 = String::from_utf8(v).unwrap().parse().unwrap();
         assert!(v >= *n, "counter {k:?}: {v} < acknowledged {n}");

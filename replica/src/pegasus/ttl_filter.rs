@@ -31,26 +31,27 @@ mod tests {
     #[test]
     fn compaction_drops_expired_records_only() {
         let dir = tempfile::tempdir().unwrap();
-        let mut opts = siltdb::Options::default();
-        opts.compaction_filter = Some(Arc::new(TtlFilter));
+        let opts = siltdb::Options {
+            compaction_filter: Some(Arc::new(TtlFilter)),
+            ..siltdb::Options::default()
+        };
         let db = siltdb::Db::open(dir.path(), opts).unwrap();
         let past = encode_value(1, b"old");
         let future = encode_value(now_ms() + 3_600_000, b"new");
-        db.put(&encode_key(b"h", b"dead").unwrap(), &past).unwrap();
-        db.put(&encode_key(b"h", b"live").unwrap(), &future)
-            .unwrap();
-        db.put(&encode_key(b"h", b"never").unwrap(), &encode_value(0, b"v"))
+        db.put(encode_key(b"h", b"dead").unwrap(), &past).unwrap();
+        db.put(encode_key(b"h", b"live").unwrap(), &future).unwrap();
+        db.put(encode_key(b"h", b"never").unwrap(), encode_value(0, b"v"))
             .unwrap();
         db.put(b"\0silt/applied", &past).unwrap();
         db.flush().unwrap();
         db.compact_range(None::<&[u8]>, None::<&[u8]>).unwrap();
-        assert_eq!(db.get(&encode_key(b"h", b"dead").unwrap()).unwrap(), None);
+        assert_eq!(db.get(encode_key(b"h", b"dead").unwrap()).unwrap(), None);
         assert!(db
-            .get(&encode_key(b"h", b"live").unwrap())
+            .get(encode_key(b"h", b"live").unwrap())
             .unwrap()
             .is_some());
         assert!(db
-            .get(&encode_key(b"h", b"never").unwrap())
+            .get(encode_key(b"h", b"never").unwrap())
             .unwrap()
             .is_some());
         assert!(db.get(b"\0silt/applied").unwrap().is_some());

@@ -30,8 +30,11 @@ pub struct Shared {
     pub client: Arc<Client>,
     /// The table served.
     pub table: String,
-    cursors: Mutex<(u64, BTreeMap<u64, (u32, Vec<u8>)>, VecDeque<u64>)>,
+    cursors: Mutex<Cursors>,
 }
+
+/// Issued SCAN cursors: the last id, each live cursor's (partition, engine key), issue order.
+type Cursors = (u64, BTreeMap<u64, (u32, Vec<u8>)>, VecDeque<u64>);
 
 impl Shared {
     /// Serves `table` through `client`.
@@ -376,7 +379,7 @@ async fn run(shared: &Shared, session: &mut Session, name: &str, a: &[Vec<u8>]) 
             Reply::Array(out)
         }
         "mset" => {
-            if a.len() % 2 == 0 {
+            if a.len().is_multiple_of(2) {
                 return Err(Reply::err("wrong number of arguments for 'mset' command"));
             }
             for kv in a[1..].chunks(2) {
@@ -387,7 +390,7 @@ async fn run(shared: &Shared, session: &mut Session, name: &str, a: &[Vec<u8>]) 
             Reply::ok()
         }
         "hset" => {
-            if a.len() % 2 != 0 {
+            if !a.len().is_multiple_of(2) {
                 return Err(Reply::err("wrong number of arguments for 'hset' command"));
             }
             let expire = Expire::At(pg.expire_of(Ttl::TableDefault).await.map_err(backend)?);
