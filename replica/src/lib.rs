@@ -28,6 +28,7 @@ pub mod fuzzing;
 pub mod maintenance;
 pub mod mutation;
 pub mod network;
+pub mod pegasus;
 pub mod plog;
 pub mod raft;
 pub mod replica;

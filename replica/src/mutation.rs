@@ -45,6 +45,8 @@ pub const INGEST_DIR_BYTES_MAX: usize = 4096;
 
 /// Control-op kind byte of [`ControlOp::Ingest`] in the encoding.
 const CONTROL_KIND_INGEST: u8 = 1;
+/// Control-op kind byte of [`ControlOp::Atomic`] in the encoding.
+const CONTROL_KIND_ATOMIC: u8 = 2;
 
 /// One SST file named by an [`IngestCommand`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +79,10 @@ pub struct IngestCommand {
 pub enum ControlOp {
     /// Ingest a bulk load's SST files.
     Ingest(IngestCommand),
+    /// A user read-modify-write on one hash key (Pegasus check-and-mutate, incr), decided
+    /// when the entry applies ([`crate::pegasus::atomic`]). Proposed by `Replica::write_atomic`
+    /// (gated and throttled like any user write).
+    Atomic(Box<crate::pegasus::AtomicOp>),
 }
 
 /// One client write.
@@ -122,6 +128,9 @@ pub struct MutationResp {
     pub decree: u64,
     /// How many client writes the entry carried.
     pub ops: usize,
+    /// The outcome of a [`ControlOp::Atomic`] entry.
+    #[serde(default)]
+    pub atomic: Option<crate::pegasus::AtomicResult>,
 }
 
 impl Mutation {
@@ -178,6 +187,9 @@ impl Mutation {
             };
             total = total.saturating_add(n as u64);
         }
+        if let Some(ControlOp::Atomic(op)) = &self.control {
+            total = total.saturating_add(op.size_bytes());
+        }
         total
     }
 
@@ -203,6 +215,12 @@ impl Mutation {
                     .saturating_add(8 + 4);
             }
         }
+        if let Some(ControlOp::Atomic(op)) = &self.control {
+            // Exact: an atomic op is one small record, so encoding it here costs little.
+            let mut buf = Vec::new();
+            op.encode_to(&mut buf);
+            n = n.saturating_add(1).saturating_add(buf.len());
+        }
         n
     }
 
@@ -222,6 +240,15 @@ impl Mutation {
                 ));
             }
             validate_ingest(cmd)?;
+        }
+        if let Some(ControlOp::Atomic(op)) = &self.control {
+            if !self.ops.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "a control mutation carries no client writes".into(),
+                ));
+            }
+            op.validate(VALUE_SIZE_MAX_BYTES)
+                .map_err(Error::InvalidArgument)?;
         }
         let len = self.encoded_len();
         if len > MAX_MUTATION_BYTES {
@@ -278,6 +305,10 @@ impl Mutation {
                 out.extend_from_slice(&f.crc32c.to_le_bytes());
             }
         }
+        if let Some(ControlOp::Atomic(op)) = &self.control {
+            out.push(CONTROL_KIND_ATOMIC);
+            op.encode_to(out);
+        }
     }
 
     /// Decodes what [`Mutation::encode_to`] wrote; `None` when the bytes are malformed.
@@ -321,6 +352,9 @@ impl Mutation {
 
 fn decode_control(buf: &mut &[u8]) -> Option<ControlOp> {
     let kind = *take(buf, 1)?.first()?;
+    if kind == CONTROL_KIND_ATOMIC {
+        return crate::pegasus::AtomicOp::decode(buf).map(|op| ControlOp::Atomic(Box::new(op)));
+    }
     if kind != CONTROL_KIND_INGEST {
         return None;
     }
@@ -369,16 +403,16 @@ fn validate_ingest(cmd: &IngestCommand) -> Result<()> {
     Ok(())
 }
 
-fn get_u64(buf: &mut &[u8]) -> Option<u64> {
+pub(crate) fn get_u64(buf: &mut &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(take(buf, 8)?.try_into().ok()?))
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_le_bytes());
     out.extend_from_slice(b);
 }
 
-fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+pub(crate) fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     if buf.len() < n {
         return None;
     }
@@ -387,7 +421,7 @@ fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(head)
 }
 
-fn get_bytes(buf: &mut &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn get_bytes(buf: &mut &[u8]) -> Option<Vec<u8>> {
     let len = u32::from_le_bytes(take(buf, 4)?.try_into().ok()?) as usize;
     take(buf, len).map(<[u8]>::to_vec)
 }

@@ -318,6 +318,26 @@ impl Replica {
         self.propose(m).await
     }
 
+    /// Proposes a user read-modify-write ([`crate::pegasus::AtomicOp`]): gated, fenced and
+    /// throttled like [`Replica::write`]; the result is decided when the entry applies and
+    /// returned in [`MutationResp::atomic`].
+    pub async fn write_atomic(
+        &self,
+        ballot: Option<Ballot>,
+        op: crate::pegasus::AtomicOp,
+    ) -> Result<MutationResp> {
+        let m = Mutation::control(ballot, crate::mutation::ControlOp::Atomic(Box::new(op)));
+        self.check_request(&m)?;
+        if let Some(gate) = &self.gate {
+            gate.admit_user_write()
+                .map_err(|_| Error::IngestionInProgress)?;
+        }
+        if let Some(d) = self.throttling.admit(m.size_bytes())? {
+            tokio::time::sleep(d).await;
+        }
+        self.propose(m).await
+    }
+
     /// Proposes a control write (bulk-load ingestion): fenced by ballot, but neither refused by
     /// the ingestion gate nor throttled (seed S3: the ingestion must not wait behind the user
     /// writes it holds back).

@@ -407,6 +407,21 @@ impl Inner {
                         resps.push(MutationResp {
                             decree: e.log_id.index,
                             ops: 0,
+                            atomic: None,
+                        });
+                        continue;
+                    }
+                    if let Some(ControlOp::Atomic(op)) = m.control {
+                        // Decided against everything applied before it: write that first.
+                        self.write_pending(core, std::mem::take(&mut pending))?;
+                        let db = Arc::clone(&self.db.read());
+                        let result = op.apply(&db, &mut pending.batch)?;
+                        core.applied = Some(e.log_id);
+                        pending.entries += 1;
+                        resps.push(MutationResp {
+                            decree: e.log_id.index,
+                            ops: 1,
+                            atomic: Some(result),
                         });
                         continue;
                     }
@@ -433,6 +448,7 @@ impl Inner {
             resps.push(MutationResp {
                 decree: e.log_id.index,
                 ops,
+                atomic: None,
             });
         }
         self.write_pending(core, pending)?;

@@ -368,6 +368,16 @@ impl Client {
         }
     }
 
+    /// [`Client::partition_call`] for the data-model API ([`crate::pegasus`]).
+    pub(crate) async fn route(
+        &self,
+        layout: &TableLayout,
+        partition: u32,
+        req: &ClientRequest,
+    ) -> Result<ClientResponse> {
+        self.partition_call(layout, partition, req).await
+    }
+
     /// The value of `key`.
     pub async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let layout = self.layout(table).await?;

@@ -56,6 +56,10 @@ pub struct TableLayout {
     /// (No `skip_serializing_if`: layouts also travel as bincode, which needs every field.)
     #[serde(default)]
     pub assignments: BTreeMap<u32, Vec<u64>>,
+    /// The TTL of records written with the table default ([`crate::pegasus::Ttl`]), in
+    /// seconds; 0 = never expire.
+    #[serde(default)]
+    pub default_ttl_secs: u64,
 }
 
 impl TableLayout {
@@ -76,6 +80,7 @@ impl TableLayout {
             nodes,
             epoch: 0,
             assignments: BTreeMap::new(),
+            default_ttl_secs: 0,
         }
     }
 

@@ -37,7 +37,9 @@ pub mod lincheck;
 pub mod membership;
 pub mod meta;
 pub mod node;
+pub mod pegasus;
 pub mod proto;
+pub mod redis;
 pub mod server;
 
 pub use client::{Client, ClientOptions};

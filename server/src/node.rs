@@ -199,6 +199,7 @@ impl Node {
         let mut o = ReplicaOptions::new(gpid, self.opts.node_id, self.replica_dir(gpid));
         o.raft = self.opts.raft.clone();
         o.state_machine.db.memtable_size_bytes = self.opts.memtable_size_bytes;
+        o.state_machine.db.compaction_filter = Some(Arc::new(siltdb_replica::pegasus::TtlFilter));
         let net = TcpNetworkFactory::new(
             gpid,
             self.opts.node_id,
@@ -577,6 +578,11 @@ impl Node {
                 end,
                 limit,
             } => self.scan(&table, partition, start, end, limit).await,
+            ClientRequest::Pegasus {
+                table,
+                partition,
+                req,
+            } => crate::pegasus::handler::handle(self, &table, partition, req).await,
             ClientRequest::CreateTable(layout) => {
                 self.create_table(layout).await.map(|()| ClientResponse::Ok)
             }

@@ -156,6 +156,15 @@ pub enum ClientRequest {
         /// The step.
         op: crate::bulk_load::ReplicaBulkOp,
     },
+    /// A data-model request on one partition ([`crate::pegasus`]), routed by its hash key.
+    Pegasus {
+        /// Table name.
+        table: String,
+        /// The partition of the hash key.
+        partition: u32,
+        /// The request.
+        req: crate::pegasus::PegasusRequest,
+    },
 }
 
 /// One local replica's view of one duplication (an answer to
@@ -310,4 +319,6 @@ pub enum ClientResponse {
     BulkLoad(crate::bulk_load::BulkLoadReport),
     /// A local replica's answer to a bulk-load step.
     BulkLoadReplica(crate::bulk_load::ReplicaBulkReply),
+    /// The answer to a data-model request.
+    Pegasus(crate::pegasus::PegasusResponse),
 }

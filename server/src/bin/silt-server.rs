@@ -64,6 +64,30 @@ struct Args {
     /// Serve the fault-injection requests (network partition simulation; tests only).
     #[arg(long)]
     allow_fault_injection: bool,
+    /// Serve `--redis-table` over the Redis protocol (RESP2/RESP3) on this address.
+    #[arg(long, requires = "redis_table")]
+    redis_listen: Option<String>,
+    /// The table the Redis endpoint serves.
+    #[arg(long, requires = "redis_listen")]
+    redis_table: Option<String>,
+    /// Write the Redis endpoint's bound address to this file once listening.
+    #[arg(long, requires = "redis_listen")]
+    redis_addr_file: Option<PathBuf>,
+}
+
+/// The Redis endpoint's settings.
+struct RedisArgs {
+    listen: String,
+    table: String,
+    addr_file: Option<PathBuf>,
+}
+
+fn redis_args(args: &Args) -> Option<RedisArgs> {
+    Some(RedisArgs {
+        listen: args.redis_listen.clone()?,
+        table: args.redis_table.clone()?,
+        addr_file: args.redis_addr_file.clone(),
+    })
 }
 
 fn config(args: Args) -> siltdb_server::Result<ServerConfig> {
@@ -101,11 +125,44 @@ fn config(args: Args) -> siltdb_server::Result<ServerConfig> {
     Ok(c)
 }
 
-async fn run(c: ServerConfig) -> siltdb_server::Result<()> {
+async fn run(c: ServerConfig, redis: Option<RedisArgs>) -> siltdb_server::Result<()> {
     let server = Server::start(c).await?;
     eprintln!("silt-server listening on {}", server.addr());
+    let _redis = match redis {
+        Some(r) => Some(start_redis(r, server.addr().to_string()).await?),
+        None => None,
+    };
     wait_for_signal().await;
     server.shutdown().await
+}
+
+/// Binds the Redis endpoint and serves it in a task (aborted when the handle drops).
+async fn start_redis(r: RedisArgs, node_addr: String) -> siltdb_server::Result<AbortOnDrop> {
+    use siltdb_server::{Client, ClientOptions, Error};
+    let listener = tokio::net::TcpListener::bind(&r.listen)
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("--redis-listen {}: {e}", r.listen)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::InvalidArgument(format!("--redis-listen {}: {e}", r.listen)))?;
+    if let Some(f) = &r.addr_file {
+        std::fs::write(f, bound.to_string()).map_err(|e| {
+            Error::InvalidArgument(format!("--redis-addr-file {}: {e}", f.display()))
+        })?;
+    }
+    eprintln!("silt-server redis endpoint on {bound} (table {})", r.table);
+    let client = std::sync::Arc::new(Client::new(ClientOptions::new(vec![node_addr])));
+    Ok(AbortOnDrop(tokio::spawn(siltdb_server::redis::serve(
+        listener, client, r.table,
+    ))))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn wait_for_signal() {
@@ -161,7 +218,9 @@ fn parse_args() -> Args {
 }
 
 fn main() -> ExitCode {
-    let c = match config(parse_args()) {
+    let args = parse_args();
+    let redis = redis_args(&args);
+    let c = match config(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("silt-server: {e}");
@@ -180,7 +239,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(c)) {
+    match rt.block_on(run(c, redis)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "silt-server failed");

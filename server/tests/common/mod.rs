@@ -54,7 +54,12 @@ fn spawn(p: &mut Proc, listen: &str) -> std::io::Result<Child> {
             "0",
         ])
         .arg("--allow-fault-injection")
-        .args(&p.extra_args)
+        // `{dir}` in a flag stands for the node's own directory.
+        .args(
+            p.extra_args
+                .iter()
+                .map(|a| a.replace("{dir}", &p.dir.to_string_lossy())),
+        )
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

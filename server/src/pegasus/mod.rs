@@ -1,0 +1,17 @@
+//! The Pegasus data model on the cluster: records `(hash_key, sort_key) -> value` with a TTL,
+//! routed by the hash key only (`partition_of(hash_key)`), stored with the replica crate's
+//! record encoding ([`siltdb_replica::pegasus::record`], `docs/format.md`).
+//!
+//! [`proto`] holds the messages ([`PegasusRequest`] inside `ClientRequest::Pegasus`),
+//! [`handler`] their answers on the partition leader, [`client`] the Rust API
+//! ([`crate::Client::pegasus`]). Reads hide expired records at once (by the leader's clock);
+//! sets and deletes are plain replicated writes of encoded records; check-and-set,
+//! check-and-mutate and incr are [`siltdb_replica::pegasus::AtomicOp`]s decided by the state
+//! machine when their log entry applies, so every replica reaches the same outcome.
+
+pub mod client;
+pub mod handler;
+pub mod proto;
+
+pub use client::{Pegasus, Ttl};
+pub use proto::{PegasusRequest, PegasusResponse, Record, ScanRange};
