@@ -160,16 +160,7 @@ pub fn ingest(args: IngestArgs, progress: &Progress) -> ToolResult<()> {
     if args.move_files {
         remove_bulk_load_dir(dir, &paths)?;
     }
-    let line = format!(
-        "ingested {} file(s), {} entries, {} into {} (seqno {}, levels {:?})",
-        info.files,
-        info.entries,
-        human_bytes(info.bytes),
-        args.db.display(),
-        info.seqno,
-        info.levels
-    );
-    out_line(&mut out, line.as_bytes())?;
+    out_line(&mut out, ingest_summary(&info, &args.db).as_bytes())?;
     out_flush(&mut out)
 }
 
@@ -195,17 +186,21 @@ fn ingest_files(args: &IngestArgs) -> ToolResult<()> {
     db.close()
         .map_err(|e| ToolError::engine("closing the database", e))?;
     let mut out = std::io::stdout().lock();
-    let line = format!(
+    out_line(&mut out, ingest_summary(&info, &args.db).as_bytes())?;
+    out_flush(&mut out)
+}
+
+/// The one-line report of an ingestion into `db`.
+fn ingest_summary(info: &siltdb::IngestInfo, db: &Path) -> String {
+    format!(
         "ingested {} file(s), {} entries, {} into {} (seqno {}, levels {:?})",
         info.files,
         info.entries,
         human_bytes(info.bytes),
-        args.db.display(),
+        db.display(),
         info.seqno,
         info.levels
-    );
-    out_line(&mut out, line.as_bytes())?;
-    out_flush(&mut out)
+    )
 }
 
 /// Opens `path` as a RocksDB table if it ends with a RocksDB magic number.
