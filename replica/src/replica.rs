@@ -305,6 +305,12 @@ impl Replica {
                 "control mutations go through write_control".into(),
             ));
         }
+        self.admit_and_propose(m).await
+    }
+
+    /// The user-write path shared by [`Replica::write`] and [`Replica::write_atomic`]: request
+    /// checks, the ingestion gate, throttling, then one replicated log entry.
+    async fn admit_and_propose(&self, m: Mutation) -> Result<MutationResp> {
         self.check_request(&m)?;
         // The ingestion guard comes before throttling (seed S3): a write that would only be
         // refused after waiting out a throttling delay is refused at once.
@@ -327,15 +333,7 @@ impl Replica {
         op: crate::pegasus::AtomicOp,
     ) -> Result<MutationResp> {
         let m = Mutation::control(ballot, crate::mutation::ControlOp::Atomic(Box::new(op)));
-        self.check_request(&m)?;
-        if let Some(gate) = &self.gate {
-            gate.admit_user_write()
-                .map_err(|_| Error::IngestionInProgress)?;
-        }
-        if let Some(d) = self.throttling.admit(m.size_bytes())? {
-            tokio::time::sleep(d).await;
-        }
-        self.propose(m).await
+        self.admit_and_propose(m).await
     }
 
     /// Proposes a control write (bulk-load ingestion): fenced by ballot, but neither refused by
