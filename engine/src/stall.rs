@@ -7,6 +7,12 @@
 //! lock that flush or compaction needs, and always with a bound.
 
 use crate::Options;
+use std::time::Instant;
+
+/// Microseconds since `t`, saturating: how stall waits are accounted.
+pub(crate) fn micros_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
 
 /// Why writes are slowed or stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

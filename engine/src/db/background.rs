@@ -78,11 +78,11 @@ pub(crate) fn run(inner: &DbInner, role: Role) {
                             break Job::Flush(m);
                         }
                     }
-                    if role.flush_only {
-                        // Fall through to the wait.
-                    } else if let Some(c) = compaction::pick(inner, &mut st) {
-                        st.compactions_running += 1;
-                        break Job::Compact(c);
+                    if !role.flush_only {
+                        if let Some(c) = compaction::pick(inner, &mut st) {
+                            st.compactions_running += 1;
+                            break Job::Compact(c);
+                        }
                     }
                 }
                 // Nothing to start. If nothing runs either while writes are stopped, the
@@ -98,8 +98,10 @@ pub(crate) fn run(inner: &DbInner, role: Role) {
                 let started = idle_stop.then(Instant::now);
                 inner.bg_cv.wait_for(&mut st, IDLE_WAIT);
                 if let Some(t) = started {
-                    let micros = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    st.stall.idle_stop_micros = st.stall.idle_stop_micros.saturating_add(micros);
+                    st.stall.idle_stop_micros = st
+                        .stall
+                        .idle_stop_micros
+                        .saturating_add(stall::micros_since(t));
                 }
             }
         };

@@ -3,7 +3,7 @@
 use super::{Db, DbInner};
 use crate::key::ValueKind;
 use crate::memtable::MemTable;
-use crate::stall::{self, StallCause, StallState};
+use crate::stall::{self, micros_since, StallCause, StallState};
 use crate::wal::LogWriter;
 use crate::write_batch::{BatchOp, WriteBatch};
 use crate::{filename, Error, Result, WriteOptions};
@@ -520,11 +520,6 @@ impl DbInner {
             Ok(())
         })
     }
-}
-
-/// Microseconds since `t`, saturating.
-fn micros_since(t: Instant) -> u64 {
-    u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Inserts a batch's operations into `mem`, numbering them from `first`; returns the user bytes
