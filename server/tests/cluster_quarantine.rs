@@ -53,11 +53,23 @@ async fn corrupt_replica_is_quarantined_and_replaced() {
     let s = c.stats(3).await;
     assert!(s.quarantined.is_empty(), "{s:?}");
     assert!(!broken.exists());
-    let s4 = c.stats(4).await;
-    assert!(s4
-        .partitions
-        .iter()
-        .any(|p| p.partition == 2 && p.applied.is_some()));
+    // move_replica returns once node 4 is a voter; its state machine may still be catching up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s4 = c.stats(4).await;
+        if s4
+            .partitions
+            .iter()
+            .any(|p| p.partition == 2 && p.applied.is_some())
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 4 never applied partition 2: {s4:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let layout = c.client.newest_layout(TABLE).await.unwrap();
     let mut seen = None;
     for n in layout.replicas(2) {
