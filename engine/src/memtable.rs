@@ -39,6 +39,8 @@ pub(crate) struct MemTable {
     map: SkipList<InternalOrder>,
     range_dels: RwLock<Vec<RangeTombstone>>,
     size_bytes: AtomicUsize,
+    /// Bytes of this memtable charged to a shared write-buffer budget so far.
+    charged: AtomicUsize,
     /// Largest write tag applied, plus one (0 = none).
     max_tag: AtomicU64,
     /// Number of the WAL file holding this memtable's writes.
@@ -61,6 +63,7 @@ impl MemTable {
             map: SkipList::new(),
             range_dels: RwLock::new(Vec::new()),
             size_bytes: AtomicUsize::new(0),
+            charged: AtomicUsize::new(0),
             max_tag: AtomicU64::new(0),
             log_number,
         }
@@ -105,6 +108,22 @@ impl MemTable {
     /// Approximate memory used.
     pub(crate) fn size_bytes(&self) -> usize {
         self.size_bytes.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Growth since the last call (what to charge to a write-buffer budget now).
+    pub(crate) fn charge_delta(&self) -> usize {
+        let now = self.size_bytes();
+        now.saturating_sub(self.charged.swap(now, AtomicOrdering::Relaxed))
+    }
+
+    /// Bytes charged so far.
+    pub(crate) fn charged(&self) -> usize {
+        self.charged.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Bytes charged so far, resetting the charge (the memtable is released).
+    pub(crate) fn take_charged(&self) -> usize {
+        self.charged.swap(0, AtomicOrdering::Relaxed)
     }
 
     /// True when nothing was written, not even a tag.

@@ -86,6 +86,11 @@ pub struct Options {
     /// as its compaction would cost (LevelDB's seek compaction: `size / 16 KiB` wasted reads,
     /// at least 100). Size-triggered compactions always go first. Default `true`.
     pub read_triggered_compaction: bool,
+    /// Resources shared with other databases of this process: block cache, background
+    /// threads, background-write rate limiter and write-buffer budget. When set, they replace
+    /// `block_cache_size_bytes`, `max_background_jobs` and `background_write_rate_bytes`, and
+    /// the database starts no threads of its own. Default `None` (the database owns them).
+    pub resources: Option<Arc<crate::SharedResources>>,
 }
 
 impl Default for Options {
@@ -117,6 +122,7 @@ impl Default for Options {
             paranoid_checks: true,
             read_triggered_compaction: true,
             compaction_filter: None,
+            resources: None,
         }
     }
 }

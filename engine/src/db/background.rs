@@ -13,8 +13,10 @@ use crate::memtable::MemTable;
 use crate::sst::{TableBuildOptions, TableBuilder};
 use crate::stall;
 use crate::{filename, Error, Result};
+use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Idle wait between checks for work.
@@ -62,7 +64,74 @@ pub(crate) fn roles(max_background_jobs: usize) -> Vec<Role> {
     flush.chain(compact).collect()
 }
 
-/// The body of a background thread.
+/// Which kind of job a scan looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Flush,
+    Compact,
+}
+
+/// Claims the job of kind `pass` that `inner` needs most, if any (under the DB mutex).
+fn try_pick(inner: &DbInner, st: &mut super::DbState, pass: Pass) -> Option<Job> {
+    if st.closing || st.bg_error.is_some() {
+        return None;
+    }
+    match pass {
+        Pass::Flush => {
+            if st.flush_running {
+                return None;
+            }
+            let m = st.imms.front().cloned()?;
+            st.flush_running = true;
+            Some(Job::Flush(m))
+        }
+        Pass::Compact => {
+            let c = compaction::pick(inner, st)?;
+            st.compactions_running += 1;
+            Some(Job::Compact(c))
+        }
+    }
+}
+
+/// Runs a claimed job without the DB mutex, then publishes its result and wakes waiters.
+fn execute(inner: &DbInner, job: Job) {
+    match job {
+        Job::Flush(m) => {
+            let r = flush_memtable(inner, &m);
+            let mut st = inner.state.lock();
+            st.flush_running = false;
+            if r.is_ok() {
+                if st.imms.front().is_some_and(|f| Arc::ptr_eq(f, &m)) {
+                    st.imms.pop_front();
+                    if let Some(w) = inner.write_buffer() {
+                        w.release(m.take_charged());
+                    }
+                }
+                st.flushed_count += 1;
+                inner.install_sv(&st);
+            }
+            drop(st);
+            if let Err(e) = r {
+                inner.set_bg_error(&e);
+            }
+        }
+        Job::Compact(c) => {
+            let r = compaction::run(inner, c);
+            let mut st = inner.state.lock();
+            st.compactions_running -= 1;
+            inner.install_sv(&st);
+            drop(st);
+            if let Err(e) = r {
+                inner.set_bg_error(&e);
+            }
+        }
+    }
+    inner.purge_obsolete_files();
+    inner.shape_cv.notify_all();
+    inner.bg_cv.notify_all();
+}
+
+/// The body of a database's own background thread (when it has no shared pool).
 pub(crate) fn run(inner: &DbInner, role: Role) {
     loop {
         let job = {
@@ -71,18 +140,12 @@ pub(crate) fn run(inner: &DbInner, role: Role) {
                 if st.closing {
                     return;
                 }
-                if st.bg_error.is_none() {
-                    if !st.flush_running {
-                        if let Some(m) = st.imms.front().cloned() {
-                            st.flush_running = true;
-                            break Job::Flush(m);
-                        }
-                    }
-                    if !role.flush_only {
-                        if let Some(c) = compaction::pick(inner, &mut st) {
-                            st.compactions_running += 1;
-                            break Job::Compact(c);
-                        }
+                if let Some(j) = try_pick(inner, &mut st, Pass::Flush) {
+                    break j;
+                }
+                if !role.flush_only {
+                    if let Some(j) = try_pick(inner, &mut st, Pass::Compact) {
+                        break j;
                     }
                 }
                 // Nothing to start. If nothing runs either while writes are stopped, the
@@ -105,37 +168,169 @@ pub(crate) fn run(inner: &DbInner, role: Role) {
                 }
             }
         };
-        match job {
-            Job::Flush(m) => {
-                let r = flush_memtable(inner, &m);
-                let mut st = inner.state.lock();
-                st.flush_running = false;
-                if r.is_ok() {
-                    if st.imms.front().is_some_and(|f| Arc::ptr_eq(f, &m)) {
-                        st.imms.pop_front();
-                    }
-                    st.flushed_count += 1;
-                    inner.install_sv(&st);
-                }
-                drop(st);
-                if let Err(e) = r {
-                    inner.set_bg_error(&e);
-                }
-            }
-            Job::Compact(c) => {
-                let r = compaction::run(inner, c);
-                let mut st = inner.state.lock();
-                st.compactions_running -= 1;
-                inner.install_sv(&st);
-                drop(st);
-                if let Err(e) = r {
-                    inner.set_bg_error(&e);
+        execute(inner, job);
+    }
+}
+
+/// Longest a pool thread waits for leadership to freeze an idle database's memtable that the
+/// write-buffer budget asked to flush (a busy database's own writers freeze it instead).
+const FREEZE_WAIT: Duration = Duration::from_millis(100);
+
+/// A pool of background threads serving every database registered with it
+/// ([`crate::SharedResources`]). Each thread scans the databases round-robin, flushes first.
+pub(crate) struct JobPool {
+    state: Mutex<PoolState>,
+    cv: Condvar,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    thread_count: usize,
+}
+
+struct PoolState {
+    dbs: Vec<Weak<DbInner>>,
+    /// Bumped by every notification, so a scan that found nothing never sleeps through one.
+    generation: u64,
+    /// Where the next scan starts (fairness between databases).
+    next: usize,
+    shutdown: bool,
+}
+
+impl JobPool {
+    /// Starts `jobs` (at least one) general threads and one flush-only thread.
+    pub(crate) fn start(jobs: usize) -> std::io::Result<Arc<JobPool>> {
+        let roles = roles(jobs);
+        let pool = Arc::new(JobPool {
+            state: Mutex::new(PoolState {
+                dbs: Vec::new(),
+                generation: 0,
+                next: 0,
+                shutdown: false,
+            }),
+            cv: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+            thread_count: roles.len(),
+        });
+        for (i, role) in roles.into_iter().enumerate() {
+            let me = Arc::clone(&pool);
+            let kind = if role.flush_only { "flush" } else { "bg" };
+            let spawned = std::thread::Builder::new()
+                .name(format!("silt-pool-{kind}-{i}"))
+                .spawn(move || me.run(role));
+            match spawned {
+                Ok(h) => pool.threads.lock().push(h),
+                Err(e) => {
+                    pool.shutdown();
+                    return Err(e);
                 }
             }
         }
-        inner.purge_obsolete_files();
-        inner.shape_cv.notify_all();
-        inner.bg_cv.notify_all();
+        Ok(pool)
+    }
+
+    pub(crate) fn thread_count(&self) -> usize {
+        self.thread_count
+    }
+
+    pub(crate) fn database_count(&self) -> usize {
+        self.state
+            .lock()
+            .dbs
+            .iter()
+            .filter(|d| d.strong_count() > 0)
+            .count()
+    }
+
+    pub(crate) fn register(&self, db: &Arc<DbInner>) {
+        {
+            let mut s = self.state.lock();
+            s.dbs.retain(|d| d.strong_count() > 0);
+            s.dbs.push(Arc::downgrade(db));
+        }
+        self.notify();
+    }
+
+    pub(crate) fn deregister(&self, db: &DbInner) {
+        self.state
+            .lock()
+            .dbs
+            .retain(|d| d.strong_count() > 0 && !std::ptr::eq(d.as_ptr(), db));
+    }
+
+    /// Some database may have work: every idle thread rescans.
+    pub(crate) fn notify(&self) {
+        self.state.lock().generation += 1;
+        self.cv.notify_all();
+    }
+
+    /// Stops and joins the threads (except the calling one, if it is a pool thread: it exits
+    /// by itself when it sees `shutdown`).
+    pub(crate) fn shutdown(&self) {
+        self.state.lock().shutdown = true;
+        self.cv.notify_all();
+        let me = std::thread::current().id();
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn run(&self, role: Role) {
+        loop {
+            let (generation, dbs) = {
+                let mut s = self.state.lock();
+                if s.shutdown {
+                    return;
+                }
+                s.dbs.retain(|d| d.strong_count() > 0);
+                s.next = s.next.wrapping_add(1);
+                let n = s.dbs.len().max(1);
+                let start = s.next % n;
+                let dbs: Vec<Arc<DbInner>> = s.dbs[start..]
+                    .iter()
+                    .chain(&s.dbs[..start])
+                    .filter_map(Weak::upgrade)
+                    .collect();
+                (s.generation, dbs)
+            };
+            let ran = self.run_one(&dbs, role);
+            drop(dbs);
+            if !ran {
+                let mut s = self.state.lock();
+                if !s.shutdown && s.generation == generation {
+                    self.cv.wait_for(&mut s, IDLE_WAIT);
+                }
+            }
+        }
+    }
+
+    /// Runs the most urgent job of any database: a requested freeze or a flush anywhere comes
+    /// before any compaction. False when there was none.
+    fn run_one(&self, dbs: &[Arc<DbInner>], role: Role) -> bool {
+        for db in dbs {
+            if db.take_idle_freeze_request() {
+                let deadline = Instant::now() + FREEZE_WAIT;
+                let _ = db.with_write_leadership_until(deadline, |inner| {
+                    inner.make_room(true, false, deadline).map(drop)
+                });
+                return true;
+            }
+        }
+        let passes: &[Pass] = if role.flush_only {
+            &[Pass::Flush]
+        } else {
+            &[Pass::Flush, Pass::Compact]
+        };
+        for &pass in passes {
+            for db in dbs {
+                let job = try_pick(db, &mut db.state.lock(), pass);
+                if let Some(job) = job {
+                    execute(db, job);
+                    return true;
+                }
+            }
+        }
+        false
     }
 }
 

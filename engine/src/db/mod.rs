@@ -30,7 +30,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
+pub(crate) use background::JobPool;
 pub use properties::Stats;
 pub use read::DbIterator;
 
@@ -71,7 +73,7 @@ pub(crate) struct DbInner {
     pub(crate) opts: Options,
     pub(crate) state: Mutex<DbState>,
     /// Signalled when background work may be needed or has finished.
-    pub(crate) bg_cv: Condvar,
+    pub(crate) bg_cv: BgSignal,
     /// Signalled whenever the LSM shape changes (stalled writers and flush waiters wait on it).
     pub(crate) shape_cv: Condvar,
     pub(crate) queue: Mutex<VecDeque<Arc<write::Writer>>>,
@@ -88,9 +90,40 @@ pub(crate) struct DbInner {
     pub(crate) closed: AtomicBool,
     pub(crate) lock: Mutex<Option<Box<dyn crate::fs::FileLock>>>,
     pub(crate) stats: background::Counters,
-    pub(crate) rate_limiter: crate::compaction::rate_limit::RateLimiter,
+    pub(crate) rate_limiter: Arc<crate::compaction::rate_limit::RateLimiter>,
+    /// Set when the shared write-buffer budget asks this database to freeze its memtable.
+    pub(crate) flush_requested: AtomicBool,
     /// A file scheduled by read-triggered compaction (taken after `state` when both are held).
     pub(crate) read_triggered: Mutex<Option<crate::compaction::read_trigger::ReadTriggered>>,
+}
+
+/// Wakes background work: the database's own threads and, when it shares a pool
+/// ([`crate::SharedResources`]), the pool's.
+pub(crate) struct BgSignal {
+    cv: Condvar,
+    pool: Option<Arc<JobPool>>,
+}
+
+impl BgSignal {
+    pub(crate) fn new(pool: Option<Arc<JobPool>>) -> Self {
+        BgSignal {
+            cv: Condvar::new(),
+            pool,
+        }
+    }
+
+    /// Wakes every background thread that may have work.
+    pub(crate) fn notify_all(&self) {
+        self.cv.notify_all();
+        if let Some(p) = &self.pool {
+            p.notify();
+        }
+    }
+
+    /// Waits (bounded) for a notification.
+    pub(crate) fn wait_for<T>(&self, guard: &mut parking_lot::MutexGuard<'_, T>, d: Duration) {
+        let _ = self.cv.wait_for(guard, d);
+    }
 }
 
 /// An open database. `Send + Sync`: share it between threads with `Arc<Db>` (or `&Db`).
@@ -113,6 +146,14 @@ impl Db {
         let inner = open::open(path.as_ref(), opts)?;
         let inner = Arc::new(inner);
         let mut threads = Vec::new();
+        if let Some(r) = &inner.opts.resources {
+            r.write_buffer.register(Arc::downgrade(&inner));
+            r.pool.register(&inner);
+            return Ok(Db {
+                inner,
+                threads: Mutex::new(threads),
+            });
+        }
         for (i, role) in background::roles(inner.opts.max_background_jobs)
             .into_iter()
             .enumerate()
@@ -162,6 +203,9 @@ impl Db {
         let threads: Vec<_> = std::mem::take(&mut *self.threads.lock());
         for t in threads {
             let _ = t.join();
+        }
+        if let Some(r) = &self.inner.opts.resources {
+            self.inner.leave_shared_resources(r);
         }
         self.inner.purge_obsolete_files();
         *self.inner.wal.lock() = None;
@@ -238,6 +282,49 @@ impl DbInner {
         self.shape_cv.notify_all();
         self.bg_cv.notify_all();
         self.queue_cv.notify_all();
+    }
+
+    /// The shared write-buffer budget, if this database uses one.
+    pub(crate) fn write_buffer(&self) -> Option<&crate::resources::WriteBufferManager> {
+        self.opts.resources.as_ref().map(|r| &r.write_buffer)
+    }
+
+    /// Bytes in the active memtable (read without the DB mutex).
+    pub(crate) fn active_memtable_bytes(&self) -> usize {
+        self.sv.read().mem.size_bytes()
+    }
+
+    /// Asks this database to freeze its active memtable (the write-buffer budget is hit and
+    /// it holds the largest one).
+    pub(crate) fn request_freeze(&self) {
+        if !self.flush_requested.swap(true, Ordering::AcqRel) {
+            self.bg_cv.notify_all();
+        }
+    }
+
+    /// Takes a freeze request if no writer is queued to honour it (a pool thread then freezes
+    /// the memtable of an idle database).
+    pub(crate) fn take_idle_freeze_request(&self) -> bool {
+        self.flush_requested.load(Ordering::Acquire)
+            && self.queue.lock().is_empty()
+            && !self.is_closing()
+            && self.flush_requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// Close with a shared pool: waits until no pool job of this database runs (a job in
+    /// flight finishes; no new one starts once `closing` is set), then leaves the pool and
+    /// releases this database's memtable charges.
+    fn leave_shared_resources(&self, r: &crate::SharedResources) {
+        let mut st = self.state.lock();
+        while st.flush_running || st.compactions_running > 0 {
+            self.shape_cv.wait_for(&mut st, Duration::from_millis(50));
+        }
+        r.pool.deregister(self);
+        r.write_buffer.deregister(self);
+        r.write_buffer.release_mutable(st.mem.take_charged());
+        for m in &st.imms {
+            r.write_buffer.release(m.take_charged());
+        }
     }
 
     /// Publishes a new super version from the state (call with the DB mutex held).

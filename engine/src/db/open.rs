@@ -102,8 +102,12 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
             ));
         }
     }
-    let block_cache =
-        (opts.block_cache_size_bytes > 0).then(|| BlockCache::new(opts.block_cache_size_bytes));
+    let block_cache = match &opts.resources {
+        Some(r) => r.block_cache.clone(),
+        None => {
+            (opts.block_cache_size_bytes > 0).then(|| BlockCache::new(opts.block_cache_size_bytes))
+        }
+    };
     let tables = Arc::new(TableCache::new(
         path.to_path_buf(),
         Arc::clone(&fsys),
@@ -129,7 +133,7 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
             running: Vec::new(),
             compact_pointer: Default::default(),
         }),
-        bg_cv: Condvar::new(),
+        bg_cv: super::BgSignal::new(opts.resources.as_ref().map(|r| Arc::clone(&r.pool))),
         shape_cv: Condvar::new(),
         queue: Mutex::new(VecDeque::new()),
         queue_cv: Condvar::new(),
@@ -148,9 +152,13 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
         lock: Mutex::new(Some(lock)),
         stats: Default::default(),
         read_triggered: Mutex::new(None),
-        rate_limiter: crate::compaction::rate_limit::RateLimiter::new(
-            opts.background_write_rate_bytes,
-        ),
+        rate_limiter: match &opts.resources {
+            Some(r) => Arc::clone(&r.rate_limiter),
+            None => Arc::new(crate::compaction::rate_limit::RateLimiter::new(
+                opts.background_write_rate_bytes,
+            )),
+        },
+        flush_requested: AtomicBool::new(false),
         opts,
     };
     recover_wals(&inner, counters.log_number)?;

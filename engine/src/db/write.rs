@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 const MAX_GROUP_BYTES: usize = 1 << 20;
 /// Longest single wait on a condition variable before re-checking every exit condition.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
+/// Wait slice of a writer stopped by the shared write-buffer budget (no signal reaches it).
+const BUDGET_POLL_SLICE: Duration = Duration::from_millis(5);
 /// Wait slice of a queued `no_slowdown` writer (it re-checks the stall this often).
 const NO_SLOWDOWN_SLICE: Duration = Duration::from_millis(1);
 /// Longest single slowdown delay.
@@ -287,6 +289,9 @@ impl DbInner {
             }
         }
         let user_bytes = apply_to_memtable(&mem, &batch, first);
+        if let Some(w) = self.write_buffer() {
+            w.charge(mem.charge_delta());
+        }
         if let Some(t) = tag {
             mem.note_tag(t);
         }
@@ -322,7 +327,8 @@ impl DbInner {
             if st.closing {
                 return Err(Error::Closed("the database is closing".into()));
             }
-            let full = st.mem.size_bytes() >= self.opts.memtable_size_bytes;
+            let full = st.mem.size_bytes() >= self.opts.memtable_size_bytes
+                || self.write_buffer_wants_freeze(&st.mem);
             if force {
                 if st.mem.is_empty() {
                     return Ok(Arc::clone(&st.mem));
@@ -367,6 +373,34 @@ impl DbInner {
         }
     }
 
+    /// True when the shared write-buffer budget wants `mem` (this database's active memtable,
+    /// non-empty) frozen: asked by another writer, or the budget is nearly used and `mem` is
+    /// the largest active memtable. When another database's is larger, that one is asked.
+    fn write_buffer_wants_freeze(&self, mem: &MemTable) -> bool {
+        let Some(w) = self.write_buffer() else {
+            return false;
+        };
+        if mem.is_empty() {
+            return false;
+        }
+        if self.flush_requested.swap(false, Ordering::AcqRel) {
+            return true;
+        }
+        if !w.should_flush() {
+            return false;
+        }
+        match w.largest() {
+            Some(d)
+                if !std::ptr::eq(Arc::as_ptr(&d), self)
+                    && d.active_memtable_bytes() > mem.size_bytes() =>
+            {
+                d.request_freeze();
+                false
+            }
+            _ => true,
+        }
+    }
+
     /// Starts a new WAL and memtable; the old memtable joins the flush queue. Returns the new
     /// memtable.
     fn switch_memtable(&self) -> Result<Arc<MemTable>> {
@@ -399,6 +433,9 @@ impl DbInner {
         let mut st = self.state.lock();
         let fresh = Arc::new(MemTable::new(number));
         let old = std::mem::replace(&mut st.mem, Arc::clone(&fresh));
+        if let Some(w) = self.write_buffer() {
+            w.freeze(old.charged());
+        }
         st.imms.push_back(old);
         st.frozen_count += 1;
         self.install_sv(&st);
@@ -421,7 +458,16 @@ impl DbInner {
                 return Err(Error::Closed("the database is closing".into()));
             }
             let shape = self.shape(&st);
-            match stall::evaluate(&shape, &self.opts) {
+            // Last resort of the shared write-buffer budget: memtables waiting for flush hold
+            // twice the budget. Other databases' flushes relieve it, and they do not signal
+            // this one: poll in short slices.
+            let budget_stop = self.write_buffer().is_some_and(|w| w.must_stall());
+            let state = if budget_stop {
+                StallState::Stop(StallCause::MemtableLimit)
+            } else {
+                stall::evaluate(&shape, &self.opts)
+            };
+            match state {
                 StallState::Normal => {
                     return Ok(());
                 }
@@ -470,8 +516,12 @@ impl DbInner {
                     // Make sure the work that relieves the stall is scheduled.
                     self.bg_cv.notify_all();
                     let started = Instant::now();
-                    self.shape_cv
-                        .wait_for(&mut st, WAIT_SLICE.min(deadline - now));
+                    let slice = if budget_stop {
+                        BUDGET_POLL_SLICE
+                    } else {
+                        WAIT_SLICE
+                    };
+                    self.shape_cv.wait_for(&mut st, slice.min(deadline - now));
                     st.stall.add_stop(cause, micros_since(started));
                 }
             }

@@ -57,6 +57,16 @@ impl BlockCache {
         self.cache.weight()
     }
 
+    /// The byte budget.
+    pub fn capacity_bytes(&self) -> u64 {
+        self.cache.capacity()
+    }
+
+    /// Changes the byte budget; shrinking evicts at once.
+    pub fn set_capacity_bytes(&self, capacity_bytes: u64) {
+        self.cache.set_capacity(capacity_bytes);
+    }
+
     /// Blocks currently cached.
     pub fn len(&self) -> usize {
         self.cache.len()
