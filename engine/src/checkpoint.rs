@@ -63,7 +63,8 @@ impl Db {
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<CheckpointInfo> {
         let dir = dir.as_ref();
         let inner = &self.inner;
-        let fsys = inner.opts.fs.as_ref();
+        let fs = Arc::clone(&inner.opts().fs);
+        let fsys = fs.as_ref();
         if dir.as_os_str().is_empty() {
             return Err(Error::InvalidArgument("empty checkpoint path".into()));
         }

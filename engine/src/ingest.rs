@@ -132,7 +132,7 @@ fn check_cancel(opts: &IngestOptions, deadline: Instant) -> Result<()> {
 
 fn validate(inner: &DbInner, path: &Path, verify_blocks: bool) -> Result<Checked> {
     let file = inner
-        .opts
+        .opts()
         .fs
         .open_read(path)
         .map_err(|e| Error::io(path, e))?;
@@ -218,16 +218,16 @@ fn convert_rocksdb(inner: &DbInner, src: &Path, dst: &Path) -> Result<u64> {
     use crate::sst::rocksdb::RocksTable;
     use crate::sst::{TableBuildOptions, TableBuilder};
     let file = inner
-        .opts
+        .opts()
         .fs
         .open_read(src)
         .map_err(|e| Error::io(src, e))?;
     let t = RocksTable::open(file, src.to_path_buf())?;
-    let out = inner.opts.fs.create(dst).map_err(|e| Error::io(dst, e))?;
+    let out = inner.opts().fs.create(dst).map_err(|e| Error::io(dst, e))?;
     let mut b = TableBuilder::new(
         out,
         dst.to_path_buf(),
-        TableBuildOptions::from_options(&inner.opts, "rocksdb-ingest"),
+        TableBuildOptions::from_options(&inner.opts(), "rocksdb-ingest"),
     );
     crate::sst::rocksdb::convert::write_siltdb(&t, &mut b)?;
     Ok(b.finish()?.file_size)
@@ -274,13 +274,13 @@ impl Db {
                         last.2 = size;
                     }
                 } else if opts.move_files {
-                    link_or_copy(inner.opts.fs.as_ref(), &c.src, &dst)?;
+                    link_or_copy(inner.opts().fs.as_ref(), &c.src, &dst)?;
                 } else {
-                    copy_file(inner.opts.fs.as_ref(), &c.src, &dst)?;
+                    copy_file(inner.opts().fs.as_ref(), &c.src, &dst)?;
                 }
             }
             inner
-                .opts
+                .opts()
                 .fs
                 .sync_dir(&inner.path)
                 .map_err(|e| Error::io(&inner.path, e))?;
@@ -291,7 +291,7 @@ impl Db {
             Ok(info) => {
                 if opts.move_files {
                     for c in &checked {
-                        let _ = inner.opts.fs.remove(&c.src);
+                        let _ = inner.opts().fs.remove(&c.src);
                     }
                 }
                 inner.bg_cv.notify_all();
@@ -303,7 +303,10 @@ impl Db {
                 // the manifest: keep the files; the next open deletes tables no manifest lists.
                 if inner.state.lock().bg_error.is_none() {
                     for (n, _, _) in placed {
-                        let _ = inner.opts.fs.remove(&filename::table_path(&inner.path, n));
+                        let _ = inner
+                            .opts()
+                            .fs
+                            .remove(&filename::table_path(&inner.path, n));
                     }
                 }
                 Err(e)
@@ -348,7 +351,7 @@ impl Db {
     /// since the last check (the caller flushes and retries).
     fn try_commit(&self, placed: &[(u64, &Checked, u64)]) -> Result<Option<IngestInfo>> {
         let inner = &self.inner;
-        let deadline = Instant::now() + Duration::from_millis(inner.opts.max_write_stall_ms);
+        let deadline = Instant::now() + Duration::from_millis(inner.opts().max_write_stall_ms);
         inner.with_write_leadership_until(deadline, |i| {
             if memtables_overlap(i, placed) {
                 return Ok(None);

@@ -61,7 +61,7 @@ pub use db::{Db, DbIterator, Stats};
 pub use error::{Error, Result};
 pub use fs::FileSystem;
 pub use ingest::{CancelToken, IngestInfo, IngestOptions};
-pub use options::{Compression, Options, ReadOptions, WriteOptions};
+pub use options::{Compression, MutableOptions, Options, ReadOptions, WriteOptions};
 pub use resources::{SharedResources, SharedResourcesOptions};
 pub use snapshot::Snapshot;
 pub use sst_writer::{SstInfo, SstWriter, SstWriterOptions};

@@ -142,6 +142,86 @@ impl Options {
     }
 }
 
+/// The options [`crate::Db::set_options`] can change while the database is open. Each `None`
+/// leaves that option as it is; each `Some` has the meaning of the [`Options`] field of the
+/// same name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MutableOptions {
+    /// [`Options::memtable_size_bytes`] (applies from the next memtable check).
+    pub memtable_size_bytes: Option<usize>,
+    /// [`Options::l0_compaction_trigger`].
+    pub l0_compaction_trigger: Option<usize>,
+    /// [`Options::l0_slowdown_trigger`].
+    pub l0_slowdown_trigger: Option<usize>,
+    /// [`Options::l0_stop_trigger`].
+    pub l0_stop_trigger: Option<usize>,
+    /// [`Options::target_file_size_bytes`] (files written from now on).
+    pub target_file_size_bytes: Option<u64>,
+    /// [`Options::max_bytes_for_level_base`].
+    pub max_bytes_for_level_base: Option<u64>,
+    /// [`Options::soft_pending_compaction_bytes_limit`].
+    pub soft_pending_compaction_bytes_limit: Option<u64>,
+    /// [`Options::hard_pending_compaction_bytes_limit`].
+    pub hard_pending_compaction_bytes_limit: Option<u64>,
+    /// [`Options::max_write_stall_ms`] (writes that arrive from now on).
+    pub max_write_stall_ms: Option<u64>,
+    /// [`Options::delayed_write_rate_bytes`].
+    pub delayed_write_rate_bytes: Option<u64>,
+    /// [`Options::background_write_rate_bytes`]. Refused for a database on
+    /// [`crate::SharedResources`] (whose one limiter is shared).
+    pub background_write_rate_bytes: Option<u64>,
+    /// [`Options::block_cache_size_bytes`]: resizes the database's own cache (shrinking evicts
+    /// at once). Refused for a database on [`crate::SharedResources`]
+    /// (use [`crate::SharedResources::set_block_cache_capacity`]) and for one opened without a
+    /// cache.
+    pub block_cache_size_bytes: Option<usize>,
+}
+
+impl MutableOptions {
+    /// `base` with these changes applied.
+    pub(crate) fn apply_to(&self, base: &Options) -> Options {
+        let mut o = base.clone();
+        let set = |dst: &mut usize, v: Option<usize>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        let set64 = |dst: &mut u64, v: Option<u64>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        set(&mut o.memtable_size_bytes, self.memtable_size_bytes);
+        set(&mut o.l0_compaction_trigger, self.l0_compaction_trigger);
+        set(&mut o.l0_slowdown_trigger, self.l0_slowdown_trigger);
+        set(&mut o.l0_stop_trigger, self.l0_stop_trigger);
+        set64(&mut o.target_file_size_bytes, self.target_file_size_bytes);
+        set64(
+            &mut o.max_bytes_for_level_base,
+            self.max_bytes_for_level_base,
+        );
+        set64(
+            &mut o.soft_pending_compaction_bytes_limit,
+            self.soft_pending_compaction_bytes_limit,
+        );
+        set64(
+            &mut o.hard_pending_compaction_bytes_limit,
+            self.hard_pending_compaction_bytes_limit,
+        );
+        set64(&mut o.max_write_stall_ms, self.max_write_stall_ms);
+        set64(
+            &mut o.delayed_write_rate_bytes,
+            self.delayed_write_rate_bytes,
+        );
+        set64(
+            &mut o.background_write_rate_bytes,
+            self.background_write_rate_bytes,
+        );
+        set(&mut o.block_cache_size_bytes, self.block_cache_size_bytes);
+        o
+    }
+}
+
 /// Options for one write.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {

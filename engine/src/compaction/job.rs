@@ -32,8 +32,8 @@ pub(crate) fn run(inner: &DbInner, c: Compaction) -> Result<()> {
 fn run_claimed(inner: &DbInner, c: &Compaction) -> Result<()> {
     // A file is moved without rewriting only when the output level compresses as its level
     // does; otherwise it is rewritten so that `compression_per_level` holds below.
-    let same_compression = inner.opts.compression_for_level(c.level)
-        == inner.opts.compression_for_level(c.output_level);
+    let same_compression = inner.opts().compression_for_level(c.level)
+        == inner.opts().compression_for_level(c.output_level);
     if c.trivial_move && same_compression {
         let f = &c.inputs[0];
         let edit = VersionEdit {
@@ -100,7 +100,7 @@ impl Outputs<'_> {
             self.gp_index += 1;
         }
         self.seen_key = true;
-        let target = self.inner.opts.target_file_size_bytes;
+        let target = self.inner.opts().target_file_size_bytes;
         if new_key {
             if let Some((_, b)) = &self.builder {
                 if b.estimated_size() >= target
@@ -133,14 +133,14 @@ impl Outputs<'_> {
         let path = filename::table_path(&self.inner.path, number);
         let file = self
             .inner
-            .opts
+            .opts()
             .fs
             .create(&path)
             .map_err(|e| Error::io(&path, e))?;
         let b = TableBuilder::new(
             file,
             path,
-            TableBuildOptions::for_level(&self.inner.opts, self.c.output_level, "compaction"),
+            TableBuildOptions::for_level(&self.inner.opts(), self.c.output_level, "compaction"),
         );
         self.builder = Some((number, b));
         self.gp_overlap = 0;
@@ -185,14 +185,14 @@ impl Outputs<'_> {
         if let Some((n, _)) = self.builder.take() {
             let _ = self
                 .inner
-                .opts
+                .opts()
                 .fs
                 .remove(&filename::table_path(&self.inner.path, n));
         }
         for f in &self.files {
             let _ = self
                 .inner
-                .opts
+                .opts()
                 .fs
                 .remove(&filename::table_path(&self.inner.path, f.number));
         }
@@ -262,7 +262,7 @@ fn merge(inner: &DbInner, c: &Compaction) -> Result<Vec<NewFile>> {
         seen_key: false,
         limited: 0,
     };
-    let filter = inner.opts.compaction_filter.clone();
+    let filter = inner.opts().compaction_filter.clone();
     let r = (|| -> Result<()> {
         let mut cur_key: Vec<u8> = Vec::new();
         let mut prev_stripe: Option<usize> = None;

@@ -38,7 +38,7 @@ pub(crate) fn pick(inner: &DbInner, st: &mut DbState) -> Option<Compaction> {
 /// The compaction `pick` would choose, without claiming it.
 pub(crate) fn candidate(inner: &DbInner, st: &DbState) -> Option<Compaction> {
     let v = inner.versions.current();
-    let opts = &inner.opts;
+    let opts = &inner.opts();
     let t = level_targets(&v, opts);
     let mut scores: Vec<(f64, usize)> = Vec::new();
     let l0 = v.levels[0].len();

@@ -1,12 +1,13 @@
 //! A token bucket shared by background writers (flush and compaction output).
 
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Limits background write bytes per second; 0 = unlimited.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
-    bytes_per_sec: u64,
+    bytes_per_sec: AtomicU64,
     state: Mutex<(Instant, f64)>,
 }
 
@@ -16,20 +17,26 @@ const MAX_SLEEP: Duration = Duration::from_millis(200);
 impl RateLimiter {
     pub(crate) fn new(bytes_per_sec: u64) -> Self {
         RateLimiter {
-            bytes_per_sec,
+            bytes_per_sec: AtomicU64::new(bytes_per_sec),
             state: Mutex::new((Instant::now(), bytes_per_sec as f64)),
         }
     }
 
+    /// Changes the rate (0 = unlimited) from the next request on.
+    pub(crate) fn set_rate(&self, bytes_per_sec: u64) {
+        self.bytes_per_sec.store(bytes_per_sec, Ordering::Relaxed);
+    }
+
     /// Takes `bytes` tokens, sleeping (bounded) while the bucket is empty.
     pub(crate) fn request(&self, bytes: u64) {
-        if self.bytes_per_sec == 0 {
+        let bytes_per_sec = self.bytes_per_sec.load(Ordering::Relaxed);
+        if bytes_per_sec == 0 {
             return;
         }
         let wait = {
             let mut s = self.state.lock();
             let now = Instant::now();
-            let rate = self.bytes_per_sec as f64;
+            let rate = bytes_per_sec as f64;
             let refill = now.duration_since(s.0).as_secs_f64() * rate;
             s.1 = (s.1 + refill).min(rate);
             s.0 = now;

@@ -41,7 +41,7 @@ impl DbInner {
     /// Charges `file` (in `level`) one wasted read; schedules it for compaction when its
     /// allowance runs out. Never blocks on the DB mutex.
     pub(crate) fn charge_wasted_read(&self, level: usize, file: &Arc<FileMeta>) {
-        if !self.opts.read_triggered_compaction || level + 1 >= NUM_LEVELS {
+        if !self.opts().read_triggered_compaction || level + 1 >= NUM_LEVELS {
             return;
         }
         if file.wasted_reads_left.fetch_sub(1, Ordering::Relaxed) != 1 {

@@ -155,7 +155,7 @@ pub(crate) fn run(inner: &DbInner, role: Role) {
                     && !st.flush_running
                     && st.compactions_running == 0
                     && matches!(
-                        stall::evaluate(&inner.shape(&st), &inner.opts),
+                        stall::evaluate(&inner.shape(&st), &inner.opts()),
                         stall::StallState::Stop(_)
                     );
                 let started = idle_stop.then(Instant::now);
@@ -366,13 +366,13 @@ fn tracing_flush(_inner: &DbInner, _started: Instant) {}
 
 /// Removes WAL files older than `log_number` (their memtables are in SSTs now).
 pub(crate) fn delete_old_wals(inner: &DbInner, log_number: u64) {
-    let Ok(names) = inner.opts.fs.list(&inner.path) else {
+    let Ok(names) = inner.opts().fs.list(&inner.path) else {
         return;
     };
     for name in names {
         if let filename::FileKind::Wal(n) = filename::parse(&name) {
             if n < log_number {
-                let _ = inner.opts.fs.remove(&inner.path.join(&name));
+                let _ = inner.opts().fs.remove(&inner.path.join(&name));
             }
         }
     }
@@ -386,14 +386,14 @@ pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result
     let number = inner.versions.new_file_number();
     let path = filename::table_path(&inner.path, number);
     let file = inner
-        .opts
+        .opts()
         .fs
         .create(&path)
         .map_err(|e| Error::io(&path, e))?;
     let mut b = TableBuilder::new(
         file,
         path.clone(),
-        TableBuildOptions::from_options(&inner.opts, "flush"),
+        TableBuildOptions::from_options(&inner.opts(), "flush"),
     );
     // Versions hidden by a newer version of the same key with no snapshot in between can never
     // be read: leave them out (compaction applies the same rule to everything else).
@@ -426,7 +426,7 @@ pub(crate) fn write_level0_table(inner: &DbInner, mem: &Arc<MemTable>) -> Result
     let info = match r {
         Ok(i) => i,
         Err(e) => {
-            let _ = inner.opts.fs.remove(&path);
+            let _ = inner.opts().fs.remove(&path);
             return Err(e);
         }
     };
@@ -449,7 +449,7 @@ impl DbInner {
     /// Waits until `flushed_count >= target`, a background error, close, or the stall bound.
     pub(crate) fn wait_flushed(&self, target: u64) -> Result<()> {
         let deadline =
-            Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms.max(1000));
+            Instant::now() + Duration::from_millis(self.opts().max_write_stall_ms.max(1000));
         self.wait_flushed_until(target, deadline)
     }
 

@@ -70,7 +70,10 @@ pub(crate) struct DbState {
 /// The shared core of a [`Db`].
 pub(crate) struct DbInner {
     pub(crate) path: PathBuf,
-    pub(crate) opts: Options,
+    /// The options now: those fixed at open plus what [`Db::set_options`] changed since.
+    pub(crate) options: RwLock<Arc<Options>>,
+    /// Resources shared with other databases (fixed at open).
+    pub(crate) resources: Option<Arc<crate::SharedResources>>,
     pub(crate) state: Mutex<DbState>,
     /// Signalled when background work may be needed or has finished.
     pub(crate) bg_cv: BgSignal,
@@ -146,7 +149,7 @@ impl Db {
         let inner = open::open(path.as_ref(), opts)?;
         let inner = Arc::new(inner);
         let mut threads = Vec::new();
-        if let Some(r) = &inner.opts.resources {
+        if let Some(r) = &inner.resources {
             r.write_buffer.register(Arc::downgrade(&inner));
             r.pool.register(&inner);
             return Ok(Db {
@@ -154,7 +157,7 @@ impl Db {
                 threads: Mutex::new(threads),
             });
         }
-        for (i, role) in background::roles(inner.opts.max_background_jobs)
+        for (i, role) in background::roles(inner.opts().max_background_jobs)
             .into_iter()
             .enumerate()
         {
@@ -204,7 +207,7 @@ impl Db {
         for t in threads {
             let _ = t.join();
         }
-        if let Some(r) = &self.inner.opts.resources {
+        if let Some(r) = &self.inner.resources {
             self.inner.leave_shared_resources(r);
         }
         self.inner.purge_obsolete_files();
@@ -284,9 +287,14 @@ impl DbInner {
         self.queue_cv.notify_all();
     }
 
+    /// The options in force now (cheap: an `Arc` clone under a read lock).
+    pub(crate) fn opts(&self) -> Arc<Options> {
+        Arc::clone(&self.options.read())
+    }
+
     /// The shared write-buffer budget, if this database uses one.
     pub(crate) fn write_buffer(&self) -> Option<&crate::resources::WriteBufferManager> {
-        self.opts.resources.as_ref().map(|r| &r.write_buffer)
+        self.resources.as_ref().map(|r| &r.write_buffer)
     }
 
     /// Bytes in the active memtable (read without the DB mutex).
@@ -355,7 +363,7 @@ impl DbInner {
             }
             self.tables.evict(n);
             let p = crate::filename::table_path(&self.path, n);
-            let _ = self.opts.fs.remove(&p);
+            let _ = self.opts().fs.remove(&p);
         }
     }
 }

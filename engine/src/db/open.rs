@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-fn validate(opts: &Options) -> Result<()> {
+pub(super) fn validate(opts: &Options) -> Result<()> {
     let bad = |m: &str| Err(Error::InvalidArgument(m.to_string()));
     if opts.memtable_size_bytes == 0 {
         return bad("memtable_size_bytes must be > 0");
@@ -159,7 +159,8 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
             )),
         },
         flush_requested: AtomicBool::new(false),
-        opts,
+        resources: opts.resources.clone(),
+        options: RwLock::new(Arc::new(opts)),
     };
     recover_wals(&inner, counters.log_number)?;
     delete_stray_files(&inner);
@@ -168,7 +169,8 @@ pub(super) fn open(path: &Path, opts: Options) -> Result<DbInner> {
 
 /// Replays WALs into L0 tables, then starts a fresh manifest and WAL.
 fn recover_wals(inner: &DbInner, min_log: u64) -> Result<()> {
-    let fsys = inner.opts.fs.as_ref();
+    let fs = Arc::clone(&inner.opts().fs);
+    let fsys = fs.as_ref();
     let mut logs: Vec<u64> = fsys
         .list(&inner.path)
         .map_err(|e| Error::io(&inner.path, e))?
@@ -197,14 +199,14 @@ fn recover_wals(inner: &DbInner, min_log: u64) -> Result<()> {
         let data = fs::read_all(fsys, &p).map_err(|e| Error::io(&p, e))?;
         let log = read_log(&data);
         if let Some((off, reason)) = &log.corruption {
-            if inner.opts.paranoid_checks {
+            if inner.opts().paranoid_checks {
                 return Err(Error::corruption(&p, *off, reason.clone()));
             }
         }
         if let Some((off, reason)) = &log.torn_tail {
             // Only the newest WAL can have an unsynced tail: older ones were synced when the
             // memtable switched.
-            if Some(*n) != last_log && inner.opts.paranoid_checks {
+            if Some(*n) != last_log && inner.opts().paranoid_checks {
                 return Err(Error::corruption(
                     &p,
                     *off,
@@ -223,7 +225,7 @@ fn recover_wals(inner: &DbInner, min_log: u64) -> Result<()> {
             if b.count > 0 {
                 last_seq = last_seq.max(b.seq + u64::from(b.count) - 1);
             }
-            if mem.size_bytes() >= inner.opts.memtable_size_bytes {
+            if mem.size_bytes() >= inner.opts().memtable_size_bytes {
                 flush_recovered(inner, &mut mem, &mut edit, &mut flushed_tag)?;
             }
         }
@@ -270,7 +272,7 @@ fn flush_recovered(
 
 /// Removes leftovers of crashes: temp files, tables no version lists, old manifests.
 fn delete_stray_files(inner: &DbInner) {
-    let Ok(names) = inner.opts.fs.list(&inner.path) else {
+    let Ok(names) = inner.opts().fs.list(&inner.path) else {
         return;
     };
     let live: std::collections::HashSet<u64> = inner
@@ -288,7 +290,7 @@ fn delete_stray_files(inner: &DbInner) {
             _ => false,
         };
         if remove {
-            let _ = inner.opts.fs.remove(&inner.path.join(&name));
+            let _ = inner.opts().fs.remove(&inner.path.join(&name));
         }
     }
 }

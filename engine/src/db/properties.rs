@@ -13,9 +13,10 @@
 use super::Db;
 use crate::manifest::NUM_LEVELS;
 use crate::stall::StallStats;
-use crate::Result;
+use crate::{Error, MutableOptions, Options, Result};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// A snapshot of the engine's counters.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +83,60 @@ impl Db {
         s.stall.current_cause = inner.stall_cause_now(&st);
         s.immutable_memtables = st.imms.len();
         s
+    }
+
+    /// The options in force now: those given at open with every [`Db::set_options`] change.
+    pub fn options(&self) -> Options {
+        Options::clone(&self.inner.opts())
+    }
+
+    /// Changes options while the database is open (RocksDB's `SetOptions`). The whole change
+    /// is validated as `Db::open` validates options and applied at once, or refused with
+    /// [`Error::InvalidArgument`] and nothing changed. Stalled writers and background work
+    /// re-evaluate at once: raising a stop trigger releases a stall without waiting.
+    pub fn set_options(&self, change: &MutableOptions) -> Result<()> {
+        let inner = &self.inner;
+        let shared = inner.resources.is_some();
+        if shared && change.background_write_rate_bytes.is_some() {
+            return Err(Error::InvalidArgument(
+                "background_write_rate_bytes is set on the SharedResources this database uses"
+                    .into(),
+            ));
+        }
+        if change.block_cache_size_bytes.is_some() {
+            if shared {
+                return Err(Error::InvalidArgument(
+                    "block_cache_size_bytes: this database uses a shared block cache \
+                     (SharedResources::set_block_cache_capacity)"
+                        .into(),
+                ));
+            }
+            if inner.tables.block_cache.is_none() || change.block_cache_size_bytes == Some(0) {
+                return Err(Error::InvalidArgument(
+                    "block_cache_size_bytes: a block cache can be resized, not added or removed \
+                     while the database is open"
+                        .into(),
+                ));
+            }
+        }
+        {
+            let mut opts = inner.options.write();
+            let next = change.apply_to(&opts);
+            super::open::validate(&next)?;
+            if let Some(b) = change.background_write_rate_bytes {
+                inner.rate_limiter.set_rate(b);
+            }
+            if let (Some(b), Some(c)) = (change.block_cache_size_bytes, &inner.tables.block_cache) {
+                c.set_capacity_bytes(b as u64);
+            }
+            *opts = Arc::new(next);
+        }
+        // Take the DB mutex once so no waiter misses the change between its check and its wait.
+        drop(inner.state.lock());
+        inner.shape_cv.notify_all();
+        inner.bg_cv.notify_all();
+        inner.queue_cv.notify_all();
+        Ok(())
     }
 
     /// A named property (see the module docs for names); `None` for unknown names.

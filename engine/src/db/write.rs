@@ -98,7 +98,7 @@ impl DbInner {
 
     /// `max_write_stall_ms` after `now` (far in the future if that overflows).
     fn stall_deadline(&self, now: Instant) -> Instant {
-        let bound = Duration::from_millis(self.opts.max_write_stall_ms);
+        let bound = Duration::from_millis(self.opts().max_write_stall_ms);
         now.checked_add(bound)
             .or_else(|| now.checked_add(FAR_FUTURE))
             .unwrap_or(now)
@@ -112,7 +112,7 @@ impl DbInner {
         f: impl FnOnce(&DbInner) -> Result<R>,
     ) -> Result<R> {
         let deadline =
-            Instant::now() + Duration::from_millis(self.opts.max_write_stall_ms.max(1000));
+            Instant::now() + Duration::from_millis(self.opts().max_write_stall_ms.max(1000));
         self.with_write_leadership_until(deadline, f)
     }
 
@@ -172,7 +172,7 @@ impl DbInner {
                 self.state.lock().stall.rejected += 1;
                 return Err(Error::Stalled(format!(
                     "the write waited in the write queue for longer than max_write_stall_ms = {}",
-                    self.opts.max_write_stall_ms
+                    self.opts().max_write_stall_ms
                 )));
             }
             if ungrouped && w.no_slowdown && self.leader_stalled.load(Ordering::Acquire) {
@@ -327,7 +327,7 @@ impl DbInner {
             if st.closing {
                 return Err(Error::Closed("the database is closing".into()));
             }
-            let full = st.mem.size_bytes() >= self.opts.memtable_size_bytes
+            let full = st.mem.size_bytes() >= self.opts().memtable_size_bytes
                 || self.write_buffer_wants_freeze(&st.mem);
             if force {
                 if st.mem.is_empty() {
@@ -336,7 +336,7 @@ impl DbInner {
             } else if !full {
                 return Ok(Arc::clone(&st.mem));
             }
-            if !force && st.imms.len() >= self.opts.max_immutable_memtables.max(1) {
+            if !force && st.imms.len() >= self.opts().max_immutable_memtables.max(1) {
                 // Memtable-limit stop: wait for a flush to finish.
                 if no_slowdown {
                     st.stall.rejected += 1;
@@ -350,7 +350,7 @@ impl DbInner {
                     return Err(Error::Stalled(format!(
                         "memtable full and {} immutable memtables waiting for flush for {} ms",
                         st.imms.len(),
-                        self.opts.max_write_stall_ms
+                        self.opts().max_write_stall_ms
                     )));
                 }
                 if !counted {
@@ -415,7 +415,7 @@ impl DbInner {
                 return Err(e);
             }
         }
-        let file = match self.opts.fs.create(&path) {
+        let file = match self.opts().fs.create(&path) {
             Ok(f) => f,
             Err(e) => {
                 let e = Error::io(&path, e);
@@ -423,7 +423,7 @@ impl DbInner {
                 return Err(e);
             }
         };
-        if let Err(e) = self.opts.fs.sync_dir(&self.path) {
+        if let Err(e) = self.opts().fs.sync_dir(&self.path) {
             let e = Error::io(&self.path, e);
             self.set_bg_error(&e);
             return Err(e);
@@ -465,7 +465,7 @@ impl DbInner {
             let state = if budget_stop {
                 StallState::Stop(StallCause::MemtableLimit)
             } else {
-                stall::evaluate(&shape, &self.opts)
+                stall::evaluate(&shape, &self.opts())
             };
             match state {
                 StallState::Normal => {
@@ -480,7 +480,7 @@ impl DbInner {
                         )));
                     }
                     st.stall.slowdowns += 1;
-                    let rate = self.opts.delayed_write_rate_bytes.max(1);
+                    let rate = self.opts().delayed_write_rate_bytes.max(1);
                     let delay =
                         Duration::from_micros((bytes as u64).saturating_mul(1_000_000) / rate)
                             .clamp(Duration::from_micros(100), MAX_DELAY);
@@ -506,7 +506,7 @@ impl DbInner {
                         return Err(Error::Stalled(format!(
                             "writes stopped ({}) for longer than max_write_stall_ms = {}",
                             cause.name(),
-                            self.opts.max_write_stall_ms
+                            self.opts().max_write_stall_ms
                         )));
                     }
                     if !counted {
@@ -531,7 +531,7 @@ impl DbInner {
     /// What a write arriving now would be slowed or stopped by, from the current shape (not
     /// the last writer's experience, which stays stale until the next write).
     pub(crate) fn stall_cause_now(&self, st: &super::DbState) -> Option<&'static str> {
-        match stall::evaluate(&self.shape(st), &self.opts) {
+        match stall::evaluate(&self.shape(st), &self.opts()) {
             StallState::Normal => None,
             StallState::Slowdown(c) | StallState::Stop(c) => Some(c.name()),
         }
@@ -542,9 +542,9 @@ impl DbInner {
         let v = self.versions.current();
         stall::Shape {
             immutable_memtables: st.imms.len(),
-            active_full: st.mem.size_bytes() >= self.opts.memtable_size_bytes,
+            active_full: st.mem.size_bytes() >= self.opts().memtable_size_bytes,
             l0_files: v.levels[0].len(),
-            pending_compaction_bytes: crate::compaction::pending_bytes(&v, &self.opts),
+            pending_compaction_bytes: crate::compaction::pending_bytes(&v, &self.opts()),
         }
     }
 
