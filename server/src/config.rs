@@ -10,6 +10,34 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Largest `background_jobs`.
+pub const MAX_BACKGROUND_JOBS: usize = 256;
+
+/// Parses a byte size: a number with an optional unit, `K`/`KiB`, `M`/`MiB`, `G`/`GiB`,
+/// `T`/`TiB` (powers of 1024, any case; `B` alone or no unit = bytes), e.g. `256MiB`, `1g`.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size such as 4096, 64KiB, 256MiB or 1GiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (K, M, G, T, with or without iB)"
+            ))
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
 /// The configuration of one silt-server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -42,6 +70,13 @@ pub struct ServerConfig {
     pub log_level: String,
     /// Accept the fault-injection requests (`Partition`, `Heal`). Default false: tests only.
     pub allow_fault_injection: bool,
+    /// The node's one block cache, shared by every replica. Default 256 MiB.
+    pub block_cache_size_bytes: u64,
+    /// Budget for memtable bytes across every replica of the node. Default 512 MiB.
+    pub write_buffer_size_bytes: u64,
+    /// Background compaction threads shared by every replica (one more thread only
+    /// flushes). Default 4.
+    pub background_jobs: usize,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +96,9 @@ impl Default for ServerConfig {
             memtable_size_bytes: 8 << 20,
             log_level: "info".into(),
             allow_fault_injection: false,
+            block_cache_size_bytes: 256 << 20,
+            write_buffer_size_bytes: 512 << 20,
+            background_jobs: 4,
         }
     }
 }
@@ -97,6 +135,19 @@ impl ServerConfig {
         if self.memtable_size_bytes < 64 << 10 {
             return bad("memtable_size_bytes below 64 KiB");
         }
+        if self.background_jobs == 0 || self.background_jobs > MAX_BACKGROUND_JOBS {
+            return bad("background_jobs must be in 1..=256");
+        }
+        if self.write_buffer_size_bytes != 0
+            && self.write_buffer_size_bytes < self.memtable_size_bytes as u64
+        {
+            return bad("write_buffer_size_bytes below memtable_size_bytes (0 = unbounded)");
+        }
+        if usize::try_from(self.block_cache_size_bytes).is_err()
+            || usize::try_from(self.write_buffer_size_bytes).is_err()
+        {
+            return bad("block_cache_size_bytes / write_buffer_size_bytes too large");
+        }
         self.level()?;
         Ok(())
     }
@@ -115,6 +166,21 @@ impl ServerConfig {
         c.election_timeout_min = self.election_min_ms;
         c.election_timeout_max = self.election_max_ms;
         c
+    }
+
+    /// The node's shared engine resources, sized by this configuration.
+    pub fn engine_resources(
+        &self,
+    ) -> Result<std::sync::Arc<siltdb_replica::siltdb::SharedResources>> {
+        use siltdb_replica::siltdb::{SharedResources, SharedResourcesOptions};
+        SharedResources::new(SharedResourcesOptions {
+            block_cache_size_bytes: usize::try_from(self.block_cache_size_bytes).unwrap_or(0),
+            background_jobs: self.background_jobs,
+            background_write_rate_bytes: 0,
+            write_buffer_size_bytes: usize::try_from(self.write_buffer_size_bytes)
+                .unwrap_or(usize::MAX),
+        })
+        .map_err(|e| Error::InvalidArgument(format!("engine resources: {e}")))
     }
 
     /// [`ServerConfig::request_timeout_ms`] as a duration.
@@ -147,8 +213,26 @@ mod tests {
         c2 = c.clone();
         c2.node_id = 0;
         assert!(c2.validate().is_err());
-        c2 = c;
+        c2 = c.clone();
         c2.log_level = "loud".into();
         assert!(c2.validate().is_err());
+        c2 = c.clone();
+        c2.background_jobs = 0;
+        assert!(c2.validate().is_err());
+        c2 = c;
+        c2.write_buffer_size_bytes = 1024;
+        assert!(c2.validate().is_err());
+    }
+
+    #[test]
+    fn sizes_parse_with_units_and_refuse_garbage() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        for bad in ["", "MiB", "12 parsecs", "-1", "99999999999T", "1.5G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 }

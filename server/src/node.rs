@@ -53,6 +53,9 @@ pub struct NodeOptions {
     pub memtable_size_bytes: usize,
     /// Whether `Partition`/`Heal` requests are served.
     pub allow_fault_injection: bool,
+    /// Engine resources every replica shares (block cache, background threads, write-buffer
+    /// budget); `None`: each replica's engine owns its own.
+    pub resources: Option<Arc<siltdb_replica::siltdb::SharedResources>>,
 }
 
 #[derive(Default)]
@@ -199,6 +202,7 @@ impl Node {
         let mut o = ReplicaOptions::new(gpid, self.opts.node_id, self.replica_dir(gpid));
         o.raft = self.opts.raft.clone();
         o.state_machine.db.memtable_size_bytes = self.opts.memtable_size_bytes;
+        o.state_machine.db.resources = self.opts.resources.clone();
         o.state_machine.db.compaction_filter = Some(Arc::new(siltdb_replica::pegasus::TtlFilter));
         let net = TcpNetworkFactory::new(
             gpid,

@@ -91,6 +91,7 @@ impl Server {
                 request_timeout: config.request_timeout(),
                 memtable_size_bytes: config.memtable_size_bytes,
                 allow_fault_injection: config.allow_fault_injection,
+                resources: Some(config.engine_resources()?),
             },
             Arc::clone(&fault),
             Arc::clone(&metrics),

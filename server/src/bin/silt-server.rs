@@ -58,6 +58,15 @@ struct Args {
     /// Engine memtable size per replica, bytes.
     #[arg(long)]
     memtable_size_bytes: Option<usize>,
+    /// The node's one block cache, shared by every replica (e.g. 256MiB, 1GiB).
+    #[arg(long, value_parser = siltdb_server::config::parse_size)]
+    block_cache_size: Option<u64>,
+    /// Budget for memtable bytes across every replica of the node (e.g. 512MiB; 0 = none).
+    #[arg(long, value_parser = siltdb_server::config::parse_size)]
+    write_buffer_size: Option<u64>,
+    /// Background compaction threads shared by every replica (plus one flush thread).
+    #[arg(long)]
+    background_jobs: Option<usize>,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long)]
     log_level: Option<String>,
@@ -111,7 +120,13 @@ fn config(args: Args) -> siltdb_server::Result<ServerConfig> {
         checkpoint_interval_ms,
         checkpoint_decrees_min
     );
-    set!(memtable_size_bytes, log_level);
+    set!(memtable_size_bytes, log_level, background_jobs);
+    if let Some(v) = args.block_cache_size {
+        c.block_cache_size_bytes = v;
+    }
+    if let Some(v) = args.write_buffer_size {
+        c.write_buffer_size_bytes = v;
+    }
     if args.advertise.is_some() {
         c.advertise = args.advertise;
     }
