@@ -26,6 +26,10 @@ const MAX_HEIGHT: usize = 12;
 const BRANCHING: u32 = 4;
 /// Arena chunk size; larger entries get a chunk of their own.
 const CHUNK_BYTES: usize = 1 << 20;
+/// The first chunk of a memtable's arena; each later one doubles up to [`CHUNK_BYTES`]. An
+/// empty memtable then costs 4 KiB, not 1 MiB: a node hosting hundreds of mostly idle
+/// replicas would otherwise hold a megabyte per replica for nothing.
+const FIRST_CHUNK_BYTES: usize = 4 << 10;
 /// Most bytes of freed arena chunks kept for the next memtable, process-wide. A memtable's
 /// chunks are freed when it has been flushed; without reuse the next memtable faults every
 /// page in again and the kernel zeroes it (about a tenth of a random-write workload's time).
@@ -117,8 +121,12 @@ impl Arena {
         let bytes = bytes.next_multiple_of(align_of::<u64>());
         let room = self.end as usize - self.cursor as usize;
         if bytes > room {
-            let words = bytes.max(CHUNK_BYTES) / size_of::<u64>();
-            let recycled = if bytes <= CHUNK_BYTES {
+            let step = match self.chunks.last() {
+                None => FIRST_CHUNK_BYTES,
+                Some(c) => (c.len() * size_of::<u64>() * 2).min(CHUNK_BYTES),
+            };
+            let words = bytes.max(step).next_multiple_of(size_of::<u64>()) / size_of::<u64>();
+            let recycled = if step == CHUNK_BYTES && bytes <= CHUNK_BYTES {
                 chunk_pool().pop()
             } else {
                 None
@@ -546,7 +554,8 @@ mod tests {
         );
         assert!(!l.seek(&[0xff; 5]).valid());
         assert!(!l.seek_for_prev(&[]).valid());
-        assert!(l.arena_bytes() >= CHUNK_BYTES);
+        // Every node (header, one tower slot, 4-byte key, 3-byte value) is in the arena.
+        assert!(l.arena_bytes() >= 5000 * (NODE_HEADER + 8 + 7));
     }
 
     #[test]
@@ -602,7 +611,9 @@ mod tests {
                 let k = (i.wrapping_mul(2_654_435_761)).to_be_bytes();
                 assert!(l.insert(&k, &[round ^ k[0]; 150]));
             }
-            assert!(l.arena_bytes() >= 3 * CHUNK_BYTES);
+            // The growing first chunks (4 KiB doubling to 1 MiB) and then full chunks, some
+            // of them recycled.
+            assert!(l.arena_bytes() >= 2 * CHUNK_BYTES);
             let mut c = l.first();
             let mut seen = 0;
             let mut prev: Option<Vec<u8>> = None;
@@ -618,6 +629,22 @@ mod tests {
             assert_eq!(seen, n);
         }
         assert!(chunk_pool().len() * CHUNK_BYTES <= CHUNK_POOL_MAX_BYTES);
+    }
+
+    #[test]
+    fn an_empty_list_costs_one_small_chunk_and_chunks_grow_to_full_size() {
+        let l = SkipList::<Bytewise>::new();
+        assert_eq!(l.arena_bytes(), FIRST_CHUNK_BYTES);
+        for i in 0..20_000u32 {
+            l.insert(&i.to_be_bytes(), &[0u8; 100]);
+        }
+        let w = l.writer.lock();
+        let sizes: Vec<usize> = w.arena.chunks.iter().map(|c| c.len() * 8).collect();
+        assert_eq!(sizes[0], FIRST_CHUNK_BYTES);
+        for pair in sizes.windows(2) {
+            assert!(pair[1] == (pair[0] * 2).min(CHUNK_BYTES), "{sizes:?}");
+        }
+        assert_eq!(*sizes.last().unwrap(), CHUNK_BYTES);
     }
 
     #[test]

@@ -188,6 +188,11 @@ impl Cluster {
         info
     }
 
+    /// The process id of running node `id`.
+    pub fn pid(&self, id: u64) -> u32 {
+        self.proc(id).child.as_ref().expect("node running").id()
+    }
+
     pub fn addr(&self, id: u64) -> String {
         self.proc(id).addr.clone()
     }
