@@ -377,7 +377,7 @@ impl Db {
                         if !v.overlapping(l, Some(lo), Some(hi)).is_empty() {
                             break;
                         }
-                        let claimed = st.running.iter().any(|r| {
+                        let claimed = st.picker.running.iter().any(|r| {
                             r.output_level == l && r.lo.as_slice() <= hi && lo <= r.hi.as_slice()
                         });
                         if claimed {

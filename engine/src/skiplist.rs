@@ -125,7 +125,7 @@ impl Arena {
                 None => FIRST_CHUNK_BYTES,
                 Some(c) => (c.len() * size_of::<u64>() * 2).min(CHUNK_BYTES),
             };
-            let words = bytes.max(step).next_multiple_of(size_of::<u64>()) / size_of::<u64>();
+            let words = bytes.max(step).div_ceil(size_of::<u64>());
             let recycled = if step == CHUNK_BYTES && bytes <= CHUNK_BYTES {
                 chunk_pool().pop()
             } else {

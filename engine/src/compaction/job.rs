@@ -25,7 +25,7 @@ const RATE_LIMIT_CHUNK: u64 = 256 << 10;
 pub(crate) fn run(inner: &DbInner, c: Compaction) -> Result<()> {
     let r = run_claimed(inner, &c);
     let mut st = inner.state.lock();
-    picker::release(&mut st, &c);
+    picker::release(&mut st.picker, &c);
     r
 }
 

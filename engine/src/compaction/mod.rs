@@ -177,8 +177,8 @@ impl crate::Db {
                     break None;
                 }
                 let output = (level + 1).min(NUM_LEVELS - 1);
-                if let Some(c) = picker::build(&v, &st, level, output, files) {
-                    break Some(picker::claim(&mut st, c));
+                if let Some(c) = picker::build(&v, &st.picker, level, output, files) {
+                    break Some(picker::claim(&mut st.picker, c));
                 }
                 if std::time::Instant::now() >= deadline {
                     return Err(crate::Error::Busy(format!(

@@ -18,18 +18,6 @@ use crate::manifest::NUM_LEVELS;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Bytes of compaction one wasted file probe is worth (LevelDB's estimate).
-pub(crate) const BYTES_PER_WASTED_READ: u64 = 16 << 10;
-/// Wasted probes every file is allowed, however small.
-pub(crate) const MIN_WASTED_READS: i64 = 100;
-
-/// The wasted probes a file of `size` bytes is allowed before it is compacted.
-pub(crate) fn allowed_wasted_reads(size: u64) -> i64 {
-    i64::try_from(size / BYTES_PER_WASTED_READ)
-        .unwrap_or(i64::MAX)
-        .max(MIN_WASTED_READS)
-}
-
 /// A file whose wasted reads ran out, waiting for the picker.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadTriggered {
@@ -127,7 +115,7 @@ impl<'a> Consulted<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::manifest::version::{allowed_wasted_reads, MIN_WASTED_READS};
 
     #[test]
     fn allowance_scales_with_size_and_has_a_floor() {

@@ -61,10 +61,8 @@ pub(crate) struct DbState {
     pub(crate) stall: StallStats,
     /// True once a write skipped the WAL: close must flush to keep it.
     pub(crate) unlogged_writes: bool,
-    /// Output-range claims of running compactions.
-    pub(crate) running: Vec<crate::compaction::picker::Claim>,
-    /// Where each level's next compaction starts (rotates through the key space).
-    pub(crate) compact_pointer: [Vec<u8>; crate::manifest::NUM_LEVELS],
+    /// The compaction picker's claims and pointers.
+    pub(crate) picker: crate::compaction::picker::PickerState,
 }
 
 /// The shared core of a [`Db`].

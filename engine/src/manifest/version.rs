@@ -18,6 +18,18 @@ pub(crate) struct Graveyard {
     pub(crate) dead: Mutex<Vec<u64>>,
 }
 
+/// Bytes of compaction one wasted file probe is worth (LevelDB's estimate).
+pub(crate) const BYTES_PER_WASTED_READ: u64 = 16 << 10;
+/// Wasted probes every file is allowed, however small.
+pub(crate) const MIN_WASTED_READS: i64 = 100;
+
+/// The wasted probes a file of `size` bytes is allowed before it is compacted.
+pub(crate) fn allowed_wasted_reads(size: u64) -> i64 {
+    i64::try_from(size / BYTES_PER_WASTED_READ)
+        .unwrap_or(i64::MAX)
+        .max(MIN_WASTED_READS)
+}
+
 /// One SST file of a version.
 #[derive(Debug)]
 pub(crate) struct FileMeta {
@@ -34,7 +46,7 @@ pub(crate) struct FileMeta {
 
 impl FileMeta {
     pub(crate) fn new(f: NewFile, graveyard: Option<Arc<Graveyard>>) -> Self {
-        let allowance = crate::compaction::read_trigger::allowed_wasted_reads(f.size);
+        let allowance = allowed_wasted_reads(f.size);
         FileMeta {
             f,
             being_compacted: AtomicBool::new(false),
