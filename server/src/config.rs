@@ -38,6 +38,26 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         .ok_or_else(|| format!("{s:?}: too large"))
 }
 
+/// Parses a duration in milliseconds: a number with an optional unit `ms`, `s`, `m` or `h`
+/// (a bare number is milliseconds, like every `*_ms` setting), e.g. `500ms`, `30s`, `2m`.
+pub fn parse_duration_ms(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration such as 500ms, 30s or 2m"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" => 1,
+        "s" | "sec" | "secs" => 1000,
+        "m" | "min" | "mins" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
 /// The configuration of one silt-server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -77,6 +97,9 @@ pub struct ServerConfig {
     /// Background compaction threads shared by every replica (one more thread only
     /// flushes). Default 4.
     pub background_jobs: usize,
+    /// How long the meta service's leader lets a registered node stay unreachable before it
+    /// moves that node's replicas onto live nodes; 0 = never. Default 60000 ms.
+    pub node_failure_grace_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +122,7 @@ impl Default for ServerConfig {
             block_cache_size_bytes: 256 << 20,
             write_buffer_size_bytes: 512 << 20,
             background_jobs: 4,
+            node_failure_grace_ms: 60_000,
         }
     }
 }
@@ -222,6 +246,24 @@ mod tests {
         c2 = c;
         c2.write_buffer_size_bytes = 1024;
         assert!(c2.validate().is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_garbage() {
+        assert_eq!(parse_duration_ms("250"), Ok(250));
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert_eq!(parse_duration_ms("30s"), Ok(30_000));
+        assert_eq!(parse_duration_ms("2m"), Ok(120_000));
+        for bad in [
+            "",
+            "s",
+            "1.5s",
+            "-3s",
+            "10 fortnights",
+            "99999999999999999999",
+        ] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

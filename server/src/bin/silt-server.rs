@@ -67,6 +67,10 @@ struct Args {
     /// Background compaction threads shared by every replica (plus one flush thread).
     #[arg(long)]
     background_jobs: Option<usize>,
+    /// On the meta service's leader: how long a registered node may stay unreachable before
+    /// its replicas are moved onto live nodes (e.g. 30s, 500ms; a bare number is ms; 0 = never).
+    #[arg(long, value_parser = siltdb_server::config::parse_duration_ms)]
+    node_failure_grace: Option<u64>,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long)]
     log_level: Option<String>,
@@ -126,6 +130,9 @@ fn config(args: Args) -> siltdb_server::Result<ServerConfig> {
     }
     if let Some(v) = args.write_buffer_size {
         c.write_buffer_size_bytes = v;
+    }
+    if let Some(v) = args.node_failure_grace {
+        c.node_failure_grace_ms = v;
     }
     if args.advertise.is_some() {
         c.advertise = args.advertise;
