@@ -154,7 +154,8 @@ fn plog_benches(c: &mut Criterion) {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let fs: Arc<dyn siltdb::fs::FileSystem> = Arc::new(siltdb::fs::StdFs);
-    let (mut segs, _) = Segments::open(fs, dir.path(), 32 << 20, None, None).expect("plog open");
+    let (mut segs, _) = Segments::open(fs, dir.path(), 32 << 20, None, None, Default::default())
+        .expect("plog open");
     let mut g = c.benchmark_group("plog");
     g.throughput(Throughput::Elements(1));
     g.sample_size(10);

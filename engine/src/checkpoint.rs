@@ -78,8 +78,9 @@ impl Db {
         inner.flush_and_wait()?;
         let (version, counters) = inner.versions.current_with_counters();
         let parent = fs::parent_dir(dir);
-        fsys.create_dir_all(&parent)
-            .map_err(|e| Error::io(&parent, e))?;
+        // A parent created here must itself survive power loss, or the checkpoint renamed into
+        // it would vanish with it.
+        fs::create_dir_durable(fsys, &parent)?;
         let tmp = PathBuf::from(format!(
             "{}.tmp-{}-{}",
             dir.display(),

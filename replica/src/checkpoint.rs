@@ -244,7 +244,7 @@ pub fn write_meta(
 /// hard-linked (copied if linking fails), the others copied; everything fsynced. `LOCK`, temp
 /// files and `SNAPSHOT_META` are skipped.
 pub fn copy_db_dir(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<()> {
-    fs.create_dir_all(dst).map_err(|e| Error::io(dst, e))?;
+    crate::fs_util::create_dir_durable(fs, dst)?;
     let names = fs.list(src).map_err(|e| Error::io(src, e))?;
     for name in names {
         if name == "LOCK" || name == SNAPSHOT_META_FILE || name.contains(".tmp") {
@@ -267,6 +267,24 @@ pub fn copy_db_dir(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use siltdb::fs::StdFs;
+
+    #[test]
+    fn a_copied_db_dir_survives_power_loss() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ffs = siltdb::fs::FaultFs::new();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("MANIFEST-000001"), b"manifest").unwrap();
+        std::fs::write(src.join("000002.sst"), b"table").unwrap();
+        let dst = tmp.path().join("learn").join("db.1");
+        copy_db_dir(&ffs, &src, &dst).unwrap();
+        ffs.power_loss();
+        assert_eq!(
+            std::fs::read(dst.join("MANIFEST-000001")).unwrap(),
+            b"manifest"
+        );
+        assert_eq!(std::fs::read(dst.join("000002.sst")).unwrap(), b"table");
+    }
 
     #[test]
     fn staging_dir_is_removed_when_its_handle_drops() {

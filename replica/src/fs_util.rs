@@ -1,5 +1,7 @@
 //! Durable directory creation: a new directory entry survives power loss only once its parent
-//! directory is fsynced (the engine's `FileSystem` durability model).
+//! directory is fsynced (the engine's `FileSystem` durability model). The work is done by the
+//! engine's [`siltdb::fs::create_dir_durable`], shared by every crate; this wrapper keeps the
+//! replica's error type (`Error::Io` naming the path).
 
 use crate::error::{Error, Result};
 use siltdb::fs::FileSystem;
@@ -7,19 +9,8 @@ use std::path::Path;
 
 /// Creates `dir` and any missing ancestors, fsyncing each new entry's parent.
 pub fn create_dir_durable(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut p = Some(dir);
-    while let Some(d) = p {
-        if d.as_os_str().is_empty() || fs.exists(d) {
-            break;
-        }
-        missing.push(d);
-        p = d.parent();
-    }
-    fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    for d in missing.into_iter().rev() {
-        let parent = siltdb::fs::parent_dir(d);
-        fs.sync_dir(&parent).map_err(|e| Error::io(&parent, e))?;
-    }
-    Ok(())
+    siltdb::fs::create_dir_durable(fs, dir).map_err(|e| match e {
+        siltdb::Error::Io { path, source } => Error::io(path, source),
+        other => Error::Engine(other),
+    })
 }

@@ -9,9 +9,10 @@
 #![doc(hidden)]
 
 use crate::mutation::{ControlOp, IngestCommand, IngestFile, Mutation, WriteOp};
+use crate::plog::cache::CacheLimits;
 use crate::plog::format::{self, Decoded, Record};
 use crate::plog::meta::{self, PlogMeta};
-use crate::plog::segment::Segments;
+use crate::plog::segment::{self, Loaded, Segments};
 use crate::raft::TypeConfig;
 use crate::throttle::{Decision, Rule, Throttle, ThrottleConfig, WriteThrottling, THROTTLE_MS_MAX};
 use crate::types::Ballot;
@@ -377,13 +378,17 @@ fn check_segments(files: &[Vec<u8>], purged_index: Option<u64>, segment_max: u64
         segment_max,
         purged.as_ref(),
         None,
+        FUZZ_CACHE,
     );
     let (mut segs, loaded) = match (opened, model) {
         (Err(_), Err(())) => return,
         (Ok(_), Err(())) => panic!("a damaged non-last segment was accepted"),
         (Err(e), Ok(_)) => panic!("open failed on replayable segments: {e}"),
         (Ok(s), Ok((entries, committed))) => {
-            assert!(loaded_eq(&s.1.entries, &entries), "loaded entries differ");
+            assert!(
+                loaded_eq(&all(&shared, &s.1), &entries),
+                "loaded entries differ"
+            );
             assert_eq!(s.1.committed, committed, "committed differs");
             s
         }
@@ -392,7 +397,8 @@ fn check_segments(files: &[Vec<u8>], purged_index: Option<u64>, segment_max: u64
         !fs.exists(&plog_dir().join("00000000000000000001.log.tmp")),
         "tmp file left"
     );
-    for (index, e) in &loaded.entries {
+    let loaded_entries = all(&shared, &loaded);
+    for (index, e) in &loaded_entries {
         assert_eq!(*index, e.log_id.index);
         assert!(purged_index.is_none_or(|p| *index > p));
     }
@@ -404,17 +410,20 @@ fn check_segments(files: &[Vec<u8>], purged_index: Option<u64>, segment_max: u64
         segment_max,
         purged.as_ref(),
         None,
+        FUZZ_CACHE,
     )
     .expect("reopen after a clean open");
     assert!(!again.torn_tail_cut, "a torn tail survived the cut");
-    assert!(loaded_eq(&again.entries, &loaded.entries), "reopen differs");
+    assert!(
+        loaded_eq(&all(&shared, &again), &loaded_entries),
+        "reopen differs"
+    );
     assert_eq!(again.committed, loaded.committed);
     assert_eq!(segs2.count(), count);
     segs = segs2;
 
     // Append one entry past everything and truncate it plus one older decree, then replay.
-    let next = loaded
-        .entries
+    let next = loaded_entries
         .keys()
         .next_back()
         .copied()
@@ -433,7 +442,7 @@ fn check_segments(files: &[Vec<u8>], purged_index: Option<u64>, segment_max: u64
     let mut buf = Vec::new();
     format::encode_record(&mut buf, &e, None, 5);
     segs.append(&buf, Some(next)).expect("append");
-    let mut expect = loaded.entries.clone();
+    let mut expect = loaded_entries.clone();
     expect.insert(next, e.clone());
     drop(segs);
     let (mut segs3, after) = Segments::open(
@@ -442,20 +451,47 @@ fn check_segments(files: &[Vec<u8>], purged_index: Option<u64>, segment_max: u64
         segment_max,
         purged.as_ref(),
         None,
+        FUZZ_CACHE,
     )
     .expect("reopen after append");
     assert!(!after.torn_tail_cut);
     assert!(
-        loaded_eq(&after.entries, &expect),
+        loaded_eq(&all(&shared, &after), &expect),
         "appended entry not replayed"
     );
     let cut = next.saturating_sub(1);
     segs3.truncate(cut).expect("truncate");
     expect.split_off(&cut);
     drop(segs3);
-    let (_, last) = Segments::open(shared, plog_dir(), segment_max, purged.as_ref(), None)
-        .expect("reopen after truncate");
-    assert!(loaded_eq(&last.entries, &expect), "truncation not replayed");
+    let (_, last) = Segments::open(
+        shared.clone(),
+        plog_dir(),
+        segment_max,
+        purged.as_ref(),
+        None,
+        FUZZ_CACHE,
+    )
+    .expect("reopen after truncate");
+    assert!(
+        loaded_eq(&all(&shared, &last), &expect),
+        "truncation not replayed"
+    );
+}
+
+/// A cache small enough that most loaded entries are read back from the segments.
+const FUZZ_CACHE: CacheLimits = CacheLimits {
+    entries_max: 2,
+    bytes_max: 1 << 10,
+};
+
+/// Every entry `loaded` indexes, read back (cache and segments) as the plog's readers do.
+fn all(fs: &Arc<dyn FileSystem>, loaded: &Loaded) -> BTreeMap<u64, Entry<TypeConfig>> {
+    let plan = loaded
+        .entries
+        .plan((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded));
+    let entries =
+        segment::resolve(fs.as_ref(), plog_dir(), plan).expect("indexed entries read back");
+    entries.into_iter().map(|e| (e.log_id.index, e)).collect()
 }
 
 fn loaded_eq(a: &BTreeMap<u64, Entry<TypeConfig>>, b: &BTreeMap<u64, Entry<TypeConfig>>) -> bool {

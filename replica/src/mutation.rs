@@ -131,6 +131,10 @@ pub struct MutationResp {
     /// The outcome of a [`ControlOp::Atomic`] entry.
     #[serde(default)]
     pub atomic: Option<crate::pegasus::AtomicResult>,
+    /// Why a [`ControlOp::Ingest`] entry was applied as a recorded failure (nothing ingested;
+    /// see [`crate::bulk_load::apply`]).
+    #[serde(default)]
+    pub ingest_failure: Option<String>,
 }
 
 impl Mutation {

@@ -243,6 +243,12 @@ impl EngineStateMachine {
         Ok(self.db().get(key)?)
     }
 
+    /// The last bulk-load ingest entry applied as a recorded failure, if any (see
+    /// [`apply::IngestFailure`]).
+    pub fn ingest_failure(&self) -> Result<Option<apply::IngestFailure>> {
+        apply::recorded_failure(&self.db())
+    }
+
     /// The engine's durable decree.
     pub fn durable_decree(&self) -> Option<u64> {
         tag_to_decree(self.db().durable_tag())
@@ -403,11 +409,12 @@ impl Inner {
                         // Everything before the ingestion is written first, at lower sequence
                         // numbers, so the ingested files shadow it as the log order says.
                         self.write_pending(core, std::mem::take(&mut pending))?;
-                        self.apply_ingest(core, &cmd, e.log_id)?;
+                        let refused = self.apply_ingest(core, &cmd, e.log_id)?;
                         resps.push(MutationResp {
                             decree: e.log_id.index,
                             ops: 0,
                             atomic: None,
+                            ingest_failure: refused,
                         });
                         continue;
                     }
@@ -422,6 +429,7 @@ impl Inner {
                             decree: e.log_id.index,
                             ops: 1,
                             atomic: Some(result),
+                            ingest_failure: None,
                         });
                         continue;
                     }
@@ -449,6 +457,7 @@ impl Inner {
                 decree: e.log_id.index,
                 ops,
                 atomic: None,
+                ingest_failure: None,
             });
         }
         self.write_pending(core, pending)?;
@@ -480,17 +489,43 @@ impl Inner {
     }
 
     /// The ingest control write (`bulk_load::apply`): stage, ingest (unless this load is
-    /// already recorded), record the decree and the load, flush, drop the staging copy.
-    fn apply_ingest(&self, core: &mut Core, cmd: &IngestCommand, log_id: LogId<u64>) -> Result<()> {
+    /// already recorded), record the decree and the load — or, when the entry cannot take
+    /// effect, the failure — flush, drop the staging copy. Returns the refusal, if any.
+    fn apply_ingest(
+        &self,
+        core: &mut Core,
+        cmd: &IngestCommand,
+        log_id: LogId<u64>,
+    ) -> Result<Option<apply::Refusal>> {
         let db = Arc::clone(&self.db.read());
         let fs = self.fs.as_ref();
-        if !apply::already_ingested(&db, cmd.load_id)? {
+        let outcome = if apply::already_ingested(&db, cmd.load_id)? {
+            Ok(())
+        } else {
             let staging = apply::staging_dir(&self.dir, log_id.index);
-            let files = apply::stage(fs, cmd, &staging)?;
-            apply::ingest_with_retries(&db, &files)?;
-        }
+            apply::stage_and_ingest(fs, &db, cmd, &staging)?
+        };
         let mut batch = WriteBatch::new();
-        batch.put(apply::INGESTED_KEY, cmd.load_id.to_le_bytes());
+        match &outcome {
+            Ok(()) => batch.put(apply::INGESTED_KEY, cmd.load_id.to_le_bytes()),
+            Err(reason) => {
+                tracing::warn!(
+                    decree = log_id.index,
+                    load_id = cmd.load_id,
+                    %reason,
+                    "bulk-load ingest entry applied as a recorded failure"
+                );
+                let failure = apply::IngestFailure {
+                    load_id: cmd.load_id,
+                    decree: log_id.index,
+                    reason: reason.clone(),
+                };
+                let json = serde_json::to_vec(&failure).map_err(|e| {
+                    Error::InvalidArgument(format!("ingest failure not serializable: {e}"))
+                })?;
+                batch.put(apply::FAILED_KEY, json);
+            }
+        }
         batch.put(APPLIED_KEY, encode_log_id(&log_id));
         batch.set_tag(decree_to_tag(log_id.index)?);
         db.write(batch, &unlogged())?;
@@ -500,7 +535,8 @@ impl Inner {
         db.flush()?;
         let durable = tag_to_decree(db.durable_tag());
         self.durable.advance(durable);
-        apply::remove_staging_upto(fs, &self.dir, durable)
+        apply::remove_staging_upto(fs, &self.dir, durable)?;
+        Ok(outcome.err())
     }
 
     fn install(

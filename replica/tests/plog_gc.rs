@@ -28,6 +28,7 @@ fn open(dir: &Path, durable: &Arc<DurableMark>) -> Plog {
     let opts = PlogOptions {
         segment_size_max_bytes: 2 << 10,
         purge_wait_max: Duration::from_millis(200),
+        ..PlogOptions::default()
     };
     Plog::open(
         dir,

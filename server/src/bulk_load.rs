@@ -536,7 +536,7 @@ impl BulkLoads {
             join_finished(&old);
         }
         let dir = self.root.join(table);
-        std::fs::create_dir_all(&dir)
+        siltdb::fs::create_dir_durable(&siltdb::fs::StdFs, &dir)
             .map_err(|e| ServerError::Internal(format!("{}: {e}", dir.display())))?;
         let record = LoadRecord {
             table: table.to_string(),

@@ -98,6 +98,30 @@ pub fn write_atomic(fs: &dyn FileSystem, path: &Path, data: &[u8]) -> crate::Res
     fs.sync_dir(&dir).map_err(|e| crate::Error::io(&dir, e))
 }
 
+/// Creates `dir` and any missing ancestors durably: each new directory's entry is made durable
+/// by fsyncing its parent (a new entry survives power loss only once its parent is synced).
+/// An existing `dir` is left as is.
+pub fn create_dir_durable(fs: &dyn FileSystem, dir: &Path) -> crate::Result<()> {
+    let mut missing = Vec::new();
+    let mut p = Some(dir);
+    while let Some(d) = p {
+        if d.as_os_str().is_empty() || fs.exists(d) {
+            break;
+        }
+        missing.push(d);
+        p = d.parent();
+    }
+    fs.create_dir_all(dir)
+        .map_err(|e| crate::Error::io(dir, e))?;
+    // Outermost first, so each synced parent already holds durable entries above it.
+    for d in missing.into_iter().rev() {
+        let parent = parent_dir(d);
+        fs.sync_dir(&parent)
+            .map_err(|e| crate::Error::io(&parent, e))?;
+    }
+    Ok(())
+}
+
 /// `path` with `.tmp` appended to its file name.
 pub fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();

@@ -13,7 +13,20 @@
 //! ```
 
 use crate::coding::{put_len_prefixed, put_varint, Cursor};
+use crate::key::MAX_SEQNO;
 use crate::manifest::NUM_LEVELS;
+
+/// A sequence number read from a manifest, refused past the 56 bits an internal key's trailer
+/// holds: recovering one would make the next write's seqno wrap into the kind byte.
+fn seqno(what: &str, v: u64) -> Result<u64, String> {
+    if v <= MAX_SEQNO {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{what} {v} exceeds the 56-bit sequence number maximum {MAX_SEQNO}"
+        ))
+    }
+}
 
 /// Description of one SST file as recorded in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -122,7 +135,10 @@ impl VersionEdit {
             match tag {
                 1 => e.log_number = Some(c.varint().ok_or("truncated log number")?),
                 2 => e.next_file_number = Some(c.varint().ok_or("truncated next file")?),
-                3 => e.last_seqno = Some(c.varint().ok_or("truncated last seqno")?),
+                3 => {
+                    let v = c.varint().ok_or("truncated last seqno")?;
+                    e.last_seqno = Some(seqno("last seqno", v)?);
+                }
                 4 => {
                     let l = level(&mut c)?;
                     e.deleted
@@ -153,9 +169,12 @@ fn decode_file(rec: &[u8]) -> Result<NewFile, String> {
     let size = c.varint().ok_or_else(truncated)?;
     let smallest = c.len_prefixed().ok_or_else(truncated)?.to_vec();
     let largest = c.len_prefixed().ok_or_else(truncated)?.to_vec();
-    let smallest_seqno = c.varint().ok_or_else(truncated)?;
-    let largest_seqno = c.varint().ok_or_else(truncated)?;
+    let smallest_seqno = seqno("file smallest seqno", c.varint().ok_or_else(truncated)?)?;
+    let largest_seqno = seqno("file largest seqno", c.varint().ok_or_else(truncated)?)?;
     let g = c.varint().ok_or_else(truncated)?;
+    if let Some(global) = g.checked_sub(1) {
+        seqno("file global seqno", global)?;
+    }
     let num_entries = c.varint().ok_or_else(truncated)?;
     let num_range_tombstones = c.varint().ok_or_else(truncated)?;
     if smallest.len() < crate::key::TRAILER_LEN || largest.len() < crate::key::TRAILER_LEN {

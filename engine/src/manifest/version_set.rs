@@ -313,6 +313,77 @@ mod tests {
         }
     }
 
+    /// Writes `edits` as the records of MANIFEST-000001 and points CURRENT at it; returns the
+    /// manifest path and each record's offset.
+    fn craft_manifest(dir: &Path, edits: &[VersionEdit]) -> (PathBuf, Vec<u64>) {
+        let path = filename::manifest_path(dir, 1);
+        let file = crate::fs::StdFs.create(&path).unwrap();
+        let mut w = LogWriter::new(file, path.clone());
+        for e in edits {
+            w.add_record(&e.encode()).unwrap();
+        }
+        w.sync().unwrap();
+        drop(w);
+        std::fs::write(filename::current_path(dir), "MANIFEST-000001\n").unwrap();
+        let data = std::fs::read(&path).unwrap();
+        let offsets = read_log(&data).records.iter().map(|(o, _)| *o).collect();
+        (path, offsets)
+    }
+
+    fn expect_seqno_corruption(dir: &Path, edits: &[VersionEdit], what: &str) {
+        let (path, offsets) = craft_manifest(dir, edits);
+        let err = replay(&crate::fs::StdFs, dir, None)
+            .err()
+            .unwrap_or_else(|| panic!("a manifest with a {what} past 56 bits replayed"));
+        let Error::Corruption { file, offset, .. } = &err else {
+            panic!("expected corruption, got {err}");
+        };
+        assert_eq!(file, &path, "{err}");
+        assert_eq!(*offset, offsets[1], "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(what) && msg.contains("56-bit"), "{msg}");
+    }
+
+    #[test]
+    fn seqnos_past_56_bits_are_corruption_naming_file_and_offset() {
+        let snapshot = VersionEdit {
+            log_number: Some(0),
+            next_file_number: Some(2),
+            last_seqno: Some(10),
+            ..Default::default()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        // The largest valid seqno replays.
+        let max = VersionEdit {
+            last_seqno: Some(crate::key::MAX_SEQNO),
+            ..Default::default()
+        };
+        craft_manifest(tmp.path(), &[snapshot.clone(), max]);
+        let rec = replay(&crate::fs::StdFs, tmp.path(), None).unwrap();
+        assert_eq!(rec.counters.last_seqno, crate::key::MAX_SEQNO);
+
+        let over = crate::key::MAX_SEQNO + 1;
+        let last = VersionEdit {
+            last_seqno: Some(over),
+            ..Default::default()
+        };
+        expect_seqno_corruption(tmp.path(), &[snapshot.clone(), last], "last seqno");
+        let mut big = file(3);
+        big.largest_seqno = over;
+        let added = VersionEdit {
+            added: vec![(1, big)],
+            ..Default::default()
+        };
+        expect_seqno_corruption(tmp.path(), &[snapshot.clone(), added], "largest seqno");
+        let mut global = file(4);
+        global.global_seqno = Some(u64::MAX - 1);
+        let ingested = VersionEdit {
+            added: vec![(1, global)],
+            ..Default::default()
+        };
+        expect_seqno_corruption(tmp.path(), &[snapshot, ingested], "global seqno");
+    }
+
     /// Found by tests/fault_matrix.rs: a compaction's manifest sync failed, then another
     /// thread's edit (computed from the version without the failed one) was appended and
     /// synced after it — the manifest deleted file 15 twice and the database no longer opened.

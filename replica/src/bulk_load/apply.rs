@@ -21,17 +21,30 @@
 //! get sequence numbers below the second ingestion's, which shadows them exactly as the first
 //! did. The older copy of the files is dead data that compaction drops.
 //!
-//! **Failure.** An ingestion that cannot be applied (a file missing or different at the source,
-//! an I/O error, the engine busy past the deadline) fails the whole apply: openraft treats it as
-//! a storage error and stops this replica's Raft, with the error naming the file. Applying the
-//! entry as a no-op instead would let this replica silently diverge from the others. The driver
-//! avoids it by removing the downloaded files only after every replica applied the entry and
-//! every replica's log was purged behind a checkpoint holding the data
-//! (`super::replica_target`).
+//! **Refusal (issue #25).** Applying a committed entry must be deterministic and total: an
+//! ingestion that cannot take effect because of what the command names — a name that escapes
+//! the source directory, a source directory or file that is missing or unreadable, a file whose
+//! size or CRC-32C differs from the command, files the engine refuses as invalid — is applied as
+//! a **recorded failure**: nothing is ingested, the decree advances, and the engine key
+//! [`FAILED_KEY`] holds an [`IngestFailure`] (load, decree, reason) written in the same batch, so
+//! every replica reading the same files records the same failure, it survives restarts and
+//! checkpoints, and the entry is never retried by replay. The proposer sees it in
+//! [`crate::mutation::MutationResp::ingest_failure`] and `super::replica_target` checks every
+//! replica's record, so the bulk load fails visibly instead of halting the state machine (an
+//! error returned to openraft stops this replica's Raft, and a restart would replay the same
+//! entry into the same error). The reason never includes the size or checksum of the file a
+//! path names (a command may name any path; its contents are not the proposer's to learn).
+//!
+//! Faults of this replica's own storage (writing the staging copy, the engine's I/O) and an
+//! engine still busy past [`INGEST_APPLY_WAIT_MAX`] are not properties of the entry: they still
+//! fail the apply, as any other local storage error does. The driver removes the downloaded
+//! files only after every replica applied the entry and every replica's log was purged behind a
+//! checkpoint holding the data (`super::replica_target`).
 
 use crate::error::{Error, Result};
 use crate::mutation::IngestCommand;
-use siltdb::fs::{FileSystem, WritableFile};
+use serde::{Deserialize, Serialize};
+use siltdb::fs::FileSystem;
 use siltdb::{Db, IngestOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -40,6 +53,51 @@ use super::metadata::resolve_under;
 
 /// Engine key holding the id (u64 LE) of the last bulk load ingested.
 pub const INGESTED_KEY: &[u8] = b"\0silt/bulk_load_ingested";
+/// Engine key holding the JSON [`IngestFailure`] of the last ingest entry applied as refused.
+pub const FAILED_KEY: &[u8] = b"\0silt/bulk_load_failed";
+
+/// An ingest entry applied as a recorded failure (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestFailure {
+    /// The load the entry carried.
+    pub load_id: u64,
+    /// The entry's decree.
+    pub decree: u64,
+    /// Why it could not take effect, naming the file.
+    pub reason: String,
+}
+
+/// Why an ingest entry cannot take effect: recorded, never returned to openraft.
+pub type Refusal = String;
+
+/// The failure `db` records, if the last refused ingest entry left one.
+pub fn recorded_failure(db: &Db) -> Result<Option<IngestFailure>> {
+    let Some(bytes) = db.get(FAILED_KEY)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Error::corruption(
+            "engine key \\0silt/bulk_load_failed",
+            0,
+            format!("bad ingest failure record: {e}"),
+        )
+    })
+}
+
+/// Stages (unless already staged) and ingests the command's files: `Ok(Err(refusal))` when
+/// the entry cannot take effect, `Err` on a fault of this replica's own storage.
+pub fn stage_and_ingest(
+    fs: &dyn FileSystem,
+    db: &Db,
+    cmd: &IngestCommand,
+    staging: &Path,
+) -> Result<std::result::Result<(), Refusal>> {
+    let files = match stage(fs, cmd, staging)? {
+        Ok(files) => files,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    ingest_with_retries(db, &files)
+}
 /// Staging directories are `<replica dir>/ingest.<decree>`.
 pub const STAGING_PREFIX: &str = "ingest.";
 /// Bound on one ingestion inside `apply`, retries included.
@@ -61,80 +119,135 @@ pub fn already_ingested(db: &Db, load_id: u64) -> Result<bool> {
     Ok(db.get(INGESTED_KEY)?.as_deref() == Some(&load_id.to_le_bytes()[..]))
 }
 
-/// Copies and verifies the command's files into `staging`; returns the staged paths in order.
-pub fn stage(fs: &dyn FileSystem, cmd: &IngestCommand, staging: &Path) -> Result<Vec<PathBuf>> {
+/// Copies and verifies the command's files into `staging`; returns the staged paths in order,
+/// or why the command cannot take effect (a bad name, a source file missing, unreadable or not
+/// matching the command). `Err` is a fault of this replica's own storage.
+pub fn stage(
+    fs: &dyn FileSystem,
+    cmd: &IngestCommand,
+    staging: &Path,
+) -> Result<std::result::Result<Vec<PathBuf>, Refusal>> {
     crate::fs_util::create_dir_durable(fs, staging)?;
     let source = Path::new(&cmd.source_dir);
     let mut staged = Vec::with_capacity(cmd.files.len());
     for file in &cmd.files {
-        let bad_name = |why: String| Error::InvalidArgument(format!("ingest command: {why}"));
-        let src = resolve_under(source, &file.name).map_err(bad_name)?;
-        let dst = resolve_under(staging, &file.name).map_err(bad_name)?;
+        let refuse = |why: String| Ok(Err(format!("ingest command: {why}")));
+        let src = match resolve_under(source, &file.name) {
+            Ok(p) => p,
+            Err(why) => return refuse(why),
+        };
+        let dst = match resolve_under(staging, &file.name) {
+            Ok(p) => p,
+            Err(why) => return refuse(why),
+        };
         let intact = fs.exists(&dst) && size_and_crc32c(fs, &dst)? == (file.size, file.crc32c);
         if !intact {
             let tmp = siltdb::fs::tmp_path(&dst);
-            let got = copy_with_crc32c(fs, &src, &tmp)?;
-            if got != (file.size, file.crc32c) {
-                let _ = fs.remove(&tmp);
-                return Err(Error::corruption(
-                    &src,
-                    0,
-                    format!(
-                        "{} has size {} and crc32c {:#010x}; the ingest command expects {} and \
-                         {:#010x}",
-                        file.name, got.0, got.1, file.size, file.crc32c
-                    ),
-                ));
+            let copied = copy_verified(fs, &src, &tmp, file.size, file.crc32c);
+            match copied {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => {
+                    let _ = fs.remove(&tmp);
+                    return refuse(format!("{}: {why}", src.display()));
+                }
+                Err(e) => {
+                    let _ = fs.remove(&tmp);
+                    return Err(e);
+                }
             }
             fs.rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
         }
         staged.push(dst);
     }
     fs.sync_dir(staging).map_err(|e| Error::io(staging, e))?;
-    Ok(staged)
+    Ok(Ok(staged))
 }
 
 fn size_and_crc32c(fs: &dyn FileSystem, path: &Path) -> Result<(u64, u32)> {
-    read_crc32c(fs, path, None)
+    let input = fs.open_read(path).map_err(|e| Error::io(path, e))?;
+    let mut crc = 0u32;
+    let mut on_chunk = |chunk: &[u8]| {
+        crc = crc32c::crc32c_append(crc, chunk);
+        Ok(())
+    };
+    let size = input.size();
+    read_chunks(input.as_ref(), size, &mut on_chunk).map_err(|e| match e {
+        ChunkError::Read(e) => Error::io(path, e),
+        ChunkError::Sink(e) => e,
+    })?;
+    Ok((size, crc))
 }
 
-/// Copies `src` to `dst` (synced), returning the size and CRC-32C of what was copied.
-fn copy_with_crc32c(fs: &dyn FileSystem, src: &Path, dst: &Path) -> Result<(u64, u32)> {
-    let mut out = fs.create(dst).map_err(|e| Error::io(dst, e))?;
-    let got = read_crc32c(fs, src, Some((dst, out.as_mut())))?;
-    out.sync().map_err(|e| Error::io(dst, e))?;
-    Ok(got)
-}
-
-/// Reads `src` in chunks, returning its size and CRC-32C, and appends every chunk to `out`
-/// (named by its path for errors) when given.
-fn read_crc32c(
+/// Copies `src` to `dst` (synced) if it has `size` bytes with CRC-32C `crc`. `Ok(Err(why))`
+/// names a source problem without revealing the source's actual size or checksum; `Err` is a
+/// fault writing `dst`.
+fn copy_verified(
     fs: &dyn FileSystem,
     src: &Path,
-    mut out: Option<(&Path, &mut dyn WritableFile)>,
-) -> Result<(u64, u32)> {
-    let input = fs.open_read(src).map_err(|e| Error::io(src, e))?;
-    let size = input.size();
-    let mut crc = 0u32;
+    dst: &Path,
+    size: u64,
+    crc: u32,
+) -> Result<std::result::Result<(), Refusal>> {
+    const MISMATCH: &str = "does not match the size and crc32c in the ingest command";
+    let input = match fs.open_read(src) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(format!("cannot be read at the source ({})", e.kind()))),
+    };
+    // Checked before copying anything: a command may name a huge or unrelated file.
+    if input.size() != size {
+        return Ok(Err(MISMATCH.into()));
+    }
+    let mut out = fs.create(dst).map_err(|e| Error::io(dst, e))?;
+    let mut got = 0u32;
+    let mut on_chunk = |chunk: &[u8]| {
+        got = crc32c::crc32c_append(got, chunk);
+        out.append(chunk).map_err(|e| Error::io(dst, e))
+    };
+    match read_chunks(input.as_ref(), size, &mut on_chunk) {
+        Ok(()) => {}
+        Err(ChunkError::Read(e)) => {
+            return Ok(Err(format!("cannot be read at the source ({})", e.kind())))
+        }
+        Err(ChunkError::Sink(e)) => return Err(e),
+    }
+    if got != crc {
+        return Ok(Err(MISMATCH.into()));
+    }
+    out.sync().map_err(|e| Error::io(dst, e))?;
+    Ok(Ok(()))
+}
+
+enum ChunkError {
+    /// Reading the input failed.
+    Read(std::io::Error),
+    /// The chunk consumer failed.
+    Sink(Error),
+}
+
+/// Reads the first `size` bytes of `input` in chunks of [`COPY_CHUNK_BYTES`], handing each to
+/// `on_chunk`.
+fn read_chunks(
+    input: &dyn siltdb::fs::RandomAccessFile,
+    size: u64,
+    on_chunk: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> std::result::Result<(), ChunkError> {
     let mut buf = vec![0u8; COPY_CHUNK_BYTES.min(size) as usize];
     let mut offset = 0u64;
     while offset < size {
         let n = COPY_CHUNK_BYTES.min(size - offset) as usize;
         input
             .read_at(offset, &mut buf[..n])
-            .map_err(|e| Error::io(src, e))?;
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        if let Some((dst, w)) = out.as_mut() {
-            w.append(&buf[..n]).map_err(|e| Error::io(*dst, e))?;
-        }
+            .map_err(ChunkError::Read)?;
+        on_chunk(&buf[..n]).map_err(ChunkError::Sink)?;
         offset += n as u64;
     }
-    Ok((size, crc))
+    Ok(())
 }
 
 /// `Db::ingest` with copy semantics, retrying retryable errors with exponential backoff and
-/// jitter until [`INGEST_APPLY_WAIT_MAX`]; the last error is returned past it.
-pub fn ingest_with_retries(db: &Db, files: &[PathBuf]) -> Result<()> {
+/// jitter until [`INGEST_APPLY_WAIT_MAX`]; the last error is returned past it. Files the engine
+/// refuses (not an I/O fault, not retryable) are a refusal.
+pub fn ingest_with_retries(db: &Db, files: &[PathBuf]) -> Result<std::result::Result<(), Refusal>> {
     let deadline = Instant::now() + INGEST_APPLY_WAIT_MAX;
     let mut backoff = BACKOFF_INITIAL;
     loop {
@@ -145,7 +258,7 @@ pub fn ingest_with_retries(db: &Db, files: &[PathBuf]) -> Result<()> {
             ..IngestOptions::default()
         };
         match db.ingest(files, &opts) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(Ok(())),
             Err(e) if e.is_retryable() => {
                 let wait = super::partition::jitter(backoff);
                 if Instant::now() + wait >= deadline {
@@ -153,6 +266,11 @@ pub fn ingest_with_retries(db: &Db, files: &[PathBuf]) -> Result<()> {
                 }
                 std::thread::sleep(wait);
                 backoff = backoff.saturating_mul(2).min(BACKOFF_MAX);
+            }
+            // The files' content (checked against the command while staging) is invalid: the
+            // same on every replica.
+            Err(e @ (siltdb::Error::Corruption { .. } | siltdb::Error::InvalidArgument(_))) => {
+                return Ok(Err(format!("the engine refused the files: {e}")))
             }
             Err(e) => return Err(e.into()),
         }
@@ -212,7 +330,7 @@ mod tests {
             &[("000001.sst", b"first"), ("000002.sst", b"second")],
         );
         let staging = staging_dir(root.path(), 7);
-        let staged = stage(&fs, &good, &staging).unwrap();
+        let staged = stage(&fs, &good, &staging).unwrap().unwrap();
         assert_eq!(
             staged,
             vec![staging.join("000001.sst"), staging.join("000002.sst")]
@@ -222,18 +340,58 @@ mod tests {
         assert_eq!(std::fs::read(source.join("000001.sst")).unwrap(), b"first");
         // Staged again (replay) with the source gone: the intact copies are used.
         std::fs::remove_dir_all(&source).unwrap();
-        assert_eq!(stage(&fs, &good, &staging).unwrap(), staged);
+        assert_eq!(stage(&fs, &good, &staging).unwrap().unwrap(), staged);
 
         std::fs::create_dir_all(&source).unwrap();
         std::fs::write(source.join("000003.sst"), b"changed").unwrap();
         let bad = command(&source, &[("000003.sst", b"expected")]);
-        let e = stage(&fs, &bad, &staging_dir(root.path(), 8)).unwrap_err();
+        // Refusals (the entry cannot take effect), not storage errors.
+        let e = stage(&fs, &bad, &staging_dir(root.path(), 8))
+            .unwrap()
+            .unwrap_err();
         assert!(e.to_string().contains("000003.sst"), "{e}");
         let missing = command(&source, &[("000004.sst", b"x")]);
-        let e = stage(&fs, &missing, &staging_dir(root.path(), 9)).unwrap_err();
+        let e = stage(&fs, &missing, &staging_dir(root.path(), 9))
+            .unwrap()
+            .unwrap_err();
         assert!(e.to_string().contains("000004.sst"), "{e}");
         let escape = command(&source, &[("../x.sst", b"x")]);
-        assert!(stage(&fs, &escape, &staging_dir(root.path(), 10)).is_err());
+        assert!(stage(&fs, &escape, &staging_dir(root.path(), 10))
+            .unwrap()
+            .is_err());
+    }
+
+    #[test]
+    fn a_mismatch_never_reveals_the_named_files_size_or_checksum() {
+        let root = tempfile::tempdir().unwrap();
+        let source = root.path().join("src");
+        std::fs::create_dir_all(&source).unwrap();
+        let secret = b"secret contents of some file";
+        std::fs::write(source.join("000001.sst"), secret).unwrap();
+        let actual_crc = format!("{:x}", crc32c::crc32c(secret));
+        // Same size, other checksum; then another size.
+        let mut same_size = command(&source, &[("000001.sst", secret)]);
+        same_size.files[0].crc32c ^= 1;
+        let other_size = command(&source, &[("000001.sst", b"short")]);
+        for (i, cmd) in [same_size, other_size].iter().enumerate() {
+            let why = stage(&StdFs, cmd, &staging_dir(root.path(), i as u64))
+                .unwrap()
+                .unwrap_err();
+            assert!(
+                why.contains("000001.sst") && why.contains("does not match"),
+                "{why}"
+            );
+            // The (random) directory name aside, nothing about the file is in the message.
+            let rest = why.replace(source.to_string_lossy().as_ref(), "<src>");
+            assert!(
+                !rest.contains(&secret.len().to_string()),
+                "size leaked: {why}"
+            );
+            assert!(
+                !rest.to_lowercase().contains(&actual_crc),
+                "crc leaked: {why}"
+            );
+        }
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! The controller (or, later, the meta server over RPC) calls `start`, `poll`, `pause`,
 //! `restart`, `cancel`, `force_cancel`, `clear` and `ingest`; every status change goes through
 //! the pure [`transition`] and is persisted before it is visible. Control operations are
-//! serialized by one lock that is held across joins and file removal (so a clear can never
-//! interleave with a start); the progress a query reads sits behind a second lock that is only
-//! held to copy values. Download threads take neither: they own their inputs and report on a
-//! channel, and results from any session but the current one are dropped (seed S1).
+//! serialized by one lock (so a clear can never interleave with a start). Stopping a download
+//! takes its session out under that lock, then joins it (bounded by [`MAX_CANCEL_WAIT`]) with
+//! the lock released and the control marked as stopping: `poll` keeps running meanwhile (it
+//! never resumes a download while one is stopping), and the other control operations wait,
+//! bounded and off the lock, until the stop is over. The progress a query reads sits behind a
+//! second lock that is only held to copy values. Download threads take neither: they own their
+//! inputs and report on a channel, and results from any session but the current one are
+//! dropped (seed S1).
 //!
 //! Layout in the replica directory: `bulk_load_state.json` (see [`super::state`]) and
 //! `bulk_load/` with the downloaded files, removed whenever a load ends (SUCCEED, FAILED,
@@ -21,7 +25,7 @@
 
 use super::download::{
     sleep_unless_cancelled, verify_file, DownloadEvent, DownloadEventKind, DownloadManager,
-    DownloadOutcome, DownloadSession, DownloadSlot, DownloadTask,
+    DownloadOutcome, DownloadSession, DownloadSlot, DownloadTask, MAX_CANCEL_WAIT,
 };
 use super::metadata::{resolve_under, BulkLoadMetadata, METADATA_FILE_NAME};
 use super::metrics::BulkLoadMetrics;
@@ -31,7 +35,7 @@ use super::status::{transition, BulkLoadEvent as Event, BulkLoadStatus as Status
 use super::target::{IngestRequest, IngestTarget, IngestingGuard, IngestionGate, TargetError};
 use super::BulkLoadError;
 use crate::types::{Ballot, Gpid};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use siltdb::CancelToken;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -39,6 +43,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Longest a control operation waits for another one's download stop to end (the stop itself
+/// is bounded by [`MAX_CANCEL_WAIT`]) before it gives up with `Busy`.
+pub const CONTROL_WAIT_MAX: Duration = Duration::from_secs(MAX_CANCEL_WAIT.as_secs() + 5);
 
 /// Name of the directory holding downloaded files, inside the replica directory.
 pub const BULK_LOAD_DIR_NAME: &str = "bulk_load";
@@ -99,6 +107,8 @@ pub struct PartitionProgress {
 struct Control {
     events: Receiver<DownloadEvent>,
     session: Option<DownloadSession>,
+    /// A stop is joining a session with this lock released; see [`PartitionBulkLoad::control`].
+    stopping: bool,
 }
 
 struct Shared {
@@ -116,6 +126,8 @@ pub struct PartitionBulkLoad {
     downloads: Arc<DownloadManager>,
     events_tx: Sender<DownloadEvent>,
     control: Mutex<Control>,
+    /// Signalled when a stop ends (`Control::stopping` goes false).
+    stopped: Condvar,
     shared: Mutex<Shared>,
 }
 
@@ -151,7 +163,9 @@ impl PartitionBulkLoad {
             control: Mutex::new(Control {
                 events,
                 session: None,
+                stopping: false,
             }),
+            stopped: Condvar::new(),
             shared: Mutex::new(Shared {
                 state,
                 progress: None,
@@ -241,7 +255,7 @@ impl PartitionBulkLoad {
     /// before every name is validated), then downloads in a new session. `Busy` when the node
     /// has no free download slot; a bad or missing metadata document fails the partition.
     pub fn start(&self, ballot: Ballot) -> Result<(), BulkLoadError> {
-        let mut control = self.control.lock();
+        let mut control = self.control()?;
         transition(self.status(), Event::Start)?;
         let current = self.target.ballot();
         if ballot != current {
@@ -331,7 +345,9 @@ impl PartitionBulkLoad {
         while let Ok(event) = control.events.try_recv() {
             self.on_event(&mut control, event)?;
         }
-        let resumable = self.status() == Status::Downloading && control.session.is_none();
+        // A session being stopped is out of `control.session`, but must not be replaced.
+        let resumable =
+            self.status() == Status::Downloading && control.session.is_none() && !control.stopping;
         if resumable {
             if let Some(slot) = self.downloads.try_acquire() {
                 let session = self.next_session(self.target.ballot());
@@ -371,11 +387,41 @@ impl PartitionBulkLoad {
         Ok(())
     }
 
+    /// The control lock, once no stop is in progress: waits for one (off the lock, at most
+    /// [`CONTROL_WAIT_MAX`]) so a control operation never interleaves with another's stop.
+    fn control(&self) -> Result<MutexGuard<'_, Control>, BulkLoadError> {
+        let mut control = self.control.lock();
+        let deadline = Instant::now() + CONTROL_WAIT_MAX;
+        while control.stopping {
+            if self.stopped.wait_until(&mut control, deadline).timed_out() && control.stopping {
+                return Err(BulkLoadError::Busy(
+                    "a download of this partition is still being stopped".into(),
+                ));
+            }
+        }
+        Ok(control)
+    }
+
     /// Cancels and joins the running download, if any. After it returns, no task of this
-    /// partition writes anything.
-    fn stop_session(&self, control: &mut Control) {
-        if let Some(running) = control.session.take() {
-            running.cancel_and_join();
+    /// partition writes anything (or, past [`MAX_CANCEL_WAIT`], the task is detached: its sink
+    /// refuses writes once cancelled). The join runs with the control lock released so polls
+    /// and queries are not held up by a provider slow to notice the cancel.
+    fn stop_session(&self, control: &mut MutexGuard<'_, Control>) {
+        let Some(running) = control.session.take() else {
+            return;
+        };
+        let id = running.id();
+        control.stopping = true;
+        let joined = MutexGuard::unlocked(control, || running.cancel_and_join());
+        control.stopping = false;
+        self.stopped.notify_all();
+        if !joined {
+            tracing::warn!(
+                gpid = %self.config.gpid,
+                session = ?id,
+                wait = ?MAX_CANCEL_WAIT,
+                "bulk-load download did not stop in time; detached (it can no longer write)"
+            );
         }
     }
 
@@ -389,7 +435,7 @@ impl PartitionBulkLoad {
 
     /// DOWNLOADING → PAUSING → PAUSED: stops the download, keeps the files for a restart.
     pub fn pause(&self) -> Result<(), BulkLoadError> {
-        let mut control = self.control.lock();
+        let mut control = self.control()?;
         self.apply(&[Event::Pause], |_| {})?;
         self.stop_session(&mut control);
         self.apply(&[Event::PauseComplete], |_| {})?;
@@ -399,7 +445,7 @@ impl PartitionBulkLoad {
     /// PAUSED → DOWNLOADING under the partition's current ballot (a new session). `Busy` when
     /// no slot is free (still PAUSED).
     pub fn restart(&self) -> Result<(), BulkLoadError> {
-        let mut control = self.control.lock();
+        let mut control = self.control()?;
         transition(self.status(), Event::Restart)?;
         let slot = self.downloads.try_acquire().ok_or_else(|| {
             BulkLoadError::Busy("every download slot of this node is taken".into())
@@ -411,7 +457,7 @@ impl PartitionBulkLoad {
 
     /// Cancels a load that has not reached ingestion: join, clean up, CANCELED.
     pub fn cancel(&self) -> Result<(), BulkLoadError> {
-        let mut control = self.control.lock();
+        let mut control = self.control()?;
         transition(self.status(), Event::Cancel)?;
         self.stop_session(&mut control);
         self.remove_files()?;
@@ -424,7 +470,7 @@ impl PartitionBulkLoad {
         if let Some(token) = self.shared.lock().ingest_cancel.as_ref() {
             token.cancel();
         }
-        let mut control = self.control.lock();
+        let mut control = self.control()?;
         self.stop_session(&mut control);
         self.remove_files()?;
         self.apply(&[Event::ForceCancel], |_| {})?;
@@ -437,7 +483,7 @@ impl PartitionBulkLoad {
         if let Some(token) = self.shared.lock().ingest_cancel.as_ref() {
             token.cancel();
         }
-        let mut control = self.control.lock();
+        let mut control = self.control()?;
         self.stop_session(&mut control);
         self.remove_files()?;
         let events: &[Event] = if self.status().is_terminal() {
@@ -466,7 +512,7 @@ impl PartitionBulkLoad {
     /// jitter under `ingest_timeout`, then checkpoints. A stale ballot rolls back to
     /// DOWNLOADING (the files are kept and re-verified) and returns `StaleBallot`.
     pub fn ingest(&self) -> Result<(), BulkLoadError> {
-        let _control = self.control.lock();
+        let _control = self.control()?;
         let (status, session, metadata, load_id) = {
             let shared = self.shared.lock();
             let s = &shared.state;

@@ -119,7 +119,15 @@ impl ReplicaGroupTarget {
         // The timer must be created inside the runtime.
         let write = async { tokio::time::timeout(remaining, primary.write_control(m)).await };
         match self.runtime.block_on(write) {
-            Ok(Ok(resp)) => Ok(resp.decree),
+            // Applied as a recorded failure (issue #25): retrying the same files cannot help.
+            Ok(Ok(resp)) => match resp.ingest_failure {
+                Some(reason) => Err(TargetError::Fatal(format!(
+                    "ingestion at decree {} refused on primary {}: {reason}",
+                    resp.decree,
+                    primary.id()
+                ))),
+                None => Ok(resp.decree),
+            },
             Ok(Err(Error::StaleBallot { request, current })) => {
                 Err(TargetError::StaleBallot { request, current })
             }
@@ -150,6 +158,27 @@ impl ReplicaGroupTarget {
                 return Err(TargetError::Retryable(format!(
                     "replica {} has not applied the ingestion at decree {decree}: {e}",
                     replica.id()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ReplicaGroupTarget {
+    /// Fails when a replica applied the ingestion at `decree` as a recorded failure (a replica
+    /// that could not read the files the primary ingested): the load must not report success.
+    fn check_group_ingested(&self, load_id: u64, decree: u64) -> Result<(), TargetError> {
+        for replica in self.replicas() {
+            let id = replica.id();
+            let failure = replica
+                .state_machine()
+                .ingest_failure()
+                .map_err(|e| TargetError::Fatal(format!("replica {id}: {e}")))?;
+            if let Some(f) = failure.filter(|f| f.load_id == load_id && f.decree == decree) {
+                return Err(TargetError::Fatal(format!(
+                    "ingestion at decree {decree} refused on replica {id}: {}",
+                    f.reason
                 )));
             }
         }
@@ -188,7 +217,8 @@ impl IngestTarget for ReplicaGroupTarget {
         let m = ingest_mutation(request)?;
         let remaining = request.deadline.saturating_duration_since(Instant::now());
         let decree = self.propose(&primary, m, remaining.max(Duration::from_millis(1)))?;
-        self.wait_group_applied(decree, request.deadline)
+        self.wait_group_applied(decree, request.deadline)?;
+        self.check_group_ingested(request.load_id, decree)
     }
 
     fn checkpoint(&self) -> Result<(), TargetError> {

@@ -256,7 +256,7 @@ impl IngestTarget for DirectDbTarget {
     fn checkpoint(&self) -> Result<(), TargetError> {
         let n = self.checkpoints.load(Ordering::Acquire) + 1;
         let dir = checkpoint_dir(&self.checkpoint_root, n);
-        std::fs::create_dir_all(&self.checkpoint_root)
+        siltdb::fs::create_dir_durable(&siltdb::fs::StdFs, &self.checkpoint_root)
             .map_err(|e| TargetError::Fatal(format!("{}: {e}", self.checkpoint_root.display())))?;
         self.db.checkpoint(&dir)?;
         self.checkpoints.store(n, Ordering::Release);

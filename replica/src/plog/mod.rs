@@ -1,14 +1,16 @@
 //! The private mutation log (plog): openraft's `RaftLogStorage` (mapping §4, §7).
 //!
 //! Entries live in segment files ([`segment`]) framed as in [`format`](mod@format); the vote, committed id
-//! and purge mark live in the meta file ([`meta`]). Readers (cloned into replication tasks) see
-//! an in-memory copy of the entries above the purge mark, shared behind an `Arc`.
+//! and purge mark live in the meta file ([`meta`]). Readers (cloned into replication tasks)
+//! share, behind an `Arc`, an index of the entries above the purge mark and a bounded cache of
+//! the newest ones ([`cache`]); older entries are read back from their segments, checksummed.
 //!
 //! Purge has two marks. `purge()` hides entries at once (openraft's Suite requires it), but the
 //! mark on disk — and physical segment deletion — only advances to what the engine holds durably
 //! ([`DurableMark`]): a follower's purge after a snapshot arrives before the snapshot is installed
 //! (mapping §7 (b)), and a crash in between must reopen the old log with the old engine.
 
+pub mod cache;
 pub mod format;
 pub mod meta;
 pub mod segment;
@@ -16,13 +18,13 @@ pub mod segment;
 use crate::durable::DurableMark;
 use crate::error::{Error, Result};
 use crate::raft::TypeConfig;
+use cache::{CacheLimits, EntryCache, EntryLoc, Planned};
 use meta::PlogMeta;
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, StorageError, Vote};
 use parking_lot::{Mutex, RwLock};
 use segment::Segments;
 use siltdb::fs::FileSystem;
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
@@ -65,6 +67,9 @@ pub struct PlogOptions {
     /// Longest an append waits for the engine to make a snapshot install durable before it
     /// writes past a purge that is not on disk yet. Default 60 s.
     pub purge_wait_max: Duration,
+    /// Bounds of the in-memory entry cache; older entries are read from the segments.
+    /// Default [`cache::PLOG_CACHE_MAX_ENTRIES`] entries, [`cache::PLOG_CACHE_MAX_BYTES`] bytes.
+    pub cache: CacheLimits,
 }
 
 impl Default for PlogOptions {
@@ -72,6 +77,7 @@ impl Default for PlogOptions {
         Self {
             segment_size_max_bytes: 32 << 20,
             purge_wait_max: Duration::from_secs(60),
+            cache: CacheLimits::default(),
         }
     }
 }
@@ -79,9 +85,9 @@ impl Default for PlogOptions {
 /// What readers share: the entries above the (in-memory) purge mark.
 #[derive(Debug, Default)]
 struct Shared {
-    /// Entries by decree. openraft keeps them contiguous; the storage Suite also appends with
-    /// gaps and overwrites, so this is a map.
-    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    /// Entries by decree: where each sits on disk, the newest also in memory. openraft keeps
+    /// them contiguous; the storage Suite also appends with gaps and overwrites.
+    entries: EntryCache,
     purged: Option<LogId<u64>>,
     committed: Option<LogId<u64>>,
     vote: Option<Vote<u64>>,
@@ -89,11 +95,7 @@ struct Shared {
 
 impl Shared {
     fn last_log_id(&self) -> Option<LogId<u64>> {
-        self.entries
-            .values()
-            .next_back()
-            .map(|e| e.log_id)
-            .or(self.purged)
+        self.entries.last_log_id().or(self.purged)
     }
 }
 
@@ -122,6 +124,14 @@ pub struct PlogStats {
     pub last_log_id: Option<LogId<u64>>,
     /// Whether open cut a torn tail.
     pub torn_tail_cut: bool,
+    /// Live entries (above the in-memory purge mark), in memory or on disk only.
+    pub entries: usize,
+    /// Entries held in memory (never above [`CacheLimits::entries_max`]).
+    pub cached_entries: usize,
+    /// Framed record bytes held in memory (never above [`CacheLimits::bytes_max`]).
+    pub cached_bytes: u64,
+    /// Approximate memory of the index of live entries ([`cache::INDEX_ENTRY_BYTES`] each).
+    pub index_bytes: u64,
 }
 
 /// The mutation log of one replica. Clones share state; hand exactly one to openraft and keep
@@ -151,6 +161,8 @@ impl Debug for Plog {
 #[derive(Clone)]
 pub struct PlogReader {
     shared: Arc<RwLock<Shared>>,
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
 }
 
 impl Plog {
@@ -186,13 +198,14 @@ impl Plog {
             opts.segment_size_max_bytes,
             meta.purged.as_ref(),
             std::cmp::min(durable.get(), checkpoint),
+            opts.cache,
         )?;
         let entries = loaded.entries;
         // Damaged segments the engine made redundant: the log restarts after them, as if
         // purged there (persisted below, which also removes the files).
         let lost = loaded.lost;
         let purged = std::cmp::max(meta.purged, lost.as_ref().map(|l| l.upto));
-        let last = entries.values().next_back().map(|e| e.log_id).or(purged);
+        let last = entries.last_log_id().or(purged);
         let disk_last = last.map(|l| l.index);
         // A committed id is only usable if it names an entry we hold; lower is always safe.
         let committed =
@@ -250,6 +263,10 @@ impl Plog {
             purged: shared.purged,
             last_log_id: shared.last_log_id(),
             torn_tail_cut: self.torn_tail_cut,
+            entries: shared.entries.len(),
+            cached_entries: shared.entries.cached_entries(),
+            cached_bytes: shared.entries.cached_bytes(),
+            index_bytes: shared.entries.len() as u64 * cache::INDEX_ENTRY_BYTES,
         }
     }
 
@@ -319,15 +336,25 @@ impl Plog {
         let ts = now_ms();
         let mut buf = Vec::new();
         let mut max_decree = first;
+        // Each entry's (offset within `buf`, framed length).
+        let mut frames = Vec::with_capacity(entries.len());
         for e in &entries {
             max_decree = max_decree.max(e.log_id.index);
+            let at = buf.len();
             format::encode_record(&mut buf, e, committed.as_ref(), ts);
+            frames.push((at as u64, (buf.len() - at) as u32));
         }
-        disk.segments.append(&buf, Some(max_decree))?;
+        let (seq, base) = disk.segments.append(&buf, Some(max_decree))?;
         disk.disk_last = disk.disk_last.max(Some(max_decree));
         let mut s = self.shared.write();
-        for e in entries {
-            s.entries.insert(e.log_id.index, e);
+        for (e, (at, len)) in entries.into_iter().zip(frames) {
+            let loc = EntryLoc {
+                log_id: e.log_id,
+                seq,
+                offset: base + at,
+                len,
+            };
+            s.entries.insert(e, loc);
         }
         Ok(())
     }
@@ -336,7 +363,7 @@ impl Plog {
         let mut disk = self.disk.lock();
         disk.segments.truncate(log_id.index)?;
         disk.disk_last = disk.disk_last.min(log_id.index.checked_sub(1));
-        self.shared.write().entries.split_off(&log_id.index);
+        self.shared.write().entries.remove_from(log_id.index);
         Ok(())
     }
 
@@ -349,9 +376,9 @@ impl Plog {
             // floor: purge only below it. openraft tolerates a log that keeps more.
             let log_id = match self.retain.get() {
                 Some(keep) if log_id.index >= keep.0 => {
-                    let below = keep.0.checked_sub(1).and_then(|i| s.entries.get(&i));
+                    let below = keep.0.checked_sub(1).and_then(|i| s.entries.log_id(i));
                     match below {
-                        Some(e) => e.log_id,
+                        Some(id) => id,
                         None => return Ok(()),
                     }
                 }
@@ -360,7 +387,7 @@ impl Plog {
             if s.purged >= Some(log_id) {
                 return Ok(());
             }
-            s.entries = s.entries.split_off(&log_id.index.saturating_add(1));
+            s.entries.remove_upto(log_id.index);
             s.purged = Some(log_id);
             log_id
         };
@@ -394,8 +421,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::Closed(format!("plog I/O task failed: {e}")))?
 }
 
-fn read_range<RB: RangeBounds<u64>>(shared: &RwLock<Shared>, range: RB) -> Vec<Entry<TypeConfig>> {
-    let s = shared.read();
+/// How many times a read re-plans when a segment it located was removed under it (a purge
+/// ran in between); each retry sees the purge, so one is normally enough.
+const READ_REPLAN_MAX: usize = 3;
+
+type Range = (Bound<u64>, Bound<u64>);
+
+/// `range` as owned bounds; `None` when it is empty by construction.
+fn bounds<RB: RangeBounds<u64>>(range: &RB) -> Option<Range> {
     let start = match range.start_bound() {
         Bound::Included(&x) => Bound::Included(x),
         Bound::Excluded(&x) => Bound::Excluded(x),
@@ -410,13 +443,60 @@ fn read_range<RB: RangeBounds<u64>>(shared: &RwLock<Shared>, range: RB) -> Vec<E
         (start, end)
     {
         if a > b {
-            return Vec::new();
+            return None;
         }
     }
-    s.entries
-        .range((start, end))
-        .map(|(_, e)| e.clone())
-        .collect()
+    Some((start, end))
+}
+
+/// Reads `range`: from memory when the cache holds all of it, else on a blocking thread that
+/// reads the rest from the segments.
+async fn read_log<RB: RangeBounds<u64>>(
+    shared: &Arc<RwLock<Shared>>,
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    range: RB,
+) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+    let Some(range) = bounds(&range) else {
+        return Ok(Vec::new());
+    };
+    let plan = shared.read().entries.plan(range);
+    if plan.iter().all(|p| matches!(p, Planned::Cached(_))) {
+        return Ok(plan
+            .into_iter()
+            .filter_map(|p| match p {
+                Planned::Cached(e) => Some(e),
+                Planned::OnDisk(_) => None,
+            })
+            .collect());
+    }
+    let (shared, fs, dir) = (Arc::clone(shared), Arc::clone(fs), dir.to_path_buf());
+    blocking(move || read_from_disk(&shared, fs.as_ref(), &dir, range, plan))
+        .await
+        .map_err(|e| e.to_storage_read())
+}
+
+/// Resolves `plan`; when a segment it located was removed meanwhile (a purge ran), plans again
+/// under the lock, which no longer lists the purged entries.
+fn read_from_disk(
+    shared: &RwLock<Shared>,
+    fs: &dyn FileSystem,
+    dir: &Path,
+    range: Range,
+    mut plan: Vec<Planned>,
+) -> Result<Vec<Entry<TypeConfig>>> {
+    let mut attempt = 0;
+    loop {
+        match segment::resolve(fs, dir, plan) {
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && attempt < READ_REPLAN_MAX =>
+            {
+                attempt += 1;
+                plan = shared.read().entries.plan(range);
+            }
+            r => return r,
+        }
+    }
 }
 
 impl RaftLogReader<TypeConfig> for PlogReader {
@@ -424,7 +504,7 @@ impl RaftLogReader<TypeConfig> for PlogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
-        Ok(read_range(&self.shared, range))
+        read_log(&self.shared, &self.fs, &self.dir, range).await
     }
 }
 
@@ -433,7 +513,7 @@ impl RaftLogReader<TypeConfig> for Plog {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
-        Ok(read_range(&self.shared, range))
+        read_log(&self.shared, &self.fs, &self.dir, range).await
     }
 }
 
@@ -451,6 +531,8 @@ impl RaftLogStorage<TypeConfig> for Plog {
     async fn get_log_reader(&mut self) -> Self::LogReader {
         PlogReader {
             shared: Arc::clone(&self.shared),
+            fs: Arc::clone(&self.fs),
+            dir: self.dir.clone(),
         }
     }
 

@@ -13,6 +13,7 @@
 //! entry in them is at or below the purge mark: a truncation record can only affect records
 //! before it, which are removed with it.
 
+use super::cache::{CacheLimits, EntryCache, EntryLoc, Planned};
 use super::format::{self, DecodeError, Record};
 use crate::error::{Error, Result};
 use crate::raft::TypeConfig;
@@ -24,8 +25,8 @@ use std::sync::Arc;
 
 /// What [`Segments::open`] read back.
 pub struct Loaded {
-    /// The entries above the purge mark, by decree.
-    pub entries: BTreeMap<u64, Entry<TypeConfig>>,
+    /// The entries above the purge mark: all indexed, the newest cached.
+    pub entries: EntryCache,
     /// The newest committed log id piggybacked in a record.
     pub committed: Option<LogId<u64>>,
     /// True when a torn tail was cut off the last segment.
@@ -93,6 +94,7 @@ impl Segments {
         segment_size_max_bytes: u64,
         purged: Option<&LogId<u64>>,
         durable: Option<u64>,
+        cache: CacheLimits,
     ) -> Result<(Segments, Loaded)> {
         fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let names = fs.list(dir).map_err(|e| Error::io(dir, e))?;
@@ -115,7 +117,7 @@ impl Segments {
             active: None,
         };
         let mut loaded = Loaded {
-            entries: BTreeMap::new(),
+            entries: EntryCache::new(cache),
             committed: None,
             torn_tail_cut: false,
             lost: None,
@@ -146,7 +148,7 @@ impl Segments {
                 return Err(err);
             };
             // Entries up to `upto` leave the log; the damaged files hold decrees below it.
-            loaded.entries = loaded.entries.split_off(&upto.index.saturating_add(1));
+            loaded.entries.remove_upto(upto.index);
             for &s in &seqs[..=i] {
                 if let Some(info) = me.segs.get_mut(&s) {
                     info.max_decree = Some(info.max_decree.unwrap_or(0).min(upto.index));
@@ -213,6 +215,7 @@ impl Segments {
                     return Err(Error::corruption(&path, pos as u64, why))
                 }
             };
+            let offset = pos as u64;
             pos += d.framed_len;
             match d.record {
                 Record::Entry(r) => {
@@ -224,11 +227,18 @@ impl Segments {
                         loaded.committed = r.committed;
                     }
                     if Some(index) > purged_index || purged_index.is_none() {
-                        loaded.entries.insert(index, r.entry);
+                        let loc = EntryLoc {
+                            log_id: r.entry.log_id,
+                            seq,
+                            offset,
+                            // decode_record bounds the body by RECORD_BODY_MAX_BYTES.
+                            len: d.framed_len as u32,
+                        };
+                        loaded.entries.insert(r.entry, loc);
                     }
                 }
                 Record::Truncate { from } => {
-                    loaded.entries.split_off(&from);
+                    loaded.entries.remove_from(from);
                 }
             }
         }
@@ -272,7 +282,8 @@ impl Segments {
 
     /// Appends framed `records` (entries up to `max_decree`, if any), rolling over to a new
     /// segment when the active one is full, and fsyncs them: one fsync for the whole group.
-    pub fn append(&mut self, records: &[u8], max_decree: Option<u64>) -> Result<()> {
+    /// Returns the segment written and the offset of `records` within it.
+    pub fn append(&mut self, records: &[u8], max_decree: Option<u64>) -> Result<(u64, u64)> {
         let full = self
             .active
             .as_ref()
@@ -296,19 +307,20 @@ impl Segments {
         let Some(w) = self.active.as_mut() else {
             return Err(Error::Closed("plog has no active segment".into()));
         };
+        let base = w.len();
         w.append(records).map_err(|e| Error::io(&path, e))?;
         w.sync().map_err(|e| Error::io(&path, e))?;
         if created {
             self.sync_dir()?;
         }
-        Ok(())
+        Ok((seq, base))
     }
 
     /// Durably removes every entry with decree `>= from` (a truncation record).
     pub fn truncate(&mut self, from: u64) -> Result<()> {
         let mut buf = Vec::with_capacity(32);
         format::encode_truncate(&mut buf, from);
-        self.append(&buf, None)
+        self.append(&buf, None).map(|_| ())
     }
 
     /// Removes segments oldest first while every entry in them is `<= decree`. Returns how many.
@@ -337,4 +349,110 @@ impl Segments {
     pub fn count(&self) -> usize {
         self.segs.len()
     }
+}
+
+/// Reads the entries at `locs` back from their segments in `dir`, verifying each record's
+/// checksum and that it holds the entry the index expects; damage is [`Error::Corruption`]
+/// naming the segment and offset. Consecutive records of one segment are read with one call.
+pub fn read_entries(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    locs: &[EntryLoc],
+) -> Result<Vec<Entry<TypeConfig>>> {
+    let mut out = Vec::with_capacity(locs.len());
+    let mut rest = locs;
+    while let Some(first) = rest.first() {
+        // The run of records that sit back to back in the same segment.
+        let mut run = 1;
+        while let (Some(prev), Some(next)) = (rest.get(run - 1), rest.get(run)) {
+            let adjacent = next.seq == prev.seq && next.offset == prev.offset + u64::from(prev.len);
+            if !adjacent {
+                break;
+            }
+            run += 1;
+        }
+        let (group, tail) = rest.split_at(run);
+        read_run(fs, dir, first.seq, group, &mut out)?;
+        rest = tail;
+    }
+    Ok(out)
+}
+
+fn read_run(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    seq: u64,
+    group: &[EntryLoc],
+    out: &mut Vec<Entry<TypeConfig>>,
+) -> Result<()> {
+    let path = dir.join(format::segment_name(seq));
+    let (Some(first), Some(last)) = (group.first(), group.last()) else {
+        return Ok(());
+    };
+    let start = first.offset;
+    let end = last.offset + u64::from(last.len);
+    let file = fs.open_read(&path).map_err(|e| Error::io(&path, e))?;
+    if end > file.size() {
+        return Err(Error::corruption(
+            &path,
+            start,
+            format!(
+                "indexed plog records end at {end}, past the segment's {} bytes",
+                file.size()
+            ),
+        ));
+    }
+    let mut buf = vec![0u8; (end - start) as usize];
+    file.read_at(start, &mut buf)
+        .map_err(|e| Error::io(&path, e))?;
+    for loc in group {
+        let at = (loc.offset - start) as usize;
+        let bad = |why: &str| Error::corruption(&path, loc.offset, why.to_string());
+        let d = match format::decode_record(&buf[at..at + loc.len as usize]) {
+            Ok(d) => d,
+            Err(DecodeError::Truncated) => return Err(bad("truncated plog record on re-read")),
+            Err(DecodeError::Bad(why)) => return Err(bad(why)),
+        };
+        match d.record {
+            Record::Entry(r)
+                if r.entry.log_id == loc.log_id && d.framed_len == loc.len as usize =>
+            {
+                out.push(r.entry)
+            }
+            Record::Entry(r) => {
+                return Err(bad(&format!(
+                    "plog record holds entry {} where the index expects {}",
+                    r.entry.log_id, loc.log_id
+                )))
+            }
+            Record::Truncate { .. } => {
+                return Err(bad(
+                    "plog record is a truncation where the index expects an entry",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns a read plan into entries, reading the on-disk runs from their segments.
+pub fn resolve(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    plan: Vec<Planned>,
+) -> Result<Vec<Entry<TypeConfig>>> {
+    let mut out = Vec::with_capacity(plan.len());
+    let mut pending: Vec<EntryLoc> = Vec::new();
+    for p in plan {
+        match p {
+            Planned::OnDisk(loc) => pending.push(loc),
+            Planned::Cached(e) => {
+                out.extend(read_entries(fs, dir, &pending)?);
+                pending.clear();
+                out.push(e);
+            }
+        }
+    }
+    out.extend(read_entries(fs, dir, &pending)?);
+    Ok(out)
 }

@@ -135,7 +135,8 @@ impl SnapshotReceiver {
             if d.exists() {
                 std::fs::remove_dir_all(&d)?;
             }
-            std::fs::create_dir_all(&d)
+            // Durable: the received files are fsynced into it, and must not lose their directory.
+            siltdb::fs::create_dir_durable(&siltdb::fs::StdFs, &d).map_err(std::io::Error::other)
         })
         .await?;
         let n = files.len();
