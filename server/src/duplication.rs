@@ -43,8 +43,9 @@ use crate::client::{Client, ClientOptions};
 use crate::error::ServerError;
 use crate::layout::TableLayout;
 use crate::node::{client_mutation, Node, WRITE_OPS_MAX};
-use crate::proto::{ClientRequest, ClientResponse, DuplicationReplicaStatus};
+use crate::proto::{ClientRequest, ClientResponse};
 use parking_lot::{Condvar, Mutex};
+pub use siltdb_client::duplication::{DuplicationReplicaStatus, DuplicationReport};
 use siltdb_replica::duplication::replay::{
     checkpoint_context, clear_mutation, merge_batch, stream_user_keys, CheckpointCopy,
 };
@@ -56,7 +57,7 @@ use siltdb_replica::duplication::{
 use siltdb_replica::replica::Replica;
 use siltdb_replica::siltdb::fs::{FileSystem, StdFs};
 use siltdb_replica::{Decree, Gpid, Mutation, WriteOp};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -161,7 +162,7 @@ impl RemoteClusterSink {
     fn block<T>(
         &self,
         what: &str,
-        f: impl std::future::Future<Output = crate::Result<T>>,
+        f: impl std::future::Future<Output = siltdb_client::Result<T>>,
     ) -> SinkResult<T> {
         let bound = REMOTE_DEADLINE + REMOTE_RPC_TIMEOUT;
         match self
@@ -746,61 +747,6 @@ async fn duplication_write(
         })
         .await?;
     Ok(ClientResponse::Written { decree })
-}
-
-/// What [`Client::query_duplication`] gathered from every node of a table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DuplicationReport {
-    /// Every replica's view, from every node that answered.
-    pub replicas: Vec<DuplicationReplicaStatus>,
-    /// Nodes that did not answer: (id, error).
-    pub unreachable: Vec<(u64, String)>,
-}
-
-impl DuplicationReport {
-    /// The duplication ids seen.
-    pub fn ids(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.replicas.iter().map(|r| r.dup_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    }
-
-    /// For duplication `id`, each partition's view from the node running its duplicator
-    /// (`None` while no node does: election, or a takeover within [`SUPERVISE_EVERY`]).
-    pub fn primaries(
-        &self,
-        id: u64,
-        partition_count: u32,
-    ) -> BTreeMap<u32, Option<&DuplicationReplicaStatus>> {
-        (0..partition_count)
-            .map(|p| {
-                let prim = self
-                    .replicas
-                    .iter()
-                    .filter(|r| r.dup_id == id && r.partition == p && r.primary)
-                    .max_by_key(|r| r.confirmed_decree);
-                (p, prim)
-            })
-            .collect()
-    }
-
-    /// Whether every partition of duplication `id` has a node running its duplicator, and
-    /// every node that does (two may, for up to [`SUPERVISE_EVERY`] after a leader change)
-    /// ships (LOG) with no lag.
-    pub fn caught_up(&self, id: u64, partition_count: u32) -> bool {
-        (0..partition_count).all(|p| {
-            let mut prim = self
-                .replicas
-                .iter()
-                .filter(|r| r.dup_id == id && r.partition == p && r.primary)
-                .peekable();
-            prim.peek().is_some()
-                && prim.all(|s| {
-                    s.status == siltdb_replica::duplication::Status::Log && s.lag_decrees == Some(0)
-                })
-        })
-    }
 }
 
 #[cfg(test)]

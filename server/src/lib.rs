@@ -27,7 +27,8 @@
 
 pub mod allocator;
 pub mod bulk_load;
-pub mod client;
+/// The Rust client (the client crate's, re-exported).
+pub use siltdb_client::client;
 pub mod config;
 pub mod duplication;
 pub mod error;
@@ -38,7 +39,8 @@ pub mod membership;
 pub mod meta;
 pub mod node;
 pub mod pegasus;
-pub mod proto;
+/// Client messages (the client crate's, re-exported).
+pub use siltdb_client::proto;
 pub mod redis;
 pub mod server;
 

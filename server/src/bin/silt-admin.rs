@@ -324,7 +324,7 @@ fn print_row(key: &[u8], value: &[u8]) -> Res<()> {
 
 async fn data_command(client: &Client, cmd: Cmd) -> Res<()> {
     use siltdb_server::pegasus::{ScanRange, Ttl};
-    let err = |e: siltdb_server::Error| e.to_string();
+    let err = |e: siltdb_client::Error| e.to_string();
     match cmd {
         Cmd::Put {
             table,

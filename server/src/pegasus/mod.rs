@@ -9,9 +9,11 @@
 //! check-and-mutate and incr are [`siltdb_replica::pegasus::AtomicOp`]s decided by the state
 //! machine when their log entry applies, so every replica reaches the same outcome.
 
-pub mod client;
+/// The Rust API (the client crate's, re-exported).
+pub use siltdb_client::pegasus::client;
 pub mod handler;
-pub mod proto;
+/// The messages (the client crate's, re-exported).
+pub use siltdb_client::pegasus::proto;
 
 pub use client::{Pegasus, Ttl};
 pub use proto::{PegasusRequest, PegasusResponse, Record, ScanRange};
