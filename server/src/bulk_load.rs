@@ -998,3 +998,53 @@ pub async fn replica_op(
     };
     Ok(ClientResponse::BulkLoadReplica(reply))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siltdb_client::frame::encode_payload;
+    use siltdb_replica::mutation::{IngestCommand, IngestFile};
+
+    fn ingest() -> Mutation {
+        Mutation::control(
+            Some(Ballot(7)),
+            ControlOp::Ingest(IngestCommand {
+                load_id: 42,
+                source_dir: "/data/bulk/t/3/bulk_load".into(),
+                files: vec![IngestFile {
+                    name: "000001.sst".into(),
+                    size: 4096,
+                    crc32c: 0xdead_beef,
+                }],
+            }),
+        )
+    }
+
+    #[test]
+    fn the_ingest_wire_form_encodes_as_the_mutation_and_converts_back() {
+        let m = ingest();
+        let wire = ingest_wire(m.clone()).unwrap();
+        assert_eq!(encode_payload(&wire).unwrap(), encode_payload(&m).unwrap());
+        assert_eq!(ingest_from_wire(wire), m);
+        let mut plain = Mutation::new();
+        plain.put(b"k".to_vec(), b"v".to_vec());
+        let wire = ingest_wire(plain.clone()).unwrap();
+        assert_eq!(encode_payload(&wire).unwrap(), encode_payload(&plain).unwrap());
+        assert_eq!(ingest_from_wire(wire), plain);
+    }
+
+    #[test]
+    fn a_non_ingest_control_op_has_no_wire_form() {
+        let atomic = siltdb_replica::pegasus::AtomicOp {
+            now_ms: 1,
+            kind: siltdb_replica::pegasus::atomic::AtomicKind::Incr {
+                hash_key: b"h".to_vec(),
+                sort_key: b"s".to_vec(),
+                delta: 1,
+                expire: siltdb_replica::pegasus::Expire::Keep,
+            },
+        };
+        let m = Mutation::control(None, ControlOp::Atomic(Box::new(atomic)));
+        assert!(matches!(ingest_wire(m), Err(TargetError::Fatal(_))));
+    }
+}
