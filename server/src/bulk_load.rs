@@ -1,6 +1,9 @@
 //! Bulk load on the cluster: loading the SST files `sst-ingest build --partitions N` wrote into
 //! every partition of a table whose replicas live on several nodes.
 //!
+//! Layer: service (on top of [`crate::node`]; the reports and steps on the wire are in
+//! `siltdb_client::bulk_load`).
+//!
 //! ## Roles
 //! * **Coordinator**: the table's first node ([`coordinator`]) runs the replica crate's
 //!   [`BulkLoadController`] for the table on one plain thread it owns. Each partition's driver
@@ -1029,7 +1032,10 @@ mod tests {
         let mut plain = Mutation::new();
         plain.put(b"k".to_vec(), b"v".to_vec());
         let wire = ingest_wire(plain.clone()).unwrap();
-        assert_eq!(encode_payload(&wire).unwrap(), encode_payload(&plain).unwrap());
+        assert_eq!(
+            encode_payload(&wire).unwrap(),
+            encode_payload(&plain).unwrap()
+        );
         assert_eq!(ingest_from_wire(wire), plain);
     }
 

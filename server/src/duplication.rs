@@ -3,6 +3,8 @@
 //! duplication; the replica crate's [`siltdb_replica::duplication`] does the per-partition
 //! work: status machine, persisted records, duplicator thread, plog GC floor).
 //!
+//! Layer: service (on top of [`crate::node`]; the reports are in `siltdb_client::duplication`).
+//!
 //! - [`RemoteClusterSink`]: the [`DuplicationSink`] for "partition p of table T on the cluster
 //!   reached through these seeds", over a [`Client`]. Partition counts must match (checked by
 //!   `hello`, as Pegasus does), so partition p of the source maps to partition p of the
@@ -42,7 +44,7 @@
 use crate::client::{Client, ClientOptions};
 use crate::error::ServerError;
 use crate::layout::TableLayout;
-use crate::node::{client_mutation, Node, WRITE_OPS_MAX};
+use crate::node::{client_mutation, LocalReplica, Node, WRITE_OPS_MAX};
 use crate::proto::{ClientRequest, ClientResponse};
 use parking_lot::{Condvar, Mutex};
 pub use siltdb_client::duplication::{DuplicationReplicaStatus, DuplicationReport};
@@ -267,9 +269,6 @@ fn source_id(layout: &TableLayout, partition: u32) -> String {
     let h = xxhash_rust::xxh3::xxh3_64(nodes.join(",").as_bytes());
     format!("{}.{}.{partition}@{h:016x}", layout.name, layout.app_id)
 }
-
-/// A local replica of a table: (layout, partition, replica, replica directory).
-pub(crate) type LocalReplica = (TableLayout, u32, Arc<Replica>, PathBuf);
 
 struct Running {
     replica: Arc<Replica>,
@@ -628,8 +627,13 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ServerError::Internal(format!("duplication task: {e}")))?
 }
 
-/// Answers the duplication requests (add, remove, query, duplication write).
-pub(crate) async fn handle(node: &Node, req: ClientRequest) -> Result<ClientResponse, ServerError> {
+/// Answers the duplication requests (add, remove, query, duplication write) with the node's
+/// duplications `dups`.
+pub(crate) async fn handle(
+    node: &Node,
+    dups: &Arc<NodeDuplications>,
+    req: ClientRequest,
+) -> Result<ClientResponse, ServerError> {
     match req {
         ClientRequest::AddDuplication {
             table,
@@ -648,7 +652,7 @@ pub(crate) async fn handle(node: &Node, req: ClientRequest) -> Result<ClientResp
                 )));
             }
             let replicas = node.local_replicas(&table)?;
-            let svc = Arc::clone(node.duplications());
+            let svc = Arc::clone(dups);
             let mode = fail_mode.unwrap_or(FailMode::Slow);
             let n = blocking(move || svc.add(&replicas, dup_id, &remote, mode)).await?;
             tracing::info!(%table, dup_id, added = n, "duplication added");
@@ -656,14 +660,14 @@ pub(crate) async fn handle(node: &Node, req: ClientRequest) -> Result<ClientResp
         }
         ClientRequest::RemoveDuplication { table, dup_id } => {
             let replicas = node.local_replicas(&table)?;
-            let svc = Arc::clone(node.duplications());
+            let svc = Arc::clone(dups);
             let n = blocking(move || svc.remove(&replicas, dup_id)).await?;
             tracing::info!(%table, dup_id, removed = n, "duplication removed");
             Ok(ClientResponse::DuplicationRemoved { replicas: n })
         }
         ClientRequest::QueryDuplication { table } => {
             let replicas = node.local_replicas(&table)?;
-            let svc = Arc::clone(node.duplications());
+            let svc = Arc::clone(dups);
             let v = blocking(move || svc.query(&replicas)).await?;
             Ok(ClientResponse::Duplications(v))
         }
@@ -675,7 +679,7 @@ pub(crate) async fn handle(node: &Node, req: ClientRequest) -> Result<ClientResp
             source,
             source_term,
         } => {
-            let fence = node.duplications().fence(&table, partition, &source);
+            let fence = dups.fence(&table, partition, &source);
             let timeout = node.options().request_timeout;
             let Ok(mut seen) = tokio::time::timeout(timeout, fence.lock()).await else {
                 return Err(ServerError::Timeout(format!(

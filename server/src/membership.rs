@@ -1,6 +1,9 @@
 //! Membership changes: moving a partition's replica from one node to another, and the
 //! operator loops built on it (draining a node, rebalancing onto a new one).
 //!
+//! Layer: service (on top of [`crate::node`]; the client-driven moves are in
+//! `siltdb_client::membership`).
+//!
 //! A move of partition `p` from node `from` to node `to` is four idempotent steps, so an
 //! operator (or a crash of the operator) can re-run it from the start at any point:
 //!
@@ -21,7 +24,7 @@
 //! A step that fails stops the move with the error; the data is safe in every intermediate
 //! state (the old voters keep the partition until the new membership is committed).
 
-use crate::error::{Error, Result, ServerError};
+use crate::error::{Result, ServerError};
 use crate::node::{close_replica, Node};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
@@ -29,11 +32,9 @@ use siltdb_client::layout::{NodeInfo, TableLayout};
 pub use siltdb_client::membership::{replica_count, MoveOutcome};
 use siltdb_client::proto::ClientResponse;
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
-/// Suffix of a replica directory being removed.
-pub const REMOVED_SUFFIX: &str = ".removed";
+pub use crate::node::{remove_leftovers, remove_replica_dir, REMOVED_SUFFIX};
 /// Longest a `ChangeReplicas` may wait for a learner to catch up and the change to commit.
 pub const CHANGE_TIMEOUT_MAX: Duration = Duration::from_secs(600);
 /// Shortest bound on a `ChangeReplicas`.
@@ -183,42 +184,4 @@ impl Node {
             ))),
         }
     }
-}
-
-/// Removes a replica directory: renamed to `<dir>.removed` (durably), then deleted.
-pub fn remove_replica_dir(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    let mut removed = dir.as_os_str().to_owned();
-    removed.push(REMOVED_SUFFIX);
-    let removed = std::path::PathBuf::from(removed);
-    std::fs::rename(dir, &removed).map_err(|e| Error::io(dir, e))?;
-    if let Some(parent) = dir.parent() {
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(parent, e))?;
-    }
-    std::fs::remove_dir_all(&removed).map_err(|e| Error::io(&removed, e))
-}
-
-/// Deletes what a crash left of replica removals under `replicas_dir`.
-pub fn remove_leftovers(replicas_dir: &Path) -> Result<()> {
-    let entries = match std::fs::read_dir(replicas_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(replicas_dir, e)),
-    };
-    for entry in entries {
-        let path = entry.map_err(|e| Error::io(replicas_dir, e))?.path();
-        let leftover = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.ends_with(REMOVED_SUFFIX));
-        if leftover {
-            tracing::info!(path = %path.display(), "removing a half-removed replica");
-            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-        }
-    }
-    Ok(())
 }

@@ -1,5 +1,7 @@
 //! The meta service: the cluster's catalog and the one place that changes it.
 //!
+//! Layer: service (on top of [`crate::node`]; its wire types are in `siltdb_client::meta`).
+//!
 //! The meta service is a partition of the same system: table [`META_TABLE`] (app id
 //! [`META_APP_ID`], one partition, replicated with openraft like any other) holds
 //!

@@ -2,6 +2,9 @@
 //! routed by the hash key only (`partition_of(hash_key)`), stored with the replica crate's
 //! record encoding ([`siltdb_replica::pegasus::record`], `docs/format.md`).
 //!
+//! Layer: service (on top of [`crate::node`]; the messages and the Rust API are the client
+//! crate's `siltdb_client::pegasus`, re-exported).
+//!
 //! [`proto`] holds the messages ([`PegasusRequest`] inside `ClientRequest::Pegasus`),
 //! [`handler`] their answers on the partition leader, [`client`] the Rust API
 //! ([`crate::Client::pegasus`]). Reads hide expired records at once (by the leader's clock);
