@@ -24,7 +24,7 @@
 //!    (listener, timer, graceful shutdown).
 //!
 //! Beside them: [`redis`] (a RESP endpoint, a client of the cluster), [`lincheck`],
-//! [`allocator`], [`fuzzing`] (fuzz entry points of the request, response and layout
+//! [`allocator`], `fuzzing` (feature `fuzzing`: fuzz entry points of the request, response and layout
 //! decoders).
 //!
 //! ## Bulk load
@@ -43,6 +43,7 @@ pub mod config;
 pub mod dispatch;
 pub mod duplication;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod layout;
 pub mod lincheck;
