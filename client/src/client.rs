@@ -292,7 +292,8 @@ impl Client {
             .await
     }
 
-    /// [`Client::partition_call`] with each RPC bounded by `rpc_timeout`. A node that no
+    /// `Client::partition_call` (to the partition's leader, following redirects, retrying
+    /// on other nodes until the deadline) with each RPC bounded by `rpc_timeout`. A node that no
     /// longer hosts the partition (a moved replica) makes the client fetch the table's newest
     /// layout and route by it.
     pub async fn partition_call_with(
@@ -369,7 +370,7 @@ impl Client {
         }
     }
 
-    /// [`Client::partition_call`] for the data-model API ([`crate::pegasus`]).
+    /// `Client::partition_call` (see [`Client::partition_call_with`]) for the data-model API ([`crate::pegasus`]).
     pub async fn route(
         &self,
         layout: &TableLayout,
