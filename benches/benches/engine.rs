@@ -8,11 +8,10 @@
 //! `cargo bench -p siltdb-benches --bench engine`
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use siltdb::iter::InternalIterator;
-use siltdb::key::{internal_key, seek_key, ValueKind};
-use siltdb::sst::block::{BlockBuilder, BlockIter};
-use siltdb::sst::filter::{build_filter, hash_key, BloomFilter};
-use siltdb::sst::{ReadFlags, Table};
+use siltdb::{
+    bloom_hash_key as hash_key, build_bloom_filter as build_filter, internal_key, seek_key,
+    BlockBuilder, BlockIter, BloomFilter, InternalIterator, ReadFlags, Table, ValueKind,
+};
 use siltdb::{Db, Options, ReadOptions, SstWriter, SstWriterOptions, WriteBatch, WriteOptions};
 use std::sync::Arc;
 
@@ -40,7 +39,7 @@ fn block_benches(c: &mut Criterion) {
         bb.add(key, v);
     }
     let data = bb.finish().to_vec();
-    let block = Arc::new(siltdb::sst::block::Block::new(data).expect("block"));
+    let block = Arc::new(siltdb::Block::new(data).expect("block"));
     g.bench_function("scan_4k", |b| {
         b.iter(|| {
             let mut it = BlockIter::new(block.clone());

@@ -31,30 +31,32 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
-pub mod coding;
+mod coding;
 mod compaction;
 mod db;
 mod error;
 mod filename;
 pub mod fs;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod ingest;
-pub mod iter;
-pub mod key;
-pub mod manifest;
+mod iter;
+mod key;
+mod manifest;
 mod memtable;
 mod options;
 mod range_del;
 mod resources;
 mod skiplist;
 mod snapshot;
-pub mod sst;
+mod sst;
 mod sst_writer;
-pub mod stall;
+mod stall;
 mod table_cache;
-pub mod wal;
+mod wal;
 pub mod write_batch;
 
+// The contract (`shared/API.md`).
 pub use checkpoint::{read_checkpoint_meta, CheckpointInfo, CheckpointMeta};
 pub use compaction::{CompactionFilter, FilterDecision};
 pub use db::{Db, DbIterator, Stats};
@@ -66,6 +68,23 @@ pub use resources::{SharedResources, SharedResourcesOptions};
 pub use snapshot::Snapshot;
 pub use sst_writer::{SstInfo, SstWriter, SstWriterOptions};
 pub use write_batch::WriteBatch;
+
+// What the tools (`sst-ingest inspect/dump`, RocksDB SST reading), the benches and the format
+// tests need of the internals, by name: reading one SST file, internal keys, the WAL reader.
+// Everything else stays private, so an internal change is no API break.
+pub use iter::InternalIterator;
+pub use key::{internal_key, parse as parse_internal_key, seek_key, ValueKind, MAX_SEQNO};
+pub use sst::block::{
+    Block, BlockBuilder, BlockIter, BLOCK_UNCOMPRESSED_MAX_BYTES, MAX_ENTRY_BYTES,
+};
+pub use sst::filter::{
+    build_filter as build_bloom_filter, hash_key as bloom_hash_key, BloomFilter,
+};
+pub use sst::rocksdb::{
+    convert as rocksdb_convert, is_rocksdb_table, RocksEntry, RocksKind, RocksTable,
+};
+pub use sst::{InMemoryFile, Properties, ReadFlags, Table};
+pub use wal::{read_log, LogRead, LogWriter};
 
 /// The README's example, compiled and run as a doctest.
 #[doc = include_str!("../../README.md")]

@@ -3,7 +3,7 @@
 //! made by `SstWriter`, damage in lz4 blocks, and files written without lz4 support.
 
 use siltdb::fs::{FileSystem, StdFs};
-use siltdb::sst::Table;
+use siltdb::Table;
 use siltdb::{Compression, Db, IngestOptions, Options, ReadOptions, SstWriter, SstWriterOptions};
 use std::path::{Path, PathBuf};
 

@@ -562,7 +562,7 @@ fn wal_mid_log_flips_are_corruption_and_tail_truncation_keeps_a_prefix() {
     let wal = &wals[0];
     let name = name_of(wal);
     let data = std::fs::read(wal).unwrap();
-    let log = siltdb::wal::read_log(&data);
+    let log = siltdb::read_log(&data);
     assert!(log.corruption.is_none() && log.torn_tail.is_none());
     assert_eq!(
         log.records.len(),
@@ -621,7 +621,7 @@ fn wal_mid_log_flips_are_corruption_and_tail_truncation_keeps_a_prefix() {
     ]);
     for len in lens {
         let len = len.min(data.len() as u64);
-        let kept = siltdb::wal::read_log(&data[..len as usize]).records.len();
+        let kept = siltdb::read_log(&data[..len as usize]).records.len();
         let expect = model_after(&t.sst_state, &t.wal_batches[..kept]);
         let d = Damage::Truncate { len };
         let r = trial(t, &name, d, &Rule::Exact(expect));

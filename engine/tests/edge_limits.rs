@@ -4,13 +4,13 @@
 //! error, and many entries never make a block the reader would refuse).
 
 use siltdb::fs::{FileSystem, StdFs};
-use siltdb::key::MAX_SEQNO;
-use siltdb::sst::block::{BLOCK_UNCOMPRESSED_MAX_BYTES, MAX_ENTRY_BYTES};
-use siltdb::wal::{read_log, LogWriter};
+use siltdb::MAX_SEQNO;
+use siltdb::{read_log, LogWriter};
 use siltdb::{
     Compression, Db, Error, IngestOptions, Options, SstWriter, SstWriterOptions, WriteBatch,
     WriteOptions,
 };
+use siltdb::{BLOCK_UNCOMPRESSED_MAX_BYTES, MAX_ENTRY_BYTES};
 use std::path::{Path, PathBuf};
 
 fn wal_files(dir: &Path) -> Vec<PathBuf> {

@@ -1,8 +1,8 @@
 //! Reading RocksDB block-based tables written by RocksDB itself (fixtures made by
 //! `tests/fixtures/rocksdb/generate.py`), ingesting them, and refusing damaged copies.
 
-use siltdb::sst::rocksdb::{convert, RocksTable};
-use siltdb::sst::InMemoryFile;
+use siltdb::InMemoryFile;
+use siltdb::{rocksdb_convert as convert, RocksTable};
 use siltdb::{Db, Error, IngestOptions, Options};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -23,6 +23,7 @@ pub mod duplication;
 pub mod durable;
 pub mod error;
 pub mod fs_util;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod maintenance;

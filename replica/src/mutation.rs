@@ -23,6 +23,7 @@ use crate::bulk_load::metadata::{validate_file_name, FILES_MAX};
 use crate::error::{Error, Result};
 use crate::types::Ballot;
 use serde::{Deserialize, Serialize};
+pub use siltdb_client::{IngestCommand, IngestFile, WriteOp};
 
 /// Keys starting with this prefix are reserved for the replica's own metadata in the engine.
 pub const RESERVED_KEY_PREFIX: &[u8] = b"\0silt/";
@@ -48,32 +49,6 @@ const CONTROL_KIND_INGEST: u8 = 1;
 /// Control-op kind byte of [`ControlOp::Atomic`] in the encoding.
 const CONTROL_KIND_ATOMIC: u8 = 2;
 
-/// One SST file named by an [`IngestCommand`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IngestFile {
-    /// Plain file name inside [`IngestCommand::source_dir`] (no separators, no `..`).
-    pub name: String,
-    /// Expected size in bytes.
-    pub size: u64,
-    /// Expected CRC-32C of the whole file.
-    pub crc32c: u32,
-}
-
-/// Bulk-load ingestion as a replicated control write: every replica copies the files from
-/// `source_dir` into its own staging directory, verifies size and checksum, and ingests the
-/// copies (never moving the originals). `load_id` names the load: a replica that already
-/// ingested that load (recorded in the engine with the decree) applies the entry as a no-op,
-/// so proposing it again after a timeout never ingests twice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IngestCommand {
-    /// Identity of the bulk load (random, chosen when the load starts).
-    pub load_id: u64,
-    /// Directory holding the verified downloaded files (shared in process).
-    pub source_dir: String,
-    /// The files, in key order.
-    pub files: Vec<IngestFile>,
-}
-
 /// A write the replica performs itself when the entry applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlOp {
@@ -83,30 +58,6 @@ pub enum ControlOp {
     /// when the entry applies ([`crate::pegasus::atomic`]). Proposed by `Replica::write_atomic`
     /// (gated and throttled like any user write).
     Atomic(Box<crate::pegasus::AtomicOp>),
-}
-
-/// One client write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WriteOp {
-    /// Set `key` to `value`.
-    Put {
-        /// The key.
-        key: Vec<u8>,
-        /// The value.
-        value: Vec<u8>,
-    },
-    /// Delete `key`.
-    Delete {
-        /// The key.
-        key: Vec<u8>,
-    },
-    /// Delete every key in `[start, end)`.
-    DeleteRange {
-        /// First key deleted.
-        start: Vec<u8>,
-        /// First key kept.
-        end: Vec<u8>,
-    },
 }
 
 /// A batch of client writes replicated as one log entry.

@@ -5,32 +5,8 @@
 //! arithmetic is checked so that an underflow is an `Option`, not a wrapped number.
 
 use serde::{Deserialize, Serialize};
+pub use siltdb_client::Gpid;
 use std::fmt;
-
-/// A partition: (app id, partition index). The unit of replication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Gpid {
-    /// The table (app) id.
-    pub app_id: u32,
-    /// The partition index within the table.
-    pub partition_index: u32,
-}
-
-impl Gpid {
-    /// The partition `partition_index` of table `app_id`.
-    pub const fn new(app_id: u32, partition_index: u32) -> Self {
-        Self {
-            app_id,
-            partition_index,
-        }
-    }
-}
-
-impl fmt::Display for Gpid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.app_id, self.partition_index)
-    }
-}
 
 /// The configuration epoch: openraft's term. A request carrying a lower ballot than the
 /// replica's is stale and refused.

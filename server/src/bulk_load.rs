@@ -1,6 +1,9 @@
 //! Bulk load on the cluster: loading the SST files `sst-ingest build --partitions N` wrote into
 //! every partition of a table whose replicas live on several nodes.
 //!
+//! Layer: service (on top of [`crate::node`]; the reports and steps on the wire are in
+//! `siltdb_client::bulk_load`).
+//!
 //! ## Roles
 //! * **Coordinator**: the table's first node ([`coordinator`]) runs the replica crate's
 //!   [`BulkLoadController`] for the table on one plain thread it owns. Each partition's driver
@@ -46,14 +49,17 @@
 //! thread still inside an ingestion round stops calling out and is left to the process exit),
 //! and the load is reported FAILED (interrupted) the same way.
 
-use crate::client::Client;
 use crate::error::ServerError;
-use crate::layout::{NodeInfo, TableLayout};
 use crate::node::Node;
-use crate::proto::ClientResponse;
-use crate::ClientOptions;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+pub use siltdb_client::bulk_load::{
+    coordinator, BulkLoadReport, IngestControl, IngestMutation, PartitionReport, ReplicaBulkOp,
+    ReplicaBulkReply,
+};
+use siltdb_client::layout::{NodeInfo, TableLayout};
+use siltdb_client::proto::ClientResponse;
+use siltdb_client::{Client, ClientOptions};
 use siltdb_replica::bulk_load::download::DownloadManager;
 use siltdb_replica::bulk_load::metadata::METADATA_FILE_NAME;
 use siltdb_replica::bulk_load::metrics::BulkLoadMetrics;
@@ -97,137 +103,6 @@ const APPLIED_POLL_INTERVAL: Duration = Duration::from_millis(20);
 const START_WAIT_MAX: Duration = Duration::from_secs(3);
 /// Bound on joining the coordinator threads at shutdown.
 const SHUTDOWN_JOIN_WAIT_MAX: Duration = Duration::from_secs(15);
-
-/// One bulk-load step on a hosting node's local replica of a partition.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ReplicaBulkOp {
-    /// Ballot, leader and applied decree of the local replica.
-    State,
-    /// Proposes the ingest control mutation on the local replica, which must lead; answered
-    /// once the entry applied here (the leader), bounded by `timeout_ms`.
-    Ingest {
-        /// An ingest control mutation with the load's ballot.
-        mutation: Mutation,
-        /// Bound on the proposal and its apply.
-        timeout_ms: u64,
-    },
-    /// Checkpoints the local replica and purges its log up to the checkpoint.
-    Checkpoint,
-}
-
-/// A local replica's answer to a [`ReplicaBulkOp`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ReplicaBulkReply {
-    /// The replica's state.
-    State {
-        /// The answering node.
-        node_id: u64,
-        /// Its ballot (Raft term).
-        ballot: u64,
-        /// The leader it knows of.
-        leader: Option<u64>,
-        /// Its last applied decree.
-        applied: Option<u64>,
-    },
-    /// The ingestion applied on the leader at `decree`.
-    Ingested {
-        /// The decree of the ingest entry.
-        decree: u64,
-    },
-    /// The mutation's ballot is older than the replica's.
-    StaleBallot {
-        /// The replica's ballot.
-        current: u64,
-    },
-    /// Checkpointed (at `decree`) and log purged.
-    Checkpointed {
-        /// The checkpoint's decree.
-        decree: Option<u64>,
-    },
-}
-
-/// One partition's part of a [`BulkLoadReport`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionReport {
-    /// Partition index.
-    pub partition: u32,
-    /// Its status.
-    pub status: BulkLoadStatus,
-    /// Bytes downloaded so far.
-    pub downloaded_bytes: u64,
-    /// Bytes its metadata lists.
-    pub total_bytes: u64,
-    /// Why it failed.
-    pub error: Option<String>,
-}
-
-/// The status of a table's bulk load, as `QueryBulkLoad` and `StartBulkLoad` answer it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BulkLoadReport {
-    /// Table name.
-    pub table: String,
-    /// The directory the load reads (`<partition>/` sub-directories).
-    pub source_dir: String,
-    /// The coordinating node.
-    pub coordinator: u64,
-    /// The table-level status.
-    pub status: BulkLoadStatus,
-    /// Why the load failed, naming the partition.
-    pub error: Option<String>,
-    /// True while the coordinator still drives the load.
-    pub running: bool,
-    /// Every partition.
-    pub partitions: Vec<PartitionReport>,
-}
-
-impl BulkLoadReport {
-    /// True once the load ended (succeeded, failed or cancelled) and nothing runs any more.
-    pub fn is_finished(&self) -> bool {
-        !self.running && self.status.is_terminal()
-    }
-
-    /// Downloaded and total bytes over every partition.
-    pub fn bytes(&self) -> (u64, u64) {
-        self.partitions.iter().fold((0, 0), |(d, t), p| {
-            (d + p.downloaded_bytes, t + p.total_bytes)
-        })
-    }
-
-    /// A human-readable multi-line summary (what `silt-admin bulk-load-status` prints).
-    pub fn to_text(&self) -> String {
-        let (done, total) = self.bytes();
-        let mut s = format!(
-            "table {} bulk load {}{} (coordinator node {}, source {}), {done}/{total} bytes\n",
-            self.table,
-            self.status,
-            if self.running { ", running" } else { "" },
-            self.coordinator,
-            self.source_dir
-        );
-        if let Some(e) = &self.error {
-            s.push_str(&format!("error: {e}\n"));
-        }
-        for p in &self.partitions {
-            s.push_str(&format!(
-                "  partition {:>3} {:<11} {}/{} bytes",
-                p.partition,
-                p.status.to_string(),
-                p.downloaded_bytes,
-                p.total_bytes
-            ));
-            if let Some(e) = &p.error {
-                s.push_str(&format!("  error: {e}"));
-            }
-            s.push('\n');
-        }
-        s
-    }
-}
-
-/// The node that coordinates `layout`'s bulk loads: its first node.
-pub fn coordinator(layout: &TableLayout) -> Option<&NodeInfo> {
-    layout.nodes.first()
-}
 
 /// How a finished load ended, as persisted in [`LOAD_FILE`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -979,7 +854,7 @@ impl IngestTarget for ClusterTarget {
         if request.cancel.is_cancelled() {
             return Err(TargetError::Cancelled);
         }
-        let mutation = ingest_mutation(request)?;
+        let mutation = ingest_wire(ingest_mutation(request)?)?;
         let remaining = request
             .deadline
             .saturating_duration_since(Instant::now())
@@ -1041,6 +916,35 @@ impl IngestTarget for ClusterTarget {
     }
 }
 
+/// The wire form of an ingest control mutation; `Fatal` for any other control op.
+fn ingest_wire(m: Mutation) -> Result<IngestMutation, TargetError> {
+    let control = match m.control {
+        Some(ControlOp::Ingest(c)) => Some(IngestControl::Ingest(c)),
+        None => None,
+        Some(other) => {
+            return Err(TargetError::Fatal(format!(
+                "not an ingest control operation: {other:?}"
+            )))
+        }
+    };
+    Ok(IngestMutation {
+        ballot: m.ballot.map(|b| b.0),
+        ops: m.ops,
+        control,
+    })
+}
+
+/// The mutation an [`IngestMutation`] stands for.
+fn ingest_from_wire(m: IngestMutation) -> Mutation {
+    Mutation {
+        ballot: m.ballot.map(Ballot),
+        ops: m.ops,
+        control: m
+            .control
+            .map(|IngestControl::Ingest(c)| ControlOp::Ingest(c)),
+    }
+}
+
 /// Answers a [`ReplicaBulkOp`] about this node's replica of `table`'s `partition`.
 pub async fn replica_op(
     node: &Node,
@@ -1060,6 +964,7 @@ pub async fn replica_op(
             mutation,
             timeout_ms,
         } => {
+            let mutation = ingest_from_wire(mutation);
             if !matches!(mutation.control, Some(ControlOp::Ingest(_))) || !mutation.ops.is_empty() {
                 return Err(ServerError::InvalidArgument(
                     "a bulk-load ingest carries exactly one ingest control operation".into(),
@@ -1095,4 +1000,57 @@ pub async fn replica_op(
         }
     };
     Ok(ClientResponse::BulkLoadReplica(reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siltdb_client::frame::encode_payload;
+    use siltdb_replica::mutation::{IngestCommand, IngestFile};
+
+    fn ingest() -> Mutation {
+        Mutation::control(
+            Some(Ballot(7)),
+            ControlOp::Ingest(IngestCommand {
+                load_id: 42,
+                source_dir: "/data/bulk/t/3/bulk_load".into(),
+                files: vec![IngestFile {
+                    name: "000001.sst".into(),
+                    size: 4096,
+                    crc32c: 0xdead_beef,
+                }],
+            }),
+        )
+    }
+
+    #[test]
+    fn the_ingest_wire_form_encodes_as_the_mutation_and_converts_back() {
+        let m = ingest();
+        let wire = ingest_wire(m.clone()).unwrap();
+        assert_eq!(encode_payload(&wire).unwrap(), encode_payload(&m).unwrap());
+        assert_eq!(ingest_from_wire(wire), m);
+        let mut plain = Mutation::new();
+        plain.put(b"k".to_vec(), b"v".to_vec());
+        let wire = ingest_wire(plain.clone()).unwrap();
+        assert_eq!(
+            encode_payload(&wire).unwrap(),
+            encode_payload(&plain).unwrap()
+        );
+        assert_eq!(ingest_from_wire(wire), plain);
+    }
+
+    #[test]
+    fn a_non_ingest_control_op_has_no_wire_form() {
+        let atomic = siltdb_replica::pegasus::AtomicOp {
+            now_ms: 1,
+            kind: siltdb_replica::pegasus::atomic::AtomicKind::Incr {
+                hash_key: b"h".to_vec(),
+                sort_key: b"s".to_vec(),
+                delta: 1,
+                expire: siltdb_replica::pegasus::Expire::Keep,
+            },
+        };
+        let m = Mutation::control(None, ControlOp::Atomic(Box::new(atomic)));
+        assert!(matches!(ingest_wire(m), Err(TargetError::Fatal(_))));
+    }
 }

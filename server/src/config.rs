@@ -1,5 +1,7 @@
 //! Server configuration: a JSON file (optional) overridden by command-line flags.
 //!
+//! Layer: top (read by [`crate::server`] and the binaries).
+//!
 //! Every field has a default except `node_id`, `listen` and `data_dir`. Raft timing defaults
 //! are larger than openraft's because one node runs a Raft per hosted partition, each with its
 //! own heartbeats, and openraft bounds every AppendEntries by the heartbeat interval (mapping

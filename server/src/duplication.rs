@@ -3,6 +3,8 @@
 //! duplication; the replica crate's [`siltdb_replica::duplication`] does the per-partition
 //! work: status machine, persisted records, duplicator thread, plog GC floor).
 //!
+//! Layer: service (on top of [`crate::node`]; the reports are in `siltdb_client::duplication`).
+//!
 //! - [`RemoteClusterSink`]: the [`DuplicationSink`] for "partition p of table T on the cluster
 //!   reached through these seeds", over a [`Client`]. Partition counts must match (checked by
 //!   `hello`, as Pegasus does), so partition p of the source maps to partition p of the
@@ -42,9 +44,10 @@
 use crate::client::{Client, ClientOptions};
 use crate::error::ServerError;
 use crate::layout::TableLayout;
-use crate::node::{client_mutation, Node, WRITE_OPS_MAX};
-use crate::proto::{ClientRequest, ClientResponse, DuplicationReplicaStatus};
+use crate::node::{client_mutation, LocalReplica, Node, WRITE_OPS_MAX};
+use crate::proto::{ClientRequest, ClientResponse};
 use parking_lot::{Condvar, Mutex};
+pub use siltdb_client::duplication::{DuplicationReplicaStatus, DuplicationReport};
 use siltdb_replica::duplication::replay::{
     checkpoint_context, clear_mutation, merge_batch, stream_user_keys, CheckpointCopy,
 };
@@ -56,7 +59,7 @@ use siltdb_replica::duplication::{
 use siltdb_replica::replica::Replica;
 use siltdb_replica::siltdb::fs::{FileSystem, StdFs};
 use siltdb_replica::{Decree, Gpid, Mutation, WriteOp};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -161,7 +164,7 @@ impl RemoteClusterSink {
     fn block<T>(
         &self,
         what: &str,
-        f: impl std::future::Future<Output = crate::Result<T>>,
+        f: impl std::future::Future<Output = siltdb_client::Result<T>>,
     ) -> SinkResult<T> {
         let bound = REMOTE_DEADLINE + REMOTE_RPC_TIMEOUT;
         match self
@@ -266,9 +269,6 @@ fn source_id(layout: &TableLayout, partition: u32) -> String {
     let h = xxhash_rust::xxh3::xxh3_64(nodes.join(",").as_bytes());
     format!("{}.{}.{partition}@{h:016x}", layout.name, layout.app_id)
 }
-
-/// A local replica of a table: (layout, partition, replica, replica directory).
-pub(crate) type LocalReplica = (TableLayout, u32, Arc<Replica>, PathBuf);
 
 struct Running {
     replica: Arc<Replica>,
@@ -627,8 +627,13 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ServerError::Internal(format!("duplication task: {e}")))?
 }
 
-/// Answers the duplication requests (add, remove, query, duplication write).
-pub(crate) async fn handle(node: &Node, req: ClientRequest) -> Result<ClientResponse, ServerError> {
+/// Answers the duplication requests (add, remove, query, duplication write) with the node's
+/// duplications `dups`.
+pub(crate) async fn handle(
+    node: &Node,
+    dups: &Arc<NodeDuplications>,
+    req: ClientRequest,
+) -> Result<ClientResponse, ServerError> {
     match req {
         ClientRequest::AddDuplication {
             table,
@@ -647,7 +652,7 @@ pub(crate) async fn handle(node: &Node, req: ClientRequest) -> Result<ClientResp
                 )));
             }
             let replicas = node.local_replicas(&table)?;
-            let svc = Arc::clone(node.duplications());
+            let svc = Arc::clone(dups);
             let mode = fail_mode.unwrap_or(FailMode::Slow);
             let n = blocking(move || svc.add(&replicas, dup_id, &remote, mode)).await?;
             tracing::info!(%table, dup_id, added = n, "duplication added");
@@ -655,14 +660,14 @@ pub(crate) async fn handle(node: &Node, req: ClientRequest) -> Result<ClientResp
         }
         ClientRequest::RemoveDuplication { table, dup_id } => {
             let replicas = node.local_replicas(&table)?;
-            let svc = Arc::clone(node.duplications());
+            let svc = Arc::clone(dups);
             let n = blocking(move || svc.remove(&replicas, dup_id)).await?;
             tracing::info!(%table, dup_id, removed = n, "duplication removed");
             Ok(ClientResponse::DuplicationRemoved { replicas: n })
         }
         ClientRequest::QueryDuplication { table } => {
             let replicas = node.local_replicas(&table)?;
-            let svc = Arc::clone(node.duplications());
+            let svc = Arc::clone(dups);
             let v = blocking(move || svc.query(&replicas)).await?;
             Ok(ClientResponse::Duplications(v))
         }
@@ -674,7 +679,7 @@ pub(crate) async fn handle(node: &Node, req: ClientRequest) -> Result<ClientResp
             source,
             source_term,
         } => {
-            let fence = node.duplications().fence(&table, partition, &source);
+            let fence = dups.fence(&table, partition, &source);
             let timeout = node.options().request_timeout;
             let Ok(mut seen) = tokio::time::timeout(timeout, fence.lock()).await else {
                 return Err(ServerError::Timeout(format!(
@@ -746,61 +751,6 @@ async fn duplication_write(
         })
         .await?;
     Ok(ClientResponse::Written { decree })
-}
-
-/// What [`Client::query_duplication`] gathered from every node of a table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DuplicationReport {
-    /// Every replica's view, from every node that answered.
-    pub replicas: Vec<DuplicationReplicaStatus>,
-    /// Nodes that did not answer: (id, error).
-    pub unreachable: Vec<(u64, String)>,
-}
-
-impl DuplicationReport {
-    /// The duplication ids seen.
-    pub fn ids(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.replicas.iter().map(|r| r.dup_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    }
-
-    /// For duplication `id`, each partition's view from the node running its duplicator
-    /// (`None` while no node does: election, or a takeover within [`SUPERVISE_EVERY`]).
-    pub fn primaries(
-        &self,
-        id: u64,
-        partition_count: u32,
-    ) -> BTreeMap<u32, Option<&DuplicationReplicaStatus>> {
-        (0..partition_count)
-            .map(|p| {
-                let prim = self
-                    .replicas
-                    .iter()
-                    .filter(|r| r.dup_id == id && r.partition == p && r.primary)
-                    .max_by_key(|r| r.confirmed_decree);
-                (p, prim)
-            })
-            .collect()
-    }
-
-    /// Whether every partition of duplication `id` has a node running its duplicator, and
-    /// every node that does (two may, for up to [`SUPERVISE_EVERY`] after a leader change)
-    /// ships (LOG) with no lag.
-    pub fn caught_up(&self, id: u64, partition_count: u32) -> bool {
-        (0..partition_count).all(|p| {
-            let mut prim = self
-                .replicas
-                .iter()
-                .filter(|r| r.dup_id == id && r.partition == p && r.primary)
-                .peekable();
-            prim.peek().is_some()
-                && prim.all(|s| {
-                    s.status == siltdb_replica::duplication::Status::Log && s.lag_decrees == Some(0)
-                })
-        })
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! The server crate's error type, and the error a server sends back to clients.
+//! The server crate's error type; the error a server sends back to clients ([`ServerError`])
+//! lives in the client crate.
 
-use serde::{Deserialize, Serialize};
+pub use siltdb_client::ServerError;
 use std::path::PathBuf;
 
 /// Result alias of the server crate.
@@ -57,59 +58,18 @@ impl Error {
     }
 }
 
-/// An error a server returns to a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum ServerError {
-    /// This node does not lead the partition; `leader` is the one it knows of.
-    #[error("not the leader (leader: {leader:?} at {addr:?})")]
-    NotLeader {
-        /// The leader's node id, when known.
-        leader: Option<u64>,
-        /// The leader's address, when known.
-        addr: Option<String>,
-    },
-    /// No such table on this node.
-    #[error("no table {0:?}")]
-    NoSuchTable(String),
-    /// The node hosts no replica of the partition.
-    #[error("partition {0} not hosted here")]
-    NoSuchPartition(String),
-    /// A key was sent to the wrong partition.
-    #[error("wrong partition: {0}")]
-    WrongPartition(String),
-    /// The request did not complete in time; a write may or may not have been applied.
-    #[error("timed out: {0}")]
-    Timeout(String),
-    /// Throttled; retry after `delay_ms`.
-    #[error("throttled, retry after {delay_ms} ms")]
-    Throttled {
-        /// The suggested delay.
-        delay_ms: u64,
-    },
-    /// The request is malformed or not allowed.
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
-    /// The table exists with another layout.
-    #[error("already exists: {0}")]
-    AlreadyExists(String),
-    /// The partition cannot serve now (election, shutdown, Raft error).
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// An unexpected server-side error.
-    #[error("internal: {0}")]
-    Internal(String),
-}
-
-impl ServerError {
-    /// True when another attempt (possibly on another node) may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ServerError::NotLeader { .. }
-                | ServerError::Timeout(_)
-                | ServerError::Throttled { .. }
-                | ServerError::Unavailable(_)
-                | ServerError::NoSuchPartition(_)
-        )
+impl From<siltdb_client::Error> for Error {
+    /// The same variant (the messages are the same in both crates).
+    fn from(e: siltdb_client::Error) -> Self {
+        use siltdb_client::Error as C;
+        match e {
+            C::InvalidArgument(m) => Error::InvalidArgument(m),
+            C::Server(s) => Error::Server(s),
+            C::Deadline { deadline_ms, last } => Error::Deadline { deadline_ms, last },
+            C::Transport(m) => Error::Transport(m),
+            C::Internal(m) => Error::Internal(m),
+            // `siltdb_client::Error` is non-exhaustive: a later variant keeps its message.
+            other => Error::Internal(other.to_string()),
+        }
     }
 }

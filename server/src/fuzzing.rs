@@ -2,6 +2,8 @@
 //! (`fuzz/fuzz_targets/server_request.rs`) and the stable corpus replay
 //! (`server/tests/fuzz_corpus.rs`).
 //!
+//! Layer: test support (the decoders it drives are the client crate's).
+//!
 //! `server_request` feeds the bytes to every decoder a server or client runs on input from the
 //! network or a data directory: the bincode payloads of [`ClientRequest`] and
 //! [`ClientResponse`] (what a connection carries after its frame was checked), and the JSON of

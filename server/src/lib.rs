@@ -4,18 +4,28 @@
 //! data directory and serves, on one TCP port, both the Raft traffic between nodes (the
 //! replica crate's transport) and client requests (get, put, delete, batch, scan, plus
 //! operator requests: create table, list tables, stats, checkpoint, digest, fault injection).
-//! The [`client`] module is the Rust client: it routes by partition hash, follows the leader
-//! and retries under a deadline.
+//! The Rust client, the wire protocol and the layouts live in the `siltdb-client` crate (an
+//! application depends on it alone); [`client`], [`proto`] and the layout types are its,
+//! re-exported here.
 //!
-//! Files: [`config`] (flags + JSON file), [`layout`] (table placement with epochs, stored
-//! durably), [`membership`] (moving replicas: learner → voter through openraft membership;
-//! draining and rebalancing nodes), [`meta`] (the catalog: a replicated partition holding
-//! the node registry and table layouts, serving create-table and membership changes one at a
-//! time), [`duplication`] (cluster duplication: a table's writes shipped to a table of another
-//! cluster), [`bulk_load`] (bulk load on the cluster: coordinator, per-partition ingestion
-//! through the leader), [`proto`] (client messages), [`node`] (hosted replicas, request
-//! handling), [`server`] (listener, timer, graceful shutdown), [`client`], [`error`],
-//! [`fuzzing`] (fuzz entry points of the request, response and layout decoders).
+//! ## Layers
+//! Imports go one way, bottom to top:
+//! 1. the client crate: [`proto`] (messages), [`siltdb_client::layout`] (placement and the
+//!    partition function), [`client`]; and the replica layer;
+//! 2. node infrastructure: [`error`], [`layout`] (the durable layout store), [`config`];
+//! 3. [`node`]: the hosted replicas and the data requests on them;
+//! 4. services on top of a node: [`meta`] (the catalog: a replicated partition holding the node
+//!    registry and table layouts, serving create-table and membership changes one at a time),
+//!    [`membership`] (moving replicas: learner → voter through openraft membership),
+//!    [`bulk_load`] (coordinator, per-partition ingestion through the leader), [`duplication`]
+//!    (a table's writes shipped to a table of another cluster), [`pegasus`] (the data model's
+//!    handler);
+//! 5. [`dispatch`] (the services of a node and the routing of every request) and [`server`]
+//!    (listener, timer, graceful shutdown).
+//!
+//! Beside them: [`redis`] (a RESP endpoint, a client of the cluster), [`lincheck`],
+//! [`allocator`], `fuzzing` (feature `fuzzing`: fuzz entry points of the request, response and layout
+//! decoders).
 //!
 //! ## Bulk load
 //! `sst-ingest build --format csv --input data.csv --out /data/bulk --partitions 8` writes one
@@ -27,10 +37,13 @@
 
 pub mod allocator;
 pub mod bulk_load;
-pub mod client;
+/// The Rust client (the client crate's, re-exported).
+pub use siltdb_client::client;
 pub mod config;
+pub mod dispatch;
 pub mod duplication;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod layout;
 pub mod lincheck;
@@ -38,7 +51,8 @@ pub mod membership;
 pub mod meta;
 pub mod node;
 pub mod pegasus;
-pub mod proto;
+/// Client messages (the client crate's, re-exported).
+pub use siltdb_client::proto;
 pub mod redis;
 pub mod server;
 

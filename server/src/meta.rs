@@ -1,5 +1,7 @@
 //! The meta service: the cluster's catalog and the one place that changes it.
 //!
+//! Layer: service (on top of [`crate::node`]; its wire types are in `siltdb_client::meta`).
+//!
 //! The meta service is a partition of the same system: table [`META_TABLE`] (app id
 //! [`META_APP_ID`], one partition, replicated with openraft like any other) holds
 //!
@@ -31,20 +33,18 @@
 //! node of its table (a node that was down during a change catches up; both pushes are
 //! idempotent, and a layout only ever moves forward by epoch).
 
-use crate::client::{Client, ClientOptions};
 use crate::error::ServerError;
-use crate::layout::{NodeInfo, TableLayout};
 use crate::node::Node;
-use crate::proto::{ClientRequest, ClientResponse};
-use serde::{Deserialize, Serialize};
-use siltdb_replica::duplication::FailMode;
+use serde::Serialize;
+use siltdb_client::layout::{NodeInfo, TableLayout};
+pub use siltdb_client::meta::{
+    meta_layout, Catalog, DuplicationEntry, MetaRequest, META_APP_ID, META_TABLE,
+};
+use siltdb_client::proto::{ClientRequest, ClientResponse};
+use siltdb_client::{Client, ClientOptions};
 use siltdb_replica::{Mutation, WriteOp};
 use std::time::Duration;
 
-/// The meta table's name.
-pub const META_TABLE: &str = "__meta";
-/// The meta table's app id; user tables get ids from 1.
-pub const META_APP_ID: u32 = 0;
 /// Most rows one catalog read returns.
 const CATALOG_ROWS_MAX: usize = 100_000;
 /// Bytes one catalog read may return.
@@ -55,126 +55,6 @@ const NODE_PREFIX: &str = "node/";
 const TABLE_PREFIX: &str = "table/";
 /// Key prefix of duplications.
 const DUP_PREFIX: &str = "dup/";
-
-/// A catalog request, served by the meta partition's leader.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum MetaRequest {
-    /// Adds (or updates the address of) a node.
-    RegisterNode(NodeInfo),
-    /// Creates a table; `nodes` empty = every registered node.
-    CreateTable {
-        /// Table name.
-        name: String,
-        /// Partitions.
-        partition_count: u32,
-        /// Replicas per partition.
-        replica_count: u32,
-        /// Hosting node ids; empty = every registered node.
-        nodes: Vec<u64>,
-    },
-    /// The registered nodes and the recorded layouts.
-    Catalog,
-    /// Moves a replica (`crate::membership`); `to` must be registered.
-    MoveReplica {
-        /// Table name.
-        table: String,
-        /// The partition.
-        partition: u32,
-        /// The node giving up its replica.
-        from: u64,
-        /// The node taking it.
-        to: u64,
-        /// Bound on the catch-up, in ms.
-        catch_up_ms: u64,
-    },
-    /// Moves every replica of every table off a node.
-    DrainNode {
-        /// The node.
-        node: u64,
-        /// Bound on each catch-up, in ms.
-        catch_up_ms: u64,
-    },
-    /// Moves replicas of every table onto a registered node until it hosts its share.
-    AddNode {
-        /// The node.
-        node: u64,
-        /// Bound on each catch-up, in ms.
-        catch_up_ms: u64,
-    },
-    /// Removes a node from the cluster: drains it of every user table's replicas, takes it out
-    /// of every layout and unregisters it. Refused for a meta replica (the meta partition's
-    /// membership is fixed at `init-meta`).
-    RemoveNode {
-        /// The node.
-        node: u64,
-        /// Bound on each catch-up, in ms.
-        catch_up_ms: u64,
-    },
-    /// Pushes every recorded layout to its nodes and installs every recorded duplication.
-    ReconcileTables,
-    /// Records a duplication of `table` and installs it on the table's nodes; answers
-    /// [`ClientResponse::Written`] with the id as `decree`.
-    AddDuplication {
-        /// Source table.
-        table: String,
-        /// Servers of the follower cluster.
-        remote_seeds: Vec<String>,
-        /// Follower table (same partition count).
-        remote_table: String,
-        /// Behaviour on unreadable log ranges; default SLOW.
-        fail_mode: Option<FailMode>,
-    },
-    /// Forgets a duplication and removes it from the table's nodes.
-    RemoveDuplication {
-        /// Source table.
-        table: String,
-        /// The id.
-        dup_id: u64,
-    },
-}
-
-/// A recorded duplication.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DuplicationEntry {
-    /// Source table.
-    pub table: String,
-    /// The id (the same on every node).
-    pub dup_id: u64,
-    /// Servers of the follower cluster.
-    pub remote_seeds: Vec<String>,
-    /// Follower table.
-    pub remote_table: String,
-    /// Fail mode.
-    pub fail_mode: Option<FailMode>,
-}
-
-/// The catalog: registered nodes and recorded layouts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Catalog {
-    /// Registered nodes, by id.
-    pub nodes: Vec<NodeInfo>,
-    /// Recorded layouts, by app id.
-    pub tables: Vec<TableLayout>,
-    /// Recorded duplications, by table and id.
-    #[serde(default)]
-    pub duplications: Vec<DuplicationEntry>,
-}
-
-impl Catalog {
-    fn node(&self, id: u64) -> Result<NodeInfo, ServerError> {
-        self.nodes
-            .iter()
-            .find(|n| n.id == id)
-            .cloned()
-            .ok_or_else(|| ServerError::InvalidArgument(format!("node {id} is not registered")))
-    }
-}
-
-/// The layout of the meta table on `nodes` (one partition, a replica on each).
-pub fn meta_layout(nodes: Vec<NodeInfo>) -> TableLayout {
-    let n = nodes.len() as u32;
-    TableLayout::new(META_TABLE, META_APP_ID, 1, n, nodes)
-}
 
 fn node_key(id: u64) -> Vec<u8> {
     format!("{NODE_PREFIX}{id:020}").into_bytes()
@@ -196,9 +76,9 @@ fn catalog_error(what: &str, e: impl std::fmt::Display) -> ServerError {
     ServerError::Internal(format!("catalog {what}: {e}"))
 }
 
-fn client_error(e: crate::error::Error) -> ServerError {
+fn client_error(e: siltdb_client::Error) -> ServerError {
     match e {
-        crate::error::Error::Server(s) => s,
+        siltdb_client::Error::Server(s) => s,
         other => ServerError::Unavailable(other.to_string()),
     }
 }
@@ -458,7 +338,7 @@ impl Node {
                     .or_else(|e| match e {
                         // Recorded anyway below: the next reconcile installs it on the node
                         // that missed it. Refusals (bad remote, partition counts) stop here.
-                        crate::error::Error::Internal(m) if m.contains("not added everywhere") => {
+                        siltdb_client::Error::Internal(m) if m.contains("not added everywhere") => {
                             tracing::warn!(%table, dup_id, error = %m, "duplication not on every node yet");
                             Ok(dup_id)
                         }
@@ -581,38 +461,4 @@ fn user_tables(c: &Catalog) -> Vec<TableLayout> {
         .filter(|t| t.app_id != META_APP_ID)
         .cloned()
         .collect()
-}
-
-impl Client {
-    /// Sends a catalog request to the meta partition's leader (following redirects), each
-    /// attempt bounded by `rpc_timeout`. The meta table's layout is learned from the seeds, so
-    /// at least one seed must host a meta replica.
-    pub async fn meta(
-        &self,
-        req: MetaRequest,
-        rpc_timeout: Duration,
-    ) -> crate::Result<ClientResponse> {
-        let layout = self.layout(META_TABLE).await?;
-        self.partition_call_with(&layout, 0, &ClientRequest::Meta(req), rpc_timeout)
-            .await
-    }
-
-    /// Whether the cluster the seeds belong to runs a meta service.
-    pub async fn has_meta(&self) -> bool {
-        self.layout(META_TABLE).await.is_ok()
-    }
-
-    /// Creates the meta table on `nodes` (one replica each) and registers them.
-    pub async fn init_meta(&self, nodes: &[NodeInfo]) -> crate::Result<()> {
-        let layout = meta_layout(nodes.to_vec());
-        self.create_table(&layout).await?;
-        for n in nodes {
-            self.meta(
-                MetaRequest::RegisterNode(n.clone()),
-                Duration::from_secs(10),
-            )
-            .await?;
-        }
-        Ok(())
-    }
 }

@@ -1,6 +1,9 @@
 //! A node: the replicas this server hosts, for every partition of every stored table, and the
 //! answers to client and operator requests.
 //!
+//! Layer: node (above the client crate's protocol and layouts and the replica layer; below the
+//! services and dispatch). It knows no service: [`crate::dispatch`] routes requests to it.
+//!
 //! Replica directories are `<data dir>/replicas/<app_id>.<partition>`. A table's layout is
 //! stored before its replicas are opened, so a restart reopens exactly the replicas of the
 //! stored layouts. The first replica of a partition initializes the group (membership with
@@ -33,6 +36,8 @@ pub const SCAN_PAGE_BYTES_MAX: usize = 4 << 20;
 pub const WRITE_SIZE_MAX_BYTES: u64 = 4 << 20;
 /// Most ops in one write request.
 pub const WRITE_OPS_MAX: usize = 10_000;
+/// Suffix of a replica directory being removed.
+pub const REMOVED_SUFFIX: &str = ".removed";
 /// How long closing waits for in-flight requests to release a replica.
 pub const REPLICA_CLOSE_WAIT_MAX: Duration = Duration::from_secs(10);
 
@@ -68,7 +73,10 @@ struct Counters {
     timeouts: AtomicU64,
 }
 
-/// The replicas of one server and its request handling.
+/// A local replica of a table: (layout, partition, replica, replica directory).
+pub(crate) type LocalReplica = (TableLayout, u32, Arc<Replica>, PathBuf);
+
+/// The replicas of one server and the data requests on them.
 pub struct Node {
     pub(crate) opts: NodeOptions,
     pub(crate) store: LayoutStore,
@@ -85,8 +93,6 @@ pub struct Node {
     pub(crate) meta_lock: tokio::sync::Mutex<()>,
     started: Instant,
     closed: Mutex<bool>,
-    dups: Arc<crate::duplication::NodeDuplications>,
-    bulk_loads: crate::bulk_load::BulkLoads,
 }
 
 impl RaftHost for Node {
@@ -118,11 +124,9 @@ impl Node {
         metrics: Arc<TransportMetrics>,
     ) -> Result<Arc<Node>> {
         create_data_dir(&siltdb::fs::StdFs, &opts.data_dir)?;
-        crate::membership::remove_leftovers(&opts.data_dir.join("replicas"))?;
+        remove_leftovers(&opts.data_dir.join("replicas"))?;
         let store = LayoutStore::open(&opts.data_dir)?;
         let layouts = store.load_all()?;
-        let node_id = opts.node_id;
-        let bulk_loads = crate::bulk_load::BulkLoads::new(&opts.data_dir);
         let node = Arc::new(Node {
             opts,
             store,
@@ -136,20 +140,11 @@ impl Node {
             meta_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             closed: Mutex::new(false),
-            dups: crate::duplication::NodeDuplications::new(
-                node_id,
-                tokio::runtime::Handle::current(),
-            ),
-            bulk_loads,
         });
         for layout in layouts {
             node.open_table(&layout, true).await?;
             node.tables.write().insert(layout.name.clone(), layout);
         }
-        node.dups
-            .start(Arc::downgrade(&node))
-            .map_err(|e| Error::io("duplication supervisor thread", e))?;
-        node.bulk_loads.recover(&node);
         Ok(node)
     }
 
@@ -265,16 +260,8 @@ impl Node {
         Ok(())
     }
 
-    /// The node's duplications.
-    pub fn duplications(&self) -> &Arc<crate::duplication::NodeDuplications> {
-        &self.dups
-    }
-
     /// Every local replica of `table`.
-    pub(crate) fn local_replicas(
-        &self,
-        table: &str,
-    ) -> Result<Vec<crate::duplication::LocalReplica>, ServerError> {
+    pub(crate) fn local_replicas(&self, table: &str) -> Result<Vec<LocalReplica>, ServerError> {
         let layout = self.table(table)?;
         let replicas = self.replicas.read();
         Ok((0..layout.partition_count)
@@ -287,7 +274,7 @@ impl Node {
     }
 
     /// Every local replica of every table.
-    pub(crate) fn all_local_replicas(&self) -> Vec<crate::duplication::LocalReplica> {
+    pub(crate) fn all_local_replicas(&self) -> Vec<LocalReplica> {
         let names: Vec<String> = self.tables.read().keys().cloned().collect();
         names
             .iter()
@@ -370,7 +357,7 @@ impl Node {
         Ok(())
     }
 
-    async fn get(
+    pub(crate) async fn get(
         &self,
         table: &str,
         partition: u32,
@@ -383,7 +370,7 @@ impl Node {
         Ok(ClientResponse::Value(v))
     }
 
-    async fn write(
+    pub(crate) async fn write(
         &self,
         table: &str,
         partition: u32,
@@ -416,7 +403,7 @@ impl Node {
         })
     }
 
-    async fn scan(
+    pub(crate) async fn scan(
         &self,
         table: &str,
         partition: u32,
@@ -440,7 +427,11 @@ impl Node {
         })
     }
 
-    async fn digest(&self, table: &str, partition: u32) -> Result<ClientResponse, ServerError> {
+    pub(crate) async fn digest(
+        &self,
+        table: &str,
+        partition: u32,
+    ) -> Result<ClientResponse, ServerError> {
         let (layout, r) = self.replica(table, partition)?;
         let d = self.bounded("digest", &layout, r.digest()).await?;
         Ok(ClientResponse::Digest(DigestReply {
@@ -559,71 +550,39 @@ impl Node {
         }
     }
 
-    /// Answers one client or operator request.
-    pub async fn handle(&self, req: ClientRequest) -> ClientResponse {
-        if *self.closed.lock() {
-            return ClientResponse::Error(ServerError::Unavailable("server shutting down".into()));
+    /// Whether the node refuses requests (it is closing).
+    pub fn is_closed(&self) -> bool {
+        *self.closed.lock()
+    }
+
+    /// Refuses every request from now on (the first step of closing).
+    pub fn refuse_requests(&self) {
+        *self.closed.lock() = true;
+    }
+
+    /// Counts a request answered with `e`.
+    pub(crate) fn count_error(&self, e: &ServerError) {
+        count(&self.counters.errors);
+        match e {
+            ServerError::NotLeader { .. } => count(&self.counters.not_leader),
+            ServerError::Timeout(_) => count(&self.counters.timeouts),
+            _ => {}
         }
-        let r = match req {
-            ClientRequest::Get {
-                table,
-                partition,
-                key,
-            } => self.get(&table, partition, key).await,
-            ClientRequest::Write {
-                table,
-                partition,
-                ops,
-            } => self.write(&table, partition, ops).await,
-            ClientRequest::Scan {
-                table,
-                partition,
-                start,
-                end,
-                limit,
-            } => self.scan(&table, partition, start, end, limit).await,
-            ClientRequest::Pegasus {
-                table,
-                partition,
-                req,
-            } => crate::pegasus::handler::handle(self, &table, partition, req).await,
-            ClientRequest::CreateTable(layout) => {
-                self.create_table(layout).await.map(|()| ClientResponse::Ok)
-            }
-            ClientRequest::ListTables => {
-                let mut t: Vec<TableLayout> = self.tables.read().values().cloned().collect();
-                t.sort_by_key(|l| l.app_id);
-                Ok(ClientResponse::Tables(t))
-            }
-            ClientRequest::Stats => Ok(ClientResponse::Stats(self.stats())),
-            ClientRequest::Digest { table, partition } => self.digest(&table, partition).await,
-            ClientRequest::Checkpoint { table } => {
-                self.checkpoint(&table).await.map(|_| ClientResponse::Ok)
-            }
-            ClientRequest::UpdateTable(layout) => {
-                self.update_table(layout).await.map(|()| ClientResponse::Ok)
-            }
-            ClientRequest::ChangeReplicas {
-                table,
-                partition,
-                from,
-                to,
-                timeout_ms,
-            } => {
-                let bound = Duration::from_millis(timeout_ms);
-                self.change_replicas(&table, partition, from, to, bound)
-                    .await
-            }
-            ClientRequest::Meta(req) => self.meta(req).await,
-            ClientRequest::Partition { .. } | ClientRequest::Heal
-                if !self.opts.allow_fault_injection =>
-            {
-                Err(ServerError::InvalidArgument(
-                    "fault injection is disabled (--allow-fault-injection)".into(),
-                ))
-            }
+    }
+
+    /// Serves a fault-injection request (`Partition`, `Heal`) when the node allows them.
+    pub(crate) fn fault_injection(
+        &self,
+        req: &ClientRequest,
+    ) -> Result<ClientResponse, ServerError> {
+        if !self.opts.allow_fault_injection {
+            return Err(ServerError::InvalidArgument(
+                "fault injection is disabled (--allow-fault-injection)".into(),
+            ));
+        }
+        match req {
             ClientRequest::Partition { peers } => {
-                for p in peers {
+                for &p in peers {
                     if p != self.opts.node_id {
                         self.fault.partition(self.opts.node_id, p);
                     }
@@ -636,45 +595,24 @@ impl Node {
                 tracing::warn!("fault hook: healed");
                 Ok(ClientResponse::Ok)
             }
-            req @ (ClientRequest::AddDuplication { .. }
-            | ClientRequest::RemoveDuplication { .. }
-            | ClientRequest::QueryDuplication { .. }
-            | ClientRequest::DuplicationWrite { .. }) => {
-                crate::duplication::handle(self, req).await
-            }
-            ClientRequest::StartBulkLoad { table, source_dir } => {
-                self.bulk_loads.start(self, &table, &source_dir).await
-            }
-            ClientRequest::QueryBulkLoad { table } => self.bulk_loads.query(self, &table),
-            ClientRequest::BulkLoadReplica {
-                table,
-                partition,
-                op,
-            } => crate::bulk_load::replica_op(self, &table, partition, op).await,
-        };
-        match r {
-            Ok(resp) => resp,
-            Err(e) => {
-                count(&self.counters.errors);
-                match &e {
-                    ServerError::NotLeader { .. } => count(&self.counters.not_leader),
-                    ServerError::Timeout(_) => count(&self.counters.timeouts),
-                    _ => {}
-                }
-                ClientResponse::Error(e)
-            }
+            other => Err(ServerError::Internal(format!(
+                "not a fault injection: {other:?}"
+            ))),
         }
     }
 
-    /// Closes every replica (flushing engines). Requests after this are refused.
+    /// The stored layouts, by app id.
+    pub(crate) fn list_tables(&self) -> Vec<TableLayout> {
+        let mut t: Vec<TableLayout> = self.tables.read().values().cloned().collect();
+        t.sort_by_key(|l| l.app_id);
+        t
+    }
+
+    /// Closes every replica (flushing engines). Requests after this are refused. The services
+    /// holding replica handles (duplicators, bulk loads) are stopped first, by their owner
+    /// (`crate::dispatch::Services::close`).
     pub async fn close(&self) -> Result<()> {
-        self.bulk_loads.shutdown().await;
-        *self.closed.lock() = true;
-        // Duplicators first: they hold replica handles and block on this runtime.
-        let dups = Arc::clone(&self.dups);
-        if let Err(e) = tokio::task::spawn_blocking(move || dups.shutdown()).await {
-            tracing::error!(error = %e, "stopping duplications");
-        }
+        self.refuse_requests();
         let replicas: Vec<(Gpid, Arc<Replica>)> = self.replicas.write().drain().collect();
         let mut first_error = None;
         for (gpid, r) in replicas {
@@ -729,4 +667,42 @@ pub(crate) fn client_mutation(ops: Vec<WriteOp>) -> Result<Mutation, ServerError
         )));
     }
     Ok(m)
+}
+
+/// Removes a replica directory: renamed to `<dir>.removed` (durably), then deleted.
+pub fn remove_replica_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let mut removed = dir.as_os_str().to_owned();
+    removed.push(REMOVED_SUFFIX);
+    let removed = std::path::PathBuf::from(removed);
+    std::fs::rename(dir, &removed).map_err(|e| Error::io(dir, e))?;
+    if let Some(parent) = dir.parent() {
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::remove_dir_all(&removed).map_err(|e| Error::io(&removed, e))
+}
+
+/// Deletes what a crash left of replica removals under `replicas_dir`.
+pub fn remove_leftovers(replicas_dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(replicas_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(replicas_dir, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(replicas_dir, e))?.path();
+        let leftover = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(REMOVED_SUFFIX));
+        if leftover {
+            tracing::info!(path = %path.display(), "removing a half-removed replica");
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
 }

@@ -1,8 +1,12 @@
 //! A running server: the listener (Raft and client frames on one port), the node's replicas,
 //! the checkpoint timer, and a graceful shutdown that stops accepting, joins every task and
 //! closes every replica.
+//!
+//! Layer: top, with [`crate::dispatch`]; it opens the [`Node`], starts its [`Services`] and
+//! hands every decoded client request to [`Services::handle`].
 
 use crate::config::ServerConfig;
+use crate::dispatch::Services;
 use crate::error::{Error, Result};
 use crate::node::{Node, NodeOptions};
 use crate::proto::{ClientRequest, ClientResponse};
@@ -22,6 +26,7 @@ pub const SHUTDOWN_TASKS_MAX: Duration = Duration::from_secs(20);
 struct Handler {
     raft: Arc<RaftService>,
     node: Arc<Node>,
+    services: Arc<Services>,
 }
 
 impl FrameHandler for Handler {
@@ -31,7 +36,7 @@ impl FrameHandler for Handler {
                 FrameKind::RaftRequest => handle_raft_frame(&self.raft, request).await,
                 FrameKind::ClientRequest => {
                     let resp = match frame::decode_payload::<ClientRequest>(&request.payload) {
-                        Ok(req) => self.node.handle(req).await,
+                        Ok(req) => self.services.handle(&self.node, req).await,
                         Err(e) => {
                             ClientResponse::Error(crate::error::ServerError::InvalidArgument(
                                 format!("undecodable request: {e}"),
@@ -63,6 +68,7 @@ impl FrameHandler for Handler {
 /// A started server.
 pub struct Server {
     node: Arc<Node>,
+    services: Arc<Services>,
     addr: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -97,6 +103,7 @@ impl Server {
             Arc::clone(&metrics),
         )
         .await?;
+        let services = Arc::new(Services::start(&node)?);
         let raft = Arc::new(RaftService::new(
             Arc::clone(&node) as Arc<dyn RaftHost>,
             fault,
@@ -106,6 +113,7 @@ impl Server {
         let handler = Arc::new(Handler {
             raft,
             node: Arc::clone(&node),
+            services: Arc::clone(&services),
         });
         let mut tasks = vec![tokio::spawn(serve(listener, handler, rx.clone()))];
         if config.checkpoint_interval_ms > 0 {
@@ -122,6 +130,7 @@ impl Server {
         tracing::info!(node_id = config.node_id, %addr, "silt-server listening");
         Ok(Server {
             node,
+            services,
             addr,
             stop,
             tasks,
@@ -138,6 +147,11 @@ impl Server {
         &self.node
     }
 
+    /// The node's services.
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
     /// Stops accepting, joins the tasks (bounded by [`SHUTDOWN_TASKS_MAX`]) and closes every
     /// replica.
     pub async fn shutdown(self) -> Result<()> {
@@ -150,7 +164,7 @@ impl Server {
                 Err(_) => tracing::error!("server task did not stop in time"),
             }
         }
-        let r = self.node.close().await;
+        let r = self.services.close(&self.node).await;
         tracing::info!(ok = r.is_ok(), "replicas closed");
         r
     }

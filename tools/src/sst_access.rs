@@ -1,11 +1,10 @@
-//! Reading one SST file through the engine's public `siltdb::sst` module: open (footer, index,
+//! Reading one SST file through the engine's SST reader (`siltdb::Table`, re-exported for tools): open (footer, index,
 //! filter and properties are validated), full verification (every block checksum, key order,
 //! counts and bounds against the properties), and iteration for `dump`.
 
 use crate::error::{ToolError, ToolResult};
 use siltdb::fs::{FileSystem, StdFs};
-use siltdb::iter::InternalIterator;
-use siltdb::sst::{Properties, ReadFlags, Table};
+use siltdb::{InternalIterator, Properties, ReadFlags, Table};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ pub struct SstEntry {
     /// Sequence number stored with the entry (0 for files made by `SstWriter`).
     pub seqno: u64,
     /// Put or delete.
-    pub kind: siltdb::key::ValueKind,
+    pub kind: siltdb::ValueKind,
     /// The value (empty for deletions).
     pub value: Vec<u8>,
 }
@@ -56,8 +55,8 @@ impl SstFile {
         if p.num_entries == 0 {
             return None;
         }
-        let smallest = siltdb::key::parse(&p.smallest).map(|(k, _, _)| k.to_vec())?;
-        let largest = siltdb::key::parse(&p.largest).map(|(k, _, _)| k.to_vec())?;
+        let smallest = siltdb::parse_internal_key(&p.smallest).map(|(k, _, _)| k.to_vec())?;
+        let largest = siltdb::parse_internal_key(&p.largest).map(|(k, _, _)| k.to_vec())?;
         Some((smallest, largest))
     }
 
@@ -82,7 +81,7 @@ impl SstFile {
         it.seek_to_first();
         let mut seen = 0u64;
         while it.valid() && limit.is_none_or(|l| seen < l) {
-            let Some((key, seqno, kind)) = siltdb::key::parse(it.key()) else {
+            let Some((key, seqno, kind)) = siltdb::parse_internal_key(it.key()) else {
                 return Err(ToolError::engine(
                     format!("reading {}", self.path.display()),
                     siltdb::Error::corruption(&self.path, 0, "malformed internal key"),

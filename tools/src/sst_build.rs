@@ -30,14 +30,9 @@ const ENTRY_OVERHEAD_BYTES: u64 = 12;
 /// Most partitions of one build (each has an SST open while records stream).
 pub const PARTITIONS_MAX: u32 = 4096;
 
-/// The partition of `key` among `partition_count`: XXH3 64-bit (seed 0) of the key modulo the
-/// count, exactly `siltdb_server::layout::partition_of`; 0 when the count is 0.
-pub fn partition_of(key: &[u8], partition_count: u32) -> u32 {
-    if partition_count == 0 {
-        return 0;
-    }
-    (xxhash_rust::xxh3::xxh3_64(key) % u64::from(partition_count)) as u32
-}
+/// The partition of `key` among `partition_count`: the cluster's partition function (XXH3
+/// 64-bit, seed 0, of the key modulo the count; 0 when the count is 0), from the client crate.
+pub use siltdb_client::partition_of;
 
 /// What `build` does.
 #[derive(Debug, Clone)]

@@ -194,6 +194,7 @@ fn decode_file(rec: &[u8]) -> Result<NewFile, String> {
 }
 
 /// Fuzz entry point: decodes arbitrary bytes as an edit and checks the round trip.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn fuzz_decode(data: &[u8]) -> bool {
     match VersionEdit::decode(data) {
         Ok(e) => {

@@ -212,7 +212,8 @@ impl Version {
         e
     }
 
-    /// Number of files in each level.
+    /// Number of files in each level (fuzzing checks a rebuilt version against it).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn files_per_level(&self) -> [usize; NUM_LEVELS] {
         let mut out = [0; NUM_LEVELS];
         for (l, fs) in self.levels.iter().enumerate() {

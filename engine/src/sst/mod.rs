@@ -61,9 +61,11 @@ impl crate::fs::RandomAccessFile for InMemoryFile {
 }
 
 /// A growable in-memory writable file whose contents can be read back (tests, fuzzing).
+#[cfg(any(test, feature = "fuzzing"))]
 #[derive(Debug, Clone, Default)]
 pub struct SharedBufferFile(pub std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
 
+#[cfg(any(test, feature = "fuzzing"))]
 impl crate::fs::WritableFile for SharedBufferFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
         self.0.lock().extend_from_slice(data);

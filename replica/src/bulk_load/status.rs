@@ -17,74 +17,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// The Pegasus bulk-load statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum BulkLoadStatus {
-    /// No bulk load.
-    Invalid,
-    /// Fetching metadata and files from the provider.
-    Downloading,
-    /// Every file is present and verified.
-    Downloaded,
-    /// The files are being ingested into the engine.
-    Ingesting,
-    /// Ingested and checkpointed.
-    Succeed,
-    /// Failed; the error text says why.
-    Failed,
-    /// A pause was asked; downloads are being stopped.
-    Pausing,
-    /// Downloads stopped; files kept for a restart.
-    Paused,
-    /// Cancelled by an operator.
-    Canceled,
-}
-
-impl BulkLoadStatus {
-    /// Every status, for exhaustive tests and tables.
-    pub const ALL: [BulkLoadStatus; 9] = [
-        BulkLoadStatus::Invalid,
-        BulkLoadStatus::Downloading,
-        BulkLoadStatus::Downloaded,
-        BulkLoadStatus::Ingesting,
-        BulkLoadStatus::Succeed,
-        BulkLoadStatus::Failed,
-        BulkLoadStatus::Pausing,
-        BulkLoadStatus::Paused,
-        BulkLoadStatus::Canceled,
-    ];
-
-    /// True for statuses in which nothing runs and nothing will without a new `Start`.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            BulkLoadStatus::Invalid
-                | BulkLoadStatus::Succeed
-                | BulkLoadStatus::Failed
-                | BulkLoadStatus::Canceled
-        )
-    }
-}
-
-impl fmt::Display for BulkLoadStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            BulkLoadStatus::Invalid => "INVALID",
-            BulkLoadStatus::Downloading => "DOWNLOADING",
-            BulkLoadStatus::Downloaded => "DOWNLOADED",
-            BulkLoadStatus::Ingesting => "INGESTING",
-            BulkLoadStatus::Succeed => "SUCCEED",
-            BulkLoadStatus::Failed => "FAILED",
-            BulkLoadStatus::Pausing => "PAUSING",
-            BulkLoadStatus::Paused => "PAUSED",
-            BulkLoadStatus::Canceled => "CANCELED",
-        };
-        f.write_str(name)
-    }
-}
+pub use siltdb_client::bulk_load::BulkLoadStatus;
 
 /// What can happen to a partition's bulk load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

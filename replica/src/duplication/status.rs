@@ -8,56 +8,7 @@
 //! rejected event is a typed value, never a panic, so an operator command in the wrong state is
 //! an error the caller reports.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// Where a duplication is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Status {
-    /// Added, not started.
-    Init,
-    /// Making a checkpoint the follower can copy.
-    Prepare,
-    /// The follower is copying the checkpoint.
-    App,
-    /// Shipping mutations from the plog.
-    Log,
-    /// Shipping paused by the operator.
-    Pause,
-    /// Removed; terminal.
-    Removed,
-}
-
-impl Status {
-    /// Every status, for exhaustive tests.
-    pub const ALL: [Status; 6] = [
-        Status::Init,
-        Status::Prepare,
-        Status::App,
-        Status::Log,
-        Status::Pause,
-        Status::Removed,
-    ];
-
-    /// True unless removed: a live duplication holds plog GC back.
-    pub fn is_live(self) -> bool {
-        self != Status::Removed
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            Status::Init => "INIT",
-            Status::Prepare => "PREPARE",
-            Status::App => "APP",
-            Status::Log => "LOG",
-            Status::Pause => "PAUSE",
-            Status::Removed => "REMOVED",
-        };
-        f.write_str(s)
-    }
-}
+pub use siltdb_client::duplication::Status;
 
 /// What can happen to a duplication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

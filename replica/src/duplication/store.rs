@@ -10,21 +10,13 @@ use crate::error::{Error, Result};
 use crate::types::Decree;
 use serde::{Deserialize, Serialize};
 use siltdb::fs::FileSystem;
+pub use siltdb_client::duplication::FailMode;
 use std::path::{Path, PathBuf};
 
 /// Version of the record format; bumped on incompatible changes.
 pub const RECORD_VERSION: u32 = 1;
 const PREFIX: &str = "dup.";
 const SUFFIX: &str = ".json";
-
-/// What to do when a plog range cannot be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum FailMode {
-    /// Retry forever with bounded exponential backoff.
-    Slow,
-    /// Skip the unreadable range and count it.
-    Skip,
-}
 
 /// One duplication as persisted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,219 +11,13 @@ use super::record::{decode_key, encode_key, encode_value, hash_key_range, live_v
 use crate::mutation::{get_bytes, get_u64, put_bytes, take, RESERVED_KEY_PREFIX};
 use serde::{Deserialize, Serialize};
 use siltdb::{Db, WriteBatch};
+pub use siltdb_client::pegasus::atomic::{
+    parse_i64, AtomicKind, AtomicResult, CheckType, Expire, Mutate,
+};
 use std::collections::BTreeMap;
 
 /// Most mutations in one check-and-mutate.
 pub const MAX_MUTATIONS: usize = 10_000;
-
-/// The Pegasus check types of check-and-set / check-and-mutate, applied to the live value of
-/// the check sort key (absent when missing or expired).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CheckType {
-    /// Always passes.
-    NoCheck,
-    /// The value is absent.
-    ValueNotExist,
-    /// The value is absent or empty.
-    ValueNotExistOrEmpty,
-    /// The value exists.
-    ValueExist,
-    /// The value exists and is not empty.
-    ValueNotEmpty,
-    /// The value contains the operand.
-    MatchAnywhere,
-    /// The value starts with the operand.
-    MatchPrefix,
-    /// The value ends with the operand.
-    MatchPostfix,
-    /// value < operand, bytewise.
-    BytesLess,
-    /// value <= operand, bytewise.
-    BytesLessOrEqual,
-    /// value == operand.
-    BytesEqual,
-    /// value >= operand, bytewise.
-    BytesGreaterOrEqual,
-    /// value > operand, bytewise.
-    BytesGreater,
-    /// value < operand as decimal i64.
-    IntLess,
-    /// value <= operand as decimal i64.
-    IntLessOrEqual,
-    /// value == operand as decimal i64.
-    IntEqual,
-    /// value >= operand as decimal i64.
-    IntGreaterOrEqual,
-    /// value > operand as decimal i64.
-    IntGreater,
-}
-
-const CHECK_TYPES: [CheckType; 18] = [
-    CheckType::NoCheck,
-    CheckType::ValueNotExist,
-    CheckType::ValueNotExistOrEmpty,
-    CheckType::ValueExist,
-    CheckType::ValueNotEmpty,
-    CheckType::MatchAnywhere,
-    CheckType::MatchPrefix,
-    CheckType::MatchPostfix,
-    CheckType::BytesLess,
-    CheckType::BytesLessOrEqual,
-    CheckType::BytesEqual,
-    CheckType::BytesGreaterOrEqual,
-    CheckType::BytesGreater,
-    CheckType::IntLess,
-    CheckType::IntLessOrEqual,
-    CheckType::IntEqual,
-    CheckType::IntGreaterOrEqual,
-    CheckType::IntGreater,
-];
-
-impl CheckType {
-    /// The Pegasus code of the type (0 = no check ... 17 = int greater), its encoding byte.
-    pub fn code(self) -> u8 {
-        CHECK_TYPES.iter().position(|c| *c == self).unwrap_or(0) as u8
-    }
-
-    /// The type of a code; `None` when unknown.
-    pub fn from_code(code: u8) -> Option<CheckType> {
-        CHECK_TYPES.get(code as usize).copied()
-    }
-
-    /// Whether `value` (the live value, `None` when absent) passes against `operand`;
-    /// `Err` when an int compare meets a non-integer.
-    pub fn passes(self, value: Option<&[u8]>, operand: &[u8]) -> Result<bool, String> {
-        use CheckType as C;
-        let int = |b: &[u8], what: &str| -> Result<i64, String> {
-            parse_i64(b).ok_or_else(|| format!("check {what} is not an integer"))
-        };
-        Ok(match (self, value) {
-            (C::NoCheck, _) => true,
-            (C::ValueNotExist, v) => v.is_none(),
-            (C::ValueNotExistOrEmpty, v) => v.is_none_or(<[u8]>::is_empty),
-            (C::ValueExist, v) => v.is_some(),
-            (C::ValueNotEmpty, v) => v.is_some_and(|v| !v.is_empty()),
-            (_, None) => {
-                if matches!(
-                    self,
-                    C::IntLess
-                        | C::IntLessOrEqual
-                        | C::IntEqual
-                        | C::IntGreaterOrEqual
-                        | C::IntGreater
-                ) {
-                    int(operand, "operand")?;
-                }
-                false
-            }
-            (C::MatchAnywhere, Some(v)) => {
-                operand.is_empty() || v.windows(operand.len()).any(|w| w == operand)
-            }
-            (C::MatchPrefix, Some(v)) => v.starts_with(operand),
-            (C::MatchPostfix, Some(v)) => v.ends_with(operand),
-            (C::BytesLess, Some(v)) => v < operand,
-            (C::BytesLessOrEqual, Some(v)) => v <= operand,
-            (C::BytesEqual, Some(v)) => v == operand,
-            (C::BytesGreaterOrEqual, Some(v)) => v >= operand,
-            (C::BytesGreater, Some(v)) => v > operand,
-            (c, Some(v)) => {
-                let o = int(operand, "operand")?;
-                let v = int(v, "value")?;
-                match c {
-                    C::IntLess => v < o,
-                    C::IntLessOrEqual => v <= o,
-                    C::IntEqual => v == o,
-                    C::IntGreaterOrEqual => v >= o,
-                    _ => v > o,
-                }
-            }
-        })
-    }
-}
-
-/// A decimal i64 (optional leading `-`, no spaces, no `+`, no leading zeros beyond `0`), as
-/// Redis and Pegasus parse integers.
-pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?;
-    let digits = s.strip_prefix('-').unwrap_or(s);
-    if digits.is_empty()
-        || !digits.bytes().all(|c| c.is_ascii_digit())
-        || (digits.len() > 1 && digits.starts_with('0'))
-        || s == "-0"
-    {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// The expiry a write gives its record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Expire {
-    /// Expire at this time, milliseconds since the Unix epoch (0 = never).
-    At(u64),
-    /// Keep the live record's expiry (never, when there is no live record).
-    Keep,
-}
-
-/// One write of a check-and-mutate, within its hash key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Mutate {
-    /// Set a record.
-    Put {
-        /// Sort key.
-        sort_key: Vec<u8>,
-        /// User value.
-        value: Vec<u8>,
-        /// Its expiry.
-        expire: Expire,
-    },
-    /// Delete a record.
-    Delete {
-        /// Sort key.
-        sort_key: Vec<u8>,
-    },
-    /// Change a live record's expiry (no-op when absent).
-    SetExpire {
-        /// Sort key.
-        sort_key: Vec<u8>,
-        /// New expiry (0 = never).
-        expire_ms: u64,
-    },
-    /// Delete every record of the hash key.
-    DeleteAll,
-}
-
-/// The operation itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AtomicKind {
-    /// Pegasus check_and_mutate (check_and_set is one `Put`): if the check passes, apply the
-    /// mutations in order.
-    CheckAndMutate {
-        /// The hash key of every record involved.
-        hash_key: Vec<u8>,
-        /// The record checked.
-        check_sort_key: Vec<u8>,
-        /// The check.
-        check: CheckType,
-        /// Its operand.
-        operand: Vec<u8>,
-        /// Applied when the check passes.
-        mutations: Vec<Mutate>,
-        /// Return the checked record's value.
-        return_check_value: bool,
-    },
-    /// Adds `delta` to the decimal i64 record (absent, expired or empty = 0).
-    Incr {
-        /// Hash key.
-        hash_key: Vec<u8>,
-        /// Sort key.
-        sort_key: Vec<u8>,
-        /// Added value.
-        delta: i64,
-        /// Expiry of the result.
-        expire: Expire,
-    },
-}
 
 /// A read-modify-write op with the leader's clock reading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,21 +26,6 @@ pub struct AtomicOp {
     pub now_ms: u64,
     /// The operation.
     pub kind: AtomicKind,
-}
-
-/// What an applied [`AtomicOp`] returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AtomicResult {
-    /// Why the op was refused (nothing written); `None` when it ran.
-    pub error: Option<String>,
-    /// Check-and-mutate: whether the check passed (and the mutations were applied). Incr: true.
-    pub succeeded: bool,
-    /// The checked record's live value before the op (when asked for) and its expiry.
-    pub check_value: Option<(u64, Vec<u8>)>,
-    /// Per mutation: how many live records it found (0 or 1; `DeleteAll`: the count).
-    pub live_before: Vec<u64>,
-    /// Incr: the new value.
-    pub int_value: i64,
 }
 
 const KIND_CAM: u8 = 1;
@@ -659,6 +438,7 @@ fn decode_expire(buf: &mut &[u8]) -> Option<Expire> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use siltdb_client::pegasus::atomic::CHECK_TYPES;
 
     fn cam(check: CheckType, operand: &str, mutations: Vec<Mutate>) -> AtomicOp {
         AtomicOp {

@@ -6,8 +6,6 @@
 //! sort-key range scan is an engine range scan. A record whose expiry is at or before "now" is
 //! invisible to every read at once and dropped by [`super::TtlFilter`] at compaction.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Longest hash key: its length is stored as a `u16`.
 pub const MAX_HASH_KEY_BYTES: usize = u16::MAX as usize;
 
@@ -84,12 +82,7 @@ pub fn live_value(value: Option<&[u8]>, now_ms: u64) -> Option<(u64, &[u8])> {
     (!expired(expire, now_ms)).then_some((expire, v))
 }
 
-/// Milliseconds since the Unix epoch by the system clock.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use siltdb_client::pegasus::atomic::now_ms;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! Transport counters, shared by a node's outgoing connections and its Raft service.
 
-use serde::{Deserialize, Serialize};
+pub use siltdb_client::proto::TransportMetricsSnapshot;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Live counters (relaxed atomics: statistics, not synchronization).
@@ -24,29 +24,6 @@ pub struct TransportMetrics {
     pub snapshot_bytes_sent: AtomicU64,
     /// Snapshot file bytes received.
     pub snapshot_bytes_received: AtomicU64,
-}
-
-/// A copy of [`TransportMetrics`] for reporting.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransportMetricsSnapshot {
-    /// See [`TransportMetrics::rpcs_sent`].
-    pub rpcs_sent: u64,
-    /// See [`TransportMetrics::rpc_failures`].
-    pub rpc_failures: u64,
-    /// See [`TransportMetrics::rpcs_dropped`].
-    pub rpcs_dropped: u64,
-    /// See [`TransportMetrics::connects`].
-    pub connects: u64,
-    /// See [`TransportMetrics::rpcs_served`].
-    pub rpcs_served: u64,
-    /// See [`TransportMetrics::snapshots_sent`].
-    pub snapshots_sent: u64,
-    /// See [`TransportMetrics::snapshots_received`].
-    pub snapshots_received: u64,
-    /// See [`TransportMetrics::snapshot_bytes_sent`].
-    pub snapshot_bytes_sent: u64,
-    /// See [`TransportMetrics::snapshot_bytes_received`].
-    pub snapshot_bytes_received: u64,
 }
 
 impl TransportMetrics {

@@ -9,21 +9,24 @@
 //! connection, with a connection per replication stream, and snapshot streaming as a sequence
 //! of acknowledged chunk frames (which gives flow control and per-chunk timeouts for free).
 //!
-//! Files: [`frame`] (wire format, fuzz-safe decoder), [`message`] (Raft RPC envelopes),
-//! [`conn`] (client connection: lazy connect, reconnect, timeouts), [`network`] (openraft's
+//! Files: [`frame`] (wire format, fuzz-safe decoder) and [`conn`] (client connection: lazy
+//! connect, reconnect, timeouts), both in the client crate; [`message`] (Raft RPC envelopes), [`network`] (openraft's
 //! network traits; snapshot sending), [`receiver`] (snapshot staging), [`service`] (routing
 //! by gpid), [`serve`](mod@serve) (accept loop with bounded connections and shutdown), [`fault`] (the
 //! partition hook), [`metrics`].
 
-pub mod conn;
 pub mod fault;
-pub mod frame;
 pub mod message;
 pub mod metrics;
 pub mod network;
 pub mod receiver;
 pub mod serve;
 pub mod service;
+
+/// The client connection (re-exported from the client crate, which owns the wire protocol).
+pub use siltdb_client::conn;
+/// The wire format of frames (re-exported from the client crate, which owns the wire protocol).
+pub use siltdb_client::frame;
 
 pub use conn::{CallError, FramedConn};
 pub use fault::FaultHook;

@@ -324,7 +324,7 @@ fn print_row(key: &[u8], value: &[u8]) -> Res<()> {
 
 async fn data_command(client: &Client, cmd: Cmd) -> Res<()> {
     use siltdb_server::pegasus::{ScanRange, Ttl};
-    let err = |e: siltdb_server::Error| e.to_string();
+    let err = |e: siltdb_client::Error| e.to_string();
     match cmd {
         Cmd::Put {
             table,
@@ -761,13 +761,54 @@ async fn run(args: Args) -> Res<()> {
             );
             Ok(())
         }
+        cmd @ (Cmd::MoveReplica { .. }
+        | Cmd::DrainNode { .. }
+        | Cmd::AddNode { .. }
+        | Cmd::AddDup { .. }
+        | Cmd::RemoveDup { .. }) => meta_or_client(&client, cmd, args.json, args.timeout_ms).await,
+        Cmd::QueryDup { table } => query_dup(&client, &table, args.json).await,
+        Cmd::StartBulkLoad {
+            table,
+            dir,
+            wait,
+            wait_timeout_s,
+        } => {
+            let wait = wait.then(|| Duration::from_secs(wait_timeout_s));
+            start_bulk_load(&client, &table, &dir, wait, args.json).await
+        }
+        Cmd::BulkLoadStatus { table } => {
+            let report = client
+                .query_bulk_load(&table)
+                .await
+                .map_err(|e| e.to_string())?;
+            print_report(&report, args.json)
+        }
+    }
+}
+
+/// The one place that chooses how a membership or duplication command runs: through the meta
+/// service when the cluster has one (it records the change in the catalog and drives it from its
+/// leader), else driven by this client against the table's nodes. An added duplication with an
+/// explicit `--id` is always client-driven (the meta service picks its own ids).
+async fn meta_or_client(client: &Client, cmd: Cmd, json: bool, timeout_ms: u64) -> Res<()> {
+    let meta_serves = !matches!(cmd, Cmd::AddDup { id: Some(_), .. });
+    if meta_serves && client.has_meta().await {
+        via_meta(client, cmd, json, timeout_ms).await
+    } else {
+        client_driven(client, cmd, json).await
+    }
+}
+
+/// A membership or duplication command served by the meta service.
+async fn via_meta(client: &Client, cmd: Cmd, json: bool, timeout_ms: u64) -> Res<()> {
+    match cmd {
         Cmd::MoveReplica {
             table,
             partition,
             from,
             to,
             catch_up_ms,
-        } if client.has_meta().await => {
+        } => {
             let req = MetaRequest::MoveReplica {
                 table: table.clone(),
                 partition,
@@ -775,7 +816,7 @@ async fn run(args: Args) -> Res<()> {
                 to: parse_id(&to)?,
                 catch_up_ms,
             };
-            let t = meta_tables(&client, req, catch_up_ms.saturating_add(args.timeout_ms)).await?;
+            let t = meta_tables(client, req, catch_up_ms.saturating_add(timeout_ms)).await?;
             for l in t {
                 let ids: Vec<u64> = l.replicas(partition).iter().map(|n| n.id).collect();
                 println!(
@@ -787,9 +828,9 @@ async fn run(args: Args) -> Res<()> {
         }
         Cmd::DrainNode {
             node, catch_up_ms, ..
-        } if client.has_meta().await => {
+        } => {
             let req = MetaRequest::DrainNode { node, catch_up_ms };
-            let t = meta_tables(&client, req, MEMBERSHIP_RPC_MS).await?;
+            let t = meta_tables(client, req, MEMBERSHIP_RPC_MS).await?;
             println!(
                 "node {node} drained of {} tables via the meta service",
                 t.len()
@@ -798,19 +839,65 @@ async fn run(args: Args) -> Res<()> {
         }
         Cmd::AddNode {
             node, catch_up_ms, ..
-        } if client.has_meta().await => {
+        } => {
             let id = parse_id(&node)?;
             let req = MetaRequest::AddNode {
                 node: id,
                 catch_up_ms,
             };
-            let t = meta_tables(&client, req, MEMBERSHIP_RPC_MS).await?;
+            let t = meta_tables(client, req, MEMBERSHIP_RPC_MS).await?;
             println!(
                 "node {id} added to {} tables via the meta service: replicas moved onto it",
                 t.len()
             );
             Ok(())
         }
+        Cmd::AddDup {
+            table,
+            remote_seeds,
+            remote_table,
+            fail_mode,
+            id: None,
+        } => {
+            let req = MetaRequest::AddDuplication {
+                table: table.clone(),
+                remote_seeds: remote_seeds.clone(),
+                remote_table: remote_table.clone(),
+                fail_mode: Some(parse_fail_mode(&fail_mode)?),
+            };
+            let id = match meta_call(client, req, MEMBERSHIP_RPC_MS).await? {
+                ClientResponse::Written { decree } => decree,
+                other => return Err(format!("unexpected answer {other:?}")),
+            };
+            if json {
+                return print_json(&serde_json::json!({ "id": id }));
+            }
+            println!(
+                "added duplication {id} of {table} to {remote_table}@{} via the meta service",
+                remote_seeds.join(",")
+            );
+            Ok(())
+        }
+        Cmd::RemoveDup { table, id } => {
+            let req = MetaRequest::RemoveDuplication {
+                table: table.clone(),
+                dup_id: id,
+            };
+            match meta_call(client, req, MEMBERSHIP_RPC_MS).await? {
+                ClientResponse::DuplicationRemoved { replicas } => {
+                    println!("removed duplication {id} of {table} ({replicas} replicas) via the meta service");
+                    Ok(())
+                }
+                other => Err(format!("unexpected answer {other:?}")),
+            }
+        }
+        other => client_driven(client, other, json).await,
+    }
+}
+
+/// A membership or duplication command driven by this client (no meta service).
+async fn client_driven(client: &Client, cmd: Cmd, json: bool) -> Res<()> {
+    match cmd {
         Cmd::MoveReplica {
             table,
             partition,
@@ -887,45 +974,6 @@ async fn run(args: Args) -> Res<()> {
             remote_seeds,
             remote_table,
             fail_mode,
-            id: None,
-        } if client.has_meta().await => {
-            let req = MetaRequest::AddDuplication {
-                table: table.clone(),
-                remote_seeds: remote_seeds.clone(),
-                remote_table: remote_table.clone(),
-                fail_mode: Some(parse_fail_mode(&fail_mode)?),
-            };
-            let id = match meta_call(&client, req, MEMBERSHIP_RPC_MS).await? {
-                ClientResponse::Written { decree } => decree,
-                other => return Err(format!("unexpected answer {other:?}")),
-            };
-            if args.json {
-                return print_json(&serde_json::json!({ "id": id }));
-            }
-            println!(
-                "added duplication {id} of {table} to {remote_table}@{} via the meta service",
-                remote_seeds.join(",")
-            );
-            Ok(())
-        }
-        Cmd::RemoveDup { table, id } if client.has_meta().await => {
-            let req = MetaRequest::RemoveDuplication {
-                table: table.clone(),
-                dup_id: id,
-            };
-            match meta_call(&client, req, MEMBERSHIP_RPC_MS).await? {
-                ClientResponse::DuplicationRemoved { replicas } => {
-                    println!("removed duplication {id} of {table} ({replicas} replicas) via the meta service");
-                    Ok(())
-                }
-                other => Err(format!("unexpected answer {other:?}")),
-            }
-        }
-        Cmd::AddDup {
-            table,
-            remote_seeds,
-            remote_table,
-            fail_mode,
             id,
         } => {
             let mode = parse_fail_mode(&fail_mode)?;
@@ -933,7 +981,7 @@ async fn run(args: Args) -> Res<()> {
                 .add_duplication(&table, &remote_seeds, &remote_table, Some(mode), id)
                 .await
                 .map_err(|e| e.to_string())?;
-            if args.json {
+            if json {
                 return print_json(&serde_json::json!({ "id": id }));
             }
             println!(
@@ -950,23 +998,9 @@ async fn run(args: Args) -> Res<()> {
             println!("removed duplication {id} of {table} ({n} replicas)");
             Ok(())
         }
-        Cmd::QueryDup { table } => query_dup(&client, &table, args.json).await,
-        Cmd::StartBulkLoad {
-            table,
-            dir,
-            wait,
-            wait_timeout_s,
-        } => {
-            let wait = wait.then(|| Duration::from_secs(wait_timeout_s));
-            start_bulk_load(&client, &table, &dir, wait, args.json).await
-        }
-        Cmd::BulkLoadStatus { table } => {
-            let report = client
-                .query_bulk_load(&table)
-                .await
-                .map_err(|e| e.to_string())?;
-            print_report(&report, args.json)
-        }
+        other => Err(format!(
+            "not a membership or duplication command: {other:?}"
+        )),
     }
 }
 

@@ -117,7 +117,7 @@ fn int_arg(a: &[u8]) -> Result<i64, Reply> {
     parse_i64(a).ok_or_else(|| Reply::err(NOT_INT))
 }
 
-fn backend(e: crate::Error) -> Reply {
+fn backend(e: siltdb_client::Error) -> Reply {
     Reply::err(format!("backend: {e}"))
 }
 

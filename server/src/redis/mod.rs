@@ -1,5 +1,7 @@
 //! A Redis-protocol (RESP2/RESP3) endpoint serving one table of the cluster.
 //!
+//! Layer: an endpoint beside the server, a client of the cluster (it uses only the client crate).
+//!
 //! `silt-server --redis-listen ADDR --redis-table NAME` answers Redis clients (redis-cli,
 //! redis-benchmark, client libraries) from any node; each command becomes data-model requests
 //! routed to the partition leaders by the Rust client ([`crate::pegasus`]). A string key `k`

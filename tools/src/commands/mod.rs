@@ -204,20 +204,20 @@ fn ingest_summary(info: &siltdb::IngestInfo, db: &Path) -> String {
 }
 
 /// Opens `path` as a RocksDB table if it ends with a RocksDB magic number.
-fn open_rocksdb(path: &Path) -> ToolResult<Option<siltdb::sst::rocksdb::RocksTable>> {
+fn open_rocksdb(path: &Path) -> ToolResult<Option<siltdb::RocksTable>> {
     use siltdb::fs::FileSystem;
     let file = siltdb::fs::StdFs
         .open_read(path)
         .map_err(|e| ToolError::io(path, e))?;
-    if !siltdb::sst::rocksdb::is_rocksdb_table(file.as_ref()) {
+    if !siltdb::is_rocksdb_table(file.as_ref()) {
         return Ok(None);
     }
-    siltdb::sst::rocksdb::RocksTable::open(file, path.to_path_buf())
+    siltdb::RocksTable::open(file, path.to_path_buf())
         .map(Some)
         .map_err(|e| ToolError::engine(format!("reading {}", path.display()), e))
 }
 
-fn inspect_rocksdb(path: &Path, t: &siltdb::sst::rocksdb::RocksTable) -> ToolResult<()> {
+fn inspect_rocksdb(path: &Path, t: &siltdb::RocksTable) -> ToolResult<()> {
     let p = t.properties();
     let blocks = t
         .data_blocks()
@@ -257,11 +257,11 @@ fn inspect_rocksdb(path: &Path, t: &siltdb::sst::rocksdb::RocksTable) -> ToolRes
     out_flush(&mut out)
 }
 
-fn dump_rocksdb(args: &DumpArgs, t: &siltdb::sst::rocksdb::RocksTable) -> ToolResult<()> {
+fn dump_rocksdb(args: &DumpArgs, t: &siltdb::RocksTable) -> ToolResult<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut printed = 0u64;
     let mut io_err = None;
-    let ts = siltdb::sst::rocksdb::convert::collapsed(t, |k, v| {
+    let ts = siltdb::rocksdb_convert::collapsed(t, |k, v| {
         if args.limit.is_some_and(|n| printed >= n) || io_err.is_some() {
             return Ok(());
         }
@@ -369,7 +369,7 @@ pub fn dump(args: DumpArgs) -> ToolResult<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     sst.for_each(args.limit, |entry| {
         let mut line = args.output.render(&entry.key);
-        if entry.kind == siltdb::key::ValueKind::Put {
+        if entry.kind == siltdb::ValueKind::Put {
             line.push(b'\t');
             line.extend_from_slice(&args.output.render(&entry.value));
         }

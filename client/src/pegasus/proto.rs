@@ -1,8 +1,7 @@
 //! Pegasus messages, carried in `ClientRequest::Pegasus` / `ClientResponse::Pegasus`.
 
+use super::atomic::{AtomicKind, AtomicResult};
 use serde::{Deserialize, Serialize};
-use siltdb_replica::pegasus::atomic::AtomicKind;
-use siltdb_replica::pegasus::AtomicResult;
 
 /// A live record as a read returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,13 +5,12 @@
 //! with plain writes, a write or atomic op that fails with a timeout may still have been
 //! applied; a retried atomic op (incr) may then apply twice.
 
+use super::atomic::{now_ms, AtomicKind, AtomicResult, CheckType, Expire, Mutate};
 use super::proto::{PegasusRequest, PegasusResponse, Record, ScanRange};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::layout::{partition_of, TableLayout};
 use crate::proto::{ClientRequest, ClientResponse};
-use siltdb_replica::pegasus::atomic::AtomicKind;
-use siltdb_replica::pegasus::{now_ms, AtomicResult, CheckType, Expire, Mutate};
 use std::time::Duration;
 
 /// The lifetime a write gives its records.

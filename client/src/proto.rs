@@ -1,16 +1,19 @@
-//! Client and operator messages, carried in `ClientRequest`/`ClientResponse` frames of the
-//! replica crate's transport (`siltdb_replica::transport::frame`; bincode payloads).
+//! Client and operator messages, carried in `ClientRequest`/`ClientResponse` frames
+//! ([`crate::frame`]; bincode payloads).
 //!
 //! Data requests name the table and the partition the client computed; the server checks
 //! that every key belongs to that partition. Reads and scans are linearizable (ReadIndex on the
 //! leader); writes are acknowledged once committed and applied on the leader.
 
+use crate::bulk_load::{BulkLoadReport, ReplicaBulkOp, ReplicaBulkReply};
+pub use crate::duplication::DuplicationReplicaStatus;
+use crate::duplication::FailMode;
 use crate::error::ServerError;
-use crate::layout::TableLayout;
+use crate::layout::{NodeInfo, TableLayout};
+use crate::meta::{Catalog, MetaRequest};
+use crate::pegasus::{PegasusRequest, PegasusResponse};
+use crate::types::WriteOp;
 use serde::{Deserialize, Serialize};
-use siltdb_replica::duplication::{FailMode, Status};
-use siltdb_replica::transport::TransportMetricsSnapshot;
-use siltdb_replica::WriteOp;
 
 /// A request to a server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,7 +46,7 @@ pub enum ClientRequest {
         start: Vec<u8>,
         /// End key (exclusive); `None` = to the last key.
         end: Option<Vec<u8>>,
-        /// Most rows wanted (the server caps it at [`crate::node::SCAN_ROWS_MAX`]).
+        /// Most rows wanted (the server caps it at `siltdb_server::node::SCAN_ROWS_MAX`).
         limit: u32,
     },
     /// Creates a table (idempotent for an identical layout); each hosting node must get it.
@@ -72,7 +75,7 @@ pub enum ClientRequest {
     /// Removes every partition of [`ClientRequest::Partition`].
     Heal,
     /// Stores a successor layout of a table (or a table this node joins): opens replicas newly
-    /// assigned to the node, removes those moved away (`crate::membership`).
+    /// assigned to the node, removes those moved away (`siltdb_server::membership`).
     UpdateTable(TableLayout),
     /// On a partition's leader: `to` replaces `from` as a voter (learner, catch-up, joint
     /// consensus), bounded by `timeout_ms`.
@@ -84,12 +87,12 @@ pub enum ClientRequest {
         /// The replica leaving.
         from: u64,
         /// The node joining.
-        to: crate::layout::NodeInfo,
+        to: NodeInfo,
         /// Bound on the learner's catch-up and the change.
         timeout_ms: u64,
     },
-    /// A catalog request for the meta service's leader (`crate::meta`).
-    Meta(crate::meta::MetaRequest),
+    /// A catalog request for the meta service's leader ([`crate::meta`]).
+    Meta(MetaRequest),
     /// Installs duplication `dup_id` of `table` to `remote_table` on the cluster reached
     /// through `remote_seeds`, on every local replica of `table` (idempotent for the same id
     /// and remote). The client sends it to every node of the layout ([`crate::duplication`]).
@@ -154,7 +157,7 @@ pub enum ClientRequest {
         /// The partition.
         partition: u32,
         /// The step.
-        op: crate::bulk_load::ReplicaBulkOp,
+        op: ReplicaBulkOp,
     },
     /// A data-model request on one partition ([`crate::pegasus`]), routed by its hash key.
     Pegasus {
@@ -163,39 +166,8 @@ pub enum ClientRequest {
         /// The partition of the hash key.
         partition: u32,
         /// The request.
-        req: crate::pegasus::PegasusRequest,
+        req: PegasusRequest,
     },
-}
-
-/// One local replica's view of one duplication (an answer to
-/// [`ClientRequest::QueryDuplication`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DuplicationReplicaStatus {
-    /// The duplication id.
-    pub dup_id: u64,
-    /// The source partition.
-    pub partition: u32,
-    /// The node answering.
-    pub node: u64,
-    /// Whether this replica's duplicator runs (the node leads the partition); only its
-    /// numbers are current, the others are those of the last time the node led.
-    pub primary: bool,
-    /// The follower, `remote_table@seed,seed`.
-    pub remote: String,
-    /// The status.
-    pub status: Status,
-    /// The fail mode.
-    pub fail_mode: FailMode,
-    /// The checkpoint the follower copied or will copy.
-    pub checkpoint_decree: Option<u64>,
-    /// The last decree the follower acknowledged.
-    pub confirmed_decree: Option<u64>,
-    /// Applied decrees not yet confirmed (primary only).
-    pub lag_decrees: Option<u64>,
-    /// The last error, while the duplication is stuck on one.
-    pub last_error: Option<String>,
-    /// Mutations confirmed by the follower since this duplicator started.
-    pub shipped_mutations: u64,
 }
 
 /// One partition's replica state on a node.
@@ -234,6 +206,30 @@ pub struct RequestStats {
     pub not_leader: u64,
     /// Requests that timed out.
     pub timeouts: u64,
+}
+
+/// A copy of a node's Raft transport counters (the replica layer's `TransportMetrics`) for
+/// reporting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportMetricsSnapshot {
+    /// `TransportMetrics::rpcs_sent`.
+    pub rpcs_sent: u64,
+    /// `TransportMetrics::rpc_failures`.
+    pub rpc_failures: u64,
+    /// `TransportMetrics::rpcs_dropped`.
+    pub rpcs_dropped: u64,
+    /// `TransportMetrics::connects`.
+    pub connects: u64,
+    /// `TransportMetrics::rpcs_served`.
+    pub rpcs_served: u64,
+    /// `TransportMetrics::snapshots_sent`.
+    pub snapshots_sent: u64,
+    /// `TransportMetrics::snapshots_received`.
+    pub snapshots_received: u64,
+    /// `TransportMetrics::snapshot_bytes_sent`.
+    pub snapshot_bytes_sent: u64,
+    /// `TransportMetrics::snapshot_bytes_received`.
+    pub snapshot_bytes_received: u64,
 }
 
 /// What a node reports.
@@ -307,7 +303,7 @@ pub enum ClientResponse {
     /// The request failed.
     Error(ServerError),
     /// The meta service's catalog.
-    Catalog(crate::meta::Catalog),
+    Catalog(Catalog),
     /// The duplications of a table's local replicas.
     Duplications(Vec<DuplicationReplicaStatus>),
     /// Removed a duplication from `replicas` local replicas (0: it was not here).
@@ -316,9 +312,9 @@ pub enum ClientResponse {
         replicas: u32,
     },
     /// A table's bulk-load status.
-    BulkLoad(crate::bulk_load::BulkLoadReport),
+    BulkLoad(BulkLoadReport),
     /// A local replica's answer to a bulk-load step.
-    BulkLoadReplica(crate::bulk_load::ReplicaBulkReply),
+    BulkLoadReplica(ReplicaBulkReply),
     /// The answer to a data-model request.
-    Pegasus(crate::pegasus::PegasusResponse),
+    Pegasus(PegasusResponse),
 }

@@ -14,15 +14,14 @@
 //! per partition only: its ops are grouped by partition and each group is one log entry.
 
 use crate::bulk_load::BulkLoadReport;
-use crate::duplication::DuplicationReport;
+use crate::conn::FramedConn;
+use crate::duplication::{DuplicationReport, FailMode};
 use crate::error::{Error, Result, ServerError};
+use crate::frame::{self, FrameKind};
 use crate::layout::TableLayout;
 use crate::proto::{ClientRequest, ClientResponse, DigestReply, NodeStats};
+use crate::types::{Gpid, WriteOp};
 use parking_lot::{Mutex, RwLock};
-use siltdb_replica::duplication::FailMode;
-use siltdb_replica::transport::frame::{self, FrameKind};
-use siltdb_replica::transport::FramedConn;
-use siltdb_replica::{Gpid, WriteOp};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -207,7 +206,9 @@ impl Client {
             .ok_or_else(|| Error::InvalidArgument(format!("table {table} has no nodes")))
     }
 
-    pub(crate) async fn retry_on(&self, addr: &str, req: &ClientRequest) -> Result<ClientResponse> {
+    /// Sends `req` to the one server `addr`, retrying retryable failures with backoff until
+    /// the deadline (the requests every node of a layout must get, one node at a time).
+    pub async fn retry_on(&self, addr: &str, req: &ClientRequest) -> Result<ClientResponse> {
         let deadline = Instant::now() + self.opts.deadline;
         let mut backoff = self.opts.backoff_min;
         loop {
@@ -269,7 +270,7 @@ impl Client {
     }
 
     /// Caches `layout` unless a newer epoch of it is cached.
-    pub(crate) fn remember_layout(&self, layout: &TableLayout) {
+    pub fn remember_layout(&self, layout: &TableLayout) {
         let mut cache = self.tables.write();
         match cache.get(&layout.name) {
             Some(c) if c.epoch > layout.epoch => {}
@@ -291,10 +292,11 @@ impl Client {
             .await
     }
 
-    /// [`Client::partition_call`] with each RPC bounded by `rpc_timeout`. A node that no
+    /// `Client::partition_call` (to the partition's leader, following redirects, retrying
+    /// on other nodes until the deadline) with each RPC bounded by `rpc_timeout`. A node that no
     /// longer hosts the partition (a moved replica) makes the client fetch the table's newest
     /// layout and route by it.
-    pub(crate) async fn partition_call_with(
+    pub async fn partition_call_with(
         &self,
         layout: &TableLayout,
         partition: u32,
@@ -368,8 +370,8 @@ impl Client {
         }
     }
 
-    /// [`Client::partition_call`] for the data-model API ([`crate::pegasus`]).
-    pub(crate) async fn route(
+    /// `Client::partition_call` (see [`Client::partition_call_with`]) for the data-model API ([`crate::pegasus`]).
+    pub async fn route(
         &self,
         layout: &TableLayout,
         partition: u32,
@@ -557,7 +559,7 @@ impl ScanStream<'_> {
     }
 }
 
-/// Cluster duplication (see [`crate::duplication`]).
+/// Cluster duplication (see [`crate::duplication`]; the duplicators run in the server).
 impl Client {
     /// A duplication write into partition `partition` of `table` (used by the remote sink):
     /// with `clear`, every user key of the partition is deleted first. `source` and

@@ -1,0 +1,40 @@
+//! # siltdb-client
+//!
+//! What an application needs to talk to a siltdb cluster, and nothing of the server: the wire
+//! protocol, table layouts and the partition function, and the Rust client. It depends on
+//! neither the engine, nor the replica layer, nor openraft; the server crate (and the replica
+//! layer, for its frames and the vocabulary they share) depend on it.
+//!
+//! Where each concept lives:
+//! - [`frame`]: the frame format of the TCP protocol (length, checksum, kind, request id,
+//!   bincode payload), shared by Raft and client traffic; [`conn`]: one lazily connected,
+//!   self-healing request/response connection.
+//! - [`proto`]: client and operator requests and responses ([`ClientRequest`],
+//!   [`ClientResponse`]) and the statistics a node reports.
+//! - [`layout`]: table placement ([`TableLayout`], [`NodeInfo`]) and [`partition_of`].
+//! - [`types`]: [`Gpid`], [`WriteOp`], [`IngestCommand`] (re-exported by the replica layer).
+//! - [`error`]: [`Error`] and the error a server answers with ([`ServerError`]).
+//! - [`client`]: the [`Client`] (routing, leader following, retries under a deadline).
+//! - Report and request types of the services, with their client calls: [`meta`] (catalog),
+//!   [`membership`] (moving replicas), [`bulk_load`], [`duplication`], [`pegasus`] (the data
+//!   model).
+#![warn(missing_docs)]
+
+pub mod bulk_load;
+pub mod client;
+pub mod conn;
+pub mod duplication;
+pub mod error;
+pub mod frame;
+pub mod layout;
+pub mod membership;
+pub mod meta;
+pub mod pegasus;
+pub mod proto;
+pub mod types;
+
+pub use client::{Client, ClientOptions, ScanStream};
+pub use error::{Error, Result, ServerError};
+pub use layout::{partition_of, NodeInfo, TableLayout};
+pub use proto::{ClientRequest, ClientResponse};
+pub use types::{Gpid, IngestCommand, IngestFile, WriteOp};

@@ -1,0 +1,133 @@
+//! Request dispatch: the services that run on top of a node, and the one place that routes a
+//! client or operator request to the node (data requests, tables, stats, fault injection) or
+//! to a service (meta, membership, duplication, bulk load, the data model).
+//!
+//! Layer: top, with [`crate::server`] (the accept loop hands every decoded request to
+//! [`Services::handle`]). Below it the services ([`crate::meta`], [`crate::membership`],
+//! [`crate::duplication`], [`crate::bulk_load`], [`crate::pegasus`]), below them
+//! [`crate::node`].
+
+use crate::bulk_load::BulkLoads;
+use crate::duplication::NodeDuplications;
+use crate::error::{Error, Result, ServerError};
+use crate::node::Node;
+use crate::proto::{ClientRequest, ClientResponse};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The services of one node that keep state of their own: its duplications and the bulk loads
+/// it coordinates.
+pub struct Services {
+    dups: Arc<NodeDuplications>,
+    bulk_loads: BulkLoads,
+}
+
+impl Services {
+    /// Starts the services of an opened `node`: the duplication supervisor, and the report of
+    /// bulk loads a restart interrupted. Must run inside a tokio runtime.
+    pub fn start(node: &Arc<Node>) -> Result<Services> {
+        let dups = NodeDuplications::new(node.options().node_id, tokio::runtime::Handle::current());
+        dups.start(Arc::downgrade(node))
+            .map_err(|e| Error::io("duplication supervisor thread", e))?;
+        let bulk_loads = BulkLoads::new(&node.options().data_dir);
+        bulk_loads.recover(node);
+        Ok(Services { dups, bulk_loads })
+    }
+
+    /// The node's duplications.
+    pub fn duplications(&self) -> &Arc<NodeDuplications> {
+        &self.dups
+    }
+
+    /// Stops the services (bulk loads, then, once the node refuses requests, the duplicators,
+    /// which hold replica handles and block on this runtime) and closes the node.
+    pub async fn close(&self, node: &Node) -> Result<()> {
+        self.bulk_loads.shutdown().await;
+        node.refuse_requests();
+        let dups = Arc::clone(&self.dups);
+        if let Err(e) = tokio::task::spawn_blocking(move || dups.shutdown()).await {
+            tracing::error!(error = %e, "stopping duplications");
+        }
+        node.close().await
+    }
+
+    /// Answers one client or operator request on `node`.
+    pub async fn handle(&self, node: &Node, req: ClientRequest) -> ClientResponse {
+        if node.is_closed() {
+            return ClientResponse::Error(ServerError::Unavailable("server shutting down".into()));
+        }
+        let r = match req {
+            ClientRequest::Get {
+                table,
+                partition,
+                key,
+            } => node.get(&table, partition, key).await,
+            ClientRequest::Write {
+                table,
+                partition,
+                ops,
+            } => node.write(&table, partition, ops).await,
+            ClientRequest::Scan {
+                table,
+                partition,
+                start,
+                end,
+                limit,
+            } => node.scan(&table, partition, start, end, limit).await,
+            ClientRequest::Pegasus {
+                table,
+                partition,
+                req,
+            } => crate::pegasus::handler::handle(node, &table, partition, req).await,
+            ClientRequest::CreateTable(layout) => {
+                node.create_table(layout).await.map(|()| ClientResponse::Ok)
+            }
+            ClientRequest::ListTables => Ok(ClientResponse::Tables(node.list_tables())),
+            ClientRequest::Stats => Ok(ClientResponse::Stats(node.stats())),
+            ClientRequest::Digest { table, partition } => node.digest(&table, partition).await,
+            ClientRequest::Checkpoint { table } => {
+                node.checkpoint(&table).await.map(|_| ClientResponse::Ok)
+            }
+            ClientRequest::UpdateTable(layout) => {
+                node.update_table(layout).await.map(|()| ClientResponse::Ok)
+            }
+            ClientRequest::ChangeReplicas {
+                table,
+                partition,
+                from,
+                to,
+                timeout_ms,
+            } => {
+                let bound = Duration::from_millis(timeout_ms);
+                node.change_replicas(&table, partition, from, to, bound)
+                    .await
+            }
+            ClientRequest::Meta(req) => node.meta(req).await,
+            req @ (ClientRequest::Partition { .. } | ClientRequest::Heal) => {
+                node.fault_injection(&req)
+            }
+            req @ (ClientRequest::AddDuplication { .. }
+            | ClientRequest::RemoveDuplication { .. }
+            | ClientRequest::QueryDuplication { .. }
+            | ClientRequest::DuplicationWrite { .. }) => {
+                crate::duplication::handle(node, &self.dups, req).await
+            }
+            ClientRequest::StartBulkLoad { table, source_dir } => {
+                self.bulk_loads.start(node, &table, &source_dir).await
+            }
+            ClientRequest::QueryBulkLoad { table } => self.bulk_loads.query(node, &table),
+            ClientRequest::BulkLoadReplica {
+                table,
+                partition,
+                op,
+            } => crate::bulk_load::replica_op(node, &table, partition, op).await,
+        };
+        match r {
+            Ok(resp) => resp,
+            Err(e) => {
+                node.count_error(&e);
+                ClientResponse::Error(e)
+            }
+        }
+    }
+}
