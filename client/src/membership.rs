@@ -63,6 +63,22 @@ impl Client {
         to: &NodeInfo,
         catch_up: Duration,
     ) -> Result<MoveOutcome> {
+        self.move_replica_off(table, partition, from, to, catch_up, false)
+            .await
+    }
+
+    /// [`Client::move_replica`] off a node that is down (`from_dead`): the move never calls
+    /// it, so the final publish skips it (it learns the new layout when it comes back, from
+    /// the meta service). The partition's other replicas must hold a majority.
+    pub async fn move_replica_off(
+        &self,
+        table: &str,
+        partition: u32,
+        from: u64,
+        to: &NodeInfo,
+        catch_up: Duration,
+        from_dead: bool,
+    ) -> Result<MoveOutcome> {
         let old = self.newest_layout(table).await?;
         let ids: Vec<u64> = old.replicas(partition).iter().map(|n| n.id).collect();
         let resumed = ids.contains(&to.id) && !ids.contains(&from);
@@ -92,7 +108,11 @@ impl Client {
                 addrs.push(&n.addr);
             }
         }
+        let dead_addr = old.addr_of(from).filter(|_| from_dead);
         for addr in addrs {
+            if Some(addr) == dead_addr {
+                continue;
+            }
             self.retry_on(addr, &ClientRequest::UpdateTable(next.clone()))
                 .await?;
         }
@@ -113,6 +133,19 @@ impl Client {
         targets: &[NodeInfo],
         catch_up: Duration,
     ) -> Result<usize> {
+        self.drain_node_off(table, node, targets, catch_up, false)
+            .await
+    }
+
+    /// [`Client::drain_node`] of a node that is down (see [`Client::move_replica_off`]).
+    pub async fn drain_node_off(
+        &self,
+        table: &str,
+        node: u64,
+        targets: &[NodeInfo],
+        catch_up: Duration,
+        node_dead: bool,
+    ) -> Result<usize> {
         let mut moves = 0;
         loop {
             let layout = self.newest_layout(table).await?;
@@ -131,7 +164,8 @@ impl Client {
                         "no node to take partition {p} of {table} (group {group:?})"
                     ))
                 })?;
-            self.move_replica(table, p, node, to, catch_up).await?;
+            self.move_replica_off(table, p, node, to, catch_up, node_dead)
+                .await?;
             moves += 1;
         }
     }

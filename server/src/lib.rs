@@ -19,7 +19,8 @@
 //!    [`membership`] (moving replicas: learner → voter through openraft membership),
 //!    [`bulk_load`] (coordinator, per-partition ingestion through the leader), [`duplication`]
 //!    (a table's writes shipped to a table of another cluster), [`pegasus`] (the data model's
-//!    handler);
+//!    handler), `failure` (the meta leader's failure detector and cure: replicas of a node
+//!    unreachable past `--node-failure-grace` move onto live nodes);
 //! 5. [`dispatch`] (the services of a node and the routing of every request) and [`server`]
 //!    (listener, timer, graceful shutdown).
 //!
@@ -43,6 +44,7 @@ pub mod config;
 pub mod dispatch;
 pub mod duplication;
 pub mod error;
+mod failure;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod layout;

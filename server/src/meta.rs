@@ -446,6 +446,103 @@ impl Node {
     }
 }
 
+impl Node {
+    /// True when this node's replica of the meta partition leads it.
+    pub(crate) fn leads_meta(&self) -> bool {
+        self.replica(META_TABLE, 0)
+            .is_ok_and(|(_, r)| r.leader() == Some(self.opts.node_id))
+    }
+
+    /// The catalog, for the failure detector (on the meta leader).
+    pub(crate) async fn catalog_for_detector(&self) -> Result<Catalog, ServerError> {
+        self.catalog().await
+    }
+
+    /// Failure cure: moves every user-table replica of `dead` (unreachable past the grace
+    /// period) onto the registered nodes in `live`, with the idempotent move that never calls
+    /// the dead node, and records each resulting layout. Runs like any catalog request (one
+    /// at a time). Returns the tables changed.
+    pub(crate) async fn cure_dead_node(
+        &self,
+        dead: u64,
+        live: &[u64],
+        catch_up: Duration,
+    ) -> Result<Vec<TableLayout>, ServerError> {
+        let _serial = self.meta_lock.lock().await;
+        let catalog = self.catalog().await?;
+        let client = self.meta_client();
+        let targets: Vec<NodeInfo> = catalog
+            .nodes
+            .iter()
+            .filter(|n| n.id != dead && live.contains(&n.id))
+            .cloned()
+            .collect();
+        let mut done = Vec::new();
+        for t in user_tables(&catalog) {
+            if siltdb_client::membership::replica_count(&t, dead) == 0 {
+                continue;
+            }
+            let moved = client
+                .drain_node_off(&t.name, dead, &targets, catch_up, true)
+                .await
+                .map_err(client_error);
+            // Record what happened even when a later move failed: the layout moved forward.
+            let newest = client.newest_layout(&t.name).await.map_err(client_error)?;
+            if newest.epoch > t.epoch {
+                self.record_layout(&newest).await?;
+                self.settle_duplications(&catalog, &t.name).await;
+            }
+            moved?;
+            done.push(newest);
+        }
+        Ok(done)
+    }
+
+    /// A node that hosts replicas its catalog layout no longer assigns to it (it was down
+    /// while they moved away) gets the catalog's newer layouts, and removes them. Returns the
+    /// layouts pushed.
+    pub(crate) async fn reconcile_returned_node(
+        &self,
+        catalog: &Catalog,
+        node: &NodeInfo,
+    ) -> Result<usize, ServerError> {
+        let client = self.meta_client();
+        let stored = match client
+            .call(&node.addr, &ClientRequest::ListTables)
+            .await
+            .map_err(client_error)?
+        {
+            ClientResponse::Tables(ts) => ts,
+            ClientResponse::Error(e) => return Err(e),
+            other => {
+                return Err(ServerError::Internal(format!(
+                    "node {}: unexpected answer to ListTables: {other:?}",
+                    node.id
+                )))
+            }
+        };
+        let mut pushed = 0;
+        for t in stored {
+            let Some(newer) = catalog
+                .tables
+                .iter()
+                .find(|c| c.name == t.name && c.app_id == t.app_id && c.epoch > t.epoch)
+            else {
+                continue;
+            };
+            match client
+                .call(&node.addr, &ClientRequest::UpdateTable(newer.clone()))
+                .await
+                .map_err(client_error)?
+            {
+                ClientResponse::Error(e) => return Err(e),
+                _ => pushed += 1,
+            }
+        }
+        Ok(pushed)
+    }
+}
+
 /// What [`Node::move_in_every_table`] does to each table.
 #[derive(Clone, Copy)]
 enum Moves<'a> {

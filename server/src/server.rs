@@ -121,6 +121,13 @@ impl Server {
                 Arc::clone(&node),
                 Duration::from_millis(config.checkpoint_interval_ms),
                 config.checkpoint_decrees_min,
+                rx.clone(),
+            )));
+        }
+        if config.node_failure_grace_ms > 0 {
+            tasks.push(tokio::spawn(crate::failure::run(
+                Arc::clone(&node),
+                Duration::from_millis(config.node_failure_grace_ms),
                 rx,
             )));
         }
