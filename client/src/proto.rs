@@ -168,6 +168,31 @@ pub enum ClientRequest {
         /// The request.
         req: PegasusRequest,
     },
+    /// The Raft membership of a partition as the local replica knows it (answered with
+    /// [`ClientResponse::Membership`]). A node asks the group before it deletes a replica
+    /// directory: only a membership the group committed without it makes that safe.
+    Membership {
+        /// Table name.
+        table: String,
+        /// The partition.
+        partition: u32,
+    },
+}
+
+/// A replica's view of its group's membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipReply {
+    /// The answering node.
+    pub node: u64,
+    /// The leader it knows.
+    pub leader: Option<u64>,
+    /// Voters of the membership (both halves of a joint one).
+    pub voters: Vec<u64>,
+    /// Learners.
+    pub learners: Vec<u64>,
+    /// True when that membership's log entry is applied on the answering replica, so the
+    /// group committed it.
+    pub committed: bool,
 }
 
 /// One partition's replica state on a node.
@@ -317,4 +342,6 @@ pub enum ClientResponse {
     BulkLoadReplica(ReplicaBulkReply),
     /// The answer to a data-model request.
     Pegasus(PegasusResponse),
+    /// The answer to [`ClientRequest::Membership`].
+    Membership(MembershipReply),
 }

@@ -103,6 +103,9 @@ impl Services {
                     .await
             }
             ClientRequest::Meta(req) => node.meta(req).await,
+            ClientRequest::Membership { table, partition } => node
+                .membership(&table, partition)
+                .map(ClientResponse::Membership),
             req @ (ClientRequest::Partition { .. } | ClientRequest::Heal) => {
                 node.fault_injection(&req)
             }

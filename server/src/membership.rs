@@ -30,7 +30,8 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
 use siltdb_client::layout::{NodeInfo, TableLayout};
 pub use siltdb_client::membership::{replica_count, MoveOutcome};
-use siltdb_client::proto::ClientResponse;
+use siltdb_client::proto::{ClientRequest, ClientResponse, MembershipReply};
+use siltdb_client::{Client, ClientOptions};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub use crate::node::{remove_leftovers, remove_replica_dir, REMOVED_SUFFIX};
 pub const CHANGE_TIMEOUT_MAX: Duration = Duration::from_secs(600);
 /// Shortest bound on a `ChangeReplicas`.
 pub const CHANGE_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+/// Bound on asking one replica for its group's membership before a deletion.
+const MEMBERSHIP_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn internal(e: impl std::fmt::Display) -> ServerError {
     ServerError::Internal(e.to_string())
@@ -71,7 +74,8 @@ impl Node {
         let _serial = self.create_lock.lock().await;
         let current = self.tables.read().get(&layout.name).cloned();
         match &current {
-            Some(c) if *c == layout => return Ok(()),
+            // The same layout again: only retry removals a group had not confirmed yet.
+            Some(c) if *c == layout => return self.remove_unassigned(&layout).await,
             Some(c) if c.is_successor(&layout) => {}
             Some(c) if layout.is_successor(c) => {
                 tracing::debug!(table = %layout.name, epoch = layout.epoch, "stale layout ignored");
@@ -98,6 +102,14 @@ impl Node {
         self.tables
             .write()
             .insert(layout.name.clone(), layout.clone());
+        self.remove_unassigned(&layout).await?;
+        tracing::info!(table = %layout.name, epoch = layout.epoch, "layout updated");
+        Ok(())
+    }
+
+    /// Removes this node's replicas of `layout`'s partitions that it no longer assigns here,
+    /// once each group confirms it committed a membership without this node.
+    async fn remove_unassigned(&self, layout: &TableLayout) -> Result<(), ServerError> {
         let me = self.opts.node_id;
         for p in 0..layout.partition_count {
             if layout.replicas(p).iter().any(|n| n.id == me) {
@@ -109,25 +121,72 @@ impl Node {
                 tracing::info!(%gpid, "quarantined replica replaced elsewhere and removed");
                 continue;
             }
+            // The local view only (no `Arc` of the replica is kept: `close_replica` below
+            // waits for every other holder to let go).
+            let listed = match self.replicas.read().get(&gpid) {
+                None => continue,
+                Some(r) => {
+                    let m = r.raft().metrics().borrow().membership_config.clone();
+                    m.voter_ids().any(|v| v == me) || m.membership().learner_ids().any(|v| v == me)
+                }
+            };
+            // A layout alone never deletes data: the group itself must have committed a
+            // membership without this node (a hostile or mistaken UpdateTable otherwise
+            // deletes a voter's replica).
+            if listed && !self.group_removed_me(layout, p).await {
+                tracing::warn!(%gpid, epoch = layout.epoch,
+                    "layout leaves this node out but its group still lists it; replica kept");
+                continue;
+            }
             let Some(r) = self.replicas.write().remove(&gpid) else {
                 continue;
             };
-            let voter = r
-                .raft()
-                .metrics()
-                .borrow()
-                .membership_config
-                .voter_ids()
-                .any(|v| v == me);
-            if voter {
-                tracing::warn!(%gpid, "removing a replica whose last known membership still lists it");
-            }
             close_replica(r).await.map_err(internal)?;
             remove_replica_dir(&self.replica_dir(gpid)).map_err(internal)?;
             tracing::info!(%gpid, epoch = layout.epoch, "replica moved away and removed");
         }
-        tracing::info!(table = %layout.name, epoch = layout.epoch, "layout updated");
         Ok(())
+    }
+
+    /// The local replica's view of partition `partition`'s membership.
+    pub fn membership(&self, table: &str, partition: u32) -> Result<MembershipReply, ServerError> {
+        let (_, r) = self.replica(table, partition)?;
+        let m = r.raft().metrics().borrow().clone();
+        let cfg = &m.membership_config;
+        let committed = match (cfg.log_id(), m.last_applied) {
+            (Some(at), Some(applied)) => at.index <= applied.index,
+            (None, _) => true,
+            _ => false,
+        };
+        Ok(MembershipReply {
+            node: self.opts.node_id,
+            leader: m.current_leader,
+            voters: cfg.voter_ids().collect(),
+            learners: cfg.membership().learner_ids().collect(),
+            committed,
+        })
+    }
+
+    /// True when a replica of partition `p` in `layout` (other than this node) answers with a
+    /// committed membership that lists this node neither as voter nor as learner.
+    async fn group_removed_me(&self, layout: &TableLayout, p: u32) -> bool {
+        let me = self.opts.node_id;
+        let mut o = ClientOptions::new(vec![self.opts.addr.clone()]);
+        o.rpc_timeout = MEMBERSHIP_PROBE_TIMEOUT;
+        o.deadline = MEMBERSHIP_PROBE_TIMEOUT;
+        let client = Client::new(o);
+        let req = ClientRequest::Membership {
+            table: layout.name.clone(),
+            partition: p,
+        };
+        for n in layout.replicas(p).iter().filter(|n| n.id != me) {
+            if let Ok(ClientResponse::Membership(m)) = client.call(&n.addr, &req).await {
+                if m.committed && !m.voters.contains(&me) && !m.learners.contains(&me) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// On the leader of a partition: makes `to` a voter in place of `from` (learner first,

@@ -499,8 +499,9 @@ impl Node {
     }
 
     /// A node that hosts replicas its catalog layout no longer assigns to it (it was down
-    /// while they moved away) gets the catalog's newer layouts, and removes them. Returns the
-    /// layouts pushed.
+    /// while they moved away) gets the catalog's layouts (newer, or the same again so that it
+    /// retries removals its groups had not confirmed), and removes them. Returns the layouts
+    /// pushed.
     pub(crate) async fn reconcile_returned_node(
         &self,
         catalog: &Catalog,
@@ -526,7 +527,7 @@ impl Node {
             let Some(newer) = catalog
                 .tables
                 .iter()
-                .find(|c| c.name == t.name && c.app_id == t.app_id && c.epoch > t.epoch)
+                .find(|c| c.name == t.name && c.app_id == t.app_id && c.epoch >= t.epoch)
             else {
                 continue;
             };
