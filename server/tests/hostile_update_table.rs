@@ -13,7 +13,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_update_table_deletes_nothing_while_the_node_is_a_voter() {
-    let mut c = Cluster::start(3).await;
+    let c = Cluster::start(3).await;
     for i in 0..100u32 {
         let k = format!("h{i:04}");
         c.client
