@@ -102,6 +102,9 @@ pub struct ServerConfig {
     /// How long the meta service's leader lets a registered node stay unreachable before it
     /// moves that node's replicas onto live nodes; 0 = never. Default 60000 ms.
     pub node_failure_grace_ms: u64,
+    /// Serve Prometheus metrics (`GET /metrics`) and `GET /healthz` on this address.
+    /// Default: off.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +128,7 @@ impl Default for ServerConfig {
             write_buffer_size_bytes: 512 << 20,
             background_jobs: 4,
             node_failure_grace_ms: 60_000,
+            metrics_listen: None,
         }
     }
 }

@@ -22,7 +22,8 @@
 //!    handler), `failure` (the meta leader's failure detector and cure: replicas of a node
 //!    unreachable past `--node-failure-grace` move onto live nodes);
 //! 5. [`dispatch`] (the services of a node and the routing of every request) and [`server`]
-//!    (listener, timer, graceful shutdown).
+//!    (listener, timer, graceful shutdown); beside them [`metrics`] (the Prometheus endpoint,
+//!    read-only over the node).
 //!
 //! Beside them: [`redis`] (a RESP endpoint, a client of the cluster), [`lincheck`],
 //! [`allocator`], `fuzzing` (feature `fuzzing`: fuzz entry points of the request, response and layout
@@ -51,6 +52,7 @@ pub mod layout;
 pub mod lincheck;
 pub mod membership;
 pub mod meta;
+pub mod metrics;
 pub mod node;
 pub mod pegasus;
 /// Client messages (the client crate's, re-exported).

@@ -124,6 +124,19 @@ impl Server {
                 rx.clone(),
             )));
         }
+        if let Some(listen) = &config.metrics_listen {
+            let l = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| Error::io(listen, e))?;
+            let bound = l.local_addr().map_err(|e| Error::io(listen, e))?;
+            tracing::info!(%bound, "metrics endpoint listening");
+            eprintln!("silt-server metrics on {bound}");
+            tasks.push(tokio::spawn(crate::metrics::serve(
+                l,
+                Arc::clone(&node),
+                rx.clone(),
+            )));
+        }
         if config.node_failure_grace_ms > 0 {
             tasks.push(tokio::spawn(crate::failure::run(
                 Arc::clone(&node),

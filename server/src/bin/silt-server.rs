@@ -71,6 +71,9 @@ struct Args {
     /// its replicas are moved onto live nodes (e.g. 30s, 500ms; a bare number is ms; 0 = never).
     #[arg(long, value_parser = siltdb_server::config::parse_duration_ms)]
     node_failure_grace: Option<u64>,
+    /// Serve Prometheus metrics (GET /metrics) and GET /healthz on this address.
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// Log level (error, warn, info, debug, trace).
     #[arg(long)]
     log_level: Option<String>,
@@ -130,6 +133,9 @@ fn config(args: Args) -> siltdb_server::Result<ServerConfig> {
     }
     if let Some(v) = args.write_buffer_size {
         c.write_buffer_size_bytes = v;
+    }
+    if args.metrics_listen.is_some() {
+        c.metrics_listen = args.metrics_listen;
     }
     if let Some(v) = args.node_failure_grace {
         c.node_failure_grace_ms = v;

@@ -1,0 +1,107 @@
+//! The Prometheus endpoint (issue 23): `silt-server --metrics-listen ADDR` serves
+//! `GET /metrics` in the text exposition format and `GET /healthz`, read with curl (a client
+//! we did not write) and with a raw socket for the malformed cases.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `curl -s -w '\n%{http_code}' URL`: (body, status); None when curl is missing.
+fn curl(url: &str) -> Option<(String, String)> {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "-w", "\n%{http_code}", url])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n')?;
+    Some((body.to_string(), code.to_string()))
+}
+
+/// A raw request: whatever the server answers (maybe nothing) within the bound.
+fn raw(addr: &str, bytes: &[u8]) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_healthz_in_the_text_format() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let c = Cluster::start_with(1, &["--metrics-listen", &listen]).await;
+    for i in 0..50u32 {
+        let k = format!("m{i}");
+        c.client.put(TABLE, k.as_bytes(), b"v").await.unwrap();
+        c.client.get(TABLE, k.as_bytes()).await.unwrap();
+    }
+    let url = format!("http://{listen}");
+    let text = match curl(&format!("{url}/metrics")) {
+        Some((body, code)) => {
+            assert_eq!(code, "200", "{body}");
+            body
+        }
+        None => {
+            eprintln!("curl not installed: reading with a raw socket");
+            let r = raw(&listen, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+            r.split_once("\r\n\r\n").unwrap().1.to_string()
+        }
+    };
+    for needle in [
+        "# TYPE siltdb_requests_total counter",
+        "siltdb_requests_total{kind=\"write\"} 50",
+        "siltdb_requests_total{kind=\"get\"} 50",
+        "# TYPE siltdb_raft_is_leader gauge",
+        "siltdb_raft_is_leader{table=\"t\",partition=\"0\"} 1",
+        "# TYPE siltdb_engine_l0_files gauge",
+        "# TYPE siltdb_engine_stall_seconds_total counter",
+        "# TYPE siltdb_plog_segments gauge",
+        "siltdb_block_cache_capacity_bytes ",
+        "siltdb_write_buffer_usage_bytes ",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    // Every sample line belongs to an announced family and has a numeric value.
+    let mut announced = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            announced.insert(rest.split_whitespace().next().unwrap().to_string());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(announced.contains(name), "sample before its # TYPE: {line}");
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "bad value: {line}");
+            assert!(name.starts_with("siltdb_"), "{line}");
+        }
+    }
+    if let Some((body, code)) = curl(&format!("{url}/healthz")) {
+        assert_eq!((code.as_str(), body.as_str()), ("200", "ok\n"));
+    }
+    if let Some((_, code)) = curl(&format!("{url}/nope")) {
+        assert_eq!(code, "404");
+    }
+    // Garbage, a huge head and a truncated request close their own connections only.
+    let r = raw(&listen, b"\x00\x01garbage\r\n\r\n");
+    assert!(r.is_empty() || r.starts_with("HTTP/1.1 405"), "{r}");
+    let r = raw(&listen, &vec![b'a'; 64 << 10]);
+    assert!(r.is_empty() || r.starts_with("HTTP/1.1 431"), "{r}");
+    let _ = raw(&listen, b"GET /metr");
+    let r = raw(&listen, b"GET /healthz HTTP/1.0\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(c.client.get(TABLE, b"m1").await.unwrap().is_some());
+}
