@@ -73,6 +73,12 @@ pub enum ServerError {
     /// An unexpected server-side error.
     #[error("internal: {0}")]
     Internal(String),
+    /// The connection presented no secret or a wrong one ([`crate::auth`]).
+    #[error("authentication failed: {0}")]
+    Unauthenticated(String),
+    /// The connection's role may not send this request ([`crate::auth::Role`]).
+    #[error("authentication failed: permission denied: {0}")]
+    PermissionDenied(String),
 }
 
 impl ServerError {

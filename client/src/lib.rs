@@ -9,6 +9,7 @@
 //! - [`frame`]: the frame format of the TCP protocol (length, checksum, kind, request id,
 //!   bincode payload), shared by Raft and client traffic; [`conn`]: one lazily connected,
 //!   self-healing request/response connection.
+//! - [`auth`]: roles, secrets and the connection handshake ([`Hello`](auth::Hello)).
 //! - [`proto`]: client and operator requests and responses ([`ClientRequest`],
 //!   [`ClientResponse`]) and the statistics a node reports.
 //! - [`layout`]: table placement ([`TableLayout`], [`NodeInfo`]) and [`partition_of`].
@@ -20,6 +21,7 @@
 //!   model).
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod bulk_load;
 pub mod client;
 pub mod conn;

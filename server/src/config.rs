@@ -44,6 +44,12 @@ pub struct ServerConfig {
     pub log_level: String,
     /// Accept the fault-injection requests (`Partition`, `Heal`). Default false: tests only.
     pub allow_fault_injection: bool,
+    /// The token file ([`crate::auth::keyring`]); `None`: no authentication (a warning at
+    /// start).
+    pub auth_token_file: Option<PathBuf>,
+    /// Bulk-load sources must lie under this directory (after resolving symlinks); `None`:
+    /// any absolute path without `..` ([`crate::confine`]).
+    pub bulk_load_root: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +69,8 @@ impl Default for ServerConfig {
             memtable_size_bytes: 8 << 20,
             log_level: "info".into(),
             allow_fault_injection: false,
+            auth_token_file: None,
+            bulk_load_root: None,
         }
     }
 }

@@ -44,7 +44,7 @@ use std::sync::Arc;
 pub struct RaftOnlyHandler(pub Arc<RaftService>);
 
 impl FrameHandler for RaftOnlyHandler {
-    fn handle(self: Arc<Self>, request: Frame) -> Reply {
+    fn handle(self: Arc<Self>, request: Frame, _role: siltdb_client::auth::Role) -> Reply {
         Box::pin(async move { handle_raft_frame(&self.0, request).await })
     }
 }

@@ -53,6 +53,7 @@ pub struct TcpNetworkFactory {
     from: u64,
     fault: Arc<FaultHook>,
     metrics: Arc<TransportMetrics>,
+    token: Option<siltdb_client::auth::Secret>,
 }
 
 impl TcpNetworkFactory {
@@ -68,7 +69,15 @@ impl TcpNetworkFactory {
             from,
             fault,
             metrics,
+            token: None,
         }
+    }
+
+    /// These connections presenting `token` in their handshake (the node's admin secret on an
+    /// authenticated cluster).
+    pub fn with_token(mut self, token: Option<siltdb_client::auth::Secret>) -> Self {
+        self.token = token;
+        self
     }
 }
 
@@ -90,7 +99,7 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetworkFactory {
             gpid: self.gpid,
             from: self.from,
             to: target,
-            conn: FramedConn::new(node.addr.clone()),
+            conn: FramedConn::with_token(node.addr.clone(), self.token.clone()),
             fault: Arc::clone(&self.fault),
             metrics: Arc::clone(&self.metrics),
         }

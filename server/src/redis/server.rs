@@ -2,6 +2,7 @@
 
 use super::commands::{execute, Session, Shared};
 use super::resp::{parse, Reply};
+use crate::auth::Keyring;
 use crate::client::Client;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,9 +12,14 @@ use tokio::net::{TcpListener, TcpStream};
 const READ_CHUNK_BYTES: usize = 64 << 10;
 
 /// Serves `table` over RESP on `listener` until the task is dropped; each connection runs in
-/// its own task.
-pub async fn serve(listener: TcpListener, client: Arc<Client>, table: String) {
-    let shared = Arc::new(Shared::new(client, table));
+/// its own task. With a `keyring`, connections must AUTH first ([`super::auth`]).
+pub async fn serve(
+    listener: TcpListener,
+    client: Arc<Client>,
+    table: String,
+    keyring: Option<Arc<Keyring>>,
+) {
+    let shared = Arc::new(Shared::new(client, table, keyring));
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
