@@ -64,13 +64,14 @@ impl FrameHandler for Handler {
     fn refuse(&self, request: &Frame, reason: &str) -> Option<Frame> {
         // A Raft peer gets no answer (the connection closes); a client learns why.
         (request.kind == FrameKind::ClientRequest).then_some(())?;
-        let reason = reason
-            .strip_prefix(AUTH_FAILED)
-            .map(|r| r.trim_start_matches(':').trim())
-            .unwrap_or(reason);
+        let reason = if reason.contains(AUTH_FAILED) {
+            reason.to_string()
+        } else {
+            format!("{AUTH_FAILED}: {reason}")
+        };
         response_frame(
             request.request_id,
-            &ClientResponse::Error(crate::error::ServerError::Unauthenticated(reason.into())),
+            &ClientResponse::Error(crate::error::ServerError::Unauthenticated(reason)),
         )
     }
 
