@@ -486,3 +486,35 @@ async fn redis_endpoint_requires_auth() {
         assert!(connect(format!("redis://x:wrong-secret-0123456789@{addr}/")).is_err());
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_or_stalled_handshake_is_closed() {
+    let c = Cluster::start_bare(1, &[]);
+    let addr = c.addr(1);
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    let mut stalled = TcpStream::connect(&addr).unwrap();
+    stalled.write_all(&hello(None)[..5]).unwrap();
+    tokio::task::block_in_place(|| {
+        for s in [&mut silent, &mut stalled] {
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut buf = [0u8; 16];
+            match s.read(&mut buf) {
+                Ok(0) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                other => panic!("not closed: {other:?}"),
+            }
+        }
+    });
+    let took = started.elapsed();
+    let bound = siltdb_replica::transport::serve::HANDSHAKE_MAX;
+    assert!(
+        took >= bound && took < bound + Duration::from_secs(10),
+        "{took:?}"
+    );
+    // And the server still serves.
+    assert!(matches!(
+        call(&client(&c, None), &addr, &ClientRequest::Stats).await,
+        ClientResponse::Stats(_)
+    ));
+}

@@ -82,12 +82,31 @@ pub fn permission_error(req: &ClientRequest, role: Role) -> Option<ServerError> 
 }
 
 /// The variant name of a request (for messages; never its data, which may be secret).
-pub fn request_name(req: &ClientRequest) -> String {
-    let shown = format!("{req:?}");
-    let end = shown
-        .find(|c: char| !c.is_alphanumeric() && c != '_')
-        .unwrap_or(shown.len());
-    shown[..end].to_string()
+pub fn request_name(req: &ClientRequest) -> &'static str {
+    use ClientRequest as R;
+    match req {
+        R::Get { .. } => "Get",
+        R::Write { .. } => "Write",
+        R::Scan { .. } => "Scan",
+        R::CreateTable(_) => "CreateTable",
+        R::ListTables => "ListTables",
+        R::Stats => "Stats",
+        R::Digest { .. } => "Digest",
+        R::Checkpoint { .. } => "Checkpoint",
+        R::Partition { .. } => "Partition",
+        R::Heal => "Heal",
+        R::UpdateTable(_) => "UpdateTable",
+        R::ChangeReplicas { .. } => "ChangeReplicas",
+        R::Meta(_) => "Meta",
+        R::AddDuplication { .. } => "AddDuplication",
+        R::RemoveDuplication { .. } => "RemoveDuplication",
+        R::QueryDuplication { .. } => "QueryDuplication",
+        R::DuplicationWrite { .. } => "DuplicationWrite",
+        R::StartBulkLoad { .. } => "StartBulkLoad",
+        R::QueryBulkLoad { .. } => "QueryBulkLoad",
+        R::BulkLoadReplica { .. } => "BulkLoadReplica",
+        R::Pegasus { .. } => "Pegasus",
+    }
 }
 
 /// One request of every kind (and of every meta and data-model kind) with the role it needs:
@@ -408,7 +427,7 @@ mod tests {
                     let shown = e.to_string();
                     assert!(
                         shown.contains(crate::auth::AUTH_FAILED)
-                            && shown.contains(&request_name(req)),
+                            && shown.contains(request_name(req)),
                         "{shown}"
                     );
                 }
@@ -426,7 +445,9 @@ mod tests {
             pg_seen.iter().all(|s| *s),
             "a data-model kind is missing: {pg_seen:?}"
         );
-        assert_eq!(request_name(&ClientRequest::Stats), "Stats");
-        assert_eq!(request_name(&all[0].0), "Get");
+        for (req, _) in &all {
+            let shown = format!("{req:?}");
+            assert!(shown.starts_with(request_name(req)), "{shown}");
+        }
     }
 }
