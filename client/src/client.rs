@@ -316,7 +316,7 @@ impl Client {
             .await
     }
 
-    /// [`Client::partition_call`] with each RPC bounded by `rpc_timeout`. A node that no
+    /// `Client::partition_call` with each RPC bounded by `rpc_timeout`. A node that no
     /// longer hosts the partition (a moved replica) makes the client fetch the table's newest
     /// layout and route by it.
     pub async fn partition_call_with(
@@ -393,7 +393,7 @@ impl Client {
         }
     }
 
-    /// [`Client::partition_call`] for the data-model API ([`crate::pegasus`]).
+    /// `Client::partition_call` for the data-model API ([`crate::pegasus`]).
     pub async fn route(
         &self,
         layout: &TableLayout,

@@ -66,7 +66,7 @@ impl fmt::Display for Status {
 }
 
 /// One local replica's view of one duplication (an answer to
-/// [`ClientRequest::QueryDuplication`]).
+/// [`crate::proto::ClientRequest::QueryDuplication`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DuplicationReplicaStatus {
     /// The duplication id.

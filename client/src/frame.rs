@@ -30,9 +30,9 @@ const CRC_MASK_DELTA: u32 = 0xa282_ead8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FrameKind {
-    /// A Raft RPC ([`super::message::RaftEnvelope`]).
+    /// A Raft RPC (the replica layer's `RaftEnvelope`).
     RaftRequest = 1,
-    /// The answer to a Raft RPC ([`super::message::RaftResponse`]).
+    /// The answer to a Raft RPC (the replica layer's `RaftResponse`).
     RaftResponse = 2,
     /// A client or operator request (defined by the server crate).
     ClientRequest = 3,
