@@ -518,3 +518,43 @@ async fn a_silent_or_stalled_handshake_is_closed() {
         ClientResponse::Stats(_)
     ));
 }
+
+#[test]
+fn a_short_secret_stops_the_server_and_no_token_file_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "admin long-enough-secret-0001\nread-only short\n").unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_silt-server"))
+            .args(["--node-id", "1", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--addr-file")
+            .arg(dir.path().join("addr"))
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let tokens_s = tokens.display().to_string();
+    let out = run(&["--auth-token-file", &tokens_s])
+        .wait_with_output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&tokens_s) && err.contains("line 2"), "{err}");
+
+    // Without a token file the server starts and says it is unauthenticated.
+    let mut child = run(&[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.path().join("addr").exists() {
+        assert!(Instant::now() < deadline, "no address file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("UNAUTHENTICATED"), "{err}");
+}
