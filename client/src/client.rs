@@ -48,6 +48,8 @@ pub struct ClientOptions {
     /// The secret presented on every connection ([`crate::auth`]); `None` for a cluster
     /// without authentication. Default `None`.
     pub token: Option<Secret>,
+    /// TLS of every connection ([`crate::tls`]); `None`: plain TCP. Default `None`.
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 impl ClientOptions {
@@ -61,7 +63,14 @@ impl ClientOptions {
             backoff_max: Duration::from_secs(1),
             scan_page_rows: SCAN_PAGE_ROWS,
             token: None,
+            tls: None,
         }
+    }
+
+    /// These options speaking TLS with `tls` on every connection.
+    pub fn with_tls(mut self, tls: Option<crate::tls::TlsClient>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// These options presenting `token` on every connection.
@@ -154,7 +163,7 @@ impl Client {
     }
 
     fn new_conn(&self, addr: &str) -> FramedConn {
-        FramedConn::with_token(addr, self.opts.token.clone())
+        FramedConn::with_token(addr, self.opts.token.clone()).with_tls(self.opts.tls.clone())
     }
 
     /// [`Client::call_with_timeout`] with the configured RPC timeout.

@@ -12,6 +12,7 @@
 
 use super::auth::{Hello, HelloReply, Role, Secret};
 use super::frame::{self, Frame, FrameError, FrameKind};
+use super::tls::{Stream, TlsClient};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -63,7 +64,8 @@ pub enum CallError {
 #[derive(Debug)]
 pub struct FramedConn {
     addr: String,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
+    tls: Option<TlsClient>,
     in_flight: bool,
     next_request_id: u64,
     token: Option<Secret>,
@@ -81,11 +83,18 @@ impl FramedConn {
         Self {
             addr: addr.into(),
             stream: None,
+            tls: None,
             in_flight: false,
             next_request_id: 1,
             token,
             role: None,
         }
+    }
+
+    /// This connection speaking TLS ([`crate::tls`]) when `tls` is set.
+    pub fn with_tls(mut self, tls: Option<TlsClient>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The role the server granted in the last handshake (`None` before one).
@@ -197,7 +206,14 @@ impl FramedConn {
                 })?;
             s.set_nodelay(true)
                 .map_err(|e| self.broken(format!("nodelay: {e}")))?;
-            self.stream = Some(s);
+            let stream = match &self.tls {
+                None => Stream::Plain(s),
+                Some(tls) => tls
+                    .connect(&self.addr, s)
+                    .await
+                    .map_err(|e| self.broken(format!("TLS handshake: {e}")))?,
+            };
+            self.stream = Some(stream);
             self.handshake().await?;
         }
         self.send_and_read(bytes).await

@@ -227,7 +227,7 @@ impl TableLoad {
 pub struct BulkLoads {
     root: PathBuf,
     /// Presented by the coordinator's client to the hosting nodes.
-    token: Option<siltdb_client::auth::Secret>,
+    credentials: crate::auth::Credentials,
     /// Sources must lie under it ([`crate::confine`]).
     source_root: Option<PathBuf>,
     downloads: Arc<DownloadManager>,
@@ -247,16 +247,16 @@ impl std::fmt::Debug for BulkLoads {
 }
 
 impl BulkLoads {
-    /// No loads yet; state goes under `data_dir/bulk_load/`; the coordinator presents `token`
+    /// No loads yet; state goes under `data_dir/bulk_load/`; the coordinator presents `credentials`
     /// to the hosting nodes and reads sources under `source_root` only ([`crate::confine`]).
     pub fn new(
         data_dir: &Path,
-        token: Option<siltdb_client::auth::Secret>,
+        credentials: crate::auth::Credentials,
         source_root: Option<PathBuf>,
     ) -> Self {
         BulkLoads {
             root: data_dir.join(BULK_LOAD_DIR),
-            token,
+            credentials,
             source_root,
             downloads: DownloadManager::new(DOWNLOAD_SLOTS, Arc::new(BulkLoadMetrics::default())),
             loads: Mutex::default(),
@@ -354,7 +354,7 @@ impl BulkLoads {
     ) -> Result<Arc<LoadShared>, String> {
         let seeds = layout.nodes.iter().map(|n| n.addr.clone()).collect();
         let client = Arc::new(Client::new(
-            ClientOptions::new(seeds).with_token(self.token.clone()),
+            self.credentials.apply(ClientOptions::new(seeds)),
         ));
         let runtime = tokio::runtime::Handle::current();
         let provider = Arc::new(LocalDirProvider::new(&record.source_dir));

@@ -50,6 +50,13 @@ pub struct ServerConfig {
     /// Bulk-load sources must lie under this directory (after resolving symlinks); `None`:
     /// any absolute path without `..` ([`crate::confine`]).
     pub bulk_load_root: Option<PathBuf>,
+    /// PEM certificate chain this server presents: with `tls_key`, every connection to it is
+    /// TLS ([`siltdb_client::tls`]).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificates the node's outgoing TLS connections trust; default: `tls_cert`.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +78,9 @@ impl Default for ServerConfig {
             allow_fault_injection: false,
             auth_token_file: None,
             bulk_load_root: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
     }
 }
@@ -106,6 +116,12 @@ impl ServerConfig {
         }
         if self.memtable_size_bytes < 64 << 10 {
             return bad("memtable_size_bytes below 64 KiB");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert and tls_key go together");
+        }
+        if self.tls_ca.is_some() && self.tls_cert.is_none() {
+            return bad("tls_ca needs tls_cert and tls_key");
         }
         self.level()?;
         Ok(())

@@ -30,11 +30,12 @@ impl Services {
         let dups = NodeDuplications::new(
             o.node_id,
             tokio::runtime::Handle::current(),
-            o.secret.clone(),
+            o.credentials.clone(),
         );
         dups.start(Arc::downgrade(node))
             .map_err(|e| Error::io("duplication supervisor thread", e))?;
-        let bulk_loads = BulkLoads::new(&o.data_dir, o.secret.clone(), o.bulk_load_root.clone());
+        let bulk_loads =
+            BulkLoads::new(&o.data_dir, o.credentials.clone(), o.bulk_load_root.clone());
         bulk_loads.recover(node);
         Ok(Services { dups, bulk_loads })
     }

@@ -287,7 +287,7 @@ pub struct NodeDuplications {
     running: Mutex<HashMap<Gpid, Running>>,
     clients: Arc<Mutex<HashMap<String, Arc<Client>>>>,
     /// Presented to the follower clusters (this node's own secret: see the README, "Security").
-    token: Option<siltdb_client::auth::Secret>,
+    credentials: crate::auth::Credentials,
     fences: Mutex<HashMap<(String, u32, String), Fence>>,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -295,12 +295,12 @@ pub struct NodeDuplications {
 }
 
 impl NodeDuplications {
-    /// The duplications of node `node_id`, driving async calls on `rt`, presenting `token` to
-    /// the follower clusters.
+    /// The duplications of node `node_id`, driving async calls on `rt`, presenting `credentials`
+    /// to the follower clusters.
     pub fn new(
         node_id: u64,
         rt: tokio::runtime::Handle,
-        token: Option<siltdb_client::auth::Secret>,
+        credentials: crate::auth::Credentials,
     ) -> Arc<Self> {
         Arc::new(Self {
             node_id,
@@ -309,7 +309,7 @@ impl NodeDuplications {
             opts: DuplicationOptions::default(),
             running: Mutex::default(),
             clients: Arc::default(),
-            token,
+            credentials,
             fences: Mutex::default(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -467,11 +467,11 @@ impl NodeDuplications {
         let replica = Arc::clone(replica);
         let scratch_root = dir.join(SCRATCH_DIR);
         let clients = Arc::clone(&self.clients);
-        let token = self.token.clone();
+        let credentials = self.credentials.clone();
         let source_id = source_id(layout, partition);
         Arc::new(move |name: &str| {
             let (table, seeds) = parse_remote(name)?;
-            let client = follower_client(&clients, &seeds, &token);
+            let client = follower_client(&clients, &seeds, &credentials);
             let hash = xxhash_rust::xxh3::xxh3_64(name.as_bytes());
             Some(Arc::new(RemoteClusterSink::new(
                 client,
@@ -615,11 +615,11 @@ impl NodeDuplications {
 fn follower_client(
     clients: &Mutex<HashMap<String, Arc<Client>>>,
     seeds: &[String],
-    token: &Option<siltdb_client::auth::Secret>,
+    credentials: &crate::auth::Credentials,
 ) -> Arc<Client> {
     let mut clients = clients.lock();
     let c = clients.entry(seeds.join(",")).or_insert_with(|| {
-        let mut o = ClientOptions::new(seeds.to_vec()).with_token(token.clone());
+        let mut o = credentials.apply(ClientOptions::new(seeds.to_vec()));
         o.rpc_timeout = REMOTE_RPC_TIMEOUT;
         o.deadline = REMOTE_DEADLINE;
         Arc::new(Client::new(o))

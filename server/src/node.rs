@@ -58,10 +58,10 @@ pub struct NodeOptions {
     pub memtable_size_bytes: usize,
     /// Whether `Partition`/`Heal` requests are served.
     pub allow_fault_injection: bool,
-    /// The secret the node presents on its own connections to peers and to the cluster
-    /// (Raft, meta pushes, moves, bulk loads, duplication): the first admin secret of its
-    /// token file; `None` on a cluster without authentication.
-    pub secret: Option<siltdb_client::auth::Secret>,
+    /// What the node presents on its own connections to peers and to the cluster (Raft, meta
+    /// pushes, moves, bulk loads, duplication): the first admin secret of its token file
+    /// (`None` on a cluster without authentication) and its TLS client settings.
+    pub credentials: crate::auth::Credentials,
     /// The directory bulk-load sources must lie under ([`crate::confine`]).
     pub bulk_load_root: Option<PathBuf>,
 }
@@ -207,7 +207,8 @@ impl Node {
             Arc::clone(&self.fault),
             Arc::clone(&self.metrics),
         )
-        .with_token(self.opts.secret.clone());
+        .with_token(self.opts.credentials.token.clone())
+        .with_tls(self.opts.credentials.tls.clone());
         let replica = Arc::new(Replica::open_with_network(o, net).await?);
         let first = replicas.first().map(|n| n.id) == Some(self.opts.node_id);
         let empty = replica.raft().metrics().borrow().last_log_index.is_none();

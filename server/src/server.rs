@@ -15,9 +15,10 @@ use crate::dispatch::Services;
 use crate::error::{Error, Result};
 use crate::node::{Node, NodeOptions};
 use crate::proto::{ClientRequest, ClientResponse};
+use siltdb_client::tls::{TlsClient, TlsServer};
 use siltdb_replica::transport::frame::{self, Frame, FrameKind};
 use siltdb_replica::transport::{
-    handle_raft_frame, serve, FaultHook, FrameHandler, RaftHost, RaftService, Reply,
+    handle_raft_frame, serve_tls, FaultHook, FrameHandler, RaftHost, RaftService, Reply,
     TransportMetrics,
 };
 use std::sync::Arc;
@@ -147,6 +148,7 @@ impl Server {
                 "no --bulk-load-root: bulk loads may read any absolute path on this host"
             );
         }
+        let (tls_server, tls_client) = tls_settings(&config)?;
         let secret = keyring.as_ref().and_then(|k| k.admin_secret().cloned());
         if keyring.is_some() && secret.is_none() {
             tracing::warn!(
@@ -173,7 +175,10 @@ impl Server {
                 request_timeout: config.request_timeout(),
                 memtable_size_bytes: config.memtable_size_bytes,
                 allow_fault_injection: config.allow_fault_injection,
-                secret,
+                credentials: crate::auth::Credentials {
+                    token: secret,
+                    tls: tls_client,
+                },
                 bulk_load_root: config.bulk_load_root.clone(),
             },
             Arc::clone(&fault),
@@ -193,7 +198,12 @@ impl Server {
             services: Arc::clone(&services),
             keyring: keyring.clone(),
         });
-        let mut tasks = vec![tokio::spawn(serve(listener, handler, rx.clone()))];
+        let mut tasks = vec![tokio::spawn(serve_tls(
+            listener,
+            handler,
+            rx.clone(),
+            tls_server,
+        ))];
         if config.checkpoint_interval_ms > 0 {
             tasks.push(tokio::spawn(checkpoint_timer(
                 Arc::clone(&node),
@@ -272,6 +282,18 @@ async fn checkpoint_timer(
             return;
         }
     }
+}
+
+/// The TLS acceptor and the client settings of the node's own connections, when configured.
+fn tls_settings(config: &ServerConfig) -> Result<(Option<TlsServer>, Option<TlsClient>)> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok((None, None));
+    };
+    let bad = |e: siltdb_client::tls::TlsError| Error::InvalidArgument(e.to_string());
+    let server = TlsServer::from_files(cert, key).map_err(bad)?;
+    let client = TlsClient::from_ca_file(config.tls_ca.as_deref().unwrap_or(cert)).map_err(bad)?;
+    tracing::info!(cert = %cert.display(), "TLS on: every connection must speak TLS");
+    Ok((Some(server), Some(client)))
 }
 
 /// Writes `addr` to `path` atomically (temp file + rename).

@@ -558,3 +558,111 @@ fn a_short_secret_stops_the_server_and_no_token_file_warns() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("UNAUTHENTICATED"), "{err}");
 }
+
+/// A CA and a certificate it signed for 127.0.0.1, written as PEM files under `dir`:
+/// `(ca, cert, key)`.
+fn tls_files(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let paths = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}-cert.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+fn tls_client(c: &Cluster, secret: &str, ca: &Path) -> Client {
+    let tls = siltdb_client::tls::TlsClient::from_ca_file(ca).unwrap();
+    let mut o = ClientOptions::new(c.procs.iter().map(|p| p.addr.clone()).collect())
+        .with_token(Some(Secret::new(secret.as_bytes().to_vec()).unwrap()))
+        .with_tls(Some(tls));
+    o.deadline = Duration::from_secs(60);
+    o.rpc_timeout = Duration::from_secs(8);
+    Client::new(o)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_on_and_off() {
+    let tokens = Tokens::new();
+    let file = tokens.server_file();
+    let (ca, cert, key) = tls_files(tokens.dir.path(), "good");
+    let (other_ca, _, _) = tls_files(tokens.dir.path(), "other");
+    let (ca_s, cert_s, key_s) = (
+        ca.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+    // Three TLS nodes: the table's Rafts replicate over TLS.
+    let c = Cluster::start_bare(
+        3,
+        &[
+            "--auth-token-file",
+            &file,
+            "--tls-cert",
+            &cert_s,
+            "--tls-key",
+            &key_s,
+            "--tls-ca",
+            &ca_s,
+        ],
+    );
+    let admin = tls_client(&c, ADMIN, &ca);
+    admin
+        .create_table(&c.layout)
+        .await
+        .expect("create table over TLS");
+    admin.put(TABLE, b"k", b"v").await.unwrap();
+    let reader = tls_client(&c, READER, &ca);
+    assert_eq!(reader.get(TABLE, b"k").await.unwrap(), Some(b"v".to_vec()));
+    let addr = c.addr(1);
+
+    // Plain TCP to a TLS server, and a client trusting another CA, are refused.
+    let e = client(&c, Some(ADMIN))
+        .call_with_timeout(&addr, &ClientRequest::Stats, Duration::from_secs(5))
+        .await;
+    assert!(e.is_err(), "plain TCP answered: {e:?}");
+    let e = tls_client(&c, ADMIN, &other_ca)
+        .call_with_timeout(&addr, &ClientRequest::Stats, Duration::from_secs(5))
+        .await;
+    assert!(e.is_err(), "an untrusted certificate was accepted: {e:?}");
+    // TLS does not replace the token.
+    let tls = siltdb_client::tls::TlsClient::from_ca_file(&ca).unwrap();
+    let anon = Client::new(ClientOptions::new(vec![addr.clone()]).with_tls(Some(tls)));
+    assert!(matches!(
+        call(&anon, &addr, &ClientRequest::Stats).await,
+        ClientResponse::Error(ServerError::Unauthenticated(_))
+    ));
+
+    // silt-admin with --tls-ca and a token; without --tls-ca it fails.
+    let admin_file = tokens.path("admin");
+    let (ok, out) = admin_cli(&c, Some(&admin_file), &["--tls-ca", &ca_s, "tables"]);
+    assert!(ok && out.contains(TABLE), "{out}");
+    let (ok, out) = admin_cli(&c, Some(&admin_file), &["tables"]);
+    assert!(!ok, "{out}");
+
+    // TLS off: a TLS client to a plain server fails, and the server keeps serving.
+    let plain = Cluster::start_bare(1, &[]);
+    let e = tls_client(&plain, ADMIN, &ca)
+        .call_with_timeout(
+            &plain.addr(1),
+            &ClientRequest::Stats,
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(e.is_err(), "{e:?}");
+    assert!(matches!(
+        call(&client(&plain, None), &plain.addr(1), &ClientRequest::Stats).await,
+        ClientResponse::Stats(_)
+    ));
+}

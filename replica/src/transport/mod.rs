@@ -34,7 +34,7 @@ pub use frame::{Frame, FrameError, FrameKind, FRAME_SIZE_MAX_BYTES};
 pub use message::{RaftEnvelope, RaftRequest, RaftResponse, Refusal};
 pub use metrics::{TransportMetrics, TransportMetricsSnapshot};
 pub use network::TcpNetworkFactory;
-pub use serve::{serve, FrameHandler, Reply};
+pub use serve::{serve, serve_tls, FrameHandler, Reply};
 pub use service::{RaftHost, RaftService};
 
 use std::sync::Arc;

@@ -54,6 +54,7 @@ pub struct TcpNetworkFactory {
     fault: Arc<FaultHook>,
     metrics: Arc<TransportMetrics>,
     token: Option<siltdb_client::auth::Secret>,
+    tls: Option<siltdb_client::tls::TlsClient>,
 }
 
 impl TcpNetworkFactory {
@@ -70,7 +71,14 @@ impl TcpNetworkFactory {
             fault,
             metrics,
             token: None,
+            tls: None,
         }
+    }
+
+    /// These connections speaking TLS with `tls` when set.
+    pub fn with_tls(mut self, tls: Option<siltdb_client::tls::TlsClient>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// These connections presenting `token` in their handshake (the node's admin secret on an
@@ -99,7 +107,8 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetworkFactory {
             gpid: self.gpid,
             from: self.from,
             to: target,
-            conn: FramedConn::with_token(node.addr.clone(), self.token.clone()),
+            conn: FramedConn::with_token(node.addr.clone(), self.token.clone())
+                .with_tls(self.tls.clone()),
             fault: Arc::clone(&self.fault),
             metrics: Arc::clone(&self.metrics),
         }

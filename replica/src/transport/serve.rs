@@ -11,11 +11,12 @@
 
 use super::frame::{self, Frame, FrameKind};
 use siltdb_client::auth::{Hello, HelloReply, Role};
+use siltdb_client::tls::{Stream, TlsServer};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -57,7 +58,18 @@ pub trait FrameHandler: Send + Sync + 'static {
 pub async fn serve(
     listener: TcpListener,
     handler: Arc<dyn FrameHandler>,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_tls(listener, handler, shutdown, None).await
+}
+
+/// [`serve`], every connection speaking TLS with `tls` when set (its TLS handshake bounded by
+/// [`HANDSHAKE_MAX`]; a connection that is not TLS is closed).
+pub async fn serve_tls(
+    listener: TcpListener,
+    handler: Arc<dyn FrameHandler>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<TlsServer>,
 ) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let mut tasks = JoinSet::new();
@@ -79,8 +91,23 @@ pub async fn serve(
                 };
                 let h = Arc::clone(&handler);
                 let sd = shutdown.clone();
+                let tls = tls.clone();
                 tasks.spawn(async move {
-                    connection(stream, h, sd).await;
+                    let _ = stream.set_nodelay(true);
+                    let stream = match tls {
+                        None => Some(Stream::Plain(stream)),
+                        Some(t) => match tokio::time::timeout(HANDSHAKE_MAX, t.accept(stream)).await {
+                            Ok(Ok(s)) => Some(s),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                None
+                            }
+                            Err(_) => None,
+                        },
+                    };
+                    if let Some(stream) = stream {
+                        connection(stream, h, sd).await;
+                    }
                     drop(permit);
                 });
             }
@@ -102,11 +129,10 @@ pub async fn serve(
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    mut stream: Stream,
     handler: Arc<dyn FrameHandler>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let Some((role, pending)) = handshake(&mut stream, handler.as_ref(), &mut shutdown).await
     else {
         return;
@@ -153,7 +179,7 @@ async fn connection(
 /// Reads the first frame (bounded by [`HANDSHAKE_MAX`]) and authenticates the connection:
 /// `Some((role, frame to serve first))`, or `None` when the connection is to be closed.
 async fn handshake(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     handler: &dyn FrameHandler,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<(Role, Option<Frame>)> {

@@ -36,6 +36,9 @@ struct Args {
     /// File holding the secret presented to the server (default: `$SILT_TOKEN_FILE`).
     #[arg(long, global = true)]
     token_file: Option<std::path::PathBuf>,
+    /// Speak TLS, trusting the certificates of this PEM file (the servers' --tls-ca).
+    #[arg(long, global = true)]
+    tls_ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -545,7 +548,13 @@ async fn run(args: Args) -> Res<()> {
         Some(p) => Some(siltdb_server::auth::Secret::from_file(p).map_err(|e| e.to_string())?),
         None => None,
     };
-    let mut opts = ClientOptions::new(vec![args.addr.clone()]).with_token(token);
+    let tls = match &args.tls_ca {
+        Some(p) => Some(siltdb_client::tls::TlsClient::from_ca_file(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let mut opts = ClientOptions::new(vec![args.addr.clone()])
+        .with_token(token)
+        .with_tls(tls);
     opts.rpc_timeout = Duration::from_millis(args.timeout_ms);
     opts.deadline = Duration::from_millis(args.timeout_ms.saturating_mul(4));
     let client = Client::new(opts);

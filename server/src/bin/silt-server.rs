@@ -71,6 +71,15 @@ struct Args {
     /// Bulk-load sources must lie under this directory (symlinks resolved).
     #[arg(long)]
     bulk_load_root: Option<PathBuf>,
+    /// PEM certificate chain to present: with --tls-key, every connection is TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM certificates this node's connections to its peers trust (default: --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
     /// Serve `--redis-table` over the Redis protocol (RESP2/RESP3) on this address.
     #[arg(long, requires = "redis_table")]
     redis_listen: Option<String>,
@@ -134,6 +143,13 @@ fn config(args: Args) -> siltdb_server::Result<ServerConfig> {
     if args.bulk_load_root.is_some() {
         c.bulk_load_root = args.bulk_load_root;
     }
+    if args.tls_cert.is_some() {
+        c.tls_cert = args.tls_cert;
+        c.tls_key = args.tls_key;
+    }
+    if args.tls_ca.is_some() {
+        c.tls_ca = args.tls_ca;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -166,8 +182,11 @@ async fn start_redis(r: RedisArgs, server: &Server) -> siltdb_server::Result<Abo
     eprintln!("silt-server redis endpoint on {bound} (table {})", r.table);
     // The endpoint reaches the cluster as this node does; its own clients AUTH against the
     // same token file.
-    let opts = ClientOptions::new(vec![server.addr().to_string()])
-        .with_token(server.node().options().secret.clone());
+    let opts = server
+        .node()
+        .options()
+        .credentials
+        .apply(ClientOptions::new(vec![server.addr().to_string()]));
     let client = std::sync::Arc::new(Client::new(opts));
     Ok(AbortOnDrop(tokio::spawn(siltdb_server::redis::serve(
         listener,
