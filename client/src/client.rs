@@ -13,8 +13,9 @@
 //! been applied (as with any RPC). Retried puts and deletes are idempotent. A batch is atomic
 //! per partition only: its ops are grouped by partition and each group is one log entry.
 
+use crate::auth::Secret;
 use crate::bulk_load::BulkLoadReport;
-use crate::conn::FramedConn;
+use crate::conn::{CallError, FramedConn};
 use crate::duplication::{DuplicationReport, FailMode};
 use crate::error::{Error, Result, ServerError};
 use crate::frame::{self, FrameKind};
@@ -44,6 +45,11 @@ pub struct ClientOptions {
     pub backoff_max: Duration,
     /// Rows per partition page of a scan. Default [`SCAN_PAGE_ROWS`].
     pub scan_page_rows: u32,
+    /// The secret presented on every connection ([`crate::auth`]); `None` for a cluster
+    /// without authentication. Default `None`.
+    pub token: Option<Secret>,
+    /// TLS of every connection ([`crate::tls`]); `None`: plain TCP. Default `None`.
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 impl ClientOptions {
@@ -56,7 +62,21 @@ impl ClientOptions {
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_secs(1),
             scan_page_rows: SCAN_PAGE_ROWS,
+            token: None,
+            tls: None,
         }
+    }
+
+    /// These options speaking TLS with `tls` on every connection.
+    pub fn with_tls(mut self, tls: Option<crate::tls::TlsClient>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// These options presenting `token` on every connection.
+    pub fn with_token(mut self, token: Option<Secret>) -> Self {
+        self.token = token;
+        self
     }
 }
 
@@ -80,7 +100,8 @@ impl Client {
     }
 
     /// One request to one server, no retry, bounded by `timeout`. A server-side error comes
-    /// back as `Ok(ClientResponse::Error(_))`.
+    /// back as `Ok(ClientResponse::Error(_))`, and so does a refused handshake
+    /// ([`ServerError::Unauthenticated`], never retried).
     pub async fn call_with_timeout(
         &self,
         addr: &str,
@@ -91,7 +112,7 @@ impl Client {
             frame::encode_payload(req).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let pooled = self.idle.lock().get_mut(addr).and_then(Vec::pop);
         let reused = pooled.is_some();
-        let mut conn = pooled.unwrap_or_else(|| FramedConn::new(addr));
+        let mut conn = pooled.unwrap_or_else(|| self.new_conn(addr));
         let started = Instant::now();
         // The payload is kept for a second attempt only when there can be one.
         let first = if reused {
@@ -110,7 +131,7 @@ impl Client {
         if r.is_err() && reused {
             // An idle connection the server closed (it restarted, or dropped idle peers):
             // once more on a fresh connection, within what is left of the bound.
-            conn = FramedConn::new(addr);
+            conn = self.new_conn(addr);
             let left = timeout.saturating_sub(started.elapsed());
             r = conn
                 .call(
@@ -121,7 +142,15 @@ impl Client {
                 )
                 .await;
         }
-        let bytes = r.map_err(|e| Error::Transport(e.to_string()))?;
+        let bytes = match r {
+            Ok(b) => b,
+            Err(CallError::Unauthenticated { addr, reason }) => {
+                return Ok(ClientResponse::Error(ServerError::Unauthenticated(
+                    format!("{addr}: {reason}"),
+                )))
+            }
+            Err(e) => return Err(Error::Transport(e.to_string())),
+        };
         {
             let mut idle = self.idle.lock();
             let pool = idle.entry(addr.to_string()).or_default();
@@ -131,6 +160,10 @@ impl Client {
         }
         frame::decode_payload(&bytes)
             .map_err(|e| Error::Transport(format!("answer from {addr}: {e}")))
+    }
+
+    fn new_conn(&self, addr: &str) -> FramedConn {
+        FramedConn::with_token(addr, self.opts.token.clone()).with_tls(self.opts.tls.clone())
     }
 
     /// [`Client::call_with_timeout`] with the configured RPC timeout.

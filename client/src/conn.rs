@@ -5,8 +5,14 @@
 //! the stream in an unknown state, so the connection marks itself busy before sending and
 //! discards the stream on the next call if that mark is still set. Every call is bounded by its
 //! timeout, connect included.
+//!
+//! A fresh stream starts with the handshake ([`crate::auth`]): a hello frame carrying the
+//! connection's secret (or none), answered by the role it grants or a refusal, which fails the
+//! call with [`CallError::Unauthenticated`].
 
+use super::auth::{Hello, HelloReply, Role, Secret};
 use super::frame::{self, Frame, FrameError, FrameKind};
+use super::tls::{Stream, TlsClient};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -35,6 +41,15 @@ pub enum CallError {
     /// The message does not fit in a frame.
     #[error("request too large: {0}")]
     TooLarge(String),
+    /// The server refused the connection's credentials (the reason says "authentication
+    /// failed").
+    #[error("connection to {addr}: {reason}")]
+    Unauthenticated {
+        /// The address.
+        addr: String,
+        /// The server's reason.
+        reason: String,
+    },
     /// The stream failed or the peer answered something malformed.
     #[error("connection to {addr}: {reason}")]
     Broken {
@@ -49,20 +64,42 @@ pub enum CallError {
 #[derive(Debug)]
 pub struct FramedConn {
     addr: String,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
+    tls: Option<TlsClient>,
     in_flight: bool,
     next_request_id: u64,
+    token: Option<Secret>,
+    role: Option<Role>,
 }
 
 impl FramedConn {
     /// A connection to `addr` (`host:port`), not yet opened.
     pub fn new(addr: impl Into<String>) -> Self {
+        Self::with_token(addr, None)
+    }
+
+    /// A connection to `addr` that presents `token` in its handshake, not yet opened.
+    pub fn with_token(addr: impl Into<String>, token: Option<Secret>) -> Self {
         Self {
             addr: addr.into(),
             stream: None,
+            tls: None,
             in_flight: false,
             next_request_id: 1,
+            token,
+            role: None,
         }
+    }
+
+    /// This connection speaking TLS ([`crate::tls`]) when `tls` is set.
+    pub fn with_tls(mut self, tls: Option<TlsClient>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The role the server granted in the last handshake (`None` before one).
+    pub fn role(&self) -> Option<Role> {
+        self.role
     }
 
     /// The peer address.
@@ -125,8 +162,37 @@ impl FramedConn {
         }
     }
 
+    /// Sends the hello on the fresh stream and reads the server's answer.
+    async fn handshake(&mut self) -> Result<(), CallError> {
+        let hello = Hello {
+            token: self.token.clone(),
+        };
+        let payload =
+            frame::encode_payload(&hello).map_err(|e| CallError::TooLarge(e.to_string()))?;
+        let bytes = frame::encode_frame(&Frame {
+            kind: FrameKind::Hello,
+            request_id: 0,
+            payload,
+        })
+        .map_err(|e| CallError::TooLarge(e.to_string()))?;
+        let reply = self.send_and_read(&bytes).await?;
+        if reply.kind != FrameKind::HelloReply {
+            return Err(self.broken(format!("answer {:?} to the hello", reply.kind)));
+        }
+        match frame::decode_payload::<HelloReply>(&reply.payload) {
+            Ok(HelloReply::Accepted { role }) => {
+                self.role = Some(role);
+                Ok(())
+            }
+            Ok(HelloReply::Refused { reason }) => Err(CallError::Unauthenticated {
+                addr: self.addr.clone(),
+                reason,
+            }),
+            Err(e) => Err(self.broken(format!("hello answer: {e}"))),
+        }
+    }
+
     async fn exchange(&mut self, bytes: &[u8]) -> Result<Frame, CallError> {
-        use tokio::io::AsyncWriteExt;
         if self.stream.is_none() {
             let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
                 .await
@@ -140,8 +206,21 @@ impl FramedConn {
                 })?;
             s.set_nodelay(true)
                 .map_err(|e| self.broken(format!("nodelay: {e}")))?;
-            self.stream = Some(s);
+            let stream = match &self.tls {
+                None => Stream::Plain(s),
+                Some(tls) => tls
+                    .connect(&self.addr, s)
+                    .await
+                    .map_err(|e| self.broken(format!("TLS handshake: {e}")))?,
+            };
+            self.stream = Some(stream);
+            self.handshake().await?;
         }
+        self.send_and_read(bytes).await
+    }
+
+    async fn send_and_read(&mut self, bytes: &[u8]) -> Result<Frame, CallError> {
+        use tokio::io::AsyncWriteExt;
         let addr = self.addr.clone();
         let broken = |e: String| CallError::Broken {
             addr: addr.clone(),

@@ -73,6 +73,14 @@ pub enum ServerError {
     /// An unexpected server-side error.
     #[error("internal: {0}")]
     Internal(String),
+    /// The connection presented no secret or a wrong one ([`crate::auth`]); the text says
+    /// "authentication failed" ([`crate::auth::AUTH_FAILED`]).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The connection's role may not send this request ([`crate::auth::Role`]); the text says
+    /// "authentication failed: permission denied".
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 impl ServerError {

@@ -38,6 +38,10 @@ pub enum FrameKind {
     ClientRequest = 3,
     /// The answer to a client request.
     ClientResponse = 4,
+    /// The first frame of a connection: the client's credentials ([`crate::auth::Hello`]).
+    Hello = 5,
+    /// The answer to a hello ([`crate::auth::HelloReply`]).
+    HelloReply = 6,
 }
 
 impl FrameKind {
@@ -47,6 +51,8 @@ impl FrameKind {
             2 => Some(FrameKind::RaftResponse),
             3 => Some(FrameKind::ClientRequest),
             4 => Some(FrameKind::ClientResponse),
+            5 => Some(FrameKind::Hello),
+            6 => Some(FrameKind::HelloReply),
             _ => None,
         }
     }

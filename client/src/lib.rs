@@ -9,6 +9,8 @@
 //! - [`frame`]: the frame format of the TCP protocol (length, checksum, kind, request id,
 //!   bincode payload), shared by Raft and client traffic; [`conn`]: one lazily connected,
 //!   self-healing request/response connection.
+//! - [`auth`]: roles, secrets and the connection handshake ([`Hello`](auth::Hello)).
+//! - [`tls`]: optional TLS of client and peer connections (rustls).
 //! - [`proto`]: client and operator requests and responses ([`ClientRequest`],
 //!   [`ClientResponse`]) and the statistics a node reports.
 //! - [`layout`]: table placement ([`TableLayout`], [`NodeInfo`]) and [`partition_of`].
@@ -20,6 +22,7 @@
 //!   model).
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod bulk_load;
 pub mod client;
 pub mod conn;
@@ -31,6 +34,7 @@ pub mod membership;
 pub mod meta;
 pub mod pegasus;
 pub mod proto;
+pub mod tls;
 pub mod types;
 
 pub use client::{Client, ClientOptions, ScanStream};

@@ -226,6 +226,10 @@ impl TableLoad {
 /// The bulk loads this node coordinates.
 pub struct BulkLoads {
     root: PathBuf,
+    /// Presented by the coordinator's client to the hosting nodes.
+    credentials: crate::auth::Credentials,
+    /// Sources must lie under it ([`crate::confine`]).
+    source_root: Option<PathBuf>,
     downloads: Arc<DownloadManager>,
     loads: Mutex<HashMap<String, Arc<TableLoad>>>,
     /// Serializes starts (the check for a running load and its replacement).
@@ -243,10 +247,17 @@ impl std::fmt::Debug for BulkLoads {
 }
 
 impl BulkLoads {
-    /// No loads yet; state goes under `data_dir/bulk_load/`.
-    pub fn new(data_dir: &Path) -> Self {
+    /// No loads yet; state goes under `data_dir/bulk_load/`; the coordinator presents `credentials`
+    /// to the hosting nodes and reads sources under `source_root` only ([`crate::confine`]).
+    pub fn new(
+        data_dir: &Path,
+        credentials: crate::auth::Credentials,
+        source_root: Option<PathBuf>,
+    ) -> Self {
         BulkLoads {
             root: data_dir.join(BULK_LOAD_DIR),
+            credentials,
+            source_root,
             downloads: DownloadManager::new(DOWNLOAD_SLOTS, Arc::new(BulkLoadMetrics::default())),
             loads: Mutex::default(),
             start_lock: tokio::sync::Mutex::new(()),
@@ -342,7 +353,9 @@ impl BulkLoads {
         record: LoadRecord,
     ) -> Result<Arc<LoadShared>, String> {
         let seeds = layout.nodes.iter().map(|n| n.addr.clone()).collect();
-        let client = Arc::new(Client::new(ClientOptions::new(seeds)));
+        let client = Arc::new(Client::new(
+            self.credentials.apply(ClientOptions::new(seeds)),
+        ));
         let runtime = tokio::runtime::Handle::current();
         let provider = Arc::new(LocalDirProvider::new(&record.source_dir));
         let mut partitions = Vec::with_capacity(layout.partition_count as usize);
@@ -395,6 +408,12 @@ impl BulkLoads {
         let layout = node.table(table)?;
         let me = node.options().node_id;
         check_coordinator(&layout, me)?;
+        let confined =
+            crate::confine::confine_source(self.source_root.as_deref(), Path::new(source_dir))
+                .map_err(ServerError::InvalidArgument)?;
+        let source_dir = confined.to_str().ok_or_else(|| {
+            ServerError::InvalidArgument(format!("source directory {source_dir} is not UTF-8"))
+        })?;
         check_source(&layout, Path::new(source_dir))?;
         let serial = self.start_lock.lock().await;
         if let Some(existing) = self.loads.lock().get(table) {

@@ -105,6 +105,19 @@ pub struct ServerConfig {
     /// Serve Prometheus metrics (`GET /metrics`) and `GET /healthz` on this address.
     /// Default: off.
     pub metrics_listen: Option<String>,
+    /// The token file ([`crate::auth::keyring`]); `None`: no authentication (a warning at
+    /// start).
+    pub auth_token_file: Option<PathBuf>,
+    /// Bulk-load sources must lie under this directory (after resolving symlinks); `None`:
+    /// any absolute path without `..` ([`crate::confine`]).
+    pub bulk_load_root: Option<PathBuf>,
+    /// PEM certificate chain this server presents: with `tls_key`, every connection to it is
+    /// TLS ([`siltdb_client::tls`]).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificates the node's outgoing TLS connections trust; default: `tls_cert`.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -129,6 +142,11 @@ impl Default for ServerConfig {
             background_jobs: 4,
             node_failure_grace_ms: 60_000,
             metrics_listen: None,
+            auth_token_file: None,
+            bulk_load_root: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
     }
 }
@@ -177,6 +195,12 @@ impl ServerConfig {
             || usize::try_from(self.write_buffer_size_bytes).is_err()
         {
             return bad("block_cache_size_bytes / write_buffer_size_bytes too large");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert and tls_key go together");
+        }
+        if self.tls_ca.is_some() && self.tls_cert.is_none() {
+            return bad("tls_ca needs tls_cert and tls_key");
         }
         self.level()?;
         Ok(())

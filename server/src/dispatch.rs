@@ -26,10 +26,16 @@ impl Services {
     /// Starts the services of an opened `node`: the duplication supervisor, and the report of
     /// bulk loads a restart interrupted. Must run inside a tokio runtime.
     pub fn start(node: &Arc<Node>) -> Result<Services> {
-        let dups = NodeDuplications::new(node.options().node_id, tokio::runtime::Handle::current());
+        let o = node.options();
+        let dups = NodeDuplications::new(
+            o.node_id,
+            tokio::runtime::Handle::current(),
+            o.credentials.clone(),
+        );
         dups.start(Arc::downgrade(node))
             .map_err(|e| Error::io("duplication supervisor thread", e))?;
-        let bulk_loads = BulkLoads::new(&node.options().data_dir);
+        let bulk_loads =
+            BulkLoads::new(&o.data_dir, o.credentials.clone(), o.bulk_load_root.clone());
         bulk_loads.recover(node);
         Ok(Services { dups, bulk_loads })
     }

@@ -286,6 +286,8 @@ pub struct NodeDuplications {
     // the sinks' deadlines): only ever taken on plain threads and in `spawn_blocking`.
     running: Mutex<HashMap<Gpid, Running>>,
     clients: Arc<Mutex<HashMap<String, Arc<Client>>>>,
+    /// Presented to the follower clusters (this node's own secret: see the README, "Security").
+    credentials: crate::auth::Credentials,
     fences: Mutex<HashMap<(String, u32, String), Fence>>,
     stop: Mutex<bool>,
     wake: Condvar,
@@ -293,8 +295,13 @@ pub struct NodeDuplications {
 }
 
 impl NodeDuplications {
-    /// The duplications of node `node_id`, driving async calls on `rt`.
-    pub fn new(node_id: u64, rt: tokio::runtime::Handle) -> Arc<Self> {
+    /// The duplications of node `node_id`, driving async calls on `rt`, presenting `credentials`
+    /// to the follower clusters.
+    pub fn new(
+        node_id: u64,
+        rt: tokio::runtime::Handle,
+        credentials: crate::auth::Credentials,
+    ) -> Arc<Self> {
         Arc::new(Self {
             node_id,
             rt,
@@ -302,6 +309,7 @@ impl NodeDuplications {
             opts: DuplicationOptions::default(),
             running: Mutex::default(),
             clients: Arc::default(),
+            credentials,
             fences: Mutex::default(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -459,10 +467,11 @@ impl NodeDuplications {
         let replica = Arc::clone(replica);
         let scratch_root = dir.join(SCRATCH_DIR);
         let clients = Arc::clone(&self.clients);
+        let credentials = self.credentials.clone();
         let source_id = source_id(layout, partition);
         Arc::new(move |name: &str| {
             let (table, seeds) = parse_remote(name)?;
-            let client = follower_client(&clients, &seeds);
+            let client = follower_client(&clients, &seeds, &credentials);
             let hash = xxhash_rust::xxh3::xxh3_64(name.as_bytes());
             Some(Arc::new(RemoteClusterSink::new(
                 client,
@@ -603,10 +612,14 @@ impl NodeDuplications {
 }
 
 /// The client of the follower cluster reached through `seeds`, shared by every sink to it.
-fn follower_client(clients: &Mutex<HashMap<String, Arc<Client>>>, seeds: &[String]) -> Arc<Client> {
+fn follower_client(
+    clients: &Mutex<HashMap<String, Arc<Client>>>,
+    seeds: &[String],
+    credentials: &crate::auth::Credentials,
+) -> Arc<Client> {
     let mut clients = clients.lock();
     let c = clients.entry(seeds.join(",")).or_insert_with(|| {
-        let mut o = ClientOptions::new(seeds.to_vec());
+        let mut o = credentials.apply(ClientOptions::new(seeds.to_vec()));
         o.rpc_timeout = REMOTE_RPC_TIMEOUT;
         o.deadline = REMOTE_DEADLINE;
         Arc::new(Client::new(o))

@@ -66,7 +66,10 @@ impl Detector {
             }
         };
         let me = node.opts.node_id;
-        let mut o = ClientOptions::new(vec![node.opts.addr.clone()]);
+        let mut o = node
+            .opts
+            .credentials
+            .apply(ClientOptions::new(vec![node.opts.addr.clone()]));
         o.rpc_timeout = probe_timeout;
         o.deadline = probe_timeout;
         let client = Client::new(o);

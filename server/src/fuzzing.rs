@@ -10,10 +10,19 @@
 //! a stored [`TableLayout`]. A decoded value must re-encode and decode to the same value; a
 //! decoded layout must validate or be refused, never panic, and a valid one must place every
 //! partition on nodes it lists.
+//!
+//! `server_handshake` drives what a connection's first bytes reach: the frame decoder (with
+//! its size cap), the [`Hello`]/[`HelloReply`] payloads, the keyring's authentication of a
+//! decoded hello, the token-file parser on the bytes as text, the role check of a decoded
+//! request and the Redis endpoint's AUTH. A hello is accepted exactly when it carries one of
+//! the keyring's secrets, with that secret's role; a request is refused exactly below its role.
 
+use crate::auth::{Keyring, Role, Secret};
 use crate::layout::{NodeInfo, TableLayout};
 use crate::meta::MetaRequest;
 use crate::proto::{ClientRequest, ClientResponse};
+use siltdb_client::auth::{Hello, HelloReply};
+use siltdb_client::frame::{decode_frame, FrameKind, FRAME_SIZE_MAX_BYTES};
 use siltdb_replica::transport::frame::{decode_payload, encode_payload};
 use siltdb_replica::WriteOp;
 
@@ -21,7 +30,80 @@ use siltdb_replica::WriteOp;
 pub type Target = fn(&[u8]);
 
 /// Every server fuzz target: `(name, entry point)`.
-pub const TARGETS: &[(&str, Target)] = &[("server_request", server_request)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("server_request", server_request),
+    ("server_handshake", server_handshake),
+];
+
+/// The secrets of the keyring [`server_handshake`] authenticates against.
+const FUZZ_SECRETS: [(Role, &[u8]); 3] = [
+    (Role::Admin, b"fuzz-admin-secret-0001"),
+    (Role::ReadWrite, b"fuzz-writer-secret-001"),
+    (Role::ReadOnly, b"fuzz-reader-secret-001"),
+];
+
+fn fuzz_keyring() -> Keyring {
+    Keyring::new(
+        FUZZ_SECRETS
+            .iter()
+            .map(|(r, s)| (*r, Secret::new(s.to_vec()).expect("a long enough secret")))
+            .collect(),
+    )
+}
+
+/// The first frame of a connection and what it leads to; see the module docs.
+pub fn server_handshake(data: &[u8]) {
+    let keyring = fuzz_keyring();
+    let mut payloads = vec![data.to_vec()];
+    match decode_frame(data) {
+        Ok(Some((frame, used))) => {
+            assert!(used <= data.len() && used <= FRAME_SIZE_MAX_BYTES + 8);
+            if frame.kind == FrameKind::Hello || frame.kind == FrameKind::ClientRequest {
+                payloads.push(frame.payload);
+            }
+        }
+        Ok(None) => assert!(data.len() < FRAME_SIZE_MAX_BYTES + 8),
+        Err(_) => {}
+    }
+    for p in &payloads {
+        if let Ok(hello) = decode_payload::<Hello>(p) {
+            let verdict = keyring.authenticate(hello.token.as_ref());
+            let expected = hello.token.as_ref().and_then(|t| {
+                FUZZ_SECRETS
+                    .iter()
+                    .find(|(_, s)| Secret::new(s.to_vec()).is_ok_and(|s| s.matches(t)))
+                    .map(|(r, _)| *r)
+            });
+            match (verdict, expected) {
+                (Ok(role), Some(want)) => assert_eq!(role, want),
+                (Err(reason), None) => assert!(reason.contains(crate::auth::AUTH_FAILED)),
+                (got, want) => panic!("hello authenticated as {got:?}, expected {want:?}"),
+            }
+        }
+        if let Ok(reply) = decode_payload::<HelloReply>(p) {
+            let again = encode_payload(&reply).expect("a decoded reply re-encodes");
+            assert_eq!(decode_payload::<HelloReply>(&again).ok(), Some(reply));
+        }
+        if let Ok(req) = decode_payload::<ClientRequest>(p) {
+            let needed = crate::auth::required_role(&req);
+            for role in Role::ALL {
+                assert_eq!(
+                    crate::auth::permission_error(&req, role).is_some(),
+                    role < needed
+                );
+            }
+        }
+        let _ = crate::redis::auth::check(&keyring, p);
+    }
+    let text = String::from_utf8_lossy(data);
+    if let Ok(k) = Keyring::parse(&text, std::path::Path::new("fuzz")) {
+        // Every secret of a parsed file grants its role (the highest, if listed twice).
+        assert!(k.counts().iter().sum::<usize>() >= 1);
+        if let Some(s) = k.admin_secret() {
+            assert_eq!(k.authenticate(Some(s)), Ok(Role::Admin));
+        }
+    }
+}
 
 /// Most partitions a fuzzed valid layout is walked over.
 const PARTITIONS_WALKED_MAX: u32 = 256;
@@ -149,6 +231,70 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         "layout-json",
         serde_json::to_vec_pretty(&moved).expect("layout json"),
     ));
+    let frame = |kind: FrameKind, payload: Vec<u8>| {
+        siltdb_client::frame::encode_frame(&siltdb_client::frame::Frame {
+            kind,
+            request_id: 1,
+            payload,
+        })
+        .expect("seed frame")
+    };
+    let hello = |secret: Option<&[u8]>| Hello {
+        token: secret.map(|s| Secret::new(s.to_vec()).expect("seed secret")),
+    };
+    let hello_frame = |secret| {
+        frame(
+            FrameKind::Hello,
+            encode_payload(&hello(secret)).expect("seed hello"),
+        )
+    };
+    out.push((
+        "server_handshake",
+        "hello-admin",
+        hello_frame(Some(FUZZ_SECRETS[0].1)),
+    ));
+    out.push((
+        "server_handshake",
+        "hello-reader",
+        hello_frame(Some(FUZZ_SECRETS[2].1)),
+    ));
+    out.push(("server_handshake", "hello-none", hello_frame(None)));
+    out.push((
+        "server_handshake",
+        "hello-wrong",
+        hello_frame(Some(b"not-a-known-secret-01")),
+    ));
+    out.push((
+        "server_handshake",
+        "reply-refused",
+        encode_payload(&HelloReply::Refused {
+            reason: "authentication failed: wrong token".into(),
+        })
+        .expect("seed reply"),
+    ));
+    out.push((
+        "server_handshake",
+        "request-checkpoint",
+        frame(
+            FrameKind::ClientRequest,
+            enc(&ClientRequest::Checkpoint { table: "t".into() }),
+        ),
+    ));
+    out.push((
+        "server_handshake",
+        "length-4gib",
+        vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 1, 5],
+    ));
+    out.push((
+        "server_handshake",
+        "http-get",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+    ));
+    out.push((
+        "server_handshake",
+        "token-file",
+        b"# roles\nadmin fuzz-admin-secret-0001\nread-only fuzz-reader-secret-001\n".to_vec(),
+    ));
     out
 }
 
@@ -175,16 +321,19 @@ mod tests {
             let len = (next() % 96) as usize;
             let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             server_request(&bytes);
+            server_handshake(&bytes);
         }
         for (_, _, seed) in seeds() {
-            server_request(&seed);
-            for i in 0..seed.len() {
-                server_request(&seed[..i]);
-                let mut m = seed.clone();
-                m[i] ^= 1 << (next() % 8);
-                server_request(&m);
-                m[i] = next() as u8;
-                server_request(&m);
+            for (_, target) in TARGETS {
+                target(&seed);
+                for i in 0..seed.len() {
+                    target(&seed[..i]);
+                    let mut m = seed.clone();
+                    m[i] ^= 1 << (next() % 8);
+                    target(&m);
+                    m[i] = next() as u8;
+                    target(&m);
+                }
             }
         }
     }

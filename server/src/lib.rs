@@ -12,7 +12,8 @@
 //! Imports go one way, bottom to top:
 //! 1. the client crate: [`proto`] (messages), [`siltdb_client::layout`] (placement and the
 //!    partition function), [`client`]; and the replica layer;
-//! 2. node infrastructure: [`error`], [`layout`] (the durable layout store), [`config`];
+//! 2. node infrastructure: [`error`], [`layout`] (the durable layout store), [`config`],
+//!    [`auth`] (token files, the request-to-role table), [`confine`] (bulk-load source paths);
 //! 3. [`node`]: the hosted replicas and the data requests on them;
 //! 4. services on top of a node: [`meta`] (the catalog: a replicated partition holding the node
 //!    registry and table layouts, serving create-table and membership changes one at a time),
@@ -38,10 +39,12 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
+pub mod auth;
 pub mod bulk_load;
 /// The Rust client (the client crate's, re-exported).
 pub use siltdb_client::client;
 pub mod config;
+pub mod confine;
 pub mod dispatch;
 pub mod duplication;
 pub mod error;

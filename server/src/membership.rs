@@ -171,7 +171,10 @@ impl Node {
     /// committed membership that lists this node neither as voter nor as learner.
     async fn group_removed_me(&self, layout: &TableLayout, p: u32) -> bool {
         let me = self.opts.node_id;
-        let mut o = ClientOptions::new(vec![self.opts.addr.clone()]);
+        let mut o = self
+            .opts
+            .credentials
+            .apply(ClientOptions::new(vec![self.opts.addr.clone()]));
         o.rpc_timeout = MEMBERSHIP_PROBE_TIMEOUT;
         o.deadline = MEMBERSHIP_PROBE_TIMEOUT;
         let client = Client::new(o);

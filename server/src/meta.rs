@@ -136,7 +136,10 @@ impl Node {
 
     /// A client of this cluster for the meta leader's own pushes and moves.
     fn meta_client(&self) -> Client {
-        let mut o = ClientOptions::new(vec![self.opts.addr.clone()]);
+        let mut o = self
+            .opts
+            .credentials
+            .apply(ClientOptions::new(vec![self.opts.addr.clone()]));
         o.deadline = Duration::from_secs(60);
         Client::new(o)
     }

@@ -61,6 +61,12 @@ pub struct NodeOptions {
     /// Engine resources every replica shares (block cache, background threads, write-buffer
     /// budget); `None`: each replica's engine owns its own.
     pub resources: Option<Arc<siltdb_replica::siltdb::SharedResources>>,
+    /// What the node presents on its own connections to peers and to the cluster (Raft, meta
+    /// pushes, moves, bulk loads, duplication): the first admin secret of its token file
+    /// (`None` on a cluster without authentication) and its TLS client settings.
+    pub credentials: crate::auth::Credentials,
+    /// The directory bulk-load sources must lie under ([`crate::confine`]).
+    pub bulk_load_root: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -204,7 +210,9 @@ impl Node {
             self.opts.node_id,
             Arc::clone(&self.fault),
             Arc::clone(&self.metrics),
-        );
+        )
+        .with_token(self.opts.credentials.token.clone())
+        .with_tls(self.opts.credentials.tls.clone());
         let replica = Arc::new(Replica::open_with_network(o, net).await?);
         let first = replicas.first().map(|n| n.id) == Some(self.opts.node_id);
         let empty = replica.raft().metrics().borrow().last_log_index.is_none();

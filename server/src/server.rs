@@ -4,15 +4,21 @@
 //!
 //! Layer: top, with [`crate::dispatch`]; it opens the [`Node`], starts its [`Services`] and
 //! hands every decoded client request to [`Services::handle`].
+//!
+//! Security: with a token file every connection must authenticate in its handshake
+//! ([`crate::auth`]); Raft frames need the admin role and every client request the role
+//! [`crate::auth::required_role`] names, checked here before dispatch.
 
+use crate::auth::{Keyring, Role, AUTH_FAILED};
 use crate::config::ServerConfig;
 use crate::dispatch::Services;
 use crate::error::{Error, Result};
 use crate::node::{Node, NodeOptions};
 use crate::proto::{ClientRequest, ClientResponse};
+use siltdb_client::tls::{TlsClient, TlsServer};
 use siltdb_replica::transport::frame::{self, Frame, FrameKind};
 use siltdb_replica::transport::{
-    handle_raft_frame, serve, FaultHook, FrameHandler, RaftHost, RaftService, Reply,
+    handle_raft_frame, serve_tls, FaultHook, FrameHandler, RaftHost, RaftService, Reply,
     TransportMetrics,
 };
 use std::sync::Arc;
@@ -27,37 +33,73 @@ struct Handler {
     raft: Arc<RaftService>,
     node: Arc<Node>,
     services: Arc<Services>,
+    keyring: Option<Arc<Keyring>>,
+}
+
+fn response_frame(request_id: u64, resp: &ClientResponse) -> Option<Frame> {
+    let payload = match frame::encode_payload(resp) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "response not encodable");
+            frame::encode_payload(&ClientResponse::Error(crate::error::ServerError::Internal(
+                e.to_string(),
+            )))
+            .ok()?
+        }
+    };
+    Some(Frame {
+        kind: FrameKind::ClientResponse,
+        request_id,
+        payload,
+    })
 }
 
 impl FrameHandler for Handler {
-    fn handle(self: Arc<Self>, request: Frame) -> Reply {
+    fn authenticate(&self, hello: Option<&siltdb_client::auth::Hello>) -> Result<Role, String> {
+        match &self.keyring {
+            None => Ok(Role::Admin),
+            Some(k) => k.authenticate(hello.and_then(|h| h.token.as_ref())),
+        }
+    }
+
+    fn refuse(&self, request: &Frame, reason: &str) -> Option<Frame> {
+        // A Raft peer gets no answer (the connection closes); a client learns why.
+        (request.kind == FrameKind::ClientRequest).then_some(())?;
+        let reason = if reason.contains(AUTH_FAILED) {
+            reason.to_string()
+        } else {
+            format!("{AUTH_FAILED}: {reason}")
+        };
+        response_frame(
+            request.request_id,
+            &ClientResponse::Error(crate::error::ServerError::Unauthenticated(reason)),
+        )
+    }
+
+    fn handle(self: Arc<Self>, request: Frame, role: Role) -> Reply {
         Box::pin(async move {
             match request.kind {
+                FrameKind::RaftRequest if role < Role::Admin => {
+                    tracing::info!(%role, "refused a Raft request from a non-admin connection");
+                    None
+                }
                 FrameKind::RaftRequest => handle_raft_frame(&self.raft, request).await,
                 FrameKind::ClientRequest => {
                     let resp = match frame::decode_payload::<ClientRequest>(&request.payload) {
-                        Ok(req) => self.services.handle(&self.node, req).await,
+                        Ok(req) => match crate::auth::permission_error(&req, role) {
+                            Some(refusal) => {
+                                self.node.count_error(&refusal);
+                                ClientResponse::Error(refusal)
+                            }
+                            None => self.services.handle(&self.node, req).await,
+                        },
                         Err(e) => {
                             ClientResponse::Error(crate::error::ServerError::InvalidArgument(
                                 format!("undecodable request: {e}"),
                             ))
                         }
                     };
-                    let payload = match frame::encode_payload(&resp) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "response not encodable");
-                            frame::encode_payload(&ClientResponse::Error(
-                                crate::error::ServerError::Internal(e.to_string()),
-                            ))
-                            .ok()?
-                        }
-                    };
-                    Some(Frame {
-                        kind: FrameKind::ClientResponse,
-                        request_id: request.request_id,
-                        payload,
-                    })
+                    response_frame(request.request_id, &resp)
                 }
                 _ => None,
             }
@@ -67,6 +109,7 @@ impl FrameHandler for Handler {
 
 /// A started server.
 pub struct Server {
+    keyring: Option<Arc<Keyring>>,
     node: Arc<Node>,
     services: Arc<Services>,
     addr: String,
@@ -78,6 +121,41 @@ impl Server {
     /// Binds, opens the node's replicas and starts serving. Must run inside a tokio runtime.
     pub async fn start(config: ServerConfig) -> Result<Server> {
         config.validate()?;
+        let keyring = match &config.auth_token_file {
+            Some(path) => {
+                let k =
+                    Keyring::from_file(path).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+                let [ro, rw, admin] = k.counts();
+                tracing::info!(
+                    file = %path.display(),
+                    admin,
+                    read_write = rw,
+                    read_only = ro,
+                    "authentication on: every connection must present a token"
+                );
+                Some(Arc::new(k))
+            }
+            None => {
+                tracing::warn!(
+                    "no --auth-token-file: this server is UNAUTHENTICATED; anyone who reaches \
+                     its port can read, write and administer the cluster"
+                );
+                None
+            }
+        };
+        if config.bulk_load_root.is_none() {
+            tracing::warn!(
+                "no --bulk-load-root: bulk loads may read any absolute path on this host"
+            );
+        }
+        let (tls_server, tls_client) = tls_settings(&config)?;
+        let secret = keyring.as_ref().and_then(|k| k.admin_secret().cloned());
+        if keyring.is_some() && secret.is_none() {
+            tracing::warn!(
+                "the token file has no admin secret: this node cannot reach its peers or push \
+                 layouts"
+            );
+        }
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .map_err(|e| Error::io(&config.listen, e))?;
@@ -98,6 +176,11 @@ impl Server {
                 memtable_size_bytes: config.memtable_size_bytes,
                 allow_fault_injection: config.allow_fault_injection,
                 resources: Some(config.engine_resources()?),
+                credentials: crate::auth::Credentials {
+                    token: secret,
+                    tls: tls_client,
+                },
+                bulk_load_root: config.bulk_load_root.clone(),
             },
             Arc::clone(&fault),
             Arc::clone(&metrics),
@@ -114,8 +197,14 @@ impl Server {
             raft,
             node: Arc::clone(&node),
             services: Arc::clone(&services),
+            keyring: keyring.clone(),
         });
-        let mut tasks = vec![tokio::spawn(serve(listener, handler, rx.clone()))];
+        let mut tasks = vec![tokio::spawn(serve_tls(
+            listener,
+            handler,
+            rx.clone(),
+            tls_server,
+        ))];
         if config.checkpoint_interval_ms > 0 {
             tasks.push(tokio::spawn(checkpoint_timer(
                 Arc::clone(&node),
@@ -149,6 +238,7 @@ impl Server {
         }
         tracing::info!(node_id = config.node_id, %addr, "silt-server listening");
         Ok(Server {
+            keyring,
             node,
             services,
             addr,
@@ -160,6 +250,11 @@ impl Server {
     /// The address the server advertises.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The secrets of `--auth-token-file` (`None`: unauthenticated).
+    pub fn keyring(&self) -> Option<&Arc<Keyring>> {
+        self.keyring.as_ref()
     }
 
     /// The node.
@@ -208,6 +303,18 @@ async fn checkpoint_timer(
             return;
         }
     }
+}
+
+/// The TLS acceptor and the client settings of the node's own connections, when configured.
+fn tls_settings(config: &ServerConfig) -> Result<(Option<TlsServer>, Option<TlsClient>)> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok((None, None));
+    };
+    let bad = |e: siltdb_client::tls::TlsError| Error::InvalidArgument(e.to_string());
+    let server = TlsServer::from_files(cert, key).map_err(bad)?;
+    let client = TlsClient::from_ca_file(config.tls_ca.as_deref().unwrap_or(cert)).map_err(bad)?;
+    tracing::info!(cert = %cert.display(), "TLS on: every connection must speak TLS");
+    Ok((Some(server), Some(client)))
 }
 
 /// Writes `addr` to `path` atomically (temp file + rename).

@@ -34,7 +34,7 @@ pub use frame::{Frame, FrameError, FrameKind, FRAME_SIZE_MAX_BYTES};
 pub use message::{RaftEnvelope, RaftRequest, RaftResponse, Refusal};
 pub use metrics::{TransportMetrics, TransportMetricsSnapshot};
 pub use network::TcpNetworkFactory;
-pub use serve::{serve, FrameHandler, Reply};
+pub use serve::{serve, serve_tls, FrameHandler, Reply};
 pub use service::{RaftHost, RaftService};
 
 use std::sync::Arc;
@@ -44,7 +44,7 @@ use std::sync::Arc;
 pub struct RaftOnlyHandler(pub Arc<RaftService>);
 
 impl FrameHandler for RaftOnlyHandler {
-    fn handle(self: Arc<Self>, request: Frame) -> Reply {
+    fn handle(self: Arc<Self>, request: Frame, _role: siltdb_client::auth::Role) -> Reply {
         Box::pin(async move { handle_raft_frame(&self.0, request).await })
     }
 }

@@ -53,6 +53,8 @@ pub struct TcpNetworkFactory {
     from: u64,
     fault: Arc<FaultHook>,
     metrics: Arc<TransportMetrics>,
+    token: Option<siltdb_client::auth::Secret>,
+    tls: Option<siltdb_client::tls::TlsClient>,
 }
 
 impl TcpNetworkFactory {
@@ -68,7 +70,22 @@ impl TcpNetworkFactory {
             from,
             fault,
             metrics,
+            token: None,
+            tls: None,
         }
+    }
+
+    /// These connections speaking TLS with `tls` when set.
+    pub fn with_tls(mut self, tls: Option<siltdb_client::tls::TlsClient>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// These connections presenting `token` in their handshake (the node's admin secret on an
+    /// authenticated cluster).
+    pub fn with_token(mut self, token: Option<siltdb_client::auth::Secret>) -> Self {
+        self.token = token;
+        self
     }
 }
 
@@ -90,7 +107,8 @@ impl RaftNetworkFactory<TypeConfig> for TcpNetworkFactory {
             gpid: self.gpid,
             from: self.from,
             to: target,
-            conn: FramedConn::new(node.addr.clone()),
+            conn: FramedConn::with_token(node.addr.clone(), self.token.clone())
+                .with_tls(self.tls.clone()),
             fault: Arc::clone(&self.fault),
             metrics: Arc::clone(&self.metrics),
         }

@@ -1,12 +1,22 @@
 //! The accept loop: one task per connection, request/response frames in order, a bounded
 //! number of connections, and a shutdown that stops accepting and joins every task.
+//!
+//! Every connection starts with the handshake (`siltdb_client::auth`): its first frame must
+//! arrive within [`HANDSHAKE_MAX`]; a hello is answered by [`FrameHandler::authenticate`]
+//! (refused: the refusal is sent and the connection closed). A first frame that is no hello is
+//! served as a connection without a secret would be: with the role `authenticate(None)` grants,
+//! or, refused, answered by [`FrameHandler::refuse`] and closed. Every later request is handed
+//! to the handler with the connection's role. Garbage, an oversized length or a truncated frame
+//! closes that connection only.
 
 use super::frame::{self, Frame, FrameKind};
+use siltdb_client::auth::{Hello, HelloReply, Role};
+use siltdb_client::tls::{Stream, TlsServer};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -16,6 +26,8 @@ pub const CONNECTIONS_MAX: usize = 1024;
 pub const SHUTDOWN_JOIN_MAX: Duration = Duration::from_secs(10);
 /// An idle connection (no request) is closed after this long.
 pub const CONNECTION_IDLE_MAX: Duration = Duration::from_secs(300);
+/// A connection whose first frame (the hello) has not arrived after this long is closed.
+pub const HANDSHAKE_MAX: Duration = Duration::from_secs(10);
 
 /// A boxed response future.
 pub type Reply = Pin<Box<dyn Future<Output = Option<Frame>> + Send>>;
@@ -23,15 +35,41 @@ pub type Reply = Pin<Box<dyn Future<Output = Option<Frame>> + Send>>;
 /// Answers request frames. `None` closes the connection (e.g. a response frame sent as a
 /// request).
 pub trait FrameHandler: Send + Sync + 'static {
-    /// The answer to `frame`.
-    fn handle(self: Arc<Self>, frame: Frame) -> Reply;
+    /// The answer to `frame`, sent on a connection granted `role`.
+    fn handle(self: Arc<Self>, frame: Frame, role: Role) -> Reply;
+
+    /// The role a connection presenting `hello` (`None`: a first frame that is no hello) is
+    /// granted, or why it is refused (the reason should contain
+    /// `siltdb_client::auth::AUTH_FAILED`). Default: no authentication, every connection admin.
+    fn authenticate(&self, hello: Option<&Hello>) -> Result<Role, String> {
+        let _ = hello;
+        Ok(Role::Admin)
+    }
+
+    /// The answer to `request`, the first frame of a connection refused for `reason`, sent
+    /// before closing it. Default: none (the connection is just closed).
+    fn refuse(&self, request: &Frame, reason: &str) -> Option<Frame> {
+        let _ = (request, reason);
+        None
+    }
 }
 
 /// Serves `listener` until `shutdown` becomes true, then joins every connection task.
 pub async fn serve(
     listener: TcpListener,
     handler: Arc<dyn FrameHandler>,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_tls(listener, handler, shutdown, None).await
+}
+
+/// [`serve`], every connection speaking TLS with `tls` when set (its TLS handshake bounded by
+/// [`HANDSHAKE_MAX`]; a connection that is not TLS is closed).
+pub async fn serve_tls(
+    listener: TcpListener,
+    handler: Arc<dyn FrameHandler>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<TlsServer>,
 ) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let mut tasks = JoinSet::new();
@@ -53,8 +91,23 @@ pub async fn serve(
                 };
                 let h = Arc::clone(&handler);
                 let sd = shutdown.clone();
+                let tls = tls.clone();
                 tasks.spawn(async move {
-                    connection(stream, h, sd).await;
+                    let _ = stream.set_nodelay(true);
+                    let stream = match tls {
+                        None => Some(Stream::Plain(stream)),
+                        Some(t) => match tokio::time::timeout(HANDSHAKE_MAX, t.accept(stream)).await {
+                            Ok(Ok(s)) => Some(s),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                None
+                            }
+                            Err(_) => None,
+                        },
+                    };
+                    if let Some(stream) = stream {
+                        connection(stream, h, sd).await;
+                    }
                     drop(permit);
                 });
             }
@@ -76,26 +129,35 @@ pub async fn serve(
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    mut stream: Stream,
     handler: Arc<dyn FrameHandler>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
+    let Some((role, pending)) = handshake(&mut stream, handler.as_ref(), &mut shutdown).await
+    else {
+        return;
+    };
+    let mut pending = pending;
     loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let next = tokio::select! {
-            _ = shutdown.changed() => return,
-            r = tokio::time::timeout(CONNECTION_IDLE_MAX, frame::read_frame(&mut stream)) => r,
-        };
-        let request = match next {
-            Err(_) | Ok(Ok(None)) => return,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "closing connection after a bad frame");
-                return;
+        let request = match pending.take() {
+            Some(f) => f,
+            None => {
+                if *shutdown.borrow() {
+                    return;
+                }
+                let next = tokio::select! {
+                    _ = shutdown.changed() => return,
+                    r = tokio::time::timeout(CONNECTION_IDLE_MAX, frame::read_frame(&mut stream)) => r,
+                };
+                match next {
+                    Err(_) | Ok(Ok(None)) => return,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "closing connection after a bad frame");
+                        return;
+                    }
+                    Ok(Ok(Some(f))) => f,
+                }
             }
-            Ok(Ok(Some(f))) => f,
         };
         if !matches!(
             request.kind,
@@ -104,12 +166,75 @@ async fn connection(
             return;
         }
         // A request in progress finishes even during shutdown (bounded by SHUTDOWN_JOIN_MAX).
-        let Some(reply) = Arc::clone(&handler).handle(request).await else {
+        let Some(reply) = Arc::clone(&handler).handle(request, role).await else {
             return;
         };
         if let Err(e) = frame::write_frame(&mut stream, &reply).await {
             tracing::debug!(error = %e, "closing connection after a write error");
             return;
+        }
+    }
+}
+
+/// Reads the first frame (bounded by [`HANDSHAKE_MAX`]) and authenticates the connection:
+/// `Some((role, frame to serve first))`, or `None` when the connection is to be closed.
+async fn handshake(
+    stream: &mut Stream,
+    handler: &dyn FrameHandler,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(Role, Option<Frame>)> {
+    let first = tokio::select! {
+        _ = shutdown.changed() => return None,
+        r = tokio::time::timeout(HANDSHAKE_MAX, frame::read_frame(stream)) => r,
+    };
+    let first = match first {
+        Err(_) | Ok(Ok(None)) => return None,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "closing connection after a bad first frame");
+            return None;
+        }
+        Ok(Ok(Some(f))) => f,
+    };
+    if first.kind != FrameKind::Hello {
+        return match handler.authenticate(None) {
+            Ok(role) => Some((role, Some(first))),
+            Err(reason) => {
+                tracing::debug!(%reason, "refusing a connection without a hello");
+                if let Some(reply) = handler.refuse(&first, &reason) {
+                    let _ = frame::write_frame(stream, &reply).await;
+                }
+                None
+            }
+        };
+    }
+    let verdict = match frame::decode_payload::<Hello>(&first.payload) {
+        Ok(hello) => handler.authenticate(Some(&hello)),
+        Err(e) => Err(format!(
+            "{}: undecodable hello: {e}",
+            siltdb_client::auth::AUTH_FAILED
+        )),
+    };
+    let reply = match &verdict {
+        Ok(role) => HelloReply::Accepted { role: *role },
+        Err(reason) => HelloReply::Refused {
+            reason: reason.clone(),
+        },
+    };
+    let payload = frame::encode_payload(&reply).ok()?;
+    let answer = Frame {
+        kind: FrameKind::HelloReply,
+        request_id: first.request_id,
+        payload,
+    };
+    if let Err(e) = frame::write_frame(stream, &answer).await {
+        tracing::debug!(error = %e, "closing connection after a write error");
+        return None;
+    }
+    match verdict {
+        Ok(role) => Some((role, None)),
+        Err(reason) => {
+            tracing::info!(%reason, "refused a connection");
+            None
         }
     }
 }

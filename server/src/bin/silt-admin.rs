@@ -33,6 +33,12 @@ struct Args {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// File holding the secret presented to the server (default: `$SILT_TOKEN_FILE`).
+    #[arg(long, global = true)]
+    token_file: Option<std::path::PathBuf>,
+    /// Speak TLS, trusting the certificates of this PEM file (the servers' --tls-ca).
+    #[arg(long, global = true)]
+    tls_ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -264,6 +270,9 @@ enum Cmd {
 }
 
 type Res<T> = Result<T, String>;
+
+/// The environment variable naming the token file when `--token-file` is absent.
+const TOKEN_FILE_ENV: &str = "SILT_TOKEN_FILE";
 
 /// The `--hash-key`/`--sort-key` form of a record address.
 #[derive(clap::Args, Debug)]
@@ -531,7 +540,21 @@ async fn query_dup(client: &Client, table: &str, json: bool) -> Res<()> {
 }
 
 async fn run(args: Args) -> Res<()> {
-    let mut opts = ClientOptions::new(vec![args.addr.clone()]);
+    let token_file = args
+        .token_file
+        .clone()
+        .or_else(|| std::env::var_os(TOKEN_FILE_ENV).map(std::path::PathBuf::from));
+    let token = match &token_file {
+        Some(p) => Some(siltdb_server::auth::Secret::from_file(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let tls = match &args.tls_ca {
+        Some(p) => Some(siltdb_client::tls::TlsClient::from_ca_file(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let mut opts = ClientOptions::new(vec![args.addr.clone()])
+        .with_token(token)
+        .with_tls(tls);
     opts.rpc_timeout = Duration::from_millis(args.timeout_ms);
     opts.deadline = Duration::from_millis(args.timeout_ms.saturating_mul(4));
     let client = Client::new(opts);

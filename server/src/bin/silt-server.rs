@@ -80,6 +80,22 @@ struct Args {
     /// Serve the fault-injection requests (network partition simulation; tests only).
     #[arg(long)]
     allow_fault_injection: bool,
+    /// Token file: one secret (admin), or lines `<role> <secret>` (admin, read-write,
+    /// read-only). Without it the server is unauthenticated.
+    #[arg(long)]
+    auth_token_file: Option<PathBuf>,
+    /// Bulk-load sources must lie under this directory (symlinks resolved).
+    #[arg(long)]
+    bulk_load_root: Option<PathBuf>,
+    /// PEM certificate chain to present: with --tls-key, every connection is TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM certificates this node's connections to its peers trust (default: --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
     /// Serve `--redis-table` over the Redis protocol (RESP2/RESP3) on this address.
     #[arg(long, requires = "redis_table")]
     redis_listen: Option<String>,
@@ -149,6 +165,19 @@ fn config(args: Args) -> siltdb_server::Result<ServerConfig> {
     if args.addr_file.is_some() {
         c.addr_file = args.addr_file;
     }
+    if args.auth_token_file.is_some() {
+        c.auth_token_file = args.auth_token_file;
+    }
+    if args.bulk_load_root.is_some() {
+        c.bulk_load_root = args.bulk_load_root;
+    }
+    if args.tls_cert.is_some() {
+        c.tls_cert = args.tls_cert;
+        c.tls_key = args.tls_key;
+    }
+    if args.tls_ca.is_some() {
+        c.tls_ca = args.tls_ca;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -157,7 +186,7 @@ async fn run(c: ServerConfig, redis: Option<RedisArgs>) -> siltdb_server::Result
     let server = Server::start(c).await?;
     eprintln!("silt-server listening on {}", server.addr());
     let _redis = match redis {
-        Some(r) => Some(start_redis(r, server.addr().to_string()).await?),
+        Some(r) => Some(start_redis(r, &server).await?),
         None => None,
     };
     wait_for_signal().await;
@@ -165,7 +194,7 @@ async fn run(c: ServerConfig, redis: Option<RedisArgs>) -> siltdb_server::Result
 }
 
 /// Binds the Redis endpoint and serves it in a task (aborted when the handle drops).
-async fn start_redis(r: RedisArgs, node_addr: String) -> siltdb_server::Result<AbortOnDrop> {
+async fn start_redis(r: RedisArgs, server: &Server) -> siltdb_server::Result<AbortOnDrop> {
     use siltdb_server::{Client, ClientOptions, Error};
     let listener = tokio::net::TcpListener::bind(&r.listen)
         .await
@@ -179,9 +208,19 @@ async fn start_redis(r: RedisArgs, node_addr: String) -> siltdb_server::Result<A
         })?;
     }
     eprintln!("silt-server redis endpoint on {bound} (table {})", r.table);
-    let client = std::sync::Arc::new(Client::new(ClientOptions::new(vec![node_addr])));
+    // The endpoint reaches the cluster as this node does; its own clients AUTH against the
+    // same token file.
+    let opts = server
+        .node()
+        .options()
+        .credentials
+        .apply(ClientOptions::new(vec![server.addr().to_string()]));
+    let client = std::sync::Arc::new(Client::new(opts));
     Ok(AbortOnDrop(tokio::spawn(siltdb_server::redis::serve(
-        listener, client, r.table,
+        listener,
+        client,
+        r.table,
+        server.keyring().cloned(),
     ))))
 }
 

@@ -9,6 +9,7 @@
 //! SCAN cursors are held by the node that issued them (at most [`MAX_SCAN_CURSORS`]).
 
 use super::resp::Reply;
+use crate::auth::{Keyring, Role};
 use crate::client::Client;
 use crate::pegasus::{Record, ScanRange, Ttl};
 use parking_lot::Mutex;
@@ -30,6 +31,8 @@ pub struct Shared {
     pub client: Arc<Client>,
     /// The table served.
     pub table: String,
+    /// The secrets AUTH accepts; `None`: no AUTH needed.
+    pub keyring: Option<Arc<Keyring>>,
     cursors: Mutex<Cursors>,
 }
 
@@ -37,11 +40,13 @@ pub struct Shared {
 type Cursors = (u64, BTreeMap<u64, (u32, Vec<u8>)>, VecDeque<u64>);
 
 impl Shared {
-    /// Serves `table` through `client`.
-    pub fn new(client: Arc<Client>, table: String) -> Self {
+    /// Serves `table` through `client`; with a `keyring`, connections must AUTH
+    /// ([`super::auth`]).
+    pub fn new(client: Arc<Client>, table: String, keyring: Option<Arc<Keyring>>) -> Self {
         Shared {
             client,
             table,
+            keyring,
             cursors: Mutex::new((0, BTreeMap::new(), VecDeque::new())),
         }
     }
@@ -54,6 +59,8 @@ pub struct Session {
     pub resp3: bool,
     /// The connection should close after this reply (QUIT).
     pub quit: bool,
+    /// The role AUTH granted (`None` before AUTH).
+    pub role: Option<Role>,
 }
 
 /// (name, arity): positive = exact count with the name, negative = at least that many.
@@ -146,6 +153,11 @@ pub async fn execute(shared: &Shared, session: &mut Session, args: Vec<Vec<u8>>)
         }
         Some(true) => {}
     }
+    if shared.keyring.is_some() {
+        if let Some(refused) = super::auth::refusal(&name, session.role) {
+            return refused;
+        }
+    }
     match run(shared, session, &name, &args).await {
         Ok(r) | Err(r) => r,
     }
@@ -185,6 +197,18 @@ async fn run(shared: &Shared, session: &mut Session, name: &str, a: &[Vec<u8>]) 
             session.quit = true;
             Reply::ok()
         }
+        "auth" if shared.keyring.is_some() => {
+            let Some(k) = shared.keyring.as_deref() else {
+                return Err(Reply::err("no keyring"));
+            };
+            let secret = match a.len() {
+                2 => &a[1],
+                3 => &a[2],
+                _ => return Err(Reply::err("syntax error")),
+            };
+            session.role = Some(super::auth::check(k, secret)?);
+            Reply::ok()
+        }
         "auth" => match a.len() {
             2 => Reply::err(
                 "AUTH <password> called without any password configured for the default user. \
@@ -214,6 +238,12 @@ async fn run(shared: &Shared, session: &mut Session, name: &str, a: &[Vec<u8>]) 
             let mut i = 2;
             while i < a.len() {
                 match a[i].to_ascii_lowercase().as_slice() {
+                    b"auth" if i + 2 < a.len() && shared.keyring.is_some() => {
+                        if let Some(k) = shared.keyring.as_deref() {
+                            session.role = Some(super::auth::check(k, &a[i + 2])?);
+                        }
+                        i += 3;
+                    }
                     b"auth" if i + 2 < a.len() => {
                         if a[i + 1] != b"default" {
                             return Err(Reply::Error(

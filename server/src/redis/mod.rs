@@ -8,8 +8,9 @@
 //! is the record `(k, "")`, a hash field `f` of `k` is the record `(k, f)`. [`resp`] is the
 //! bounded protocol parser and the reply encoder, [`commands`] the command table, [`server`]
 //! the listener and connections (pipelined: every complete command in the input buffer is
-//! answered in order).
+//! answered in order), [`auth`] the AUTH of a server with a token file.
 
+pub mod auth;
 pub mod commands;
 pub mod resp;
 pub mod server;

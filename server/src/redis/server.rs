@@ -2,6 +2,7 @@
 
 use super::commands::{execute, Session, Shared};
 use super::resp::{parse, Reply};
+use crate::auth::Keyring;
 use crate::client::Client;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -9,19 +10,32 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Bytes read from a connection at a time.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// Most Redis connections served at once; more are closed at accept.
+pub const REDIS_CONNECTIONS_MAX: usize = 1024;
 
 /// Serves `table` over RESP on `listener` until the task is dropped; each connection runs in
-/// its own task.
-pub async fn serve(listener: TcpListener, client: Arc<Client>, table: String) {
-    let shared = Arc::new(Shared::new(client, table));
+/// its own task. With a `keyring`, connections must AUTH first ([`super::auth`]).
+pub async fn serve(
+    listener: TcpListener,
+    client: Arc<Client>,
+    table: String,
+    keyring: Option<Arc<Keyring>>,
+) {
+    let shared = Arc::new(Shared::new(client, table, keyring));
+    let slots = Arc::new(tokio::sync::Semaphore::new(REDIS_CONNECTIONS_MAX));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
+                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    tracing::warn!(%peer, "redis connection limit reached; closing");
+                    continue;
+                };
                 let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
                     if let Err(e) = connection(stream, shared).await {
                         tracing::debug!(error = %e, "redis connection closed");
                     }
+                    drop(permit);
                 });
             }
             Err(e) => {

@@ -32,6 +32,13 @@ pub struct Cluster {
     pub layout: TableLayout,
 }
 
+impl Proc {
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
 fn spawn(p: &mut Proc, listen: &str) -> std::io::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
