@@ -248,36 +248,35 @@ pub fn render(node: &Node) -> String {
         stats.quarantined.len() as f64,
     );
     if let Some(res) = &node.opts.resources {
-        e.single(
-            "siltdb_block_cache_usage_bytes",
-            "gauge",
-            "Bytes in the node's shared block cache.",
-            res.block_cache_usage() as f64,
-        );
-        e.single(
-            "siltdb_block_cache_capacity_bytes",
-            "gauge",
-            "Capacity of the node's shared block cache.",
-            res.block_cache_capacity() as f64,
-        );
-        e.single(
-            "siltdb_write_buffer_usage_bytes",
-            "gauge",
-            "Memtable bytes of every replica of the node.",
-            res.write_buffer_usage() as f64,
-        );
-        e.single(
-            "siltdb_write_buffer_budget_bytes",
-            "gauge",
-            "Memtable budget of the node (0 = unbounded).",
-            res.write_buffer_budget() as f64,
-        );
-        e.single(
-            "siltdb_background_threads",
-            "gauge",
-            "Background engine threads of the node.",
-            res.background_threads() as f64,
-        );
+        for (name, help, value) in [
+            (
+                "siltdb_block_cache_usage_bytes",
+                "Bytes in the node's shared block cache.",
+                res.block_cache_usage(),
+            ),
+            (
+                "siltdb_block_cache_capacity_bytes",
+                "Capacity of the node's shared block cache.",
+                res.block_cache_capacity(),
+            ),
+            (
+                "siltdb_write_buffer_usage_bytes",
+                "Memtable bytes of every replica of the node.",
+                res.write_buffer_usage(),
+            ),
+            (
+                "siltdb_write_buffer_budget_bytes",
+                "Memtable budget of the node (0 = unbounded).",
+                res.write_buffer_budget(),
+            ),
+            (
+                "siltdb_background_threads",
+                "Background engine threads of the node.",
+                res.background_threads(),
+            ),
+        ] {
+            e.single(name, "gauge", help, value as f64);
+        }
     }
     let figures = partition_figures(node, &stats);
     type Get = fn(&PartitionFigures) -> f64;

@@ -33,16 +33,7 @@ async fn a_dead_node_is_replaced_and_its_stale_replicas_removed_when_it_returns(
     const GRACE: &str = "3s";
     let mut c = Cluster::start_bare(3, &["--node-failure-grace", GRACE]);
     let a1 = c.addr(1);
-    let nodes: Vec<String> = c
-        .procs
-        .iter()
-        .map(|p| format!("{}={}", p.id, p.addr))
-        .collect();
-    let mut init = vec!["init-meta"];
-    for n in &nodes {
-        init.extend(["--node", n.as_str()]);
-    }
-    admin_ok(&a1, &init);
+    c.init_meta();
     let n4 = c.start_extra(4);
     admin_ok(&a1, &["register-node", "--node", &format!("4={}", n4.addr)]);
     admin_ok(

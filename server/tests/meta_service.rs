@@ -65,16 +65,7 @@ async fn meta_leader(c: &Cluster) -> u64 {
 async fn catalog_creates_tables_and_moves_replicas_across_a_meta_failover() {
     let mut c = Cluster::start_bare(3, &[]);
     let a1 = c.addr(1);
-    let nodes: Vec<String> = c
-        .procs
-        .iter()
-        .map(|p| format!("{}={}", p.id, p.addr))
-        .collect();
-    let mut init = vec!["init-meta"];
-    for n in &nodes {
-        init.extend(["--node", n.as_str()]);
-    }
-    admin_ok(&a1, &init);
+    c.init_meta();
     // Tables through the catalog: ids allocated, idempotent, a different shape refused.
     let t = admin_ok(&a1, &["create-table", "--name", TABLE, "--partitions", "8"]);
     assert!(t.contains("app_id=1"), "{t}");

@@ -195,6 +195,21 @@ impl Cluster {
         info
     }
 
+    /// `silt-admin init-meta` with every node started so far as a meta replica.
+    pub fn init_meta(&self) {
+        let nodes: Vec<String> = self
+            .procs
+            .iter()
+            .map(|p| format!("{}={}", p.id, p.addr))
+            .collect();
+        let mut args = vec!["init-meta"];
+        for n in &nodes {
+            args.extend(["--node", n.as_str()]);
+        }
+        let (ok, stdout, stderr) = silt_admin(&self.procs[0].addr, &args);
+        assert!(ok, "init-meta failed: {stdout}{stderr}");
+    }
+
     /// The process id of running node `id`.
     pub fn pid(&self, id: u64) -> u32 {
         self.proc(id).child.as_ref().expect("node running").id()
