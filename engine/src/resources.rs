@@ -23,9 +23,8 @@ use crate::compaction::rate_limit::RateLimiter;
 use crate::db::{DbInner, JobPool};
 use crate::sst::BlockCache;
 use crate::{Error, Result};
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// How to size a [`SharedResources`].
 #[derive(Debug, Clone)]
@@ -126,7 +125,15 @@ impl SharedResources {
 
     /// Databases open on these resources.
     pub fn databases(&self) -> usize {
-        self.pool.database_count()
+        self.pool.databases().len()
+    }
+
+    /// The database (of those on these resources) whose active memtable is largest.
+    pub(crate) fn largest_memtable(&self) -> Option<Arc<DbInner>> {
+        self.pool
+            .databases()
+            .into_iter()
+            .max_by_key(|d| d.active_memtable_bytes())
     }
 }
 
@@ -146,8 +153,6 @@ pub(crate) struct WriteBufferManager {
     pub(crate) used: AtomicUsize,
     /// Bytes of the active (mutable) memtables.
     pub(crate) mutable: AtomicUsize,
-    /// Databases to choose the largest memtable from.
-    dbs: Mutex<Vec<Weak<DbInner>>>,
 }
 
 impl WriteBufferManager {
@@ -156,20 +161,7 @@ impl WriteBufferManager {
             budget,
             used: AtomicUsize::new(0),
             mutable: AtomicUsize::new(0),
-            dbs: Mutex::new(Vec::new()),
         }
-    }
-
-    pub(crate) fn register(&self, db: Weak<DbInner>) {
-        let mut dbs = self.dbs.lock();
-        dbs.retain(|d| d.strong_count() > 0);
-        dbs.push(db);
-    }
-
-    pub(crate) fn deregister(&self, db: &DbInner) {
-        self.dbs
-            .lock()
-            .retain(|d| d.strong_count() > 0 && !std::ptr::eq(d.as_ptr(), db));
     }
 
     /// Adds `bytes` to the mutable and total counts.
@@ -209,12 +201,6 @@ impl WriteBufferManager {
     /// True when writers must wait for flushes: memtables hold twice the budget.
     pub(crate) fn must_stall(&self) -> bool {
         self.budget != 0 && self.used.load(Ordering::Relaxed) >= self.budget.saturating_mul(2)
-    }
-
-    /// The database whose active memtable is largest.
-    pub(crate) fn largest(&self) -> Option<Arc<DbInner>> {
-        let dbs: Vec<Arc<DbInner>> = self.dbs.lock().iter().filter_map(Weak::upgrade).collect();
-        dbs.into_iter().max_by_key(|d| d.active_memtable_bytes())
     }
 }
 

@@ -230,13 +230,14 @@ impl JobPool {
         self.thread_count
     }
 
-    pub(crate) fn database_count(&self) -> usize {
+    /// The databases registered and still open.
+    pub(crate) fn databases(&self) -> Vec<Arc<DbInner>> {
         self.state
             .lock()
             .dbs
             .iter()
-            .filter(|d| d.strong_count() > 0)
-            .count()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     pub(crate) fn register(&self, db: &Arc<DbInner>) {

@@ -148,7 +148,6 @@ impl Db {
         let inner = Arc::new(inner);
         let mut threads = Vec::new();
         if let Some(r) = &inner.resources {
-            r.write_buffer.register(Arc::downgrade(&inner));
             r.pool.register(&inner);
             return Ok(Db {
                 inner,
@@ -326,7 +325,6 @@ impl DbInner {
             self.shape_cv.wait_for(&mut st, Duration::from_millis(50));
         }
         r.pool.deregister(self);
-        r.write_buffer.deregister(self);
         r.write_buffer.release_mutable(st.mem.take_charged());
         for m in &st.imms {
             r.write_buffer.release(m.take_charged());

@@ -389,7 +389,7 @@ impl DbInner {
         if !w.should_flush() {
             return false;
         }
-        match w.largest() {
+        match self.resources.as_ref().and_then(|r| r.largest_memtable()) {
             Some(d)
                 if !std::ptr::eq(Arc::as_ptr(&d), self)
                     && d.active_memtable_bytes() > mem.size_bytes() =>
