@@ -58,10 +58,11 @@ impl Services {
     }
 
     /// Answers one client or operator request on `node`.
-    pub async fn handle(&self, node: &Node, req: ClientRequest) -> ClientResponse {
+    pub async fn handle(&self, node: &Node, mut req: ClientRequest) -> ClientResponse {
         if node.is_closed() {
             return ClientResponse::Error(ServerError::Unavailable("server shutting down".into()));
         }
+        crate::timeouts::cap_request(&mut req);
         let r = match req {
             ClientRequest::Get {
                 table,

@@ -62,6 +62,7 @@ pub mod pegasus;
 pub use siltdb_client::proto;
 pub mod redis;
 pub mod server;
+pub mod timeouts;
 
 pub use client::{Client, ClientOptions};
 pub use config::ServerConfig;

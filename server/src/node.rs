@@ -129,10 +129,15 @@ impl Node {
         fault: Arc<FaultHook>,
         metrics: Arc<TransportMetrics>,
     ) -> Result<Arc<Node>> {
-        create_data_dir(&siltdb::fs::StdFs, &opts.data_dir)?;
-        remove_leftovers(&opts.data_dir.join("replicas"))?;
-        let store = LayoutStore::open(&opts.data_dir)?;
-        let layouts = store.load_all()?;
+        let data_dir = opts.data_dir.clone();
+        let (store, layouts) = blocking(move || {
+            create_data_dir(&siltdb::fs::StdFs, &data_dir)?;
+            remove_leftovers(&data_dir.join("replicas"))?;
+            let store = LayoutStore::open(&data_dir)?;
+            let layouts = store.load_all()?;
+            Ok((store, layouts))
+        })
+        .await?;
         let node = Arc::new(Node {
             opts,
             store,
@@ -169,6 +174,22 @@ impl Node {
             .data_dir
             .join("replicas")
             .join(format!("{}.{}", gpid.app_id, gpid.partition_index))
+    }
+
+    /// Stores `layout` durably (written and fsynced off the async workers).
+    pub(crate) async fn store_layout(&self, layout: &TableLayout) -> Result<(), ServerError> {
+        let (store, layout) = (self.store.clone(), layout.clone());
+        blocking(move || store.store(&layout))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))
+    }
+
+    /// [`remove_replica_dir`] of `gpid`'s directory, off the async workers.
+    pub(crate) async fn remove_replica_files(&self, gpid: Gpid) -> Result<(), ServerError> {
+        let dir = self.replica_dir(gpid);
+        blocking(move || remove_replica_dir(&dir))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))
     }
 
     /// Opens this node's replicas of `layout`. With `quarantine`, a replica that fails to open
@@ -258,9 +279,7 @@ impl Node {
                 )));
             }
         }
-        self.store
-            .store(&layout)
-            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        self.store_layout(&layout).await?;
         self.open_table(&layout, false)
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))?;
@@ -675,6 +694,16 @@ pub(crate) fn client_mutation(ops: Vec<WriteOp>) -> Result<Mutation, ServerError
         )));
     }
     Ok(m)
+}
+
+/// Runs blocking file work on tokio's blocking pool, never on an async worker (a worker
+/// stuck in an fsync or a directory removal delays every request and heartbeat on it).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("blocking file task failed: {e}")))?
 }
 
 /// Removes a replica directory: renamed to `<dir>.removed` (durably), then deleted.
