@@ -63,6 +63,26 @@ impl Services {
             return ClientResponse::Error(ServerError::Unavailable("server shutting down".into()));
         }
         crate::timeouts::cap_request(&mut req);
+        let measured = crate::request_metrics::classify(&req);
+        let started = std::time::Instant::now();
+        let resp = self.route(node, req).await;
+        if let Some((table, partition, kind, written)) = measured {
+            let error = match &resp {
+                ClientResponse::Error(e) => Some(e),
+                _ => None,
+            };
+            let outcome = crate::request_metrics::Outcome {
+                bytes: written + crate::request_metrics::bytes_read(&resp),
+                error: error.is_some(),
+                throttled: matches!(error, Some(ServerError::Throttled { .. })),
+                latency: started.elapsed(),
+            };
+            node.requests.record(&table, partition, kind, outcome);
+        }
+        resp
+    }
+
+    async fn route(&self, node: &Node, req: ClientRequest) -> ClientResponse {
         let r = match req {
             ClientRequest::Get {
                 table,

@@ -61,6 +61,7 @@ pub mod pegasus;
 /// Client messages (the client crate's, re-exported).
 pub use siltdb_client::proto;
 pub mod redis;
+pub mod request_metrics;
 pub mod server;
 pub mod timeouts;
 

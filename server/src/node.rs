@@ -93,6 +93,8 @@ pub struct Node {
     fault: Arc<FaultHook>,
     metrics: Arc<TransportMetrics>,
     counters: Counters,
+    /// Per-partition request counters and latencies (recorded by `crate::dispatch`).
+    pub(crate) requests: crate::request_metrics::RequestMetrics,
     /// Serializes table creation and layout changes.
     pub(crate) create_lock: tokio::sync::Mutex<()>,
     /// Serializes catalog requests on the meta leader (`crate::meta`).
@@ -147,6 +149,7 @@ impl Node {
             fault,
             metrics,
             counters: Counters::default(),
+            requests: Default::default(),
             create_lock: tokio::sync::Mutex::new(()),
             meta_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
@@ -192,16 +195,27 @@ impl Node {
             .map_err(|e| ServerError::Internal(e.to_string()))
     }
 
-    /// Opens this node's replicas of `layout`. With `quarantine`, a replica that fails to open
-    /// (a corrupt or unreadable directory) is recorded in `failed` and skipped, so the node
-    /// still serves its other partitions; an operator replaces it with `move-replica`.
+    /// Opens this node's replicas of `layout`. With `quarantine` (at node start), a replica
+    /// that fails to open (a corrupt or unreadable directory) is recorded in `failed` and
+    /// skipped, so the node still serves its other partitions; an operator replaces it with
+    /// `move-replica`. Also at node start, a replica directory the layout no longer assigns
+    /// here is opened too: it was kept because its group still listed this node
+    /// (`crate::membership`), so it keeps voting until the group confirms its removal and a
+    /// later layout push deletes it.
     pub(crate) async fn open_table(&self, layout: &TableLayout, quarantine: bool) -> Result<()> {
         for p in 0..layout.partition_count {
             let replicas = layout.replicas(p);
-            if !replicas.iter().any(|n| n.id == self.opts.node_id) {
+            let gpid = layout.gpid(p);
+            let assigned = replicas.iter().any(|n| n.id == self.opts.node_id);
+            let kept = quarantine && !assigned && self.replica_dir(gpid).join("plog").exists();
+            if !assigned && !kept {
                 continue;
             }
-            let gpid = layout.gpid(p);
+            if kept {
+                tracing::warn!(%gpid, epoch = layout.epoch,
+                    "opening a replica the layout no longer assigns here (kept: its group \
+                     had not confirmed the removal)");
+            }
             if self.replicas.read().contains_key(&gpid) || self.failed.read().contains_key(&gpid) {
                 continue;
             }
