@@ -65,6 +65,7 @@ use siltdb_client::{Client, ClientOptions};
 use siltdb_replica::bulk_load::download::DownloadManager;
 use siltdb_replica::bulk_load::metadata::METADATA_FILE_NAME;
 use siltdb_replica::bulk_load::metrics::BulkLoadMetrics;
+use siltdb_replica::bulk_load::partition::BULK_LOAD_DIR_NAME;
 use siltdb_replica::bulk_load::provider::LocalDirProvider;
 use siltdb_replica::bulk_load::replica_target::ingest_mutation;
 use siltdb_replica::bulk_load::state::PartitionState;
@@ -72,7 +73,6 @@ use siltdb_replica::bulk_load::target::{IngestRequest, IngestTarget, IngestionGa
 use siltdb_replica::bulk_load::{
     BulkLoadController, BulkLoadStatus, ControllerConfig, PartitionBulkLoad, PartitionConfig,
 };
-use siltdb_replica::bulk_load::partition::BULK_LOAD_DIR_NAME;
 use siltdb_replica::mutation::{ControlOp, IngestCommand};
 use siltdb_replica::types::Ballot;
 use siltdb_replica::Mutation;
@@ -978,18 +978,17 @@ impl IngestTarget for ClusterTarget {
 /// directory of this very partition, `<data dir>/bulk_load/<table>/<partition>/bulk_load`
 /// (module docs): any other directory is refused, so an operator's request cannot make the
 /// replicas read files from elsewhere.
-fn check_ingest_source(table: &str, partition: u32, cmd: &IngestCommand) -> Result<(), ServerError> {
+fn check_ingest_source(
+    table: &str,
+    partition: u32,
+    cmd: &IngestCommand,
+) -> Result<(), ServerError> {
     let path = Path::new(&cmd.source_dir);
     let tail: Vec<&std::ffi::OsStr> = path.iter().rev().take(4).collect();
     let p = partition.to_string();
-    let expected = [
-        BULK_LOAD_DIR_NAME,
-        p.as_str(),
-        table,
-        BULK_LOAD_DIR,
-    ];
-    let matches = tail.len() == expected.len()
-        && tail.iter().zip(expected).all(|(got, want)| *got == want);
+    let expected = [BULK_LOAD_DIR_NAME, p.as_str(), table, BULK_LOAD_DIR];
+    let matches =
+        tail.len() == expected.len() && tail.iter().zip(expected).all(|(got, want)| *got == want);
     if !path.is_absolute() || !matches {
         return Err(ServerError::InvalidArgument(format!(
             "ingest source {} is not a bulk-load download directory of {table}.{partition}              (<data dir>/{BULK_LOAD_DIR}/{table}/{partition}/{BULK_LOAD_DIR_NAME})",

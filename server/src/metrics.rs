@@ -285,14 +285,26 @@ pub fn render(node: &Node) -> String {
             "counter",
             "Lookups of the node's shared block cache, by result.",
         );
-        e.sample("siltdb_block_cache_lookups_total", &[("result", "hit")], hits as f64);
-        e.sample("siltdb_block_cache_lookups_total", &[("result", "miss")], misses as f64);
+        e.sample(
+            "siltdb_block_cache_lookups_total",
+            &[("result", "hit")],
+            hits as f64,
+        );
+        e.sample(
+            "siltdb_block_cache_lookups_total",
+            &[("result", "miss")],
+            misses as f64,
+        );
         let lookups = hits.saturating_add(misses);
         e.single(
             "siltdb_block_cache_hit_ratio",
             "gauge",
             "Hits over lookups of the shared block cache since start (0 before any lookup).",
-            if lookups == 0 { 0.0 } else { hits as f64 / lookups as f64 },
+            if lookups == 0 {
+                0.0
+            } else {
+                hits as f64 / lookups as f64
+            },
         );
     }
     render_requests(&mut e, node);
@@ -462,7 +474,11 @@ fn render_requests(e: &mut Exposition, node: &Node) {
         for ((table, p), m) in &all {
             let partition = p.to_string();
             for k in kinds {
-                let labels = [("table", table.as_str()), ("partition", &partition), ("kind", k.label())];
+                let labels = [
+                    ("table", table.as_str()),
+                    ("partition", &partition),
+                    ("kind", k.label()),
+                ];
                 e.sample(name, &labels, get(m.kind(k)) as f64);
             }
         }
@@ -477,7 +493,11 @@ fn render_requests(e: &mut Exposition, node: &Node) {
         let partition = p.to_string();
         for k in kinds {
             let h = m.kind(k).latency.snapshot();
-            let base = [("table", table.as_str()), ("partition", partition.as_str()), ("kind", k.label())];
+            let base = [
+                ("table", table.as_str()),
+                ("partition", partition.as_str()),
+                ("kind", k.label()),
+            ];
             for (i, count) in h.cumulative.iter().enumerate() {
                 let le = LATENCY_BUCKETS_SECONDS
                     .get(i)

@@ -19,8 +19,7 @@ use std::time::Duration;
 
 /// Upper bounds of the latency histogram's buckets, in seconds (a `+Inf` bucket follows).
 pub const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    5.0,
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
 /// Whether a request reads or writes.
@@ -166,11 +165,7 @@ impl RequestMetrics {
     }
 
     fn partition(&self, table: &str, partition: u32) -> Arc<PartitionRequests> {
-        if let Some(p) = self
-            .partitions
-            .read()
-            .get(&(table.to_string(), partition))
-        {
+        if let Some(p) = self.partitions.read().get(&(table.to_string(), partition)) {
             return Arc::clone(p);
         }
         let mut all = self.partitions.write();

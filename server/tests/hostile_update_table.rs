@@ -90,5 +90,8 @@ async fn a_hostile_update_table_deletes_nothing_while_the_node_is_a_voter() {
     let d = c.client.digest(&c.addr(3), TABLE, 0).await.unwrap();
     let d1 = c.client.digest(&c.addr(1), TABLE, 0).await.unwrap();
     assert_eq!((d.keys, d.hash), (d1.keys, d1.hash));
-    assert!(d.keys > before_restart, "no new write reached partition 0: {d:?}");
+    assert!(
+        d.keys > before_restart,
+        "no new write reached partition 0: {d:?}"
+    );
 }

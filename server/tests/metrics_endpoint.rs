@@ -85,25 +85,39 @@ async fn metrics_and_healthz_in_the_text_format() {
     // buckets rise to `+Inf`, which equals its count.
     assert!(sum(&text, "siltdb_partition_requests_total", "kind=\"write\"") >= 50.0);
     assert!(sum(&text, "siltdb_partition_requests_total", "kind=\"read\"") >= 50.0);
-    assert!(sum(&text, "siltdb_partition_request_bytes_total", "kind=\"write\"") >= 150.0);
+    assert!(
+        sum(
+            &text,
+            "siltdb_partition_request_bytes_total",
+            "kind=\"write\""
+        ) >= 150.0
+    );
     for p in 0..PARTITIONS {
         let series = format!("table=\"t\",partition=\"{p}\",kind=\"write\"");
         let buckets: Vec<f64> = text
             .lines()
-            .filter(|l| l.starts_with("siltdb_request_duration_seconds_bucket{") && l.contains(&series))
+            .filter(|l| {
+                l.starts_with("siltdb_request_duration_seconds_bucket{") && l.contains(&series)
+            })
             .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
             .collect();
         if buckets.is_empty() {
             continue;
         }
-        assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{series}: {buckets:?}");
+        assert!(
+            buckets.windows(2).all(|w| w[0] <= w[1]),
+            "{series}: {buckets:?}"
+        );
         let count = sum(&text, "siltdb_request_duration_seconds_count", &series);
         assert_eq!(*buckets.last().unwrap(), count, "{series}");
     }
     // Counters move while writing.
     let writes_before = sum(&text, "siltdb_partition_requests_total", "kind=\"write\"");
     for i in 0..20u32 {
-        c.client.put(TABLE, format!("n{i}").as_bytes(), b"v").await.unwrap();
+        c.client
+            .put(TABLE, format!("n{i}").as_bytes(), b"v")
+            .await
+            .unwrap();
     }
     let again = curl(&format!("{url}/metrics")).map_or_else(
         || {
@@ -113,7 +127,10 @@ async fn metrics_and_healthz_in_the_text_format() {
         |(body, _)| body,
     );
     let writes_after = sum(&again, "siltdb_partition_requests_total", "kind=\"write\"");
-    assert!(writes_after >= writes_before + 20.0, "{writes_before} -> {writes_after}");
+    assert!(
+        writes_after >= writes_before + 20.0,
+        "{writes_before} -> {writes_after}"
+    );
     for needle in [
         "# TYPE siltdb_request_duration_seconds histogram",
         "# TYPE siltdb_partition_throttled_requests_total counter",
@@ -142,7 +159,10 @@ async fn metrics_and_healthz_in_the_text_format() {
                 .iter()
                 .find_map(|s| name.strip_suffix(s).filter(|f| announced.contains(*f)))
                 .unwrap_or(name);
-            assert!(announced.contains(family), "sample before its # TYPE: {line}");
+            assert!(
+                announced.contains(family),
+                "sample before its # TYPE: {line}"
+            );
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "bad value: {line}");
             assert!(name.starts_with("siltdb_"), "{line}");

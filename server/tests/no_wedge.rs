@@ -62,8 +62,8 @@ async fn leader_of(c: &Cluster, p: u32) -> (u64, u64) {
 
 /// An ingest request for partition `p` naming `source` and one file `name`.
 fn ingest_request(p: u32, ballot: u64, source: &Path, name: &str) -> ClientRequest {
-    let control = siltdb_server::bulk_load::IngestControl::Ingest(
-        siltdb_replica::mutation::IngestCommand {
+    let control =
+        siltdb_server::bulk_load::IngestControl::Ingest(siltdb_replica::mutation::IngestCommand {
             load_id: 0xbad,
             source_dir: source.to_str().unwrap().into(),
             files: vec![siltdb_replica::mutation::IngestFile {
@@ -71,8 +71,7 @@ fn ingest_request(p: u32, ballot: u64, source: &Path, name: &str) -> ClientReque
                 size: 4096,
                 crc32c: 0x1234_5678,
             }],
-        },
-    );
+        });
     ClientRequest::BulkLoadReplica {
         table: TABLE.into(),
         partition: p,
@@ -118,7 +117,12 @@ async fn bad_ingests_leave_every_partition_writable_across_restarts() {
     // proposed, with an error that says why (and nothing about the files it names).
     let (leader, ballot) = leader_of(&c, 0).await;
     let addr = c.addr(leader);
-    let shaped = work.path().join("bulk_load").join(TABLE).join("0").join("bulk_load");
+    let shaped = work
+        .path()
+        .join("bulk_load")
+        .join(TABLE)
+        .join("0")
+        .join("bulk_load");
     std::fs::create_dir_all(&shaped).unwrap();
     let secret = work.path().join("secret.bin");
     std::fs::write(&secret, vec![7u8; 4096]).unwrap();
@@ -148,7 +152,10 @@ async fn bad_ingests_leave_every_partition_writable_across_restarts() {
         match c.client.call(&addr, &req).await.expect("call") {
             ClientResponse::Error(ServerError::InvalidArgument(m)) => {
                 assert!(m.contains(expected), "{what}: {m}");
-                assert!(!m.contains("12345678"), "{what}: the command's crc echoed: {m}");
+                assert!(
+                    !m.contains("12345678"),
+                    "{what}: the command's crc echoed: {m}"
+                );
             }
             other => panic!("{what}: not refused: {other:?}"),
         }
@@ -211,7 +218,11 @@ async fn bad_ingests_leave_every_partition_writable_across_restarts() {
         BulkLoadStatus::Succeed => {
             let (k, v) = record(0);
             let got = c.client.get(TABLE, k.as_bytes()).await.unwrap();
-            assert_eq!(got.as_deref(), Some(v.as_bytes()), "a succeeded load lost a record");
+            assert_eq!(
+                got.as_deref(),
+                Some(v.as_bytes()),
+                "a succeeded load lost a record"
+            );
         }
         BulkLoadStatus::Failed => assert!(report.error.is_some(), "{report:?}"),
         other => panic!("finished as {other}: {report:?}"),
@@ -253,7 +264,11 @@ async fn one_worker_keeps_point_reads_within_the_election_timeout_while_tables_o
     let mut reads = 0u32;
     while !creator.is_finished() || reads < 50 {
         let t = Instant::now();
-        let v = c.client.get(TABLE, b"probe").await.expect("read while tables open");
+        let v = c
+            .client
+            .get(TABLE, b"probe")
+            .await
+            .expect("read while tables open");
         assert_eq!(v.as_deref(), Some(&b"value"[..]));
         worst = worst.max(t.elapsed());
         reads += 1;

@@ -168,10 +168,16 @@ pub fn stage(
 /// problem without revealing what the file actually holds (as [`stage`] does at apply). The
 /// check is repeated at apply (the files may change in between); this one keeps a command
 /// that can never take effect out of the log.
-pub fn verify_sources(fs: &dyn FileSystem, cmd: &IngestCommand) -> std::result::Result<(), Refusal> {
+pub fn verify_sources(
+    fs: &dyn FileSystem,
+    cmd: &IngestCommand,
+) -> std::result::Result<(), Refusal> {
     const MISMATCH: &str = "does not match the size and crc32c in the ingest command";
     let source = Path::new(&cmd.source_dir);
-    if !source.is_absolute() || source.components().any(|c| c == std::path::Component::ParentDir)
+    if !source.is_absolute()
+        || source
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
     {
         return Err(format!(
             "ingest command: source directory {} is not an absolute path without `..`",
@@ -182,7 +188,8 @@ pub fn verify_sources(fs: &dyn FileSystem, cmd: &IngestCommand) -> std::result::
         return Err("ingest command: no files".into());
     }
     for file in &cmd.files {
-        let src = resolve_under(source, &file.name).map_err(|why| format!("ingest command: {why}"))?;
+        let src =
+            resolve_under(source, &file.name).map_err(|why| format!("ingest command: {why}"))?;
         let refuse = |why: String| format!("ingest command: {}: {why}", src.display());
         let input = fs
             .open_read(&src)
@@ -198,7 +205,10 @@ pub fn verify_sources(fs: &dyn FileSystem, cmd: &IngestCommand) -> std::result::
         match read_chunks(input.as_ref(), file.size, &mut on_chunk) {
             Ok(()) => {}
             Err(ChunkError::Read(e)) => {
-                return Err(refuse(format!("cannot be read at the source ({})", e.kind())))
+                return Err(refuse(format!(
+                    "cannot be read at the source ({})",
+                    e.kind()
+                )))
             }
             Err(ChunkError::Sink(e)) => return Err(refuse(e.to_string())),
         }
@@ -452,11 +462,17 @@ mod tests {
         let mut changed = cmd.clone();
         changed.files[0].crc32c ^= 1;
         let why = verify_sources(&StdFs, &changed).unwrap_err();
-        assert!(why.contains("a.sst") && why.contains("does not match"), "{why}");
+        assert!(
+            why.contains("a.sst") && why.contains("does not match"),
+            "{why}"
+        );
 
         let missing = command(&src, &[("b.sst", b"beta")]);
         let why = verify_sources(&StdFs, &missing).unwrap_err();
-        assert!(why.contains("b.sst") && why.contains("cannot be read"), "{why}");
+        assert!(
+            why.contains("b.sst") && why.contains("cannot be read"),
+            "{why}"
+        );
 
         let mut gone = cmd.clone();
         gone.source_dir = dir.path().join("vanished").to_str().unwrap().to_string();
@@ -464,7 +480,9 @@ mod tests {
 
         let mut relative = cmd.clone();
         relative.source_dir = "src".into();
-        assert!(verify_sources(&StdFs, &relative).unwrap_err().contains("absolute"));
+        assert!(verify_sources(&StdFs, &relative)
+            .unwrap_err()
+            .contains("absolute"));
 
         let mut traversal = cmd;
         traversal.files[0].name = "../a.sst".into();
