@@ -8,8 +8,11 @@
 mod common;
 
 use common::*;
+use siltdb_client::backup::{BackupReply, BackupRequest};
 use siltdb_replica::siltdb::{Db, Options, ReadOptions};
 use siltdb_server::backup::{complete_backups, BackupManifest, LocalDirTarget};
+use siltdb_server::proto::{ClientRequest, ClientResponse};
+use siltdb_server::ServerError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -189,6 +192,24 @@ async fn a_backup_under_writes_restores_to_its_checkpoints() {
         &["restore", "--from", &dir, "--table", "restored"],
     );
     assert!(!ok && err.contains("exists"), "{err}");
+
+    // Only a partition's leader stages its checkpoint: the followers redirect.
+    let prepare = ClientRequest::Backup(BackupRequest::Prepare {
+        table: TABLE.into(),
+        partition: 0,
+    });
+    let mut followers = 0;
+    for id in 1..=3 {
+        match c.client.call(&c.addr(id), &prepare).await.unwrap() {
+            ClientResponse::Backup(BackupReply::Prepared { session, .. }) => {
+                let release = ClientRequest::Backup(BackupRequest::Release { session });
+                c.client.call(&c.addr(id), &release).await.unwrap();
+            }
+            ClientResponse::Error(ServerError::NotLeader { .. }) => followers += 1,
+            other => panic!("node {id}: {other:?}"),
+        }
+    }
+    assert!(followers >= 2, "{followers} followers refused");
 }
 
 /// A damaged file (one flipped byte, then a truncation) and an incomplete backup are
@@ -255,6 +276,71 @@ async fn a_damaged_or_incomplete_backup_is_refused() {
     let (ok, _, err) = silt_admin(&c.addr(1), &["restore", "--from", &dir, "--table", "r1"]);
     assert!(!ok && err.contains("no complete backup"), "{err}");
     assert!(!server_tables(&c.addr(1)).contains("r1"));
+
+    // The server serves only its own staged files, by name, to a session it opened.
+    let read = |session: u64, file: &str| {
+        ClientRequest::Backup(BackupRequest::Read {
+            session,
+            file: file.to_string(),
+            offset: 0,
+            len_max: 16,
+        })
+    };
+    let prepare = ClientRequest::Backup(BackupRequest::Prepare {
+        table: TABLE.into(),
+        partition: 0,
+    });
+    let ClientResponse::Backup(BackupReply::Prepared { session, files, .. }) =
+        c.client.call(&c.addr(1), &prepare).await.unwrap()
+    else {
+        panic!("prepare failed");
+    };
+    for bad in ["../../tables/t.json", "/etc/passwd", "nope.sst"] {
+        match c
+            .client
+            .call(&c.addr(1), &read(session, bad))
+            .await
+            .unwrap()
+        {
+            ClientResponse::Error(ServerError::InvalidArgument(m)) => {
+                assert!(m.contains("has no file"), "{m}")
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    match c
+        .client
+        .call(&c.addr(1), &read(session, &files[0].name))
+        .await
+        .unwrap()
+    {
+        ClientResponse::Backup(BackupReply::Chunk(b)) => {
+            assert_eq!(b.len() as u64, files[0].size_bytes.min(16))
+        }
+        other => panic!("{other:?}"),
+    }
+    let release = ClientRequest::Backup(BackupRequest::Release { session });
+    assert!(matches!(
+        c.client.call(&c.addr(1), &release).await.unwrap(),
+        ClientResponse::Backup(BackupReply::Released)
+    ));
+    match c
+        .client
+        .call(&c.addr(1), &read(session, &files[0].name))
+        .await
+        .unwrap()
+    {
+        ClientResponse::Error(ServerError::InvalidArgument(m)) => {
+            assert!(m.contains("no backup session"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let staged = c.procs[0].dir.join("data").join("backup_sessions");
+    assert_eq!(
+        std::fs::read_dir(&staged).map_or(0, |d| d.count()),
+        0,
+        "staged files left"
+    );
 
     // Repaired, the same backup restores.
     std::fs::write(&manifest_path, &manifest_bytes).unwrap();
