@@ -433,6 +433,11 @@ async fn retention_keeps_exactly_the_newest_complete_backups() {
     assert!(!names.contains(&first) && !names.contains(&second));
     assert_eq!(names.len(), 3, "{names:?}");
 
+    // A backup of a missing table fails and leaves nothing.
+    let (ok, _, err) = silt_admin(&a, &["backup", "--table", "missing", "--to", &dir]);
+    assert!(!ok && err.contains("missing"), "{err}");
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 3);
+
     // Bad policy flags are refused.
     for bad in [
         &["--keep", "0"][..],

@@ -128,11 +128,26 @@ pub async fn run_backup(
     };
     let mut partitions = Vec::new();
     for p in 0..layout.partition_count {
-        let entry = copy_partition(client, &layout, p, &target, &id)
-            .await
-            .map_err(|e| format!("backup {id}, partition {p}: {e}"))?;
-        tracing::info!(partition = p, decree = entry.decree, "partition backed up");
-        partitions.push(entry);
+        match copy_partition(client, &layout, p, &target, &id).await {
+            Ok(entry) => {
+                tracing::info!(partition = p, decree = entry.decree, "partition backed up");
+                partitions.push(entry);
+            }
+            Err(e) => {
+                // This attempt has no manifest (incomplete): remove what it wrote, so that
+                // failed attempts do not pile up. A crash leaves it; it is never restored.
+                let t = Arc::clone(&target);
+                let dead = id.clone();
+                if let Err(r) = blocking("removing the failed backup".into(), move || {
+                    t.remove_all(&dead)
+                })
+                .await
+                {
+                    tracing::warn!(error = %r, "removing a failed backup attempt");
+                }
+                return Err(format!("backup {id}, partition {p}: {e}"));
+            }
+        }
     }
     let manifest = BackupManifest {
         format_version: MANIFEST_FORMAT_VERSION,
