@@ -18,11 +18,12 @@
 //! - [`error`]: [`Error`] and the error a server answers with ([`ServerError`]).
 //! - [`client`]: the [`Client`] (routing, leader following, retries under a deadline).
 //! - Report and request types of the services, with their client calls: [`meta`] (catalog),
-//!   [`membership`] (moving replicas), [`bulk_load`], [`duplication`], [`pegasus`] (the data
-//!   model).
+//!   [`membership`] (moving replicas), [`bulk_load`], [`backup`] (cold backup),
+//!   [`duplication`], [`pegasus`] (the data model).
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod backup;
 pub mod bulk_load;
 pub mod client;
 pub mod conn;

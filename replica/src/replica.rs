@@ -410,7 +410,10 @@ impl Replica {
             .map_err(|e| Error::Closed(format!("scan task failed: {e}")))?
     }
 
-    async fn ensure_linearizable(&self) -> Result<()> {
+    /// Returns once this replica is the leader and applied everything committed before the
+    /// call (openraft's read barrier): what a linearizable read or a consistent backup waits
+    /// for.
+    pub async fn ensure_linearizable(&self) -> Result<()> {
         self.raft
             .ensure_linearizable()
             .await

@@ -7,6 +7,7 @@
 //! [`crate::duplication`], [`crate::bulk_load`], [`crate::pegasus`]), below them
 //! [`crate::node`].
 
+use crate::backup::BackupSessions;
 use crate::bulk_load::BulkLoads;
 use crate::duplication::NodeDuplications;
 use crate::error::{Error, Result, ServerError};
@@ -15,11 +16,12 @@ use crate::proto::{ClientRequest, ClientResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The services of one node that keep state of their own: its duplications and the bulk loads
-/// it coordinates.
+/// The services of one node that keep state of their own: its duplications, the bulk loads
+/// it coordinates and its backup sessions.
 pub struct Services {
     dups: Arc<NodeDuplications>,
     bulk_loads: BulkLoads,
+    backups: BackupSessions,
 }
 
 impl Services {
@@ -37,7 +39,12 @@ impl Services {
         let bulk_loads =
             BulkLoads::new(&o.data_dir, o.credentials.clone(), o.bulk_load_root.clone());
         bulk_loads.recover(node);
-        Ok(Services { dups, bulk_loads })
+        let backups = BackupSessions::open(&o.data_dir)?;
+        Ok(Services {
+            dups,
+            bulk_loads,
+            backups,
+        })
     }
 
     /// The node's duplications.
@@ -151,6 +158,7 @@ impl Services {
                 partition,
                 op,
             } => crate::bulk_load::replica_op(node, &table, partition, op).await,
+            ClientRequest::Backup(req) => self.backups.handle(node, req).await,
         };
         match r {
             Ok(resp) => resp,

@@ -9,6 +9,7 @@
 use crate::layout::{NodeInfo, TableLayout};
 use crate::proto::ClientRequest;
 use siltdb_client::auth::{Role, AUTH_FAILED};
+use siltdb_client::backup::BackupRequest;
 use siltdb_client::bulk_load::ReplicaBulkOp;
 use siltdb_client::meta::MetaRequest;
 use siltdb_client::pegasus::PegasusRequest;
@@ -41,7 +42,8 @@ pub fn required_role(req: &ClientRequest) -> Role {
         | R::RemoveDuplication { .. }
         | R::DuplicationWrite { .. }
         | R::StartBulkLoad { .. }
-        | R::BulkLoadReplica { .. } => Role::Admin,
+        | R::BulkLoadReplica { .. }
+        | R::Backup(_) => Role::Admin,
     }
 }
 
@@ -108,6 +110,7 @@ pub fn request_name(req: &ClientRequest) -> &'static str {
         R::BulkLoadReplica { .. } => "BulkLoadReplica",
         R::Pegasus { .. } => "Pegasus",
         R::Membership { .. } => "Membership",
+        R::Backup(_) => "Backup",
     }
 }
 
@@ -286,6 +289,13 @@ pub fn sample_requests() -> Vec<(ClientRequest, Role)> {
         ),
         (R::QueryBulkLoad { table: t() }, ReadOnly),
         (
+            R::Backup(BackupRequest::Prepare {
+                table: t(),
+                partition: 0,
+            }),
+            Admin,
+        ),
+        (
             R::BulkLoadReplica {
                 table: t(),
                 partition: 0,
@@ -381,9 +391,10 @@ mod tests {
             R::BulkLoadReplica { .. } => 19,
             R::Pegasus { .. } => 20,
             R::Membership { .. } => 21,
+            R::Backup(_) => 22,
         }
     }
-    const VARIANTS: usize = 22;
+    const VARIANTS: usize = 23;
 
     fn meta_variant(req: &MetaRequest) -> usize {
         use MetaRequest as M;
