@@ -62,6 +62,8 @@ impl Services {
         if node.is_closed() {
             return ClientResponse::Error(ServerError::Unavailable("server shutting down".into()));
         }
+        // Copied before the request is consumed; counted once it is answered without error.
+        let hot = node.hot_keys.sample(&req);
         let r = match req {
             ClientRequest::Get {
                 table,
@@ -130,7 +132,11 @@ impl Services {
                 partition,
                 op,
             } => crate::bulk_load::replica_op(node, &table, partition, op).await,
+            ClientRequest::HotKeys { table, kind } => node.hot_key_report(&table, kind),
         };
+        if let (Some(sample), Ok(_)) = (hot, &r) {
+            node.count_hot_keys(sample);
+        }
         match r {
             Ok(resp) => resp,
             Err(e) => {

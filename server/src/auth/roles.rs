@@ -1,8 +1,8 @@
 //! The one table from request kind to the lowest role allowed to send it.
 //!
 //! Read-only: reads of data (get, scan, data-model reads), statistics, digests, the table
-//! list, the catalog and status queries. Read-write: writes of data (write, data-model writes
-//! and read-modify-writes). Admin: everything else — tables, membership, bulk loads,
+//! list, the catalog, hot-key reports and status queries. Read-write: writes of data (write, data-model writes
+//! and read-modify-writes). Admin: everything else — tables, app envs, membership, bulk loads,
 //! duplication (including the writes a source cluster ships), checkpoints, fault injection —
 //! and all Raft traffic.
 
@@ -27,7 +27,8 @@ pub fn required_role(req: &ClientRequest) -> Role {
         | R::Digest { .. }
         | R::Membership { .. }
         | R::QueryDuplication { .. }
-        | R::QueryBulkLoad { .. } => Role::ReadOnly,
+        | R::QueryBulkLoad { .. }
+        | R::HotKeys { .. } => Role::ReadOnly,
         R::Write { .. } => Role::ReadWrite,
         R::Pegasus { req, .. } => pegasus_role(req),
         R::Meta(m) => meta_role(m),
@@ -67,7 +68,9 @@ fn meta_role(req: &MetaRequest) -> Role {
         | M::RemoveNode { .. }
         | M::ReconcileTables
         | M::AddDuplication { .. }
-        | M::RemoveDuplication { .. } => Role::Admin,
+        | M::RemoveDuplication { .. }
+        | M::SetEnv { .. }
+        | M::DelEnv { .. } => Role::Admin,
     }
 }
 
@@ -108,6 +111,7 @@ pub fn request_name(req: &ClientRequest) -> &'static str {
         R::BulkLoadReplica { .. } => "BulkLoadReplica",
         R::Pegasus { .. } => "Pegasus",
         R::Membership { .. } => "Membership",
+        R::HotKeys { .. } => "HotKeys",
     }
 }
 
@@ -249,6 +253,28 @@ pub fn sample_requests() -> Vec<(ClientRequest, Role)> {
             Admin,
         ),
         (
+            R::Meta(M::SetEnv {
+                table: t(),
+                key: "default_ttl".into(),
+                value: "1".into(),
+            }),
+            Admin,
+        ),
+        (
+            R::Meta(M::DelEnv {
+                table: t(),
+                key: "default_ttl".into(),
+            }),
+            Admin,
+        ),
+        (
+            R::HotKeys {
+                table: t(),
+                kind: None,
+            },
+            ReadOnly,
+        ),
+        (
             R::AddDuplication {
                 table: t(),
                 dup_id: 1,
@@ -381,9 +407,10 @@ mod tests {
             R::BulkLoadReplica { .. } => 19,
             R::Pegasus { .. } => 20,
             R::Membership { .. } => 21,
+            R::HotKeys { .. } => 22,
         }
     }
-    const VARIANTS: usize = 22;
+    const VARIANTS: usize = 23;
 
     fn meta_variant(req: &MetaRequest) -> usize {
         use MetaRequest as M;
@@ -398,9 +425,11 @@ mod tests {
             M::ReconcileTables => 7,
             M::AddDuplication { .. } => 8,
             M::RemoveDuplication { .. } => 9,
+            M::SetEnv { .. } => 10,
+            M::DelEnv { .. } => 11,
         }
     }
-    const META_VARIANTS: usize = 10;
+    const META_VARIANTS: usize = 12;
 
     fn pegasus_variant(req: &PegasusRequest) -> usize {
         use PegasusRequest as P;
