@@ -57,10 +57,10 @@ pub struct TableLayout {
     /// (No `skip_serializing_if`: layouts also travel as bincode, which needs every field.)
     #[serde(default)]
     pub assignments: BTreeMap<u32, Vec<u64>>,
-    /// The TTL of records written with the table default ([`crate::pegasus::Ttl`]), in
-    /// seconds; 0 = never expire.
+    /// The table's app envs, `key → value` ([`crate::envs`]: default TTL, throttling, manual
+    /// compaction, usage scenario); every key known and every value valid.
     #[serde(default)]
-    pub default_ttl_secs: u64,
+    pub envs: BTreeMap<String, String>,
 }
 
 impl TableLayout {
@@ -81,7 +81,7 @@ impl TableLayout {
             nodes,
             epoch: 0,
             assignments: BTreeMap::new(),
-            default_ttl_secs: 0,
+            envs: BTreeMap::new(),
         }
     }
 
@@ -143,6 +143,7 @@ impl TableLayout {
                 }
             }
         }
+        crate::envs::TableEnvs::parse(&self.envs)?;
         Ok(())
     }
 

@@ -15,11 +15,13 @@
 //!   [`ClientResponse`]) and the statistics a node reports.
 //! - [`layout`]: table placement ([`TableLayout`], [`NodeInfo`]) and [`partition_of`].
 //! - [`types`]: [`Gpid`], [`WriteOp`], [`IngestCommand`] (re-exported by the replica layer).
+//! - [`envs`]: per-table runtime settings (app envs) kept in the layout;
+//!   [`throttling`]: the Pegasus throttling string they carry.
 //! - [`error`]: [`Error`] and the error a server answers with ([`ServerError`]).
 //! - [`client`]: the [`Client`] (routing, leader following, retries under a deadline).
 //! - Report and request types of the services, with their client calls: [`meta`] (catalog),
-//!   [`membership`] (moving replicas), [`bulk_load`], [`backup`] (cold backup),
-//!   [`duplication`], [`pegasus`] (the data model).
+//!   [`membership`] (moving replicas), [`hotkeys`] (hot-key reports), [`bulk_load`],
+//!   [`backup`] (cold backup), [`duplication`], [`pegasus`] (the data model).
 #![warn(missing_docs)]
 
 pub mod auth;
@@ -28,13 +30,16 @@ pub mod bulk_load;
 pub mod client;
 pub mod conn;
 pub mod duplication;
+pub mod envs;
 pub mod error;
 pub mod frame;
+pub mod hotkeys;
 pub mod layout;
 pub mod membership;
 pub mod meta;
 pub mod pegasus;
 pub mod proto;
+pub mod throttling;
 pub mod tls;
 pub mod types;
 

@@ -86,6 +86,23 @@ pub enum MetaRequest {
         /// The id.
         dup_id: u64,
     },
+    /// Sets an app env of a table ([`crate::envs`]): records the successor layout and pushes
+    /// it to the table's nodes; answers [`ClientResponse::Tables`] with it.
+    SetEnv {
+        /// Table name.
+        table: String,
+        /// Env key.
+        key: String,
+        /// Env value.
+        value: String,
+    },
+    /// Removes an app env of a table (like [`MetaRequest::SetEnv`]).
+    DelEnv {
+        /// Table name.
+        table: String,
+        /// Env key.
+        key: String,
+    },
 }
 
 /// A recorded duplication.

@@ -180,6 +180,14 @@ pub enum ClientRequest {
         /// The partition.
         partition: u32,
     },
+    /// The hot keys this node counted on its replicas of a table (answered with
+    /// [`ClientResponse::HotKeys`]; [`crate::hotkeys`]).
+    HotKeys {
+        /// Table name.
+        table: String,
+        /// Reads or writes only; `None`: both.
+        kind: Option<crate::hotkeys::HotKeyKind>,
+    },
 }
 
 /// A replica's view of its group's membership.
@@ -349,4 +357,6 @@ pub enum ClientResponse {
     Backup(BackupReply),
     /// The answer to [`ClientRequest::Membership`].
     Membership(MembershipReply),
+    /// The answer to [`ClientRequest::HotKeys`]: one report per partition and kind counted.
+    HotKeys(Vec<crate::hotkeys::PartitionHotKeys>),
 }

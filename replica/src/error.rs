@@ -54,8 +54,8 @@ pub enum Error {
         /// The node id of the current primary, when known.
         leader: Option<u64>,
     },
-    /// Write throttling refused the request; retry after `delay_ms`.
-    #[error("busy: write throttled ({reason}), retry after {delay_ms} ms")]
+    /// Write or read throttling refused the request; retry after `delay_ms`.
+    #[error("busy: throttled ({reason}), retry after {delay_ms} ms")]
     Throttled {
         /// Which rule rejected the request.
         reason: String,

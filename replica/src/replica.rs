@@ -113,6 +113,8 @@ pub struct ReplicaOptions {
     pub throttle_qps: String,
     /// Pegasus throttling string by bytes (empty = off).
     pub throttle_size: String,
+    /// Pegasus throttling string of linearizable reads by request count (empty = off).
+    pub read_throttle_qps: String,
     /// The periodic checkpoint / plog purge / checkpoint GC task.
     pub maintenance: MaintenanceOptions,
     /// The partition's bulk-load gate: user writes are refused while it says an ingestion is
@@ -132,6 +134,7 @@ impl ReplicaOptions {
             raft: Self::default_raft_config(),
             throttle_qps: String::new(),
             throttle_size: String::new(),
+            read_throttle_qps: String::new(),
             maintenance: MaintenanceOptions::default(),
             ingestion_gate: None,
         }
@@ -162,6 +165,7 @@ pub struct Replica {
     plog: Plog,
     router: Option<Arc<Router>>,
     throttling: WriteThrottling,
+    read_throttling: WriteThrottling,
     maintenance: Maintenance,
     gate: Option<Arc<IngestionGate>>,
 }
@@ -185,6 +189,7 @@ impl Replica {
         N: RaftNetworkFactory<TypeConfig>,
     {
         let throttling = WriteThrottling::parse(&opts.throttle_qps, &opts.throttle_size)?;
+        let read_throttling = WriteThrottling::parse(&opts.read_throttle_qps, "")?;
         let config = opts
             .raft
             .clone()
@@ -230,6 +235,7 @@ impl Replica {
             plog,
             router: None,
             throttling,
+            read_throttling,
             maintenance,
             gate: opts.ingestion_gate.clone(),
         })
@@ -303,9 +309,24 @@ impl Replica {
             .map(|l| Decree(l.index))
     }
 
-    /// Write throttling counters.
+    /// Write throttling: its counters, and its rules, replaceable while serving
+    /// ([`WriteThrottling::reconfigure`]).
     pub fn throttling(&self) -> &WriteThrottling {
         &self.throttling
+    }
+
+    /// Read throttling of [`Replica::read`] and [`Replica::scan`] (by request count; the size
+    /// rule stays off), like [`Replica::throttling`].
+    pub fn read_throttling(&self) -> &WriteThrottling {
+        &self.read_throttling
+    }
+
+    /// Admits a user read: refused over the reject threshold, delayed over the delay one.
+    async fn admit_read(&self) -> Result<()> {
+        if let Some(d) = self.read_throttling.admit(0)? {
+            tokio::time::sleep(d).await;
+        }
+        Ok(())
     }
 
     /// Proposes a user write: validated, fenced by ballot, refused while a bulk-load ingestion
@@ -389,6 +410,7 @@ impl Replica {
 
     /// A linearizable read on the primary (ReadIndex, mapping §11).
     pub async fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.admit_read().await?;
         self.ensure_linearizable().await?;
         self.get(key)
     }
@@ -403,6 +425,7 @@ impl Replica {
         rows_max: usize,
         bytes_max: usize,
     ) -> Result<ScanPage> {
+        self.admit_read().await?;
         self.ensure_linearizable().await?;
         let db = self.sm.db();
         tokio::task::spawn_blocking(move || scan_engine(&db, start, end, rows_max, bytes_max))

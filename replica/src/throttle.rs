@@ -1,83 +1,18 @@
-//! Write throttling in Pegasus' format: `<N>[K|M]*delay*<ms>,<N>[K|M]*reject*<ms>`.
+//! Write and read throttling in Pegasus' format: `<N>[K|M]*delay*<ms>,<N>[K|M]*reject*<ms>`
+//! (the parser is [`siltdb_client::throttling`]).
 //!
 //! Each rule counts per wall-clock second, either requests (QPS) or bytes (by size): once the
 //! second's count passes the reject threshold a request is refused (the client is told to retry
 //! after `<ms>`); else past the delay threshold it is admitted after waiting `<ms>`. `K` = 1,000
-//! and `M` = 1,000,000 (as in Pegasus). Reject is checked first. Only user writes are throttled;
-//! control requests (bulk-load ingestion, learn) bypass it.
+//! and `M` = 1,000,000 (as in Pegasus). Reject is checked first. Only user requests are
+//! throttled; control requests (bulk-load ingestion, learn) bypass it. The rules can be
+//! replaced while the replica serves ([`WriteThrottling::reconfigure`], the table's app envs),
+//! keeping the counters.
 
 use crate::error::{Error, Result};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+pub use siltdb_client::throttling::{Rule, ThrottleConfig, THROTTLE_MS_MAX};
 use std::time::{Duration, Instant};
-
-/// One rule: past `threshold` units in a second, act with `ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rule {
-    /// Units per second above which the rule acts.
-    pub threshold: u64,
-    /// Delay before admission, or the retry hint of a rejection, in milliseconds.
-    pub ms: u64,
-}
-
-/// A parsed throttling string.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ThrottleConfig {
-    /// The delay rule.
-    pub delay: Option<Rule>,
-    /// The reject rule.
-    pub reject: Option<Rule>,
-}
-
-/// Largest delay or retry hint accepted, in milliseconds.
-pub const THROTTLE_MS_MAX: u64 = 60_000;
-
-impl ThrottleConfig {
-    /// Parses `<N>[K|M]*delay*<ms>,<N>[K|M]*reject*<ms>` (either part optional; empty = off).
-    pub fn parse(s: &str) -> Result<ThrottleConfig> {
-        let mut cfg = ThrottleConfig::default();
-        let s = s.trim();
-        if s.is_empty() {
-            return Ok(cfg);
-        }
-        for part in s.split(',') {
-            let bad = |why: &str| {
-                Error::InvalidArgument(format!("write throttling: bad part {part:?}: {why}"))
-            };
-            let fields: Vec<&str> = part.trim().split('*').collect();
-            let [n, kind, ms] = fields[..] else {
-                return Err(bad("expected <N>[K|M]*delay|reject*<ms>"));
-            };
-            let threshold = parse_units(n).ok_or_else(|| bad("threshold is not <N>[K|M]"))?;
-            let ms: u64 = ms.parse().map_err(|_| bad("<ms> is not a number"))?;
-            if ms > THROTTLE_MS_MAX {
-                return Err(bad("<ms> above 60000"));
-            }
-            let rule = Some(Rule { threshold, ms });
-            let slot = match kind {
-                "delay" => &mut cfg.delay,
-                "reject" => &mut cfg.reject,
-                _ => return Err(bad("type must be delay or reject")),
-            };
-            if slot.is_some() {
-                return Err(bad("rule type given twice"));
-            }
-            *slot = rule;
-        }
-        Ok(cfg)
-    }
-}
-
-fn parse_units(s: &str) -> Option<u64> {
-    let (digits, mult) = match s.as_bytes().last()? {
-        b'K' => (&s[..s.len() - 1], 1_000),
-        b'M' => (&s[..s.len() - 1], 1_000_000),
-        _ => (s, 1),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse::<u64>().ok()?.checked_mul(mult)
-}
 
 /// What a throttle decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,29 +61,54 @@ impl Throttle {
     }
 }
 
-/// Counters of throttled writes.
+/// Counters of throttled requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ThrottleStats {
-    /// Writes admitted after a delay.
+    /// Requests admitted after a delay.
     pub delayed: u64,
-    /// Writes rejected.
+    /// Requests rejected.
     pub rejected: u64,
 }
 
-/// The two throttles of a table: by request count and by bytes.
+/// The two throttles of a replica's writes (or reads): by request count and by bytes.
 #[derive(Debug)]
 pub struct WriteThrottling {
+    rules: RwLock<Rules>,
+    stats: Mutex<ThrottleStats>,
+}
+
+/// The current throttles and the strings they were parsed from (a reconfiguration to the same
+/// strings keeps the current second's counts).
+#[derive(Debug)]
+struct Rules {
+    by_qps: String,
+    by_size: String,
     qps: Throttle,
     size: Throttle,
-    stats: Mutex<ThrottleStats>,
+}
+
+impl Rules {
+    fn parse(by_qps: &str, by_size: &str) -> Result<Rules> {
+        let parse = |s: &str| {
+            ThrottleConfig::parse(s).map_err(|e| match e {
+                siltdb_client::Error::InvalidArgument(m) => Error::InvalidArgument(m),
+                other => Error::InvalidArgument(other.to_string()),
+            })
+        };
+        Ok(Rules {
+            by_qps: by_qps.to_string(),
+            by_size: by_size.to_string(),
+            qps: Throttle::new(parse(by_qps)?),
+            size: Throttle::new(parse(by_size)?),
+        })
+    }
 }
 
 impl WriteThrottling {
     /// Builds from the two Pegasus strings (`write_throttling`, `write_throttling_by_size`).
     pub fn parse(by_qps: &str, by_size: &str) -> Result<Self> {
         Ok(Self {
-            qps: Throttle::new(ThrottleConfig::parse(by_qps)?),
-            size: Throttle::new(ThrottleConfig::parse(by_size)?),
+            rules: RwLock::new(Rules::parse(by_qps, by_size)?),
             stats: Mutex::default(),
         })
     }
@@ -156,18 +116,44 @@ impl WriteThrottling {
     /// No throttling.
     pub fn off() -> Self {
         Self {
-            qps: Throttle::new(ThrottleConfig::default()),
-            size: Throttle::new(ThrottleConfig::default()),
+            rules: RwLock::new(Rules {
+                by_qps: String::new(),
+                by_size: String::new(),
+                qps: Throttle::new(ThrottleConfig::default()),
+                size: Throttle::new(ThrottleConfig::default()),
+            }),
             stats: Mutex::default(),
         }
     }
 
-    /// Decides for one user write of `bytes`: `Err(Throttled)` to reject, `Ok(Some(d))` to
+    /// Replaces the rules by the two strings (unchanged strings keep their counts); a bad
+    /// string is refused and the current rules stay.
+    pub fn reconfigure(&self, by_qps: &str, by_size: &str) -> Result<()> {
+        {
+            let r = self.rules.read();
+            if r.by_qps == by_qps && r.by_size == by_size {
+                return Ok(());
+            }
+        }
+        let next = Rules::parse(by_qps, by_size)?;
+        *self.rules.write() = next;
+        Ok(())
+    }
+
+    /// The strings of the current rules (by count, by size).
+    pub fn config(&self) -> (String, String) {
+        let r = self.rules.read();
+        (r.by_qps.clone(), r.by_size.clone())
+    }
+
+    /// Decides for one user request of `bytes`: `Err(Throttled)` to reject, `Ok(Some(d))` to
     /// admit after `d`, `Ok(None)` to admit at once.
     pub fn admit(&self, bytes: u64) -> Result<Option<Duration>> {
         let now = Instant::now();
-        let a = self.qps.control(1, now);
-        let b = self.size.control(bytes, now);
+        let (a, b) = {
+            let r = self.rules.read();
+            (r.qps.control(1, now), r.size.control(bytes, now))
+        };
         let mut delay = None;
         for (d, which) in [(a, "qps"), (b, "size")] {
             match d {
@@ -199,63 +185,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_pegasus_strings() {
-        let c = ThrottleConfig::parse("300*delay*100,500*reject*200").unwrap();
-        assert_eq!(
-            c.delay,
-            Some(Rule {
-                threshold: 300,
-                ms: 100
-            })
-        );
-        assert_eq!(
-            c.reject,
-            Some(Rule {
-                threshold: 500,
-                ms: 200
-            })
-        );
-        let c = ThrottleConfig::parse("20K*delay*100").unwrap();
-        assert_eq!(
-            c.delay,
-            Some(Rule {
-                threshold: 20_000,
-                ms: 100
-            })
-        );
-        assert_eq!(c.reject, None);
-        let c = ThrottleConfig::parse("2M*reject*50").unwrap();
-        assert_eq!(
-            c.reject,
-            Some(Rule {
-                threshold: 2_000_000,
-                ms: 50
-            })
-        );
-        assert_eq!(
-            ThrottleConfig::parse("").unwrap(),
-            ThrottleConfig::default()
-        );
-    }
-
-    #[test]
-    fn rejects_bad_strings_naming_the_part() {
-        for (s, part) in [
-            ("300*delay", "300*delay"),
-            ("300*wait*100", "300*wait*100"),
-            ("30G*delay*100", "30G*delay*100"),
-            ("300*delay*100,x*reject*5", "x*reject*5"),
-            ("1*delay*1,2*delay*2", "2*delay*2"),
-            ("K*delay*1", "K*delay*1"),
-            ("1*delay*-3", "1*delay*-3"),
-            ("1*delay*99999999", "1*delay*99999999"),
-        ] {
-            let e = ThrottleConfig::parse(s).unwrap_err().to_string();
-            assert!(e.contains(part), "{s}: {e}");
-        }
-    }
-
-    #[test]
     fn reject_first_then_delay_per_second() {
         let t = Throttle::new(ThrottleConfig::parse("2*delay*10,3*reject*20").unwrap());
         let t0 = Instant::now();
@@ -268,5 +197,22 @@ mod tests {
         );
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(t.control(1, t1), Decision::Pass);
+    }
+
+    #[test]
+    fn reconfigure_replaces_the_rules_and_keeps_the_counters() {
+        let t = WriteThrottling::off();
+        assert_eq!(t.admit(10).unwrap(), None);
+        t.reconfigure("1*reject*7", "").unwrap();
+        assert_eq!(t.admit(10).unwrap(), None);
+        assert!(matches!(
+            t.admit(10),
+            Err(Error::Throttled { delay_ms: 7, .. })
+        ));
+        assert!(t.reconfigure("x*reject*7", "").is_err());
+        assert_eq!(t.config(), ("1*reject*7".to_string(), String::new()));
+        t.reconfigure("", "").unwrap();
+        assert_eq!(t.admit(10).unwrap(), None);
+        assert_eq!(t.stats().rejected, 1);
     }
 }

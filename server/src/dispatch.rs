@@ -90,6 +90,8 @@ impl Services {
     }
 
     async fn route(&self, node: &Node, req: ClientRequest) -> ClientResponse {
+        // Copied before the request is consumed; counted once it is answered without error.
+        let hot = node.hot_keys.sample(&req);
         let r = match req {
             ClientRequest::Get {
                 table,
@@ -159,7 +161,11 @@ impl Services {
                 op,
             } => crate::bulk_load::replica_op(node, &table, partition, op).await,
             ClientRequest::Backup(req) => self.backups.handle(node, req).await,
+            ClientRequest::HotKeys { table, kind } => node.hot_key_report(&table, kind),
         };
+        if let (Some(sample), Ok(_)) = (hot, &r) {
+            node.count_hot_keys(sample);
+        }
         match r {
             Ok(resp) => resp,
             Err(e) => {

@@ -14,7 +14,8 @@
 //!    partition function), [`client`]; and the replica layer;
 //! 2. node infrastructure: [`error`], [`layout`] (the durable layout store), [`config`],
 //!    [`auth`] (token files, the request-to-role table), [`confine`] (bulk-load source paths);
-//! 3. [`node`]: the hosted replicas and the data requests on them;
+//! 3. [`node`]: the hosted replicas and the data requests on them; beside it [`envs`] (a
+//!    table's app envs applied to its replicas) and [`hotkey`] (sampled hot-key counters);
 //! 4. services on top of a node: [`meta`] (the catalog: a replicated partition holding the node
 //!    registry and table layouts, serving create-table and membership changes one at a time),
 //!    [`membership`] (moving replicas: learner → voter through openraft membership),
@@ -49,10 +50,12 @@ pub mod config;
 pub mod confine;
 pub mod dispatch;
 pub mod duplication;
+pub mod envs;
 pub mod error;
 mod failure;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod hotkey;
 pub mod layout;
 pub mod lincheck;
 pub mod membership;

@@ -102,6 +102,8 @@ impl Node {
         self.tables
             .write()
             .insert(layout.name.clone(), layout.clone());
+        // Envs may be what changed: applied to the replicas already open (`crate::envs`).
+        self.apply_envs(&layout);
         self.remove_unassigned(&layout).await?;
         tracing::info!(table = %layout.name, epoch = layout.epoch, "layout updated");
         Ok(())
@@ -143,6 +145,8 @@ impl Node {
             };
             close_replica(r).await.map_err(internal)?;
             self.remove_replica_files(gpid).await?;
+            self.hot_keys.forget(gpid);
+            self.manual_compacts.lock().remove(&gpid);
             tracing::info!(%gpid, epoch = layout.epoch, "replica moved away and removed");
         }
         Ok(())

@@ -24,6 +24,8 @@
 //! - **move replica / drain node / add node**: the membership changes of
 //!   [`crate::membership`], driven from the leader, each resulting layout recorded.
 //! - **register node / list**: the node registry and the catalog.
+//! - **set / delete env**: the table's successor layout with the app env changed
+//!   (`siltdb_client::envs`), recorded, then pushed to every node of the table.
 //! - **add / remove duplication**: recorded first, then installed on (removed from) every
 //!   node of the table. A node that was down, or a replica that moved in later, gets the
 //!   record from the next reconcile (every membership change ends with one for its table).
@@ -354,6 +356,12 @@ impl Node {
                 .await?;
                 Ok(ClientResponse::Written { decree: dup_id })
             }
+            MetaRequest::SetEnv { table, key, value } => {
+                self.change_env(&catalog, &table, &key, Some(&value)).await
+            }
+            MetaRequest::DelEnv { table, key } => {
+                self.change_env(&catalog, &table, &key, None).await
+            }
             MetaRequest::RemoveDuplication { table, dup_id } => {
                 if !catalog
                     .duplications
@@ -432,6 +440,29 @@ impl Node {
         if let Err(e) = self.push_duplications(catalog, table).await {
             tracing::warn!(%table, error = %e, "duplications not reinstalled after a move; reconcile later");
         }
+    }
+
+    /// Sets (`Some`) or removes an app env of `table`: the successor layout is recorded, then
+    /// pushed to every node of the table (each applies it to its replicas, `crate::envs`).
+    async fn change_env(
+        &self,
+        catalog: &Catalog,
+        table: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<ClientResponse, ServerError> {
+        let Some(t) = catalog.tables.iter().find(|t| t.name == table) else {
+            return Err(ServerError::NoSuchTable(table.to_string()));
+        };
+        let next = t
+            .with_env(key, value)
+            .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
+        next.validate()
+            .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
+        self.record_layout(&next).await?;
+        self.push_layout(&next).await?;
+        tracing::info!(%table, key, ?value, epoch = next.epoch, "app env changed");
+        Ok(ClientResponse::Tables(vec![next]))
     }
 
     /// Sends `layout` to every node of it (create at epoch 0, update after).

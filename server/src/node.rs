@@ -99,6 +99,10 @@ pub struct Node {
     pub(crate) create_lock: tokio::sync::Mutex<()>,
     /// Serializes catalog requests on the meta leader (`crate::meta`).
     pub(crate) meta_lock: tokio::sync::Mutex<()>,
+    /// The last manual compaction of each replica that had one ([`crate::envs`]).
+    pub(crate) manual_compacts: Mutex<HashMap<Gpid, crate::envs::ManualCompactRecord>>,
+    /// The hot-key counters of the partitions this node serves ([`crate::hotkey`]).
+    pub(crate) hot_keys: crate::hotkey::HotKeys,
     started: Instant,
     closed: Mutex<bool>,
 }
@@ -152,6 +156,8 @@ impl Node {
             requests: Default::default(),
             create_lock: tokio::sync::Mutex::new(()),
             meta_lock: tokio::sync::Mutex::new(()),
+            manual_compacts: Mutex::default(),
+            hot_keys: crate::hotkey::HotKeys::default(),
             started: Instant::now(),
             closed: Mutex::new(false),
         });
@@ -240,6 +246,12 @@ impl Node {
         o.state_machine.db.memtable_size_bytes = self.opts.memtable_size_bytes;
         o.state_machine.db.resources = self.opts.resources.clone();
         o.state_machine.db.compaction_filter = Some(Arc::new(siltdb_replica::pegasus::TtlFilter));
+        // The table's envs from the first request on ([`crate::envs`]).
+        let envs = layout.table_envs();
+        o.throttle_qps = envs.write_throttling.clone();
+        o.throttle_size = envs.write_throttling_by_size.clone();
+        o.read_throttle_qps = envs.read_throttling.clone();
+        crate::envs::set_scenario(&mut o.state_machine.db, envs.usage_scenario);
         let net = TcpNetworkFactory::new(
             gpid,
             self.opts.node_id,

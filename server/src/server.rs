@@ -226,6 +226,7 @@ impl Server {
                 rx.clone(),
             )));
         }
+        tasks.push(tokio::spawn(envs_timer(Arc::clone(&node), rx.clone())));
         if config.node_failure_grace_ms > 0 {
             tasks.push(tokio::spawn(crate::failure::run(
                 Arc::clone(&node),
@@ -298,6 +299,22 @@ async fn checkpoint_timer(
         tokio::select! {
             _ = stop.changed() => return,
             _ = tick.tick() => node.checkpoint_due(decrees_min).await,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// The app envs timer ([`crate::envs`]): scenarios re-applied, manual compactions run.
+async fn envs_timer(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(crate::envs::ENVS_TICK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => node.envs_tick().await,
         }
         if *stop.borrow() {
             return;

@@ -157,7 +157,10 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
 /// The expiry a write gives its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Expire {
-    /// Expire at this time, milliseconds since the Unix epoch (0 = never).
+    /// Expire at this time, milliseconds since the Unix epoch; in a request,
+    /// [`super::proto::EXPIRE_TABLE_DEFAULT`] (0) asks for the table's default TTL and
+    /// [`super::proto::EXPIRE_NEVER`] for none (the leader resolves both; the op that applies
+    /// carries 0 for never).
     At(u64),
     /// Keep the live record's expiry (never, when there is no live record).
     Keep,

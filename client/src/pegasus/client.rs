@@ -6,7 +6,9 @@
 //! applied; a retried atomic op (incr) may then apply twice.
 
 use super::atomic::{now_ms, AtomicKind, AtomicResult, CheckType, Expire, Mutate};
-use super::proto::{PegasusRequest, PegasusResponse, Record, ScanRange};
+use super::proto::{
+    PegasusRequest, PegasusResponse, Record, ScanRange, EXPIRE_NEVER, EXPIRE_TABLE_DEFAULT,
+};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::layout::{partition_of, TableLayout};
@@ -16,7 +18,8 @@ use std::time::Duration;
 /// The lifetime a write gives its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {
-    /// The table's default (`TableLayout::default_ttl_secs`; 0 = never).
+    /// The table's default: the `default_ttl` app env the leader sees when the write arrives
+    /// ([`crate::envs`]; never when unset).
     TableDefault,
     /// Never expire.
     Never,
@@ -65,18 +68,16 @@ impl Pegasus<'_> {
         self.call_partition(p, req).await
     }
 
-    /// The absolute expiry (ms since the epoch, 0 = never) of `ttl` written now.
+    /// The expiry a request carries for `ttl` written now: the absolute time (ms since the
+    /// epoch), or [`EXPIRE_TABLE_DEFAULT`] / [`EXPIRE_NEVER`], which the leader resolves.
     pub async fn expire_of(&self, ttl: Ttl) -> Result<u64> {
         let after = match ttl {
-            Ttl::Never => return Ok(0),
+            Ttl::Never => return Ok(EXPIRE_NEVER),
+            Ttl::TableDefault => return Ok(EXPIRE_TABLE_DEFAULT),
             Ttl::After(d) => d,
-            Ttl::TableDefault => match self.layout().await?.default_ttl_secs {
-                0 => return Ok(0),
-                s => Duration::from_secs(s),
-            },
         };
         let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-        Ok(now_ms().saturating_add(ms.max(1)))
+        Ok(now_ms().saturating_add(ms.max(1)).min(EXPIRE_NEVER - 1))
     }
 
     /// Sets one record.

@@ -12,4 +12,6 @@ pub mod proto;
 
 pub use atomic::{now_ms, AtomicKind, AtomicResult, CheckType, Expire, Mutate};
 pub use client::{Pegasus, Ttl};
-pub use proto::{PegasusRequest, PegasusResponse, Record, ScanRange};
+pub use proto::{
+    PegasusRequest, PegasusResponse, Record, ScanRange, EXPIRE_NEVER, EXPIRE_TABLE_DEFAULT,
+};

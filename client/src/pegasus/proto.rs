@@ -3,6 +3,14 @@
 use super::atomic::{AtomicKind, AtomicResult};
 use serde::{Deserialize, Serialize};
 
+/// The expiry of a write request (`MultiSet::expire_ms`, `Expire::At` of an atomic op) that
+/// asks for the table's default TTL (the `default_ttl` app env, [`crate::envs`]), which the
+/// leader applies when the write arrives (never, when the table has none).
+pub const EXPIRE_TABLE_DEFAULT: u64 = 0;
+/// The expiry of a write request that asks for a record that never expires, whatever the
+/// table's default TTL (stored as 0, "never", in the record).
+pub const EXPIRE_NEVER: u64 = u64::MAX;
+
 /// A live record as a read returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -61,7 +69,8 @@ pub enum PegasusRequest {
         hash_key: Vec<u8>,
         /// `(sort_key, value)` pairs.
         kvs: Vec<(Vec<u8>, Vec<u8>)>,
-        /// Expiry of every record, ms since the epoch (0 = never).
+        /// Expiry of every record, ms since the epoch, or [`EXPIRE_TABLE_DEFAULT`] (0) or
+        /// [`EXPIRE_NEVER`].
         expire_ms: u64,
     },
     /// Deletes records (one log entry).

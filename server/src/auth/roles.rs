@@ -1,8 +1,8 @@
 //! The one table from request kind to the lowest role allowed to send it.
 //!
 //! Read-only: reads of data (get, scan, data-model reads), statistics, digests, the table
-//! list, the catalog and status queries. Read-write: writes of data (write, data-model writes
-//! and read-modify-writes). Admin: everything else — tables, membership, bulk loads,
+//! list, the catalog, hot-key reports and status queries. Read-write: writes of data (write, data-model writes
+//! and read-modify-writes). Admin: everything else — tables, app envs, membership, bulk loads,
 //! duplication (including the writes a source cluster ships), checkpoints, fault injection —
 //! and all Raft traffic.
 
@@ -28,7 +28,8 @@ pub fn required_role(req: &ClientRequest) -> Role {
         | R::Digest { .. }
         | R::Membership { .. }
         | R::QueryDuplication { .. }
-        | R::QueryBulkLoad { .. } => Role::ReadOnly,
+        | R::QueryBulkLoad { .. }
+        | R::HotKeys { .. } => Role::ReadOnly,
         R::Write { .. } => Role::ReadWrite,
         R::Pegasus { req, .. } => pegasus_role(req),
         R::Meta(m) => meta_role(m),
@@ -69,7 +70,9 @@ fn meta_role(req: &MetaRequest) -> Role {
         | M::RemoveNode { .. }
         | M::ReconcileTables
         | M::AddDuplication { .. }
-        | M::RemoveDuplication { .. } => Role::Admin,
+        | M::RemoveDuplication { .. }
+        | M::SetEnv { .. }
+        | M::DelEnv { .. } => Role::Admin,
     }
 }
 
@@ -111,6 +114,7 @@ pub fn request_name(req: &ClientRequest) -> &'static str {
         R::Pegasus { .. } => "Pegasus",
         R::Membership { .. } => "Membership",
         R::Backup(_) => "Backup",
+        R::HotKeys { .. } => "HotKeys",
     }
 }
 
@@ -250,6 +254,28 @@ pub fn sample_requests() -> Vec<(ClientRequest, Role)> {
                 dup_id: 1,
             }),
             Admin,
+        ),
+        (
+            R::Meta(M::SetEnv {
+                table: t(),
+                key: "default_ttl".into(),
+                value: "1".into(),
+            }),
+            Admin,
+        ),
+        (
+            R::Meta(M::DelEnv {
+                table: t(),
+                key: "default_ttl".into(),
+            }),
+            Admin,
+        ),
+        (
+            R::HotKeys {
+                table: t(),
+                kind: None,
+            },
+            ReadOnly,
         ),
         (
             R::AddDuplication {
@@ -392,9 +418,10 @@ mod tests {
             R::Pegasus { .. } => 20,
             R::Membership { .. } => 21,
             R::Backup(_) => 22,
+            R::HotKeys { .. } => 23,
         }
     }
-    const VARIANTS: usize = 23;
+    const VARIANTS: usize = 24;
 
     fn meta_variant(req: &MetaRequest) -> usize {
         use MetaRequest as M;
@@ -409,9 +436,11 @@ mod tests {
             M::ReconcileTables => 7,
             M::AddDuplication { .. } => 8,
             M::RemoveDuplication { .. } => 9,
+            M::SetEnv { .. } => 10,
+            M::DelEnv { .. } => 11,
         }
     }
-    const META_VARIANTS: usize = 10;
+    const META_VARIANTS: usize = 12;
 
     fn pegasus_variant(req: &PegasusRequest) -> usize {
         use PegasusRequest as P;

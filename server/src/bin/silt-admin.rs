@@ -1,8 +1,8 @@
 //! `silt-admin`: operator commands for a siltdb cluster — create a table, list tables, nodes
 //! and partitions (who leads, how far each replica applied), node stats, checkpoint,
 //! membership changes (move a replica, drain a node, add a node and rebalance onto it),
-//! cluster duplication (add-dup, remove-dup, query-dup), bulk load (start, status) and cold
-//! backup (backup, restore).
+//! cluster duplication (add-dup, remove-dup, query-dup), bulk load (start, status), cold
+//! backup (backup, restore), app envs (set-env, get-env, del-env) and hot keys (hotkeys).
 //! Every command is bounded by `--timeout-ms` per server; a server that does not answer is
 //! reported as down, not waited for.
 
@@ -274,6 +274,47 @@ enum Cmd {
         /// Table name.
         #[arg(long)]
         table: String,
+    },
+    /// Sets an app env of a table (applied live on every replica; see the README's list of
+    /// keys). Unknown keys and bad values are refused.
+    SetEnv {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// Env key, e.g. `default_ttl` or `replica.write_throttling`.
+        #[arg(long)]
+        key: String,
+        /// Env value.
+        #[arg(long, allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Prints the app envs of a table, one `key=value` a line, sorted by key.
+    GetEnv {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+    },
+    /// Removes an app env of a table (back to its default).
+    DelEnv {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// Env key.
+        #[arg(long)]
+        key: String,
+    },
+    /// Prints the hottest keys of every partition of a table, one
+    /// `PARTITION<TAB>KIND<TAB>COUNT<TAB>KEY` a line (hottest first within a partition and kind).
+    Hotkeys {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// `read` or `write` (default: both).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Keys per partition and kind.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
     },
 }
 
@@ -811,6 +852,12 @@ async fn run(args: Args) -> Res<()> {
         Cmd::Restore(r) => {
             siltdb_server::backup::admin::restore_command(&client, &args.addr, r, args.json).await
         }
+        cmd @ (Cmd::SetEnv { .. } | Cmd::GetEnv { .. } | Cmd::DelEnv { .. }) => {
+            env_command(&client, cmd, args.json).await
+        }
+        Cmd::Hotkeys { table, kind, top } => {
+            hotkeys_command(&client, &table, kind.as_deref(), top, args.json).await
+        }
         Cmd::BulkLoadStatus { table } => {
             let report = client
                 .query_bulk_load(&table)
@@ -1101,6 +1148,66 @@ async fn start_bulk_load(
     }
     print_report(&report, json)?;
     finished(&report)
+}
+
+/// `set-env`, `get-env`, `del-env` (through the meta service when the cluster has one).
+async fn env_command(client: &Client, cmd: Cmd, json: bool) -> Res<()> {
+    let err = |e: siltdb_client::Error| e.to_string();
+    let changed = match cmd {
+        Cmd::SetEnv { table, key, value } => client.set_env(&table, &key, &value).await,
+        Cmd::DelEnv { table, key } => client.del_env(&table, &key).await,
+        Cmd::GetEnv { table } => {
+            let envs = client.envs(&table).await.map_err(err)?;
+            if json {
+                return print_json(&envs);
+            }
+            for (k, v) in envs {
+                println!("{k}={v}");
+            }
+            return Ok(());
+        }
+        other => return Err(format!("not an env command: {other:?}")),
+    }
+    .map_err(err)?;
+    if json {
+        return print_json(&changed.envs);
+    }
+    println!(
+        "table {} at layout epoch {}: {} env(s)",
+        changed.name,
+        changed.epoch,
+        changed.envs.len()
+    );
+    Ok(())
+}
+
+/// `hotkeys`: every node of the table asked, reports merged per partition.
+async fn hotkeys_command(
+    client: &Client,
+    table: &str,
+    kind: Option<&str>,
+    top: usize,
+    json: bool,
+) -> Res<()> {
+    use siltdb_client::hotkeys::HotKeyKind;
+    let kind = kind
+        .map(HotKeyKind::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let reports = client
+        .hot_keys(table, kind, top)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&reports);
+    }
+    for r in &reports {
+        for k in &r.keys {
+            let head = format!("{}\t{}\t{}", r.partition, r.kind.name(), k.count);
+            print_row(head.as_bytes(), &k.key)?;
+        }
+    }
+    Ok(())
 }
 
 /// Parses the process arguments; `--version` names the allocator actually linked (seed S4).

@@ -9,6 +9,7 @@ use crate::error::ServerError;
 use crate::layout::{partition_of, TableLayout};
 use crate::node::{client_mutation, Node, SCAN_PAGE_BYTES_MAX, SCAN_ROWS_MAX, WRITE_OPS_MAX};
 use crate::proto::ClientResponse;
+use siltdb_client::pegasus::{AtomicKind, Expire, Mutate, EXPIRE_NEVER};
 use siltdb_replica::pegasus::record::{decode_key, encode_key, hash_key_range, live_value, now_ms};
 use siltdb_replica::pegasus::{encode_value, AtomicOp};
 use siltdb_replica::replica::Replica;
@@ -18,6 +19,65 @@ use std::sync::Arc;
 /// Most records a reverse scan reads before it answers (it reads the whole range, then
 /// reverses it).
 pub const MAX_REVERSE_SCAN_RECORDS: usize = 100_000;
+
+/// The atomic op with the expiries of its request resolved ([`crate::envs::resolve_expire`]:
+/// the table's default TTL, or never) before it is proposed, so every replica applies the same.
+fn resolve_atomic_expiry(kind: AtomicKind, now: u64, default_ttl_secs: u64) -> AtomicKind {
+    let at = |e: Expire| match e {
+        Expire::At(ms) => Expire::At(crate::envs::resolve_expire(ms, now, default_ttl_secs)),
+        Expire::Keep => Expire::Keep,
+    };
+    match kind {
+        AtomicKind::Incr {
+            hash_key,
+            sort_key,
+            delta,
+            expire,
+        } => AtomicKind::Incr {
+            hash_key,
+            sort_key,
+            delta,
+            expire: at(expire),
+        },
+        AtomicKind::CheckAndMutate {
+            hash_key,
+            check_sort_key,
+            check,
+            operand,
+            mutations,
+            return_check_value,
+        } => AtomicKind::CheckAndMutate {
+            hash_key,
+            check_sort_key,
+            check,
+            operand,
+            mutations: mutations
+                .into_iter()
+                .map(|m| match m {
+                    Mutate::Put {
+                        sort_key,
+                        value,
+                        expire,
+                    } => Mutate::Put {
+                        sort_key,
+                        value,
+                        expire: at(expire),
+                    },
+                    // "Never" spelled either way; an explicit new expiry is not a default.
+                    Mutate::SetExpire {
+                        sort_key,
+                        expire_ms: EXPIRE_NEVER,
+                    } => Mutate::SetExpire {
+                        sort_key,
+                        expire_ms: 0,
+                    },
+                    other => other,
+                })
+                .collect(),
+            return_check_value,
+        },
+    }
+}
 
 /// Answers one Pegasus request for `table`'s `partition`.
 pub async fn handle(
@@ -90,6 +150,8 @@ pub async fn handle(
             kvs,
             expire_ms,
         } => {
+            let expire_ms =
+                crate::envs::resolve_expire(expire_ms, now_ms(), layout.default_ttl_secs());
             let ops = kvs
                 .into_iter()
                 .map(|(s, v)| {
@@ -116,9 +178,10 @@ pub async fn handle(
             write(node, &layout, &r, ops).await?
         }
         PegasusRequest::Atomic(kind) => {
+            let now = now_ms();
             let op = AtomicOp {
-                now_ms: now_ms(),
-                kind,
+                now_ms: now,
+                kind: resolve_atomic_expiry(kind, now, layout.default_ttl_secs()),
             };
             let resp = node
                 .bounded("write", &layout, r.write_atomic(None, op))
