@@ -455,6 +455,20 @@ impl BulkLoads {
         }
     }
 
+    /// Every load this node coordinates, for the metrics endpoint: (table, the load's status,
+    /// each partition's status). Reads the drivers' states: call it off the async workers.
+    pub(crate) fn statuses(&self, me: u64) -> Vec<(String, BulkLoadReport)> {
+        let loads: Vec<(String, Arc<TableLoad>)> = self
+            .loads
+            .lock()
+            .iter()
+            .map(|(t, l)| (t.clone(), Arc::clone(l)))
+            .collect();
+        let mut out: Vec<_> = loads.into_iter().map(|(t, l)| (t, l.report(me))).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Stops every coordinator thread after its current round and joins it (bounded); an
     /// unfinished load is then reported FAILED (interrupted) and its partitions cancelled.
     pub async fn shutdown(&self) {

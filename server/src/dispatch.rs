@@ -64,6 +64,20 @@ impl Services {
         node.close().await
     }
 
+    /// The duplications this node runs: (gpid, id, lag in decrees, mutations confirmed).
+    /// Blocking (see [`NodeDuplications`]).
+    pub(crate) fn duplication_figures(&self) -> Vec<(siltdb_replica::Gpid, u64, Option<u64>, u64)> {
+        self.dups.running_figures()
+    }
+
+    /// The bulk loads this node coordinates, with their reports. Blocking.
+    pub(crate) fn bulk_load_figures(
+        &self,
+        me: u64,
+    ) -> Vec<(String, crate::bulk_load::BulkLoadReport)> {
+        self.bulk_loads.statuses(me)
+    }
+
     /// Answers one client or operator request on `node`.
     pub async fn handle(&self, node: &Node, mut req: ClientRequest) -> ClientResponse {
         if node.is_closed() {

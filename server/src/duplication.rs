@@ -562,6 +562,24 @@ impl NodeDuplications {
         Ok(removed)
     }
 
+    /// The duplications this node runs (it leads their partitions), for the metrics endpoint:
+    /// (gpid, duplication id, lag in decrees, mutations confirmed). Takes the lock that
+    /// opening and closing duplicators hold: call it off the async workers.
+    pub(crate) fn running_figures(&self) -> Vec<(Gpid, u64, Option<u64>, u64)> {
+        let running = self.running.lock();
+        let mut out: Vec<_> = running
+            .iter()
+            .flat_map(|(gpid, run)| {
+                run.dups
+                    .list()
+                    .into_iter()
+                    .map(move |i| (*gpid, i.id, i.lag_decrees, i.metrics.confirmed_mutations))
+            })
+            .collect();
+        out.sort_by_key(|(g, id, _, _)| (g.app_id, g.partition_index, *id));
+        out
+    }
+
     /// Every local replica's view of every duplication of the table.
     fn query(
         &self,

@@ -2,7 +2,9 @@
 //! exposition format (version 0.0.4) and `GET /healthz`.
 //!
 //! Layer: top, beside [`crate::server`]: it reads the [`Node`] (its stats, every replica's
-//! engine, plog and Raft figures, the node's shared engine resources) and changes nothing.
+//! engine, plog and Raft figures, the node's shared engine resources, the per-partition
+//! request counters) and the [`Services`] (duplication lag, bulk-load states), and changes
+//! nothing. A scrape is gathered on the blocking pool.
 //! Every metric is named `siltdb_*` and announced by `# HELP` and `# TYPE`; per-partition
 //! series carry `table` and `partition` labels.
 //!
@@ -10,6 +12,7 @@
 //! by [`REQUEST_HEAD_MAX_BYTES`] and [`REQUEST_TIMEOUT`], `Connection: close`. Anything but
 //! `GET /metrics` and `GET /healthz` is answered 404 (405 for another method).
 
+use crate::dispatch::Services;
 use crate::node::Node;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -26,7 +29,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONNECTIONS_MAX: usize = 16;
 
 /// Serves the metrics endpoint until `stop`.
-pub async fn serve(listener: TcpListener, node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    services: Arc<Services>,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
     loop {
         let accepted = tokio::select! {
@@ -40,15 +48,19 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, mut stop: watch::Rece
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        let node = Arc::clone(&node);
+        let (node, services) = (Arc::clone(&node), Arc::clone(&services));
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(conn, &node)).await;
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(conn, node, services)).await;
             drop(permit);
         });
     }
 }
 
-async fn answer(mut conn: TcpStream, node: &Node) -> std::io::Result<()> {
+async fn answer(
+    mut conn: TcpStream,
+    node: Arc<Node>,
+    services: Arc<Services>,
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
@@ -74,7 +86,11 @@ async fn answer(mut conn: TcpStream, node: &Node) -> std::io::Result<()> {
     let path = path.split('?').next().unwrap_or("");
     match (method, path) {
         ("GET", "/metrics") => {
-            let body = render(node);
+            // Gathering reads every replica's figures and takes service locks that background
+            // work may hold: on the blocking pool, never on an async worker.
+            let body = tokio::task::spawn_blocking(move || render(&node, Some(&services)))
+                .await
+                .map_err(std::io::Error::other)?;
             respond(
                 &mut conn,
                 "200 OK",
@@ -199,8 +215,8 @@ struct PartitionFigures {
     plog: siltdb_replica::plog::PlogStats,
 }
 
-/// The whole exposition for `node`.
-pub fn render(node: &Node) -> String {
+/// The whole exposition for `node` and, when given, its services (duplications, bulk loads).
+pub fn render(node: &Node, services: Option<&Services>) -> String {
     let stats = node.stats();
     let mut e = Exposition::default();
     e.single("siltdb_up", "gauge", "1 while the node serves.", 1.0);
@@ -308,6 +324,9 @@ pub fn render(node: &Node) -> String {
         );
     }
     render_requests(&mut e, node);
+    if let Some(services) = services {
+        render_services(&mut e, node, services);
+    }
     let figures = partition_figures(node, &stats);
     type Get = fn(&PartitionFigures) -> f64;
     let families: [(&str, &str, &str, Get); 19] = [
@@ -509,6 +528,87 @@ fn render_requests(e: &mut Exposition, node: &Node) {
             e.sample(&format!("{name}_sum"), &base, h.sum_seconds);
             e.sample(&format!("{name}_count"), &base, h.count as f64);
         }
+    }
+}
+
+/// Duplication lag and bulk-load states.
+fn render_services(e: &mut Exposition, node: &Node, services: &Services) {
+    let names: std::collections::HashMap<u32, String> = node
+        .list_tables()
+        .into_iter()
+        .map(|t| (t.app_id, t.name))
+        .collect();
+    let dups = services.duplication_figures();
+    for (name, kind, help) in [
+        (
+            "siltdb_duplication_lag_decrees",
+            "gauge",
+            "Applied decrees the follower has not confirmed, per duplication this node runs.",
+        ),
+        (
+            "siltdb_duplication_confirmed_mutations_total",
+            "counter",
+            "Mutations the follower confirmed since this node's duplicator started.",
+        ),
+    ] {
+        e.family(name, kind, help);
+        for (gpid, id, lag, shipped) in &dups {
+            let table = names.get(&gpid.app_id).cloned().unwrap_or_default();
+            let (partition, dup) = (gpid.partition_index.to_string(), id.to_string());
+            let labels = [
+                ("table", table.as_str()),
+                ("partition", &partition),
+                ("dup_id", &dup),
+            ];
+            let value = match name {
+                "siltdb_duplication_lag_decrees" => lag.unwrap_or(0),
+                _ => *shipped,
+            };
+            e.sample(name, &labels, value as f64);
+        }
+    }
+    let loads = services.bulk_load_figures(node.opts.node_id);
+    e.family(
+        "siltdb_bulk_load_status",
+        "gauge",
+        "1 for the current status of each bulk load this node coordinates.",
+    );
+    for (table, r) in &loads {
+        let status = r.status.to_string();
+        e.sample(
+            "siltdb_bulk_load_status",
+            &[("table", table), ("status", &status)],
+            1.0,
+        );
+    }
+    e.family(
+        "siltdb_bulk_load_partition_status",
+        "gauge",
+        "1 for the current status of each partition of each bulk load this node coordinates.",
+    );
+    for (table, r) in &loads {
+        for p in &r.partitions {
+            let (partition, status) = (p.partition.to_string(), p.status.to_string());
+            let labels = [
+                ("table", table.as_str()),
+                ("partition", &partition),
+                ("status", &status),
+            ];
+            e.sample("siltdb_bulk_load_partition_status", &labels, 1.0);
+        }
+    }
+    e.family(
+        "siltdb_bulk_load_downloaded_bytes",
+        "gauge",
+        "Bytes downloaded of each bulk load this node coordinates.",
+    );
+    for (table, r) in &loads {
+        let (done, _) = r.bytes();
+        e.sample(
+            "siltdb_bulk_load_downloaded_bytes",
+            &[("table", table)],
+            done as f64,
+        );
     }
 }
 

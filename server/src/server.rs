@@ -223,6 +223,7 @@ impl Server {
             tasks.push(tokio::spawn(crate::metrics::serve(
                 l,
                 Arc::clone(&node),
+                Arc::clone(&services),
                 rx.clone(),
             )));
         }

@@ -131,6 +131,35 @@ async fn metrics_and_healthz_in_the_text_format() {
         writes_after >= writes_before + 20.0,
         "{writes_before} -> {writes_after}"
     );
+    // A bulk load's state, once it finished.
+    let work = tempfile::tempdir().unwrap();
+    let source = build_n(work.path(), "load", 500);
+    c.client
+        .start_bulk_load(TABLE, source.to_str().unwrap())
+        .await
+        .expect("start bulk load");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !c.client.query_bulk_load(TABLE).await.unwrap().is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bulk load not finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let loaded = curl(&format!("{url}/metrics")).map_or_else(
+        || {
+            let r = raw(&listen, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            r.split_once("\r\n\r\n").unwrap().1.to_string()
+        },
+        |(body, _)| body,
+    );
+    for needle in [
+        "siltdb_bulk_load_status{table=\"t\",status=\"SUCCEED\"} 1",
+        "siltdb_bulk_load_partition_status{table=\"t\",partition=\"7\",status=\"SUCCEED\"} 1",
+        "# TYPE siltdb_duplication_lag_decrees gauge",
+    ] {
+        assert!(loaded.contains(needle), "missing {needle:?} in:\n{loaded}");
+    }
     for needle in [
         "# TYPE siltdb_request_duration_seconds histogram",
         "# TYPE siltdb_partition_throttled_requests_total counter",
