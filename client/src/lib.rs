@@ -18,8 +18,8 @@
 //! - [`error`]: [`Error`] and the error a server answers with ([`ServerError`]).
 //! - [`client`]: the [`Client`] (routing, leader following, retries under a deadline).
 //! - Report and request types of the services, with their client calls: [`meta`] (catalog),
-//!   [`membership`] (moving replicas), [`bulk_load`], [`duplication`], [`pegasus`] (the data
-//!   model).
+//!   [`membership`] (moving replicas), [`split`] (partition split), [`bulk_load`],
+//!   [`duplication`], [`pegasus`] (the data model).
 #![warn(missing_docs)]
 
 pub mod auth;
@@ -34,6 +34,7 @@ pub mod membership;
 pub mod meta;
 pub mod pegasus;
 pub mod proto;
+pub mod split;
 pub mod tls;
 pub mod types;
 

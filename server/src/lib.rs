@@ -20,7 +20,7 @@
 //!    [`membership`] (moving replicas: learner → voter through openraft membership),
 //!    [`bulk_load`] (coordinator, per-partition ingestion through the leader), [`duplication`]
 //!    (a table's writes shipped to a table of another cluster), [`pegasus`] (the data model's
-//!    handler), `failure` (the meta leader's failure detector and cure: replicas of a node
+//!    handler), [`split`] (partition split: fence, copy to the children, switch), `failure` (the meta leader's failure detector and cure: replicas of a node
 //!    unreachable past `--node-failure-grace` move onto live nodes);
 //! 5. [`dispatch`] (the services of a node and the routing of every request) and [`server`]
 //!    (listener, timer, graceful shutdown); beside them [`metrics`] (the Prometheus endpoint,
@@ -62,6 +62,7 @@ pub mod pegasus;
 pub use siltdb_client::proto;
 pub mod redis;
 pub mod server;
+pub mod split;
 
 pub use client::{Client, ClientOptions};
 pub use config::ServerConfig;

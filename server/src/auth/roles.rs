@@ -2,7 +2,7 @@
 //!
 //! Read-only: reads of data (get, scan, data-model reads), statistics, digests, the table
 //! list, the catalog and status queries. Read-write: writes of data (write, data-model writes
-//! and read-modify-writes). Admin: everything else — tables, membership, bulk loads,
+//! and read-modify-writes). Admin: everything else — tables, membership, splits, bulk loads,
 //! duplication (including the writes a source cluster ships), checkpoints, fault injection —
 //! and all Raft traffic.
 
@@ -13,6 +13,7 @@ use siltdb_client::bulk_load::ReplicaBulkOp;
 use siltdb_client::meta::MetaRequest;
 use siltdb_client::pegasus::PegasusRequest;
 use siltdb_client::pegasus::{AtomicKind, Expire, ScanRange};
+use siltdb_client::split::SplitOp;
 use siltdb_client::ServerError;
 
 /// The lowest role that may send `req`. Exhaustive on purpose: a new request kind must be
@@ -41,7 +42,9 @@ pub fn required_role(req: &ClientRequest) -> Role {
         | R::RemoveDuplication { .. }
         | R::DuplicationWrite { .. }
         | R::StartBulkLoad { .. }
-        | R::BulkLoadReplica { .. } => Role::Admin,
+        | R::BulkLoadReplica { .. }
+        | R::SplitTable { .. }
+        | R::SplitReplica { .. } => Role::Admin,
     }
 }
 
@@ -67,7 +70,8 @@ fn meta_role(req: &MetaRequest) -> Role {
         | M::RemoveNode { .. }
         | M::ReconcileTables
         | M::AddDuplication { .. }
-        | M::RemoveDuplication { .. } => Role::Admin,
+        | M::RemoveDuplication { .. }
+        | M::SplitTable { .. } => Role::Admin,
     }
 }
 
@@ -108,6 +112,8 @@ pub fn request_name(req: &ClientRequest) -> &'static str {
         R::BulkLoadReplica { .. } => "BulkLoadReplica",
         R::Pegasus { .. } => "Pegasus",
         R::Membership { .. } => "Membership",
+        R::SplitTable { .. } => "SplitTable",
+        R::SplitReplica { .. } => "SplitReplica",
     }
 }
 
@@ -155,6 +161,7 @@ pub fn sample_requests() -> Vec<(ClientRequest, Role)> {
                 start: vec![],
                 end: None,
                 limit: 1,
+                partition_count: 0,
             },
             ReadOnly,
         ),
@@ -344,8 +351,32 @@ pub fn sample_requests() -> Vec<(ClientRequest, Role)> {
                 from: vec![],
                 limit: 1,
                 keys_only: true,
+                partition_count: 0,
             }),
             ReadOnly,
+        ),
+        (
+            R::SplitTable {
+                table: t(),
+                partitions: None,
+                timeout_ms: 1,
+            },
+            Admin,
+        ),
+        (
+            R::SplitReplica {
+                table: t(),
+                op: SplitOp::Status,
+            },
+            Admin,
+        ),
+        (
+            R::Meta(M::SplitTable {
+                table: t(),
+                partitions: Some(2),
+                timeout_ms: 1,
+            }),
+            Admin,
         ),
     ]
 }
@@ -381,9 +412,11 @@ mod tests {
             R::BulkLoadReplica { .. } => 19,
             R::Pegasus { .. } => 20,
             R::Membership { .. } => 21,
+            R::SplitTable { .. } => 22,
+            R::SplitReplica { .. } => 23,
         }
     }
-    const VARIANTS: usize = 22;
+    const VARIANTS: usize = 24;
 
     fn meta_variant(req: &MetaRequest) -> usize {
         use MetaRequest as M;
@@ -398,9 +431,10 @@ mod tests {
             M::ReconcileTables => 7,
             M::AddDuplication { .. } => 8,
             M::RemoveDuplication { .. } => 9,
+            M::SplitTable { .. } => 10,
         }
     }
-    const META_VARIANTS: usize = 10;
+    const META_VARIANTS: usize = 11;
 
     fn pegasus_variant(req: &PegasusRequest) -> usize {
         use PegasusRequest as P;
