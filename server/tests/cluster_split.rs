@@ -334,3 +334,49 @@ async fn a_split_with_a_node_down_fails_cleanly_and_the_retry_finishes() {
     assert_eq!(out.trim(), "4");
     check_models(&c.client, &plain, &Model::new()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_through_the_meta_service_is_recorded_in_the_catalog() {
+    let c = Cluster::start_bare(3, &[]);
+    c.init_meta();
+    let (ok, _, err) = silt_admin(
+        &c.addr(1),
+        &[
+            "create-table",
+            "--name",
+            SPLIT_TABLE,
+            "--partitions",
+            "2",
+            "--replicas",
+            "3",
+        ],
+    );
+    assert!(ok, "{err}");
+    let mut plain = Model::new();
+    for i in 0..40 {
+        let k = plain_key(1, i);
+        c.client.put(SPLIT_TABLE, &k, b"m").await.unwrap();
+        plain.entry(k).or_default().acked = Some("m".into());
+    }
+    let (ok, out, err) = split(&c, &[]);
+    assert!(ok, "split via meta failed: {err}");
+    assert_eq!(out.trim(), "4");
+    let req = siltdb_server::meta::MetaRequest::Catalog;
+    let catalog = match c.client.meta(req, Duration::from_secs(10)).await.unwrap() {
+        siltdb_server::proto::ClientResponse::Catalog(cat) => cat,
+        other => panic!("catalog: {other:?}"),
+    };
+    let t = catalog
+        .tables
+        .iter()
+        .find(|t| t.name == SPLIT_TABLE)
+        .expect("table in the catalog");
+    assert_eq!((t.partition_count, t.splits), (4, 1));
+    // A reconcile pushes the recorded layout again: every node keeps it.
+    let req = siltdb_server::meta::MetaRequest::ReconcileTables;
+    c.client.meta(req, Duration::from_secs(30)).await.unwrap();
+    for id in 1..=3 {
+        assert_eq!(stored_layout(&c, id).await.partition_count, 4);
+    }
+    check_models(&c.client, &plain, &Model::new()).await;
+}
