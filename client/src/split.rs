@@ -18,6 +18,9 @@ use std::time::Duration;
 pub const SPLIT_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
 /// Shortest bound on a split.
 pub const SPLIT_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+/// How much longer than the split's bound its caller waits for the answer (a split that
+/// fails spends it telling the nodes to lift their fences).
+pub const SPLIT_ANSWER_MARGIN: Duration = Duration::from_secs(30);
 
 /// One step of a split on one node ([`ClientRequest::SplitReplica`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,7 +99,7 @@ impl Client {
     ) -> Result<TableLayout> {
         let bound = timeout.clamp(SPLIT_TIMEOUT_MIN, SPLIT_TIMEOUT_MAX);
         let timeout_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
-        let rpc = bound + Duration::from_secs(5);
+        let rpc = bound + SPLIT_ANSWER_MARGIN;
         let resp = if self.has_meta().await {
             let req = MetaRequest::SplitTable {
                 table: table.to_string(),
