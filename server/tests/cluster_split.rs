@@ -380,3 +380,47 @@ async fn a_split_through_the_meta_service_is_recorded_in_the_catalog() {
     }
     check_models(&c.client, &plain, &Model::new()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_during_the_split_leaves_a_usable_table_and_a_rerun_finishes() {
+    let mut c = Cluster::start_bare(3, &[]);
+    create_split_table(&c, 2).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(plain_writer(Arc::clone(&c.client), 0, Arc::clone(&stop)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let addr = c.addr(1);
+    let split_run = std::thread::spawn(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_silt-admin"))
+            .args(["--addr", &addr, "split", "--table", SPLIT_TABLE])
+            .args(["--timeout", "12s"])
+            .output()
+            .expect("run silt-admin")
+    });
+    // Node 3 dies at some point of the split (which one depends on the machine's speed).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.kill9(3);
+    let out = tokio::task::spawn_blocking(move || split_run.join().unwrap())
+        .await
+        .unwrap();
+    let first_ok = out.status.success();
+    eprintln!(
+        "split with node 3 killed: ok={first_ok} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.restart(3);
+    if !first_ok {
+        // A failed split either aborted (the old layout serves) or switched some nodes: the
+        // rerun resumes or starts it, and finishes.
+        let (ok, out, err) = split(&c, &[]);
+        assert!(ok, "rerun failed: {err}");
+        assert_eq!(out.trim(), "4");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let plain = writer.await.unwrap();
+    for id in 1..=3 {
+        let l = stored_layout(&c, id).await;
+        assert_eq!(l.partition_count, 4, "node {id}");
+    }
+    check_models(&c.client, &plain, &Model::new()).await;
+}
