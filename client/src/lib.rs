@@ -19,10 +19,12 @@
 //! - [`client`]: the [`Client`] (routing, leader following, retries under a deadline).
 //! - Report and request types of the services, with their client calls: [`meta`] (catalog),
 //!   [`membership`] (moving replicas), [`split`] (partition split), [`bulk_load`],
+//!   [`backup`] (cold backup),
 //!   [`duplication`], [`pegasus`] (the data model).
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod backup;
 pub mod bulk_load;
 pub mod client;
 pub mod conn;

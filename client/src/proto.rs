@@ -5,6 +5,7 @@
 //! that every key belongs to that partition. Reads and scans are linearizable (ReadIndex on the
 //! leader); writes are acknowledged once committed and applied on the leader.
 
+use crate::backup::{BackupReply, BackupRequest};
 use crate::bulk_load::{BulkLoadReport, ReplicaBulkOp, ReplicaBulkReply};
 pub use crate::duplication::DuplicationReplicaStatus;
 use crate::duplication::FailMode;
@@ -164,6 +165,8 @@ pub enum ClientRequest {
         /// The step.
         op: ReplicaBulkOp,
     },
+    /// A step of copying a partition's checkpoint into a cold backup ([`crate::backup`]).
+    Backup(BackupRequest),
     /// A data-model request on one partition ([`crate::pegasus`]), routed by its hash key.
     Pegasus {
         /// Table name.
@@ -365,6 +368,8 @@ pub enum ClientResponse {
     BulkLoadReplica(ReplicaBulkReply),
     /// The answer to a data-model request.
     Pegasus(PegasusResponse),
+    /// The answer to a [`ClientRequest::Backup`].
+    Backup(BackupReply),
     /// The answer to [`ClientRequest::Membership`].
     Membership(MembershipReply),
     /// The answer to [`ClientRequest::SplitReplica`].

@@ -93,6 +93,14 @@ impl SharedResources {
             .map_or(0, |c| c.capacity_bytes() as usize)
     }
 
+    /// Lookups of the shared block cache that found their block, and those that did not
+    /// (since the resources were created; `(0, 0)` without a cache).
+    pub fn block_cache_hits_and_misses(&self) -> (u64, u64) {
+        self.block_cache
+            .as_ref()
+            .map_or((0, 0), |c| c.hits_and_misses())
+    }
+
     /// Bytes held by the shared block cache now.
     pub fn block_cache_usage(&self) -> usize {
         self.block_cache

@@ -190,16 +190,28 @@ impl Replica {
             .clone()
             .validate()
             .map_err(|e| Error::InvalidArgument(format!("raft config: {e}")))?;
-        let fs = Arc::clone(&opts.state_machine.db.fs);
-        let (sm, durable) = EngineStateMachine::open(&opts.dir, opts.state_machine.clone())?;
-        let newest_checkpoint = sm.checkpoints().decrees().last().copied();
-        let plog = Plog::open_with_checkpoint(
-            opts.dir.join("plog"),
-            fs,
+        // Opening the engine and the plog reads (and may recover) files: off the async
+        // workers, so a node opening many replicas keeps serving the ones already open.
+        let (dir, sm_opts, plog_opts) = (
+            opts.dir.clone(),
+            opts.state_machine.clone(),
             opts.plog.clone(),
-            durable,
-            newest_checkpoint,
-        )?;
+        );
+        let (sm, plog) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let fs = Arc::clone(&sm_opts.db.fs);
+            let (sm, durable) = EngineStateMachine::open(&dir, sm_opts)?;
+            let newest_checkpoint = sm.checkpoints().decrees().last().copied();
+            let plog = Plog::open_with_checkpoint(
+                dir.join("plog"),
+                fs,
+                plog_opts,
+                durable,
+                newest_checkpoint,
+            )?;
+            Ok((sm, plog))
+        })
+        .await
+        .map_err(|e| Error::Closed(format!("replica open task failed: {e}")))??;
         let raft = Raft::new(
             opts.node_id,
             Arc::new(config),
@@ -398,7 +410,10 @@ impl Replica {
             .map_err(|e| Error::Closed(format!("scan task failed: {e}")))?
     }
 
-    async fn ensure_linearizable(&self) -> Result<()> {
+    /// Returns once this replica is the leader and applied everything committed before the
+    /// call (openraft's read barrier): what a linearizable read or a consistent backup waits
+    /// for.
+    pub async fn ensure_linearizable(&self) -> Result<()> {
         self.raft
             .ensure_linearizable()
             .await
@@ -467,7 +482,11 @@ impl Replica {
             .shutdown()
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
-        self.sm.close()
+        // Closing flushes the engine: off the async workers.
+        let sm = self.sm.clone();
+        tokio::task::spawn_blocking(move || sm.close())
+            .await
+            .map_err(|e| Error::Closed(format!("replica close task failed: {e}")))?
     }
 
     /// Stops the Raft and drops everything without flushing the engine: with a fault

@@ -43,7 +43,9 @@
 //! replica may still have to apply their ingest entry from those files, so they stay until the
 //! next start), and reports the load FAILED with the reason and every partition's last status;
 //! an operator starts it again (ingestion is atomic per partition, so a partition is either
-//! wholly loaded or not at all). A new start first waits (at most [`CATCH_UP_WAIT_MAX`]) until
+//! wholly loaded or not at all). A partition whose ingestion failed after its entry may have
+//! been proposed (not applied by every replica in time) keeps its files the same way: a
+//! replica applying the entry later must find them, or it would diverge from the others. A new start first waits (at most [`CATCH_UP_WAIT_MAX`]) until
 //! every replica of such a kept partition caught up with its leader, then clears it. A graceful
 //! shutdown stops the coordinator thread after its current round (joined within a bound; a
 //! thread still inside an ingestion round stops calling out and is left to the process exit),
@@ -63,6 +65,7 @@ use siltdb_client::{Client, ClientOptions};
 use siltdb_replica::bulk_load::download::DownloadManager;
 use siltdb_replica::bulk_load::metadata::METADATA_FILE_NAME;
 use siltdb_replica::bulk_load::metrics::BulkLoadMetrics;
+use siltdb_replica::bulk_load::partition::BULK_LOAD_DIR_NAME;
 use siltdb_replica::bulk_load::provider::LocalDirProvider;
 use siltdb_replica::bulk_load::replica_target::ingest_mutation;
 use siltdb_replica::bulk_load::state::PartitionState;
@@ -70,7 +73,7 @@ use siltdb_replica::bulk_load::target::{IngestRequest, IngestTarget, IngestionGa
 use siltdb_replica::bulk_load::{
     BulkLoadController, BulkLoadStatus, ControllerConfig, PartitionBulkLoad, PartitionConfig,
 };
-use siltdb_replica::mutation::ControlOp;
+use siltdb_replica::mutation::{ControlOp, IngestCommand};
 use siltdb_replica::types::Ballot;
 use siltdb_replica::Mutation;
 use std::collections::HashMap;
@@ -352,49 +355,7 @@ impl BulkLoads {
         dir: &Path,
         record: LoadRecord,
     ) -> Result<Arc<LoadShared>, String> {
-        let seeds = layout.nodes.iter().map(|n| n.addr.clone()).collect();
-        let client = Arc::new(Client::new(
-            self.credentials.apply(ClientOptions::new(seeds)),
-        ));
-        let runtime = tokio::runtime::Handle::current();
-        let provider = Arc::new(LocalDirProvider::new(&record.source_dir));
-        let mut partitions = Vec::with_capacity(layout.partition_count as usize);
-        let mut targets = Vec::with_capacity(layout.partition_count as usize);
-        let stop = Arc::new(AtomicBool::new(false));
-        for p in 0..layout.partition_count {
-            let target = Arc::new(ClusterTarget {
-                table: layout.name.clone(),
-                partition: p,
-                replicas: layout.replicas(p),
-                client: Arc::clone(&client),
-                runtime: runtime.clone(),
-                last_ballot: AtomicU64::new(0),
-                stop: Arc::clone(&stop),
-            });
-            let config = PartitionConfig::new(layout.gpid(p), dir.join(p.to_string()));
-            let gate = IngestionGate::new(Arc::clone(self.downloads.metrics()));
-            targets.push(Arc::clone(&target));
-            let driver = PartitionBulkLoad::open(
-                config,
-                provider.clone(),
-                target,
-                gate,
-                Arc::clone(&self.downloads),
-            )
-            .map_err(|e| format!("partition {p}: {e}"))?;
-            partitions.push(driver);
-        }
-        let config = ControllerConfig {
-            poll_interval: POLL_INTERVAL,
-            ..ControllerConfig::default()
-        };
-        Ok(Arc::new(LoadShared {
-            dir: dir.to_path_buf(),
-            record: Mutex::new(record),
-            controller: BulkLoadController::new(partitions, config),
-            targets,
-            stop,
-        }))
+        open_load(&self.credentials, &self.downloads, layout, dir, record)
     }
 
     /// Starts a load of `table` from `source_dir` on this node (its coordinator) and answers
@@ -408,13 +369,23 @@ impl BulkLoads {
         let layout = node.table(table)?;
         let me = node.options().node_id;
         check_coordinator(&layout, me)?;
-        let confined =
-            crate::confine::confine_source(self.source_root.as_deref(), Path::new(source_dir))
+        // Confinement walks the source and the checks read it: off the async workers.
+        let (root, asked, checked) = (
+            self.source_root.clone(),
+            source_dir.to_string(),
+            layout.clone(),
+        );
+        let source_dir = blocking(move || {
+            let confined = crate::confine::confine_source(root.as_deref(), Path::new(&asked))
                 .map_err(ServerError::InvalidArgument)?;
-        let source_dir = confined.to_str().ok_or_else(|| {
-            ServerError::InvalidArgument(format!("source directory {source_dir} is not UTF-8"))
-        })?;
-        check_source(&layout, Path::new(source_dir))?;
+            let source = confined.to_str().ok_or_else(|| {
+                ServerError::InvalidArgument(format!("source directory {asked} is not UTF-8"))
+            })?;
+            check_source(&checked, Path::new(source))?;
+            Ok(source.to_string())
+        })
+        .await?;
+        let source_dir = source_dir.as_str();
         let serial = self.start_lock.lock().await;
         if let Some(existing) = self.loads.lock().get(table) {
             if existing.running() {
@@ -426,22 +397,28 @@ impl BulkLoads {
             }
         }
         let old = self.loads.lock().remove(table);
-        if let Some(old) = old {
-            join_finished(&old);
-        }
         let dir = self.root.join(table);
-        siltdb::fs::create_dir_durable(&siltdb::fs::StdFs, &dir)
-            .map_err(|e| ServerError::Internal(format!("{}: {e}", dir.display())))?;
         let record = LoadRecord {
             table: table.to_string(),
             app_id: layout.app_id,
             source_dir: source_dir.to_string(),
             finished: None,
         };
-        record.save(&dir).map_err(ServerError::Internal)?;
-        let shared = self
-            .open_load(&layout, &dir, record)
-            .map_err(ServerError::Internal)?;
+        // The old thread's join, the directory, the record and the drivers' state files:
+        // blocking work, done on the blocking pool while the start lock is held (the lock is
+        // only awaited, never held by a blocked worker).
+        let (credentials, downloads) = (self.credentials.clone(), Arc::clone(&self.downloads));
+        let shared = blocking(move || {
+            if let Some(old) = old {
+                join_finished(&old);
+            }
+            let internal = |e: String| ServerError::Internal(e);
+            siltdb::fs::create_dir_durable(&siltdb::fs::StdFs, &dir)
+                .map_err(|e| internal(format!("{}: {e}", dir.display())))?;
+            record.save(&dir).map_err(internal)?;
+            open_load(&credentials, &downloads, &layout, &dir, record).map_err(internal)
+        })
+        .await?;
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -500,6 +477,67 @@ impl BulkLoads {
             }
         }
     }
+}
+
+/// Opens the drivers of a load of `layout` whose state lives in `dir` (reads their state
+/// files: call it off the async workers).
+fn open_load(
+    credentials: &crate::auth::Credentials,
+    downloads: &Arc<DownloadManager>,
+    layout: &TableLayout,
+    dir: &Path,
+    record: LoadRecord,
+) -> Result<Arc<LoadShared>, String> {
+    let seeds = layout.nodes.iter().map(|n| n.addr.clone()).collect();
+    let client = Arc::new(Client::new(credentials.apply(ClientOptions::new(seeds))));
+    let runtime = tokio::runtime::Handle::current();
+    let provider = Arc::new(LocalDirProvider::new(&record.source_dir));
+    let mut partitions = Vec::with_capacity(layout.partition_count as usize);
+    let mut targets = Vec::with_capacity(layout.partition_count as usize);
+    let stop = Arc::new(AtomicBool::new(false));
+    for p in 0..layout.partition_count {
+        let target = Arc::new(ClusterTarget {
+            table: layout.name.clone(),
+            partition: p,
+            replicas: layout.replicas(p),
+            client: Arc::clone(&client),
+            runtime: runtime.clone(),
+            last_ballot: AtomicU64::new(0),
+            stop: Arc::clone(&stop),
+        });
+        let config = PartitionConfig::new(layout.gpid(p), dir.join(p.to_string()));
+        let gate = IngestionGate::new(Arc::clone(downloads.metrics()));
+        targets.push(Arc::clone(&target));
+        let driver = PartitionBulkLoad::open(
+            config,
+            provider.clone(),
+            target,
+            gate,
+            Arc::clone(downloads),
+        )
+        .map_err(|e| format!("partition {p}: {e}"))?;
+        partitions.push(driver);
+    }
+    let config = ControllerConfig {
+        poll_interval: POLL_INTERVAL,
+        ..ControllerConfig::default()
+    };
+    Ok(Arc::new(LoadShared {
+        dir: dir.to_path_buf(),
+        record: Mutex::new(record),
+        controller: BulkLoadController::new(partitions, config),
+        targets,
+        stop,
+    }))
+}
+
+/// Runs `f` on tokio's blocking pool (file work and joins never run on an async worker).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
+) -> Result<T, ServerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServerError::Internal(format!("bulk-load task failed: {e}")))?
 }
 
 /// Joins a load's thread that has finished.
@@ -638,13 +676,14 @@ fn drive(shared: &LoadShared, started: tokio::sync::oneshot::Sender<()>) {
     shared.finish(outcome);
 }
 
-/// Partitions an interrupted load left unfinished kept their files for replicas still applying
-/// the old ingestion: once every replica of such a partition caught up with its leader (bounded
-/// by [`CATCH_UP_WAIT_MAX`]), the old load is cleared so the new one starts from scratch.
+/// Partitions an interrupted load left unfinished, and partitions whose ingestion failed after
+/// it may have been proposed, kept their files for replicas still applying the old ingestion:
+/// once every replica of such a partition caught up with its leader (bounded by
+/// [`CATCH_UP_WAIT_MAX`]), the old load is cleared so the new one starts from scratch.
 fn clear_interrupted(shared: &LoadShared) -> Result<(), String> {
     let deadline = Instant::now() + CATCH_UP_WAIT_MAX;
     for (p, driver) in shared.controller.partitions().iter().enumerate() {
-        if driver.status().is_terminal() {
+        if driver.status().is_terminal() && !driver.files_kept() {
             continue;
         }
         if let Some(target) = shared.targets.get(p) {
@@ -935,6 +974,30 @@ impl IngestTarget for ClusterTarget {
     }
 }
 
+/// An ingest command proposed through this server names the coordinator's download
+/// directory of this very partition, `<data dir>/bulk_load/<table>/<partition>/bulk_load`
+/// (module docs): any other directory is refused, so an operator's request cannot make the
+/// replicas read files from elsewhere.
+fn check_ingest_source(
+    table: &str,
+    partition: u32,
+    cmd: &IngestCommand,
+) -> Result<(), ServerError> {
+    let path = Path::new(&cmd.source_dir);
+    let tail: Vec<&std::ffi::OsStr> = path.iter().rev().take(4).collect();
+    let p = partition.to_string();
+    let expected = [BULK_LOAD_DIR_NAME, p.as_str(), table, BULK_LOAD_DIR];
+    let matches =
+        tail.len() == expected.len() && tail.iter().zip(expected).all(|(got, want)| *got == want);
+    if !path.is_absolute() || !matches {
+        return Err(ServerError::InvalidArgument(format!(
+            "ingest source {} is not a bulk-load download directory of {table}.{partition}              (<data dir>/{BULK_LOAD_DIR}/{table}/{partition}/{BULK_LOAD_DIR_NAME})",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The wire form of an ingest control mutation; `Fatal` for any other control op.
 fn ingest_wire(m: Mutation) -> Result<IngestMutation, TargetError> {
     let control = match m.control {
@@ -984,11 +1047,28 @@ pub async fn replica_op(
             timeout_ms,
         } => {
             let mutation = ingest_from_wire(mutation);
-            if !matches!(mutation.control, Some(ControlOp::Ingest(_))) || !mutation.ops.is_empty() {
-                return Err(ServerError::InvalidArgument(
-                    "a bulk-load ingest carries exactly one ingest control operation".into(),
+            let cmd = match (&mutation.control, mutation.ops.is_empty()) {
+                (Some(ControlOp::Ingest(cmd)), true) => cmd.clone(),
+                _ => {
+                    return Err(ServerError::InvalidArgument(
+                        "a bulk-load ingest carries exactly one ingest control operation".into(),
+                    ))
+                }
+            };
+            // Validated before it is proposed: an entry in the log is applied by every
+            // replica, after every restart, so one that cannot take effect stays out.
+            let current = r.ballot();
+            if mutation.ballot != Some(current) {
+                return Ok(ClientResponse::BulkLoadReplica(
+                    ReplicaBulkReply::StaleBallot { current: current.0 },
                 ));
             }
+            check_ingest_source(table, partition, &cmd)?;
+            blocking(move || {
+                siltdb_replica::bulk_load::apply::verify_sources(&siltdb::fs::StdFs, &cmd)
+                    .map_err(ServerError::InvalidArgument)
+            })
+            .await?;
             let timeout = Duration::from_millis(timeout_ms);
             match tokio::time::timeout(timeout, r.write_control(mutation)).await {
                 Ok(Ok(resp)) => ReplicaBulkReply::Ingested {

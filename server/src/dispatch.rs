@@ -7,6 +7,7 @@
 //! [`crate::duplication`], [`crate::bulk_load`], [`crate::pegasus`]), below them
 //! [`crate::node`].
 
+use crate::backup::BackupSessions;
 use crate::bulk_load::BulkLoads;
 use crate::duplication::NodeDuplications;
 use crate::error::{Error, Result, ServerError};
@@ -15,11 +16,12 @@ use crate::proto::{ClientRequest, ClientResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The services of one node that keep state of their own: its duplications and the bulk loads
-/// it coordinates.
+/// The services of one node that keep state of their own: its duplications, the bulk loads
+/// it coordinates and its backup sessions.
 pub struct Services {
     dups: Arc<NodeDuplications>,
     bulk_loads: BulkLoads,
+    backups: BackupSessions,
 }
 
 impl Services {
@@ -37,7 +39,12 @@ impl Services {
         let bulk_loads =
             BulkLoads::new(&o.data_dir, o.credentials.clone(), o.bulk_load_root.clone());
         bulk_loads.recover(node);
-        Ok(Services { dups, bulk_loads })
+        let backups = BackupSessions::open(&o.data_dir)?;
+        Ok(Services {
+            dups,
+            bulk_loads,
+            backups,
+        })
     }
 
     /// The node's duplications.
@@ -58,10 +65,31 @@ impl Services {
     }
 
     /// Answers one client or operator request on `node`.
-    pub async fn handle(&self, node: &Node, req: ClientRequest) -> ClientResponse {
+    pub async fn handle(&self, node: &Node, mut req: ClientRequest) -> ClientResponse {
         if node.is_closed() {
             return ClientResponse::Error(ServerError::Unavailable("server shutting down".into()));
         }
+        crate::timeouts::cap_request(&mut req);
+        let measured = crate::request_metrics::classify(&req);
+        let started = std::time::Instant::now();
+        let resp = self.route(node, req).await;
+        if let Some((table, partition, kind, written)) = measured {
+            let error = match &resp {
+                ClientResponse::Error(e) => Some(e),
+                _ => None,
+            };
+            let outcome = crate::request_metrics::Outcome {
+                bytes: written + crate::request_metrics::bytes_read(&resp),
+                error: error.is_some(),
+                throttled: matches!(error, Some(ServerError::Throttled { .. })),
+                latency: started.elapsed(),
+            };
+            node.requests.record(&table, partition, kind, outcome);
+        }
+        resp
+    }
+
+    async fn route(&self, node: &Node, req: ClientRequest) -> ClientResponse {
         let r = match req {
             ClientRequest::Get {
                 table,
@@ -149,6 +177,7 @@ impl Services {
                 partition,
                 op,
             } => crate::bulk_load::replica_op(node, &table, partition, op).await,
+            ClientRequest::Backup(req) => self.backups.handle(node, req).await,
         };
         match r {
             Ok(resp) => resp,

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The stored layouts of one server, written through the engine's [`FileSystem`] (so tests
-/// can simulate power loss with `siltdb::fs::FaultFs`).
+/// can simulate power loss with `siltdb::fs::FaultFs`). Cloning gives another handle on the
+/// same directory (for [`tokio::task::spawn_blocking`]).
+#[derive(Clone)]
 pub struct LayoutStore {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,

@@ -19,8 +19,10 @@
 //!    registry and table layouts, serving create-table and membership changes one at a time),
 //!    [`membership`] (moving replicas: learner → voter through openraft membership),
 //!    [`bulk_load`] (coordinator, per-partition ingestion through the leader), [`duplication`]
-//!    (a table's writes shipped to a table of another cluster), [`pegasus`] (the data model's
-//!    handler), [`split`] (partition split: fence, copy to the children, switch), `failure` (the meta leader's failure detector and cure: replicas of a node
+//!    (a table's writes shipped to a table of another cluster), [`backup`] (cold backup and
+//!    restore: checkpoint sessions on the server, the copy, retention and restore in the
+//!    admin client), [`pegasus`] (the data model's handler), [`split`] (partition split: fence,
+//!    copy to the children, switch), `failure` (the meta leader's failure detector and cure: replicas of a node
 //!    unreachable past `--node-failure-grace` move onto live nodes);
 //! 5. [`dispatch`] (the services of a node and the routing of every request) and [`server`]
 //!    (listener, timer, graceful shutdown); beside them [`metrics`] (the Prometheus endpoint,
@@ -40,6 +42,7 @@
 
 pub mod allocator;
 pub mod auth;
+pub mod backup;
 pub mod bulk_load;
 /// The Rust client (the client crate's, re-exported).
 pub use siltdb_client::client;
@@ -61,8 +64,10 @@ pub mod pegasus;
 /// Client messages (the client crate's, re-exported).
 pub use siltdb_client::proto;
 pub mod redis;
+pub mod request_metrics;
 pub mod server;
 pub mod split;
+pub mod timeouts;
 
 pub use client::{Client, ClientOptions};
 pub use config::ServerConfig;

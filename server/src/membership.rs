@@ -117,7 +117,7 @@ impl Node {
                 }
             }
         }
-        self.store.store(&layout).map_err(internal)?;
+        self.store_layout(&layout).await?;
         self.open_table(&layout, false).await.map_err(internal)?;
         self.tables
             .write()
@@ -142,7 +142,7 @@ impl Node {
             }
             let gpid = layout.gpid(p);
             if self.failed.write().remove(&gpid).is_some() {
-                remove_replica_dir(&self.replica_dir(gpid)).map_err(internal)?;
+                self.remove_replica_files(gpid).await?;
                 tracing::info!(%gpid, "quarantined replica replaced elsewhere and removed");
                 continue;
             }
@@ -167,7 +167,7 @@ impl Node {
                 continue;
             };
             close_replica(r).await.map_err(internal)?;
-            remove_replica_dir(&self.replica_dir(gpid)).map_err(internal)?;
+            self.remove_replica_files(gpid).await?;
             tracing::info!(%gpid, epoch = layout.epoch, "replica moved away and removed");
         }
         Ok(())

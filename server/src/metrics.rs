@@ -278,9 +278,39 @@ pub fn render(node: &Node) -> String {
             e.single(name, "gauge", help, value as f64);
         }
     }
+    if let Some(res) = &node.opts.resources {
+        let (hits, misses) = res.block_cache_hits_and_misses();
+        e.family(
+            "siltdb_block_cache_lookups_total",
+            "counter",
+            "Lookups of the node's shared block cache, by result.",
+        );
+        e.sample(
+            "siltdb_block_cache_lookups_total",
+            &[("result", "hit")],
+            hits as f64,
+        );
+        e.sample(
+            "siltdb_block_cache_lookups_total",
+            &[("result", "miss")],
+            misses as f64,
+        );
+        let lookups = hits.saturating_add(misses);
+        e.single(
+            "siltdb_block_cache_hit_ratio",
+            "gauge",
+            "Hits over lookups of the shared block cache since start (0 before any lookup).",
+            if lookups == 0 {
+                0.0
+            } else {
+                hits as f64 / lookups as f64
+            },
+        );
+    }
+    render_requests(&mut e, node);
     let figures = partition_figures(node, &stats);
     type Get = fn(&PartitionFigures) -> f64;
-    let families: [(&str, &str, &str, Get); 18] = [
+    let families: [(&str, &str, &str, Get); 19] = [
         (
             "siltdb_raft_term",
             "gauge",
@@ -328,6 +358,12 @@ pub fn render(node: &Node) -> String {
             "gauge",
             "Bytes of every live SST file.",
             |p| p.engine.total_sst_bytes() as f64,
+        ),
+        (
+            "siltdb_engine_pending_compaction_bytes",
+            "gauge",
+            "Bytes compaction must rewrite to bring every level within its target.",
+            |p| p.engine.pending_compaction_bytes as f64,
         ),
         (
             "siltdb_engine_flushes_total",
@@ -401,6 +437,79 @@ pub fn render(node: &Node) -> String {
         }
     }
     e.out
+}
+
+/// The per-partition request families ([`crate::request_metrics`]): counts, bytes, errors,
+/// throttled requests and the latency histogram, each by table, partition and kind.
+fn render_requests(e: &mut Exposition, node: &Node) {
+    use crate::request_metrics::{KindCounters, RequestKind, LATENCY_BUCKETS_SECONDS};
+    use std::sync::atomic::Ordering::Relaxed;
+    let all = node.requests.snapshot();
+    let kinds = [RequestKind::Read, RequestKind::Write];
+    type Count = fn(&KindCounters) -> u64;
+    let counters: [(&str, &str, Count); 4] = [
+        (
+            "siltdb_partition_requests_total",
+            "Data requests answered, by table, partition and kind.",
+            |c| c.requests.load(Relaxed),
+        ),
+        (
+            "siltdb_partition_request_bytes_total",
+            "Payload bytes of data requests (values read; keys and values written).",
+            |c| c.bytes.load(Relaxed),
+        ),
+        (
+            "siltdb_partition_request_errors_total",
+            "Data requests answered with an error (throttling included).",
+            |c| c.errors.load(Relaxed),
+        ),
+        (
+            "siltdb_partition_throttled_requests_total",
+            "Data requests refused or delayed by throttling.",
+            |c| c.throttled.load(Relaxed),
+        ),
+    ];
+    for (name, help, get) in counters {
+        e.family(name, "counter", help);
+        for ((table, p), m) in &all {
+            let partition = p.to_string();
+            for k in kinds {
+                let labels = [
+                    ("table", table.as_str()),
+                    ("partition", &partition),
+                    ("kind", k.label()),
+                ];
+                e.sample(name, &labels, get(m.kind(k)) as f64);
+            }
+        }
+    }
+    let name = "siltdb_request_duration_seconds";
+    e.family(
+        name,
+        "histogram",
+        "Latency of data requests inside the server, by table, partition and kind.",
+    );
+    for ((table, p), m) in &all {
+        let partition = p.to_string();
+        for k in kinds {
+            let h = m.kind(k).latency.snapshot();
+            let base = [
+                ("table", table.as_str()),
+                ("partition", partition.as_str()),
+                ("kind", k.label()),
+            ];
+            for (i, count) in h.cumulative.iter().enumerate() {
+                let le = LATENCY_BUCKETS_SECONDS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+                let mut labels = base.to_vec();
+                labels.push(("le", &le));
+                e.sample(&format!("{name}_bucket"), &labels, *count as f64);
+            }
+            e.sample(&format!("{name}_sum"), &base, h.sum_seconds);
+            e.sample(&format!("{name}_count"), &base, h.count as f64);
+        }
+    }
 }
 
 fn partition_figures(

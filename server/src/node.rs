@@ -93,6 +93,8 @@ pub struct Node {
     fault: Arc<FaultHook>,
     metrics: Arc<TransportMetrics>,
     counters: Counters,
+    /// Per-partition request counters and latencies (recorded by `crate::dispatch`).
+    pub(crate) requests: crate::request_metrics::RequestMetrics,
     /// Serializes table creation and layout changes.
     pub(crate) create_lock: tokio::sync::Mutex<()>,
     /// Serializes catalog requests on the meta leader (`crate::meta`).
@@ -131,11 +133,16 @@ impl Node {
         fault: Arc<FaultHook>,
         metrics: Arc<TransportMetrics>,
     ) -> Result<Arc<Node>> {
-        create_data_dir(&siltdb::fs::StdFs, &opts.data_dir)?;
-        remove_leftovers(&opts.data_dir.join("replicas"))?;
-        let store = LayoutStore::open(&opts.data_dir)?;
-        let layouts = store.load_all()?;
-        let splits = crate::split::Splits::open(&opts.data_dir, &layouts)?;
+        let data_dir = opts.data_dir.clone();
+        let (store, layouts, splits) = blocking(move || {
+            create_data_dir(&siltdb::fs::StdFs, &data_dir)?;
+            remove_leftovers(&data_dir.join("replicas"))?;
+            let store = LayoutStore::open(&data_dir)?;
+            let layouts = store.load_all()?;
+            let splits = crate::split::Splits::open(&data_dir, &layouts)?;
+            Ok((store, layouts, splits))
+        })
+        .await?;
         let node = Arc::new(Node {
             opts,
             store,
@@ -145,6 +152,7 @@ impl Node {
             fault,
             metrics,
             counters: Counters::default(),
+            requests: Default::default(),
             create_lock: tokio::sync::Mutex::new(()),
             meta_lock: tokio::sync::Mutex::new(()),
             splits,
@@ -184,16 +192,43 @@ impl Node {
             .join(format!("{}.{}", gpid.app_id, gpid.partition_index))
     }
 
-    /// Opens this node's replicas of `layout`. With `quarantine`, a replica that fails to open
-    /// (a corrupt or unreadable directory) is recorded in `failed` and skipped, so the node
-    /// still serves its other partitions; an operator replaces it with `move-replica`.
+    /// Stores `layout` durably (written and fsynced off the async workers).
+    pub(crate) async fn store_layout(&self, layout: &TableLayout) -> Result<(), ServerError> {
+        let (store, layout) = (self.store.clone(), layout.clone());
+        blocking(move || store.store(&layout))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))
+    }
+
+    /// [`remove_replica_dir`] of `gpid`'s directory, off the async workers.
+    pub(crate) async fn remove_replica_files(&self, gpid: Gpid) -> Result<(), ServerError> {
+        let dir = self.replica_dir(gpid);
+        blocking(move || remove_replica_dir(&dir))
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))
+    }
+
+    /// Opens this node's replicas of `layout`. With `quarantine` (at node start), a replica
+    /// that fails to open (a corrupt or unreadable directory) is recorded in `failed` and
+    /// skipped, so the node still serves its other partitions; an operator replaces it with
+    /// `move-replica`. Also at node start, a replica directory the layout no longer assigns
+    /// here is opened too: it was kept because its group still listed this node
+    /// (`crate::membership`), so it keeps voting until the group confirms its removal and a
+    /// later layout push deletes it.
     pub(crate) async fn open_table(&self, layout: &TableLayout, quarantine: bool) -> Result<()> {
         for p in 0..layout.partition_count {
             let replicas = layout.replicas(p);
-            if !replicas.iter().any(|n| n.id == self.opts.node_id) {
+            let gpid = layout.gpid(p);
+            let assigned = replicas.iter().any(|n| n.id == self.opts.node_id);
+            let kept = quarantine && !assigned && self.replica_dir(gpid).join("plog").exists();
+            if !assigned && !kept {
                 continue;
             }
-            let gpid = layout.gpid(p);
+            if kept {
+                tracing::warn!(%gpid, epoch = layout.epoch,
+                    "opening a replica the layout no longer assigns here (kept: its group \
+                     had not confirmed the removal)");
+            }
             if self.replicas.read().contains_key(&gpid) || self.failed.read().contains_key(&gpid) {
                 continue;
             }
@@ -271,9 +306,7 @@ impl Node {
                 )));
             }
         }
-        self.store
-            .store(&layout)
-            .map_err(|e| ServerError::Internal(e.to_string()))?;
+        self.store_layout(&layout).await?;
         self.open_table(&layout, false)
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))?;
@@ -718,6 +751,16 @@ pub(crate) fn client_mutation(ops: Vec<WriteOp>) -> Result<Mutation, ServerError
         )));
     }
     Ok(m)
+}
+
+/// Runs blocking file work on tokio's blocking pool, never on an async worker (a worker
+/// stuck in an fsync or a directory removal delays every request and heartbeat on it).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("blocking file task failed: {e}")))?
 }
 
 /// Removes a replica directory: renamed to `<dir>.removed` (durably), then deleted.

@@ -1,6 +1,7 @@
 //! A layout alone never deletes data (issue 25): an `UpdateTable` with a higher epoch that
 //! leaves a node out of a partition does not make that node delete its replica while the
-//! partition's Raft group still lists it as a voter. The replica keeps voting and serving.
+//! partition's Raft group still lists it as a voter. The replica keeps voting and serving,
+//! also after that node restarts with the hostile layout stored.
 //! (A real move, which changes the group first, still removes it: `cluster_membership`,
 //! `cluster_quarantine` and `cluster_failure_cure`.)
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_update_table_deletes_nothing_while_the_node_is_a_voter() {
-    let c = Cluster::start(3).await;
+    let mut c = Cluster::start(3).await;
     for i in 0..100u32 {
         let k = format!("h{i:04}");
         c.client
@@ -65,4 +66,32 @@ async fn a_hostile_update_table_deletes_nothing_while_the_node_is_a_voter() {
     let d = c.client.digest(&c.addr(3), TABLE, 0).await.unwrap();
     let d1 = c.client.digest(&c.addr(1), TABLE, 0).await.unwrap();
     assert_eq!((d.keys, d.hash), (d1.keys, d1.hash));
+    let before_restart = d.keys;
+
+    // Restarted with the hostile layout stored, node 3 opens the replica it kept and goes on
+    // voting and applying.
+    assert!(c.terminate(3), "node 3 did not stop cleanly");
+    c.restart(3);
+    let s = c.stats(3).await;
+    assert!(
+        s.partitions
+            .iter()
+            .any(|p| p.table == TABLE && p.partition == 0),
+        "after a restart node 3 does not host partition 0: {s:?}"
+    );
+    for i in 200..300u32 {
+        let k = format!("h{i:04}");
+        c.client
+            .put(TABLE, k.as_bytes(), k.as_bytes())
+            .await
+            .unwrap();
+    }
+    c.wait_converged(Duration::from_secs(60)).await;
+    let d = c.client.digest(&c.addr(3), TABLE, 0).await.unwrap();
+    let d1 = c.client.digest(&c.addr(1), TABLE, 0).await.unwrap();
+    assert_eq!((d.keys, d.hash), (d1.keys, d1.hash));
+    assert!(
+        d.keys > before_restart,
+        "no new write reached partition 0: {d:?}"
+    );
 }

@@ -39,6 +39,14 @@ fn raw(addr: &str, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
+/// The sum of the samples of `name` whose labels contain `labels`.
+fn sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_healthz_in_the_text_format() {
     let port = free_port();
@@ -73,7 +81,62 @@ async fn metrics_and_healthz_in_the_text_format() {
         let n: u64 = line[prefix.len()..].parse().unwrap();
         assert!(n >= 50, "{line}");
     }
+    // Per partition: the writes counted by kind, with their bytes; the latency histogram's
+    // buckets rise to `+Inf`, which equals its count.
+    assert!(sum(&text, "siltdb_partition_requests_total", "kind=\"write\"") >= 50.0);
+    assert!(sum(&text, "siltdb_partition_requests_total", "kind=\"read\"") >= 50.0);
+    assert!(
+        sum(
+            &text,
+            "siltdb_partition_request_bytes_total",
+            "kind=\"write\""
+        ) >= 150.0
+    );
+    for p in 0..PARTITIONS {
+        let series = format!("table=\"t\",partition=\"{p}\",kind=\"write\"");
+        let buckets: Vec<f64> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("siltdb_request_duration_seconds_bucket{") && l.contains(&series)
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        if buckets.is_empty() {
+            continue;
+        }
+        assert!(
+            buckets.windows(2).all(|w| w[0] <= w[1]),
+            "{series}: {buckets:?}"
+        );
+        let count = sum(&text, "siltdb_request_duration_seconds_count", &series);
+        assert_eq!(*buckets.last().unwrap(), count, "{series}");
+    }
+    // Counters move while writing.
+    let writes_before = sum(&text, "siltdb_partition_requests_total", "kind=\"write\"");
+    for i in 0..20u32 {
+        c.client
+            .put(TABLE, format!("n{i}").as_bytes(), b"v")
+            .await
+            .unwrap();
+    }
+    let again = curl(&format!("{url}/metrics")).map_or_else(
+        || {
+            let r = raw(&listen, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+            r.split_once("\r\n\r\n").unwrap().1.to_string()
+        },
+        |(body, _)| body,
+    );
+    let writes_after = sum(&again, "siltdb_partition_requests_total", "kind=\"write\"");
+    assert!(
+        writes_after >= writes_before + 20.0,
+        "{writes_before} -> {writes_after}"
+    );
     for needle in [
+        "# TYPE siltdb_request_duration_seconds histogram",
+        "# TYPE siltdb_partition_throttled_requests_total counter",
+        "# TYPE siltdb_engine_pending_compaction_bytes gauge",
+        "siltdb_block_cache_lookups_total{result=\"hit\"} ",
+        "siltdb_block_cache_hit_ratio ",
         "# TYPE siltdb_requests_total counter",
         "# TYPE siltdb_raft_is_leader gauge",
         "siltdb_raft_is_leader{table=\"t\",partition=\"0\"} 1",
@@ -92,7 +155,14 @@ async fn metrics_and_healthz_in_the_text_format() {
             announced.insert(rest.split_whitespace().next().unwrap().to_string());
         } else if !line.starts_with('#') && !line.is_empty() {
             let name = line.split(['{', ' ']).next().unwrap();
-            assert!(announced.contains(name), "sample before its # TYPE: {line}");
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| announced.contains(*f)))
+                .unwrap_or(name);
+            assert!(
+                announced.contains(family),
+                "sample before its # TYPE: {line}"
+            );
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "bad value: {line}");
             assert!(name.starts_with("siltdb_"), "{line}");

@@ -43,6 +43,9 @@ pub struct Stats {
     pub stall: StallStats,
     /// Immutable memtables waiting for flush.
     pub immutable_memtables: usize,
+    /// Bytes compaction must rewrite to bring every level within its target (the estimate
+    /// the pending-bytes stall triggers compare).
+    pub pending_compaction_bytes: u64,
 }
 
 impl Stats {
@@ -65,7 +68,10 @@ impl Db {
     pub fn stats(&self) -> Stats {
         let inner = &self.inner;
         let v = inner.versions.current();
-        let mut s = Stats::default();
+        let mut s = Stats {
+            pending_compaction_bytes: crate::compaction::pending_bytes(&v, &inner.opts()),
+            ..Stats::default()
+        };
         for l in 0..NUM_LEVELS {
             s.files_per_level[l] = v.levels[l].len();
             s.bytes_per_level[l] = v.level_bytes(l);

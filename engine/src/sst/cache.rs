@@ -27,6 +27,10 @@ impl quick_cache::Weighter<(u64, u64), Arc<Block>> for BlockWeighter {
 pub struct BlockCache {
     cache: quick_cache::sync::Cache<(u64, u64), Arc<Block>, BlockWeighter>,
     next_id: AtomicU64,
+    /// Lookups that found their block.
+    hits: AtomicU64,
+    /// Lookups that did not.
+    misses: AtomicU64,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -49,6 +53,8 @@ impl BlockCache {
                 BlockWeighter,
             ),
             next_id: AtomicU64::new(1),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         })
     }
 
@@ -84,7 +90,22 @@ impl BlockCache {
 
     /// The cached block at `offset` of the table with `cache_id`.
     pub fn get(&self, cache_id: u64, offset: u64) -> Option<Arc<Block>> {
-        self.cache.get(&(cache_id, offset))
+        let found = self.cache.get(&(cache_id, offset));
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Lookups since creation that found their block, and those that did not.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Caches a block.
@@ -113,6 +134,12 @@ mod tests {
         }
         assert!(c.usage_bytes() <= 100_000, "{}", c.usage_bytes());
         assert!(c.usage_bytes() > 50_000, "{}", c.usage_bytes());
+        let roomy = BlockCache::new(1 << 20);
+        roomy.insert(7, 0, block(100));
+        assert!(roomy.get(7, 0).is_some());
+        assert!(roomy.get(7, 4096).is_none());
+        assert!(roomy.get(8, 0).is_none());
+        assert_eq!(roomy.hits_and_misses(), (1, 2));
         let a = c.next_cache_id();
         assert_ne!(a, c.next_cache_id());
         let zero = BlockCache::new(0);

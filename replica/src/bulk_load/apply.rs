@@ -163,6 +163,62 @@ pub fn stage(
     Ok(Ok(staged))
 }
 
+/// Checks, before an ingest entry is proposed, that every file it names is present under its
+/// source directory with the size and CRC-32C it records: `Err(why)` names the file and the
+/// problem without revealing what the file actually holds (as [`stage`] does at apply). The
+/// check is repeated at apply (the files may change in between); this one keeps a command
+/// that can never take effect out of the log.
+pub fn verify_sources(
+    fs: &dyn FileSystem,
+    cmd: &IngestCommand,
+) -> std::result::Result<(), Refusal> {
+    const MISMATCH: &str = "does not match the size and crc32c in the ingest command";
+    let source = Path::new(&cmd.source_dir);
+    if !source.is_absolute()
+        || source
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(format!(
+            "ingest command: source directory {} is not an absolute path without `..`",
+            source.display()
+        ));
+    }
+    if cmd.files.is_empty() {
+        return Err("ingest command: no files".into());
+    }
+    for file in &cmd.files {
+        let src =
+            resolve_under(source, &file.name).map_err(|why| format!("ingest command: {why}"))?;
+        let refuse = |why: String| format!("ingest command: {}: {why}", src.display());
+        let input = fs
+            .open_read(&src)
+            .map_err(|e| refuse(format!("cannot be read at the source ({})", e.kind())))?;
+        if input.size() != file.size {
+            return Err(refuse(MISMATCH.into()));
+        }
+        let mut crc = 0u32;
+        let mut on_chunk = |chunk: &[u8]| {
+            crc = crc32c::crc32c_append(crc, chunk);
+            Ok(())
+        };
+        match read_chunks(input.as_ref(), file.size, &mut on_chunk) {
+            Ok(()) => {}
+            Err(ChunkError::Read(e)) => {
+                return Err(refuse(format!(
+                    "cannot be read at the source ({})",
+                    e.kind()
+                )))
+            }
+            Err(ChunkError::Sink(e)) => return Err(refuse(e.to_string())),
+        }
+        if crc != file.crc32c {
+            return Err(refuse(MISMATCH.into()));
+        }
+    }
+    Ok(())
+}
+
 fn size_and_crc32c(fs: &dyn FileSystem, path: &Path) -> Result<(u64, u32)> {
     let input = fs.open_read(path).map_err(|e| Error::io(path, e))?;
     let mut crc = 0u32;
@@ -392,6 +448,45 @@ mod tests {
                 "crc leaked: {why}"
             );
         }
+    }
+
+    #[test]
+    fn verify_sources_accepts_the_named_files_and_refuses_missing_or_changed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a.sst"), b"alpha").unwrap();
+        let cmd = command(&src, &[("a.sst", b"alpha")]);
+        assert_eq!(verify_sources(&StdFs, &cmd), Ok(()));
+
+        let mut changed = cmd.clone();
+        changed.files[0].crc32c ^= 1;
+        let why = verify_sources(&StdFs, &changed).unwrap_err();
+        assert!(
+            why.contains("a.sst") && why.contains("does not match"),
+            "{why}"
+        );
+
+        let missing = command(&src, &[("b.sst", b"beta")]);
+        let why = verify_sources(&StdFs, &missing).unwrap_err();
+        assert!(
+            why.contains("b.sst") && why.contains("cannot be read"),
+            "{why}"
+        );
+
+        let mut gone = cmd.clone();
+        gone.source_dir = dir.path().join("vanished").to_str().unwrap().to_string();
+        assert!(verify_sources(&StdFs, &gone).is_err());
+
+        let mut relative = cmd.clone();
+        relative.source_dir = "src".into();
+        assert!(verify_sources(&StdFs, &relative)
+            .unwrap_err()
+            .contains("absolute"));
+
+        let mut traversal = cmd;
+        traversal.files[0].name = "../a.sst".into();
+        assert!(verify_sources(&StdFs, &traversal).is_err());
     }
 
     #[test]

@@ -472,9 +472,17 @@ impl PartitionBulkLoad {
         }
         let mut control = self.control()?;
         self.stop_session(&mut control);
-        self.remove_files()?;
+        if !self.files_kept() {
+            self.remove_files()?;
+        }
         self.apply(&[Event::ForceCancel], |_| {})?;
         Ok(())
+    }
+
+    /// Whether a failed ingestion's files are kept for replicas still applying it
+    /// ([`PartitionState::files_kept`]).
+    pub fn files_kept(&self) -> bool {
+        self.shared.lock().state.files_kept
     }
 
     /// Forgets the load whatever its status (role change, ballot change, operator clear):
@@ -494,6 +502,7 @@ impl PartitionBulkLoad {
         self.apply(events, |s| {
             s.metadata = None;
             s.error = None;
+            s.files_kept = false;
         })?;
         Ok(())
     }
@@ -573,9 +582,17 @@ impl PartitionBulkLoad {
                 Err(BulkLoadError::StaleBallot { request, current })
             }
             Err(e) => {
-                let reason = format!("ingestion failed: {e}");
-                self.apply(&[Event::IngestFailed], |s| s.error = Some(reason.clone()))?;
-                self.remove_files()?;
+                // The entry may be in the log already (proposed, then not applied everywhere
+                // in time): a replica still to apply it copies the files from here, and
+                // without them it would record a failure the others did not (divergence).
+                // They are kept until `clear`, which runs once every replica caught up.
+                let reason = format!(
+                    "ingestion failed: {e}; its files are kept until every replica has                      applied the ingestion (cleared when the next load starts)"
+                );
+                self.apply(&[Event::IngestFailed], |s| {
+                    s.error = Some(reason.clone());
+                    s.files_kept = true;
+                })?;
                 if e != TargetError::Cancelled {
                     self.metrics().failed_inc();
                 }

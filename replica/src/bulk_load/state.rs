@@ -44,6 +44,12 @@ pub struct PartitionState {
     pub metadata: Option<BulkLoadMetadata>,
     /// Why the load failed (names the file).
     pub error: Option<String>,
+    /// The files of an ingestion that failed after it may have been proposed are kept: a
+    /// replica that has not applied the ingest entry yet copies them when it does. Cleared
+    /// (and the files removed) by [`clear`](super::PartitionBulkLoad::clear) once every
+    /// replica caught up.
+    #[serde(default)]
+    pub files_kept: bool,
 }
 
 impl Default for PartitionState {
@@ -58,6 +64,7 @@ impl Default for PartitionState {
             load_id: 0,
             metadata: None,
             error: None,
+            files_kept: false,
         }
     }
 }

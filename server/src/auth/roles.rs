@@ -9,6 +9,7 @@
 use crate::layout::{NodeInfo, TableLayout};
 use crate::proto::ClientRequest;
 use siltdb_client::auth::{Role, AUTH_FAILED};
+use siltdb_client::backup::BackupRequest;
 use siltdb_client::bulk_load::ReplicaBulkOp;
 use siltdb_client::meta::MetaRequest;
 use siltdb_client::pegasus::PegasusRequest;
@@ -43,6 +44,7 @@ pub fn required_role(req: &ClientRequest) -> Role {
         | R::DuplicationWrite { .. }
         | R::StartBulkLoad { .. }
         | R::BulkLoadReplica { .. }
+        | R::Backup(_)
         | R::SplitTable { .. }
         | R::SplitReplica { .. } => Role::Admin,
     }
@@ -112,6 +114,7 @@ pub fn request_name(req: &ClientRequest) -> &'static str {
         R::BulkLoadReplica { .. } => "BulkLoadReplica",
         R::Pegasus { .. } => "Pegasus",
         R::Membership { .. } => "Membership",
+        R::Backup(_) => "Backup",
         R::SplitTable { .. } => "SplitTable",
         R::SplitReplica { .. } => "SplitReplica",
     }
@@ -293,6 +296,13 @@ pub fn sample_requests() -> Vec<(ClientRequest, Role)> {
         ),
         (R::QueryBulkLoad { table: t() }, ReadOnly),
         (
+            R::Backup(BackupRequest::Prepare {
+                table: t(),
+                partition: 0,
+            }),
+            Admin,
+        ),
+        (
             R::BulkLoadReplica {
                 table: t(),
                 partition: 0,
@@ -412,11 +422,12 @@ mod tests {
             R::BulkLoadReplica { .. } => 19,
             R::Pegasus { .. } => 20,
             R::Membership { .. } => 21,
-            R::SplitTable { .. } => 22,
-            R::SplitReplica { .. } => 23,
+            R::Backup(_) => 22,
+            R::SplitTable { .. } => 23,
+            R::SplitReplica { .. } => 24,
         }
     }
-    const VARIANTS: usize = 24;
+    const VARIANTS: usize = 25;
 
     fn meta_variant(req: &MetaRequest) -> usize {
         use MetaRequest as M;

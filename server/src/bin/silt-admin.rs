@@ -1,8 +1,8 @@
 //! `silt-admin`: operator commands for a siltdb cluster — create a table, list tables, nodes
 //! and partitions (who leads, how far each replica applied), node stats, checkpoint,
 //! membership changes (move a replica, drain a node, add a node and rebalance onto it),
-//! cluster duplication (add-dup, remove-dup, query-dup), bulk load (start, status) and
-//! partition split (split).
+//! cluster duplication (add-dup, remove-dup, query-dup), bulk load (start, status), cold
+//! backup (backup, restore) and partition split (split).
 //! Every command is bounded by `--timeout-ms` per server; a server that does not answer is
 //! reported as down, not waited for.
 
@@ -165,6 +165,13 @@ enum Cmd {
         #[arg(long)]
         table: String,
     },
+
+    /// Backs up every partition of a table (a consistent checkpoint of each, copied with
+    /// checksums) into a new backup under `--to`; `--interval` and `--keep` make a policy.
+    Backup(siltdb_server::backup::admin::BackupArgs),
+    /// Restores a backup (`--from` a backup root: its newest complete backup) into a new
+    /// table, verifying every file before the table is created.
+    Restore(siltdb_server::backup::admin::RestoreArgs),
 
     /// Moves one partition's replica from a node to another (learner → voter).
     MoveReplica {
@@ -812,6 +819,10 @@ async fn run(args: Args) -> Res<()> {
         } => {
             let wait = wait.then(|| Duration::from_secs(wait_timeout_s));
             start_bulk_load(&client, &table, &dir, wait, args.json).await
+        }
+        Cmd::Backup(b) => siltdb_server::backup::admin::backup_command(&client, b, args.json).await,
+        Cmd::Restore(r) => {
+            siltdb_server::backup::admin::restore_command(&client, &args.addr, r, args.json).await
         }
         Cmd::BulkLoadStatus { table } => {
             let report = client

@@ -105,6 +105,10 @@ struct Args {
     /// Write the Redis endpoint's bound address to this file once listening.
     #[arg(long, requires = "redis_listen")]
     redis_addr_file: Option<PathBuf>,
+    /// Async worker threads of the server's runtime (default: one per core). Blocking file
+    /// work runs on a separate pool, so even one worker keeps serving while tables open.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
 }
 
 /// The Redis endpoint's settings.
@@ -287,6 +291,7 @@ fn parse_args() -> Args {
 fn main() -> ExitCode {
     let args = parse_args();
     let redis = redis_args(&args);
+    let workers = args.worker_threads;
     let c = match config(args) {
         Ok(c) => c,
         Err(e) => {
@@ -295,11 +300,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(c.level().unwrap_or(tracing::Level::INFO));
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("silt-server")
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("silt-server");
+    if let Some(n) = workers {
+        builder.worker_threads(usize::from(n));
+    }
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("silt-server: runtime: {e}");

@@ -6,7 +6,7 @@
 
 use siltdb_server::proto::{ClientRequest, ClientResponse, NodeStats};
 use siltdb_server::{Client, ClientOptions, NodeInfo, TableLayout};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -363,4 +363,45 @@ pub fn silt_admin(addr: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The `i`th bulk-load record (key, value).
+pub fn record(i: usize) -> (String, String) {
+    (
+        format!("bulk:{:06}", (i * 7919) % 1_000_000),
+        format!("bulk-value-{i}-{}", "v".repeat(i % 17)),
+    )
+}
+
+/// `sst-ingest build --format csv --partitions 8 --target-file-size 8KiB` of the first
+/// `records` records into `root/name`, through the tool's command-line parser and entry point.
+pub fn build_n(root: &Path, name: &str, records: usize) -> PathBuf {
+    use clap::Parser;
+    let input = root.join(format!("{name}.csv"));
+    let mut text = String::new();
+    for i in 0..records {
+        let (k, v) = record(i);
+        text.push_str(&format!("{k},{v}\n"));
+    }
+    std::fs::write(&input, text).unwrap();
+    let out = root.join(name);
+    let partitions = PARTITIONS.to_string();
+    let cli = siltdb_tools::cli::Cli::try_parse_from([
+        "sst-ingest".as_ref(),
+        "--quiet".as_ref(),
+        "build".as_ref(),
+        "--format".as_ref(),
+        "csv".as_ref(),
+        "--input".as_ref(),
+        input.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--partitions".as_ref(),
+        partitions.as_ref(),
+        "--target-file-size".as_ref(),
+        "8KiB".as_ref(),
+    ] as [&std::ffi::OsStr; 13])
+    .expect("sst-ingest arguments");
+    siltdb_tools::cli::run(cli).expect("sst-ingest build");
+    out
 }
