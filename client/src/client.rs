@@ -12,6 +12,11 @@
 //! acknowledged once committed; a write that fails with a deadline or timeout may still have
 //! been applied (as with any RPC). Retried puts and deletes are idempotent. A batch is atomic
 //! per partition only: its ops are grouped by partition and each group is one log entry.
+//!
+//! Partition splits: a server whose layout has more partitions than the client's answers
+//! `WrongPartition` for a key that moved (and for any scan routed by the old count); the
+//! client then fetches the newest layout ([`Client::refresh_layout`]) and routes again (up to
+//! [`REROUTES_MAX`] times per operation; a scan starts again after the last row it returned).
 
 use crate::auth::Secret;
 use crate::bulk_load::BulkLoadReport;
@@ -29,6 +34,9 @@ use std::time::{Duration, Instant};
 
 /// Idle connections kept per server.
 pub const IDLE_CONNECTIONS_PER_NODE_MAX: usize = 4;
+/// How many times one operation routes again by a newer layout after a `WrongPartition`
+/// answer (the table was split under it).
+pub const REROUTES_MAX: u32 = 4;
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -415,16 +423,24 @@ impl Client {
 
     /// The value of `key`.
     pub async fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let layout = self.layout(table).await?;
-        let partition = layout.partition_of(key);
-        let req = ClientRequest::Get {
-            table: table.to_string(),
-            partition,
-            key: key.to_vec(),
-        };
-        match self.partition_call(&layout, partition, &req).await? {
-            ClientResponse::Value(v) => Ok(v),
-            other => Err(unexpected(other)),
+        let mut reroutes = 0;
+        loop {
+            let layout = self.layout(table).await?;
+            let partition = layout.partition_of(key);
+            let req = ClientRequest::Get {
+                table: table.to_string(),
+                partition,
+                key: key.to_vec(),
+            };
+            match self.partition_call(&layout, partition, &req).await {
+                Err(Error::Server(ServerError::WrongPartition(_))) if reroutes < REROUTES_MAX => {
+                    reroutes += 1;
+                    self.refresh_layout(table).await?;
+                }
+                Ok(ClientResponse::Value(v)) => return Ok(v),
+                Ok(other) => return Err(unexpected(other)),
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -448,31 +464,73 @@ impl Client {
 
     /// Puts and deletes; atomic per partition (see the module doc). Range deletes are refused.
     pub async fn batch(&self, table: &str, ops: Vec<WriteOp>) -> Result<()> {
-        let layout = self.layout(table).await?;
+        let mut left = ops;
+        let mut reroutes = 0;
+        loop {
+            let layout = self.layout(table).await?;
+            match self.batch_in(&layout, left).await {
+                Err((Error::Server(ServerError::WrongPartition(_)), unsent))
+                    if reroutes < REROUTES_MAX =>
+                {
+                    reroutes += 1;
+                    left = unsent;
+                    self.refresh_layout(table).await?;
+                }
+                Err((e, _)) => return Err(e),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    /// [`Client::batch`] routed by `layout`; on failure, the error and the ops not written
+    /// (the failed group's and the later groups').
+    async fn batch_in(
+        &self,
+        layout: &TableLayout,
+        ops: Vec<WriteOp>,
+    ) -> std::result::Result<(), (Error, Vec<WriteOp>)> {
+        let table = layout.name.as_str();
         let mut groups: BTreeMap<u32, Vec<WriteOp>> = BTreeMap::new();
         for op in ops {
             let key = match &op {
                 WriteOp::Put { key, .. } | WriteOp::Delete { key } => key,
                 WriteOp::DeleteRange { .. } => {
-                    return Err(Error::InvalidArgument(
-                        "range deletes span hash partitions".into(),
+                    return Err((
+                        Error::InvalidArgument("range deletes span hash partitions".into()),
+                        Vec::new(),
                     ))
                 }
             };
             groups.entry(layout.partition_of(key)).or_default().push(op);
         }
-        for (partition, ops) in groups {
+        let mut groups: VecDeque<(u32, Vec<WriteOp>)> = groups.into_iter().collect();
+        while let Some((partition, ops)) = groups.pop_front() {
             let req = ClientRequest::Write {
                 table: table.to_string(),
                 partition,
                 ops,
             };
-            match self.partition_call(&layout, partition, &req).await? {
-                ClientResponse::Written { .. } => {}
-                other => return Err(unexpected(other)),
-            }
+            let failed = match self.partition_call(layout, partition, &req).await {
+                Ok(ClientResponse::Written { .. }) => continue,
+                Ok(other) => unexpected(other),
+                Err(e) => e,
+            };
+            let ClientRequest::Write { ops, .. } = req else {
+                return Err((failed, Vec::new()));
+            };
+            let unsent = ops
+                .into_iter()
+                .chain(groups.into_iter().flat_map(|(_, g)| g))
+                .collect();
+            return Err((failed, unsent));
         }
         Ok(())
+    }
+
+    /// Fetches the newest layout of `table` from its nodes (after a `WrongPartition` answer:
+    /// the table was split) and caches it.
+    pub async fn refresh_layout(&self, table: &str) -> Result<TableLayout> {
+        self.newest_layout(table).await
     }
 
     /// Up to `limit` rows with keys in `[start, end)` in key order, across all partitions
@@ -508,16 +566,16 @@ impl Client {
         let mut stream = ScanStream {
             client: self,
             layout,
+            start: start.to_vec(),
             end: end.map(<[u8]>::to_vec),
+            last: None,
+            reroutes: 0,
             parts: Vec::new(),
             fronts: BinaryHeap::new(),
         };
-        for partition in 0..stream.layout.partition_count {
-            stream.parts.push(PartitionCursor {
-                rows: VecDeque::new(),
-                resume: Some(start.to_vec()),
-            });
-            stream.refill(partition).await?;
+        match stream.fill_all().await {
+            Err(e) if is_wrong_partition(&e) => stream.reroute().await?,
+            r => r?,
         }
         Ok(stream)
     }
@@ -536,7 +594,13 @@ struct PartitionCursor {
 pub struct ScanStream<'a> {
     client: &'a Client,
     layout: TableLayout,
+    /// First key of the scan.
+    start: Vec<u8>,
     end: Option<Vec<u8>>,
+    /// The last key returned (a scan routed again resumes after it).
+    last: Option<Vec<u8>>,
+    /// Times the scan was routed again by a newer layout.
+    reroutes: u32,
     parts: Vec<PartitionCursor>,
     /// The first buffered key of every partition that has one, smallest on top.
     fronts: BinaryHeap<Reverse<(Vec<u8>, u32)>>,
@@ -550,12 +614,60 @@ impl ScanStream<'_> {
         };
         let cursor = &mut self.parts[partition as usize];
         let row = cursor.rows.pop_front();
+        if let Some((k, _)) = &row {
+            self.last = Some(k.clone());
+        }
+        let cursor = &mut self.parts[partition as usize];
         if cursor.rows.is_empty() {
-            self.refill(partition).await?;
+            match self.refill(partition).await {
+                Err(e) if is_wrong_partition(&e) => self.reroute().await?,
+                r => r?,
+            }
         } else if let Some((k, _)) = cursor.rows.front() {
             self.fronts.push(Reverse((k.clone(), partition)));
         }
         Ok(row)
+    }
+
+    /// Fetches the first page of every partition of the layout.
+    async fn fill_all(&mut self) -> Result<()> {
+        let from = match &self.last {
+            Some(k) => {
+                let mut after = k.clone();
+                after.push(0);
+                after
+            }
+            None => self.start.clone(),
+        };
+        self.parts.clear();
+        self.fronts.clear();
+        for partition in 0..self.layout.partition_count {
+            self.parts.push(PartitionCursor {
+                rows: VecDeque::new(),
+                resume: Some(from.clone()),
+            });
+            self.refill(partition).await?;
+        }
+        Ok(())
+    }
+
+    /// The table was split under the scan: fetch the newest layout and go on after the last
+    /// row returned, by partition of the new layout.
+    async fn reroute(&mut self) -> Result<()> {
+        loop {
+            if self.reroutes >= REROUTES_MAX {
+                return Err(Error::Server(ServerError::WrongPartition(format!(
+                    "{}: the layout kept changing during the scan",
+                    self.layout.name
+                ))));
+            }
+            self.reroutes += 1;
+            self.layout = self.client.refresh_layout(&self.layout.name).await?;
+            match self.fill_all().await {
+                Err(e) if is_wrong_partition(&e) => continue,
+                r => return r,
+            }
+        }
     }
 
     /// Fetches the next page of `partition` (when its buffer is empty and it has more) and
@@ -572,6 +684,7 @@ impl ScanStream<'_> {
                 start: from,
                 end: self.end.clone(),
                 limit: self.client.opts.scan_page_rows.max(1),
+                partition_count: self.layout.partition_count,
             };
             match self
                 .client
@@ -739,6 +852,10 @@ impl Client {
         }
         Ok(report)
     }
+}
+
+fn is_wrong_partition(e: &Error) -> bool {
+    matches!(e, Error::Server(ServerError::WrongPartition(_)))
 }
 
 fn unexpected(resp: ClientResponse) -> Error {

@@ -61,6 +61,11 @@ pub struct TableLayout {
     /// compaction, usage scenario); every key known and every value valid.
     #[serde(default)]
     pub envs: BTreeMap<String, String>,
+    /// Partition splits this table went through (each doubled the partition count,
+    /// [`TableLayout::split_successor`]). Non-zero: a partition may still hold keys copied
+    /// from its parent that now belong to a sibling, and scans hide them.
+    #[serde(default)]
+    pub splits: u32,
 }
 
 impl TableLayout {
@@ -82,6 +87,7 @@ impl TableLayout {
             epoch: 0,
             assignments: BTreeMap::new(),
             envs: BTreeMap::new(),
+            splits: 0,
         }
     }
 
@@ -159,6 +165,48 @@ impl TableLayout {
             && self.app_id == other.app_id
             && self.partition_count == other.partition_count
             && other.epoch > self.epoch
+    }
+
+    /// Whether `other` is this table after a partition split: same identity, twice the
+    /// partitions, a higher epoch.
+    pub fn is_split_successor(&self, other: &TableLayout) -> bool {
+        self.name == other.name
+            && self.app_id == other.app_id
+            && u64::from(other.partition_count) == 2 * u64::from(self.partition_count)
+            && other.epoch > self.epoch
+    }
+
+    /// The layout after a partition split: twice the partitions, epoch + 1, one more split.
+    /// Child `p + n` of partition `p` (of `n`) gets `p`'s replicas, pinned in `assignments`
+    /// (its group is created by the split, never by the placement formula). Refused past
+    /// [`PARTITIONS_MAX`].
+    pub fn split_successor(&self) -> Result<TableLayout> {
+        let n = self.partition_count;
+        let doubled = n
+            .checked_mul(2)
+            .filter(|&d| d <= PARTITIONS_MAX)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{} has {n} partitions: doubling exceeds {PARTITIONS_MAX}",
+                    self.name
+                ))
+            })?;
+        let mut next = self.clone();
+        for p in 0..n {
+            let ids = self.replicas(p).iter().map(|n| n.id).collect();
+            next.assignments.insert(p + n, ids);
+        }
+        next.partition_count = doubled;
+        next.splits = self
+            .splits
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument("split count overflow".into()))?;
+        next.epoch = self
+            .epoch
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument("layout epoch overflow".into()))?;
+        next.validate()?;
+        Ok(next)
     }
 
     /// The partition of `key`.
@@ -304,6 +352,35 @@ mod tests {
             (xxhash_rust::xxh3::xxh3_64(b"") % 8) as u32
         );
         assert_eq!(xxhash_rust::xxh3::xxh3_64(b""), 0x2d06_8005_38d3_94c2);
+    }
+
+    #[test]
+    fn a_split_doubles_the_partitions_and_keeps_every_key_with_its_parent_or_child() {
+        let l = TableLayout::new("t", 1, 3, 2, nodes(4));
+        let s = l.split_successor().unwrap();
+        assert_eq!((s.partition_count, s.epoch, s.splits), (6, 1, 1));
+        assert!(l.is_split_successor(&s) && !l.is_successor(&s));
+        for p in 0..3 {
+            // Each child lives on its parent's nodes; the parents did not move.
+            assert_eq!(s.replicas(p + 3), l.replicas(p));
+            assert_eq!(s.replicas(p), l.replicas(p));
+        }
+        for i in 0..3000u32 {
+            let k = format!("key{i}");
+            let (before, after) = (l.partition_of(k.as_bytes()), s.partition_of(k.as_bytes()));
+            assert!(
+                after == before || after == before + 3,
+                "{k}: {before} -> {after}"
+            );
+        }
+        let again = s.split_successor().unwrap();
+        assert_eq!(
+            (again.partition_count, again.epoch, again.splits),
+            (12, 2, 2)
+        );
+        assert_eq!(again.replicas(9), l.replicas(0));
+        let big = TableLayout::new("t", 1, PARTITIONS_MAX, 2, nodes(4));
+        assert!(big.split_successor().is_err());
     }
 
     #[test]

@@ -20,8 +20,9 @@
 //! - [`error`]: [`Error`] and the error a server answers with ([`ServerError`]).
 //! - [`client`]: the [`Client`] (routing, leader following, retries under a deadline).
 //! - Report and request types of the services, with their client calls: [`meta`] (catalog),
-//!   [`membership`] (moving replicas), [`hotkeys`] (hot-key reports), [`bulk_load`],
-//!   [`backup`] (cold backup), [`duplication`], [`pegasus`] (the data model).
+//!   [`membership`] (moving replicas), [`split`] (partition split), [`hotkeys`] (hot-key
+//!   reports), [`bulk_load`], [`backup`] (cold backup), [`duplication`], [`pegasus`] (the data
+//!   model).
 #![warn(missing_docs)]
 
 pub mod auth;
@@ -39,6 +40,7 @@ pub mod membership;
 pub mod meta;
 pub mod pegasus;
 pub mod proto;
+pub mod split;
 pub mod throttling;
 pub mod tls;
 pub mod types;

@@ -103,6 +103,16 @@ pub enum MetaRequest {
         /// Env key.
         key: String,
     },
+    /// Splits a table ([`crate::split`]) from the meta leader and records the new layout;
+    /// answers [`ClientResponse::Tables`] with it.
+    SplitTable {
+        /// Table name.
+        table: String,
+        /// The partition count wanted (twice the current one); `None`: double it.
+        partitions: Option<u32>,
+        /// Bound on the whole split, in ms.
+        timeout_ms: u64,
+    },
 }
 
 /// A recorded duplication.

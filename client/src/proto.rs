@@ -13,6 +13,7 @@ use crate::error::ServerError;
 use crate::layout::{NodeInfo, TableLayout};
 use crate::meta::{Catalog, MetaRequest};
 use crate::pegasus::{PegasusRequest, PegasusResponse};
+use crate::split::{SplitOp, SplitReply};
 use crate::types::WriteOp;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,10 @@ pub enum ClientRequest {
         end: Option<Vec<u8>>,
         /// Most rows wanted (the server caps it at `siltdb_server::node::SCAN_ROWS_MAX`).
         limit: u32,
+        /// The partition count the client routed by: a server whose layout has another count
+        /// (the table was split) answers `WrongPartition`, and the client scans again by the
+        /// newest layout. 0: not checked.
+        partition_count: u32,
     },
     /// Creates a table (idempotent for an identical layout); each hosting node must get it.
     CreateTable(TableLayout),
@@ -170,6 +175,24 @@ pub enum ClientRequest {
         partition: u32,
         /// The request.
         req: PegasusRequest,
+    },
+    /// Splits a table ([`crate::split`]): sent to its coordinator (its first node) on a
+    /// cluster without a meta service; answers [`ClientResponse::Tables`] with the new layout.
+    SplitTable {
+        /// Table name.
+        table: String,
+        /// The partition count wanted (twice the current one); `None`: double it.
+        partitions: Option<u32>,
+        /// Bound on the whole split, in ms.
+        timeout_ms: u64,
+    },
+    /// One step of a split on this node ([`crate::split::SplitOp`]), answered with
+    /// [`ClientResponse::Split`].
+    SplitReplica {
+        /// Table name.
+        table: String,
+        /// The step.
+        op: SplitOp,
     },
     /// The Raft membership of a partition as the local replica knows it (answered with
     /// [`ClientResponse::Membership`]). A node asks the group before it deletes a replica
@@ -359,4 +382,6 @@ pub enum ClientResponse {
     Membership(MembershipReply),
     /// The answer to [`ClientRequest::HotKeys`]: one report per partition and kind counted.
     HotKeys(Vec<crate::hotkeys::PartitionHotKeys>),
+    /// The answer to [`ClientRequest::SplitReplica`].
+    Split(SplitReply),
 }

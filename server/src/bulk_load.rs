@@ -527,7 +527,7 @@ fn open_load(
             provider.clone(),
             target,
             gate,
-            Arc::clone(&downloads),
+            Arc::clone(downloads),
         )
         .map_err(|e| format!("partition {p}: {e}"))?;
         partitions.push(driver);

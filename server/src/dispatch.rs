@@ -123,7 +123,11 @@ impl Services {
                 start,
                 end,
                 limit,
-            } => node.scan(&table, partition, start, end, limit).await,
+                partition_count,
+            } => {
+                node.scan(&table, partition, start, end, limit, partition_count)
+                    .await
+            }
             ClientRequest::Pegasus {
                 table,
                 partition,
@@ -153,6 +157,21 @@ impl Services {
                     .await
             }
             ClientRequest::Meta(req) => node.meta(req).await,
+            ClientRequest::SplitTable {
+                table,
+                partitions,
+                timeout_ms,
+            } => crate::split::split_table(
+                node,
+                &table,
+                partitions,
+                Duration::from_millis(timeout_ms),
+            )
+            .await
+            .map(|l| ClientResponse::Tables(vec![l])),
+            ClientRequest::SplitReplica { table, op } => {
+                crate::split::handle(node, &table, op).await
+            }
             ClientRequest::Membership { table, partition } => node
                 .membership(&table, partition)
                 .map(ClientResponse::Membership),

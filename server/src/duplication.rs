@@ -758,6 +758,7 @@ async fn duplication_write(
         }
     }
     let m = client_mutation(ops)?;
+    let _admitted = node.splits.admit_write(table).await?;
     let decree = node
         .bounded("duplication write", &layout, async {
             let mut decree = None;

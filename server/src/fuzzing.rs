@@ -193,6 +193,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                 start: b"a".to_vec(),
                 end: Some(b"z".to_vec()),
                 limit: 100,
+                partition_count: 0,
             }),
         ),
         (

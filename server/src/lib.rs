@@ -22,7 +22,8 @@
 //!    [`bulk_load`] (coordinator, per-partition ingestion through the leader), [`duplication`]
 //!    (a table's writes shipped to a table of another cluster), [`backup`] (cold backup and
 //!    restore: checkpoint sessions on the server, the copy, retention and restore in the
-//!    admin client), [`pegasus`] (the data model's handler), `failure` (the meta leader's failure detector and cure: replicas of a node
+//!    admin client), [`pegasus`] (the data model's handler), [`split`] (partition split: fence,
+//!    copy to the children, switch), `failure` (the meta leader's failure detector and cure: replicas of a node
 //!    unreachable past `--node-failure-grace` move onto live nodes);
 //! 5. [`dispatch`] (the services of a node and the routing of every request) and [`server`]
 //!    (listener, timer, graceful shutdown); beside them [`metrics`] (the Prometheus endpoint,
@@ -68,6 +69,7 @@ pub use siltdb_client::proto;
 pub mod redis;
 pub mod request_metrics;
 pub mod server;
+pub mod split;
 pub mod timeouts;
 
 pub use client::{Client, ClientOptions};

@@ -73,11 +73,31 @@ impl Node {
             .map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
         let _serial = self.create_lock.lock().await;
         let current = self.tables.read().get(&layout.name).cloned();
+        // A layout with another partition count is accepted only as the end of the split
+        // pending here (`crate::split`), or a later layout of that split table.
+        let split = self.splits.pending(&layout.name).filter(|next| {
+            next.app_id == layout.app_id
+                && next.partition_count == layout.partition_count
+                && layout.epoch >= next.epoch
+        });
         match &current {
-            // The same layout again: only retry removals a group had not confirmed yet.
-            Some(c) if *c == layout => return self.remove_unassigned(&layout).await,
+            // The same layout again: only retry removals a group had not confirmed yet (and
+            // lift a split fence that a failure kept after storing the split's layout).
+            Some(c) if *c == layout => {
+                if split.is_some() {
+                    self.splits.lift(&layout.name).await?;
+                }
+                return self.remove_unassigned(&layout).await;
+            }
+            // No membership change while a split is pending: its layout would not follow.
+            Some(c) if c.is_successor(&layout) && self.splits.pending(&c.name).is_some() => {
+                return Err(crate::split::fence::splitting(&c.name));
+            }
             Some(c) if c.is_successor(&layout) => {}
-            Some(c) if layout.is_successor(c) => {
+            Some(c) if split.is_some() && layout.epoch > c.epoch => {}
+            Some(c)
+                if layout.name == c.name && layout.app_id == c.app_id && layout.epoch < c.epoch =>
+            {
                 tracing::debug!(table = %layout.name, epoch = layout.epoch, "stale layout ignored");
                 return Ok(());
             }
@@ -104,6 +124,11 @@ impl Node {
             .insert(layout.name.clone(), layout.clone());
         // Envs may be what changed: applied to the replicas already open (`crate::envs`).
         self.apply_envs(&layout);
+        if split.is_some() {
+            self.splits.lift(&layout.name).await?;
+            tracing::info!(table = %layout.name, partitions = layout.partition_count,
+                "split switched: writes resume");
+        }
         self.remove_unassigned(&layout).await?;
         tracing::info!(table = %layout.name, epoch = layout.epoch, "layout updated");
         Ok(())

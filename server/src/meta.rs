@@ -26,6 +26,8 @@
 //! - **register node / list**: the node registry and the catalog.
 //! - **set / delete env**: the table's successor layout with the app env changed
 //!   (`siltdb_client::envs`), recorded, then pushed to every node of the table.
+//! - **split table**: the partition split of [`crate::split`], driven from the leader, the
+//!   new layout recorded once every node switched.
 //! - **add / remove duplication**: recorded first, then installed on (removed from) every
 //!   node of the table. A node that was down, or a replica that moved in later, gets the
 //!   record from the next reconcile (every membership change ends with one for its table).
@@ -285,6 +287,19 @@ impl Node {
                 }])
                 .await?;
                 Ok(ClientResponse::Tables(done))
+            }
+            MetaRequest::SplitTable {
+                table,
+                partitions,
+                timeout_ms,
+            } => {
+                if !catalog.tables.iter().any(|t| t.name == table) {
+                    return Err(ServerError::NoSuchTable(table));
+                }
+                let bound = Duration::from_millis(timeout_ms);
+                let layout = crate::split::split_table(self, &table, partitions, bound).await?;
+                self.record_layout(&layout).await?;
+                Ok(ClientResponse::Tables(vec![layout]))
             }
             MetaRequest::ReconcileTables => {
                 for t in &catalog.tables {

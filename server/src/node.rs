@@ -103,6 +103,8 @@ pub struct Node {
     pub(crate) manual_compacts: Mutex<HashMap<Gpid, crate::envs::ManualCompactRecord>>,
     /// The hot-key counters of the partitions this node serves ([`crate::hotkey`]).
     pub(crate) hot_keys: crate::hotkey::HotKeys,
+    /// Pending partition splits and their write fences (`crate::split`).
+    pub(crate) splits: crate::split::Splits,
     started: Instant,
     closed: Mutex<bool>,
 }
@@ -136,12 +138,13 @@ impl Node {
         metrics: Arc<TransportMetrics>,
     ) -> Result<Arc<Node>> {
         let data_dir = opts.data_dir.clone();
-        let (store, layouts) = blocking(move || {
+        let (store, layouts, splits) = blocking(move || {
             create_data_dir(&siltdb::fs::StdFs, &data_dir)?;
             remove_leftovers(&data_dir.join("replicas"))?;
             let store = LayoutStore::open(&data_dir)?;
             let layouts = store.load_all()?;
-            Ok((store, layouts))
+            let splits = crate::split::Splits::open(&data_dir, &layouts)?;
+            Ok((store, layouts, splits))
         })
         .await?;
         let node = Arc::new(Node {
@@ -158,12 +161,22 @@ impl Node {
             meta_lock: tokio::sync::Mutex::new(()),
             manual_compacts: Mutex::default(),
             hot_keys: crate::hotkey::HotKeys::default(),
+            splits,
             started: Instant::now(),
             closed: Mutex::new(false),
         });
         for layout in layouts {
             node.open_table(&layout, true).await?;
             node.tables.write().insert(layout.name.clone(), layout);
+        }
+        // The children of a split still pending take part in their groups again.
+        for next in node.splits.all_pending() {
+            let current = node
+                .table(&next.name)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            crate::split::steps::open_children(&node, &current, &next)
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
         }
         Ok(node)
     }
@@ -238,7 +251,7 @@ impl Node {
         Ok(())
     }
 
-    async fn open_replica(&self, layout: &TableLayout, p: u32) -> Result<()> {
+    pub(crate) async fn open_replica(&self, layout: &TableLayout, p: u32) -> Result<()> {
         let replicas = layout.replicas(p);
         let gpid = layout.gpid(p);
         let mut o = ReplicaOptions::new(gpid, self.opts.node_id, self.replica_dir(gpid));
@@ -351,6 +364,14 @@ impl Node {
     ) -> Result<(TableLayout, Arc<Replica>), ServerError> {
         let layout = self.table(table)?;
         if partition >= layout.partition_count {
+            if self
+                .splits
+                .pending(table)
+                .is_some_and(|next| partition < next.partition_count)
+            {
+                // A client already routing by the split's layout: this node has not switched.
+                return Err(crate::split::fence::splitting(table));
+            }
             return Err(ServerError::InvalidArgument(format!(
                 "partition {partition} of {} partitions",
                 layout.partition_count
@@ -419,6 +440,11 @@ impl Node {
         count(&self.counters.gets);
         let (layout, r) = self.replica(table, partition)?;
         Self::check_key(&layout, partition, &key)?;
+        if let Some(next) = self.splits.pending(table) {
+            if next.partition_of(&key) != partition {
+                return Err(crate::split::fence::splitting(table));
+            }
+        }
         let v = self.bounded("read", &layout, r.read(&key)).await?;
         Ok(ClientResponse::Value(v))
     }
@@ -450,6 +476,7 @@ impl Node {
             }
         }
         let m = client_mutation(ops)?;
+        let _admitted = self.splits.admit_write(table).await?;
         let resp = self.bounded("write", &layout, r.write(m)).await?;
         Ok(ClientResponse::Written {
             decree: resp.decree,
@@ -463,9 +490,19 @@ impl Node {
         start: Vec<u8>,
         end: Option<Vec<u8>>,
         limit: u32,
+        partition_count: u32,
     ) -> Result<ClientResponse, ServerError> {
         count(&self.counters.scans);
         let (layout, r) = self.replica(table, partition)?;
+        if partition_count != 0 && partition_count != layout.partition_count {
+            return Err(ServerError::WrongPartition(format!(
+                "{table} has {} partitions, not {partition_count}: it was split",
+                layout.partition_count
+            )));
+        }
+        if self.splits.pending(table).is_some() {
+            return Err(crate::split::fence::splitting(table));
+        }
         let rows_max = (limit as usize).clamp(1, SCAN_ROWS_MAX);
         let page = self
             .bounded(
@@ -474,8 +511,14 @@ impl Node {
                 r.scan(start, end, rows_max, SCAN_PAGE_BYTES_MAX),
             )
             .await?;
+        let (count, splits) = (layout.partition_count, layout.splits);
+        let rows = page
+            .rows
+            .into_iter()
+            .filter(|(k, _)| crate::split::owner::plain_visible(k, partition, count, splits))
+            .collect();
         Ok(ClientResponse::Rows {
-            rows: page.rows,
+            rows,
             resume_from: page.resume_from,
         })
     }

@@ -10,7 +10,7 @@ use super::proto::{
     PegasusRequest, PegasusResponse, Record, ScanRange, EXPIRE_NEVER, EXPIRE_TABLE_DEFAULT,
 };
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ServerError};
 use crate::layout::{partition_of, TableLayout};
 use crate::proto::{ClientRequest, ClientResponse};
 use std::time::Duration;
@@ -48,24 +48,41 @@ impl Pegasus<'_> {
         self.client.layout(&self.table).await
     }
 
-    async fn call_partition(&self, partition: u32, req: PegasusRequest) -> Result<PegasusResponse> {
-        let layout = self.layout().await?;
+    async fn call_in(
+        &self,
+        layout: &TableLayout,
+        partition: u32,
+        req: PegasusRequest,
+    ) -> Result<PegasusResponse> {
         let req = ClientRequest::Pegasus {
             table: self.table.clone(),
             partition,
             req,
         };
-        match self.client.route(&layout, partition, &req).await? {
+        match self.client.route(layout, partition, &req).await? {
             ClientResponse::Pegasus(r) => Ok(r),
             ClientResponse::Error(e) => Err(Error::Server(e)),
             other => Err(Error::Transport(format!("unexpected answer {other:?}"))),
         }
     }
 
+    /// Routes by `hash_key`; after a split of the table (a `WrongPartition` answer) once more
+    /// by the newest layout, up to [`crate::client::REROUTES_MAX`] times.
     async fn call(&self, hash_key: &[u8], req: PegasusRequest) -> Result<PegasusResponse> {
-        let layout = self.layout().await?;
-        let p = partition_of(hash_key, layout.partition_count);
-        self.call_partition(p, req).await
+        let mut reroutes = 0;
+        loop {
+            let layout = self.layout().await?;
+            let p = partition_of(hash_key, layout.partition_count);
+            match self.call_in(&layout, p, req.clone()).await {
+                Err(Error::Server(ServerError::WrongPartition(_)))
+                    if reroutes < crate::client::REROUTES_MAX =>
+                {
+                    reroutes += 1;
+                    self.client.refresh_layout(&self.table).await?;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// The expiry a request carries for `ttl` written now: the absolute time (ms since the
@@ -290,12 +307,28 @@ impl Pegasus<'_> {
         limit: u32,
         keys_only: bool,
     ) -> Result<(Vec<Record>, Option<Vec<u8>>)> {
+        let layout = self.layout().await?;
+        self.scan_partition_in(&layout, partition, from, limit, keys_only)
+            .await
+    }
+
+    /// [`Pegasus::scan_partition`] routed by `layout`: `WrongPartition` when the table no
+    /// longer has its partition count (it was split).
+    pub async fn scan_partition_in(
+        &self,
+        layout: &TableLayout,
+        partition: u32,
+        from: Vec<u8>,
+        limit: u32,
+        keys_only: bool,
+    ) -> Result<(Vec<Record>, Option<Vec<u8>>)> {
         let req = PegasusRequest::ScanPartition {
             from,
             limit,
             keys_only,
+            partition_count: layout.partition_count,
         };
-        match self.call_partition(partition, req).await? {
+        match self.call_in(layout, partition, req).await? {
             PegasusResponse::Records {
                 records,
                 resume_from,
@@ -306,15 +339,33 @@ impl Pegasus<'_> {
     }
 
     /// Every live record of the table, partition by partition (hash keys in no global order).
+    /// A split of the table during the scan starts it again by the newest layout (up to
+    /// [`crate::client::REROUTES_MAX`] times).
     pub async fn scan_all(&self, limit: usize) -> Result<Vec<Record>> {
+        let mut reroutes = 0;
+        loop {
+            let layout = self.layout().await?;
+            match self.scan_all_in(&layout, limit).await {
+                Err(Error::Server(ServerError::WrongPartition(_)))
+                    if reroutes < crate::client::REROUTES_MAX =>
+                {
+                    reroutes += 1;
+                    self.client.refresh_layout(&self.table).await?;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn scan_all_in(&self, layout: &TableLayout, limit: usize) -> Result<Vec<Record>> {
         let mut out = Vec::new();
-        for p in 0..self.partition_count().await? {
+        for p in 0..layout.partition_count {
             let mut from = Some(Vec::new());
             while let Some(f) = from {
                 if out.len() >= limit {
                     return Ok(out);
                 }
-                let (recs, next) = self.scan_partition(p, f, 1000, false).await?;
+                let (recs, next) = self.scan_partition_in(layout, p, f, 1000, false).await?;
                 out.extend(recs);
                 from = next;
             }

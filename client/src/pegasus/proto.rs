@@ -90,6 +90,9 @@ pub enum PegasusRequest {
         limit: u32,
         /// Return keys only (values empty).
         keys_only: bool,
+        /// The partition count the client routed by: a server whose layout has another count
+        /// (the table was split) answers `WrongPartition`. 0: not checked.
+        partition_count: u32,
     },
 }
 

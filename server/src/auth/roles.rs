@@ -1,8 +1,9 @@
 //! The one table from request kind to the lowest role allowed to send it.
 //!
 //! Read-only: reads of data (get, scan, data-model reads), statistics, digests, the table
-//! list, the catalog, hot-key reports and status queries. Read-write: writes of data (write, data-model writes
-//! and read-modify-writes). Admin: everything else — tables, app envs, membership, bulk loads,
+//! list, the catalog, hot-key reports and status queries. Read-write: writes of data (write,
+//! data-model writes and read-modify-writes). Admin: everything else — tables, app envs,
+//! membership, splits, bulk loads,
 //! duplication (including the writes a source cluster ships), checkpoints, fault injection —
 //! and all Raft traffic.
 
@@ -14,6 +15,7 @@ use siltdb_client::bulk_load::ReplicaBulkOp;
 use siltdb_client::meta::MetaRequest;
 use siltdb_client::pegasus::PegasusRequest;
 use siltdb_client::pegasus::{AtomicKind, Expire, ScanRange};
+use siltdb_client::split::SplitOp;
 use siltdb_client::ServerError;
 
 /// The lowest role that may send `req`. Exhaustive on purpose: a new request kind must be
@@ -44,7 +46,9 @@ pub fn required_role(req: &ClientRequest) -> Role {
         | R::DuplicationWrite { .. }
         | R::StartBulkLoad { .. }
         | R::BulkLoadReplica { .. }
-        | R::Backup(_) => Role::Admin,
+        | R::Backup(_)
+        | R::SplitTable { .. }
+        | R::SplitReplica { .. } => Role::Admin,
     }
 }
 
@@ -72,7 +76,8 @@ fn meta_role(req: &MetaRequest) -> Role {
         | M::AddDuplication { .. }
         | M::RemoveDuplication { .. }
         | M::SetEnv { .. }
-        | M::DelEnv { .. } => Role::Admin,
+        | M::DelEnv { .. }
+        | M::SplitTable { .. } => Role::Admin,
     }
 }
 
@@ -115,6 +120,8 @@ pub fn request_name(req: &ClientRequest) -> &'static str {
         R::Membership { .. } => "Membership",
         R::Backup(_) => "Backup",
         R::HotKeys { .. } => "HotKeys",
+        R::SplitTable { .. } => "SplitTable",
+        R::SplitReplica { .. } => "SplitReplica",
     }
 }
 
@@ -162,6 +169,7 @@ pub fn sample_requests() -> Vec<(ClientRequest, Role)> {
                 start: vec![],
                 end: None,
                 limit: 1,
+                partition_count: 0,
             },
             ReadOnly,
         ),
@@ -380,8 +388,32 @@ pub fn sample_requests() -> Vec<(ClientRequest, Role)> {
                 from: vec![],
                 limit: 1,
                 keys_only: true,
+                partition_count: 0,
             }),
             ReadOnly,
+        ),
+        (
+            R::SplitTable {
+                table: t(),
+                partitions: None,
+                timeout_ms: 1,
+            },
+            Admin,
+        ),
+        (
+            R::SplitReplica {
+                table: t(),
+                op: SplitOp::Status,
+            },
+            Admin,
+        ),
+        (
+            R::Meta(M::SplitTable {
+                table: t(),
+                partitions: Some(2),
+                timeout_ms: 1,
+            }),
+            Admin,
         ),
     ]
 }
@@ -419,9 +451,11 @@ mod tests {
             R::Membership { .. } => 21,
             R::Backup(_) => 22,
             R::HotKeys { .. } => 23,
+            R::SplitTable { .. } => 24,
+            R::SplitReplica { .. } => 25,
         }
     }
-    const VARIANTS: usize = 24;
+    const VARIANTS: usize = 26;
 
     fn meta_variant(req: &MetaRequest) -> usize {
         use MetaRequest as M;
@@ -438,9 +472,10 @@ mod tests {
             M::RemoveDuplication { .. } => 9,
             M::SetEnv { .. } => 10,
             M::DelEnv { .. } => 11,
+            M::SplitTable { .. } => 12,
         }
     }
-    const META_VARIANTS: usize = 12;
+    const META_VARIANTS: usize = 13;
 
     fn pegasus_variant(req: &PegasusRequest) -> usize {
         use PegasusRequest as P;

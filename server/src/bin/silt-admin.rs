@@ -2,7 +2,8 @@
 //! and partitions (who leads, how far each replica applied), node stats, checkpoint,
 //! membership changes (move a replica, drain a node, add a node and rebalance onto it),
 //! cluster duplication (add-dup, remove-dup, query-dup), bulk load (start, status), cold
-//! backup (backup, restore), app envs (set-env, get-env, del-env) and hot keys (hotkeys).
+//! backup (backup, restore), app envs (set-env, get-env, del-env), hot keys (hotkeys) and
+//! partition split (split).
 //! Every command is bounded by `--timeout-ms` per server; a server that does not answer is
 //! reported as down, not waited for.
 
@@ -315,6 +316,19 @@ enum Cmd {
         /// Keys per partition and kind.
         #[arg(long, default_value_t = 10)]
         top: usize,
+    },
+    /// Splits a table: doubles its partition count online, waits until the new layout serves
+    /// and prints the new partition count. Run it again to finish a split that failed.
+    Split {
+        /// Table name.
+        #[arg(long)]
+        table: String,
+        /// The partition count wanted: must be twice the current one.
+        #[arg(long)]
+        partitions: Option<u32>,
+        /// Bound on the whole split: seconds, or with a unit (`500ms`, `90s`, `5m`).
+        #[arg(long, default_value = "120s", value_parser = parse_timeout)]
+        timeout: Duration,
     },
 }
 
@@ -865,7 +879,62 @@ async fn run(args: Args) -> Res<()> {
                 .map_err(|e| e.to_string())?;
             print_report(&report, args.json)
         }
+        Cmd::Split {
+            table,
+            partitions,
+            timeout,
+        } => split_table(&client, &table, partitions, timeout, args.json).await,
     }
+}
+
+/// `silt-admin split`: the partition count wanted is checked against the table's newest
+/// layout here (a clear error before anything changes) and again by the coordinator.
+async fn split_table(
+    client: &Client,
+    table: &str,
+    partitions: Option<u32>,
+    timeout: Duration,
+    json: bool,
+) -> Res<()> {
+    if partitions == Some(0) {
+        return Err("--partitions 0: a split doubles the partition count".into());
+    }
+    let layout = client
+        .split_table(table, partitions, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&serde_json::json!({
+            "table": layout.name,
+            "partitions": layout.partition_count,
+            "epoch": layout.epoch,
+        }));
+    }
+    println!("{}", layout.partition_count);
+    Ok(())
+}
+
+/// A duration: seconds (`30`), or a number with `ms`, `s` or `m`.
+fn parse_timeout(s: &str) -> Res<Duration> {
+    let s = s.trim();
+    let (digits, unit_ms) = if let Some(d) = s.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = s.strip_suffix('s') {
+        (d, 1000)
+    } else if let Some(d) = s.strip_suffix('m') {
+        (d, 60_000)
+    } else {
+        (s, 1000)
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("timeout {s:?}: expected seconds, or a number with ms, s or m"))?;
+    let ms = n
+        .checked_mul(unit_ms)
+        .filter(|&ms| ms > 0)
+        .ok_or_else(|| format!("timeout {s:?}: must be positive and finite"))?;
+    Ok(Duration::from_millis(ms))
 }
 
 /// The one place that chooses how a membership or duplication command runs: through the meta

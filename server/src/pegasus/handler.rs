@@ -101,6 +101,13 @@ pub async fn handle(
             )));
         }
     }
+    if let Some(next) = node.splits.pending(table) {
+        // During a split only the hash keys that stay in this partition are served.
+        match req.hash_key() {
+            Some(h) if partition_of(h, next.partition_count) == partition => {}
+            _ => return Err(crate::split::fence::splitting(table)),
+        }
+    }
     let resp = match req {
         PegasusRequest::MultiGet {
             hash_key,
@@ -183,6 +190,7 @@ pub async fn handle(
                 now_ms: now,
                 kind: resolve_atomic_expiry(kind, now, layout.default_ttl_secs()),
             };
+            let _admitted = node.splits.admit_write(table).await?;
             let resp = node
                 .bounded("write", &layout, r.write_atomic(None, op))
                 .await?;
@@ -195,7 +203,15 @@ pub async fn handle(
             from,
             limit,
             keys_only,
+            partition_count,
         } => {
+            if partition_count != 0 && partition_count != layout.partition_count {
+                return Err(ServerError::WrongPartition(format!(
+                    "{table} has {} partitions, not {partition_count}: it was split",
+                    layout.partition_count
+                )));
+            }
+            let (count, splits) = (layout.partition_count, layout.splits);
             let rows_max = (limit as usize).clamp(1, SCAN_ROWS_MAX);
             let page = node
                 .bounded(
@@ -208,6 +224,7 @@ pub async fn handle(
             let records = page
                 .rows
                 .iter()
+                .filter(|(k, _)| crate::split::owner::record_visible(k, partition, count, splits))
                 .filter_map(|(k, v)| {
                     let (h, s) = decode_key(k)?;
                     let (e, v) = live_value(Some(v), now)?;
@@ -247,6 +264,7 @@ async fn write(
         )));
     }
     let m = client_mutation(ops)?;
+    let _admitted = node.splits.admit_write(&layout.name).await?;
     let resp = node.bounded("write", layout, r.write(m)).await?;
     Ok(PegasusResponse::Written {
         decree: resp.decree,
