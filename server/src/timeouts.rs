@@ -10,6 +10,7 @@ use crate::membership::{CHANGE_TIMEOUT_MAX, CHANGE_TIMEOUT_MIN};
 use siltdb_client::bulk_load::ReplicaBulkOp;
 use siltdb_client::meta::MetaRequest;
 use siltdb_client::proto::ClientRequest;
+use siltdb_client::split::{SPLIT_TIMEOUT_MAX, SPLIT_TIMEOUT_MIN};
 use std::time::Duration;
 
 /// Longest a bulk-load ingest proposal may wait for its entry to apply on the leader.
@@ -43,6 +44,10 @@ pub fn cap_request(req: &mut ClientRequest) {
             | MetaRequest::RemoveNode { catch_up_ms, .. },
         ) => {
             *catch_up_ms = capped_ms(*catch_up_ms, CHANGE_TIMEOUT_MIN, CATCH_UP_TIMEOUT_MAX);
+        }
+        ClientRequest::SplitTable { timeout_ms, .. }
+        | ClientRequest::Meta(MetaRequest::SplitTable { timeout_ms, .. }) => {
+            *timeout_ms = capped_ms(*timeout_ms, SPLIT_TIMEOUT_MIN, SPLIT_TIMEOUT_MAX);
         }
         _ => {}
     }
