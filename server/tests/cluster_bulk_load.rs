@@ -14,7 +14,6 @@ mod common;
 
 use common::*;
 use siltdb_replica::bulk_load::BulkLoadStatus;
-use siltdb_server::bulk_load::BulkLoadReport;
 use siltdb_server::Client;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,18 +31,6 @@ fn build(root: &Path, name: &str) -> PathBuf {
 /// `silt-admin --addr <node 1> args...`: (success, stdout, stderr).
 fn admin(c: &Cluster, args: &[&str]) -> (bool, String, String) {
     silt_admin(&c.addr(1), args)
-}
-
-async fn wait_finished(client: &Client, table: &str, within: Duration) -> BulkLoadReport {
-    let deadline = Instant::now() + within;
-    loop {
-        let r = client.query_bulk_load(table).await.expect("query");
-        if r.is_finished() {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "load not finished: {r:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Every row of the table whose key starts with `prefix`.
@@ -133,7 +120,7 @@ async fn bulk_load_on_three_nodes_under_writes_survives_kill9_of_the_coordinator
     let (ok, out, err) = admin(&c, &["bulk-load-status", "--table", TABLE]);
     assert!(ok && out.contains("partition   7"), "{out}{err}");
 
-    let report = wait_finished(&client, TABLE, Duration::from_secs(60)).await;
+    let report = wait_bulk_load_finished(&client, TABLE, Duration::from_secs(60)).await;
     assert_eq!(report.status, BulkLoadStatus::Succeed, "{report:?}");
     let (done, total) = report.bytes();
     assert!(total > 0 && done == total, "{report:?}");
@@ -176,7 +163,7 @@ async fn bulk_load_on_three_nodes_under_writes_survives_kill9_of_the_coordinator
         .await
         .unwrap();
     assert_ne!(report.status, BulkLoadStatus::Failed, "{report:?}");
-    let report = wait_finished(&client, "small", Duration::from_secs(30)).await;
+    let report = wait_bulk_load_finished(&client, "small", Duration::from_secs(30)).await;
     assert_eq!(report.status, BulkLoadStatus::Succeed, "{report:?}");
     assert!(report.partitions.iter().any(|p| p.total_bytes == 0));
     for (k, v) in (0..3).map(record) {
@@ -229,7 +216,7 @@ async fn bulk_load_on_three_nodes_under_writes_survives_kill9_of_the_coordinator
     assert!(reason.contains("interrupted"), "{reason}");
     c.restart(3);
     client.start_bulk_load("small", few_dir).await.unwrap();
-    let report = wait_finished(&client, "small", Duration::from_secs(90)).await;
+    let report = wait_bulk_load_finished(&client, "small", Duration::from_secs(90)).await;
     assert_eq!(report.status, BulkLoadStatus::Succeed, "{report:?}");
     for (k, v) in (0..3).map(record) {
         let got = client.get("small", k.as_bytes()).await.unwrap();

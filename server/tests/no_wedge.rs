@@ -12,26 +12,14 @@ mod common;
 
 use common::*;
 use siltdb_replica::bulk_load::BulkLoadStatus;
-use siltdb_server::bulk_load::{BulkLoadReport, IngestMutation, ReplicaBulkOp, ReplicaBulkReply};
+use siltdb_server::bulk_load::{IngestMutation, ReplicaBulkOp, ReplicaBulkReply};
 use siltdb_server::proto::{ClientRequest, ClientResponse};
-use siltdb_server::{Client, ServerError, TableLayout};
+use siltdb_server::{ServerError, TableLayout};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const RECORDS: usize = 2000;
-
-async fn wait_finished(client: &Client, within: Duration) -> BulkLoadReport {
-    let deadline = Instant::now() + within;
-    loop {
-        let r = client.query_bulk_load(TABLE).await.expect("query");
-        if r.is_finished() {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "load not finished: {r:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// The node leading partition `p`, and its ballot, from the replicas' own answers.
 async fn leader_of(c: &Cluster, p: u32) -> (u64, u64) {
@@ -199,7 +187,7 @@ async fn bad_ingests_leave_every_partition_writable_across_restarts() {
         .start_bulk_load(TABLE, damaged.to_str().unwrap())
         .await
         .expect("start");
-    let report = wait_finished(&c.client, Duration::from_secs(90)).await;
+    let report = wait_bulk_load_finished(&c.client, TABLE, Duration::from_secs(90)).await;
     assert_eq!(report.status, BulkLoadStatus::Failed, "{report:?}");
     let text = format!("{report:?}");
     let name = victim.file_name().unwrap().to_str().unwrap();
@@ -213,7 +201,7 @@ async fn bad_ingests_leave_every_partition_writable_across_restarts() {
         .await
         .expect("start");
     std::fs::remove_dir_all(&vanishing).unwrap();
-    let report = wait_finished(&c.client, Duration::from_secs(90)).await;
+    let report = wait_bulk_load_finished(&c.client, TABLE, Duration::from_secs(90)).await;
     match report.status {
         BulkLoadStatus::Succeed => {
             let (k, v) = record(0);

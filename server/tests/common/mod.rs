@@ -405,3 +405,20 @@ pub fn build_n(root: &Path, name: &str, records: usize) -> PathBuf {
     siltdb_tools::cli::run(cli).expect("sst-ingest build");
     out
 }
+
+/// Polls `table`'s bulk load until it finished (panics past `within`).
+pub async fn wait_bulk_load_finished(
+    client: &Client,
+    table: &str,
+    within: Duration,
+) -> siltdb_server::bulk_load::BulkLoadReport {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = client.query_bulk_load(table).await.expect("query");
+        if r.is_finished() {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "load not finished: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
