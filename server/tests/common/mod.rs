@@ -405,3 +405,8 @@ pub fn build_n(root: &Path, name: &str, records: usize) -> PathBuf {
     siltdb_tools::cli::run(cli).expect("sst-ingest build");
     out
 }
+
+/// True when `SILT_SOAK=1` asks for the long run; any other value (or none) is the short run.
+pub fn soak() -> bool {
+    std::env::var("SILT_SOAK").is_ok_and(|v| v == "1")
+}
