@@ -485,11 +485,7 @@ fn run_case(fault: Option<(IoOp, u64, FaultKind)>, variant: Variant) -> (Outcome
     let (mut out, counts) = match handle.join() {
         Ok(r) => r,
         Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = common::panic_message(p.as_ref());
             let out = Outcome {
                 failures: vec![format!("panic: {msg}")],
                 ..Default::default()

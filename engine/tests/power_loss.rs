@@ -392,11 +392,7 @@ fn check_seed(seed: u64) -> Result<String, String> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| run_seed(seed))) {
         Ok(r) => r,
         Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = common::panic_message(p.as_ref());
             Err(format!("panicked: {msg}"))
         }
     }

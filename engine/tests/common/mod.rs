@@ -129,3 +129,12 @@ pub fn shared_resources_options(r: &Arc<SharedResources>, memtable_size_bytes: u
         ..Options::default()
     }
 }
+
+/// The text of a caught panic's payload (`String` or `&str`; empty for any other payload).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
