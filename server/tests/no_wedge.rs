@@ -254,7 +254,7 @@ async fn one_worker_keeps_point_reads_within_the_election_timeout_while_tables_o
             for i in 0..TABLES {
                 let client = client.clone();
                 let layout =
-                    TableLayout::new(&format!("busy{i}"), 100 + i, PARTITIONS, 1, nodes.clone());
+                    TableLayout::new(format!("busy{i}"), 100 + i, PARTITIONS, 1, nodes.clone());
                 creates.spawn(async move { client.create_table(&layout).await });
             }
             creates.join_all().await
