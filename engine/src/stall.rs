@@ -1,8 +1,12 @@
-//! Write-stall control: the one definition of every stall condition.
+//! Write-stall control: the one definition of every stall condition of the LSM shape.
 //!
-//! Every waiter (user writers, the memtable switch, flush and checkpoint logic) asks
-//! `evaluate`; nothing else decides whether writes slow down or stop (RocksDB PR #12771 shipped a
-//! hang because two places had different definitions). A stalled writer waits on a condition
+//! The write path's stall gate asks `evaluate`, and the memtable switch asks
+//! `memtable_limit_reached` (the same memtable-limit rule `evaluate` uses), so two places
+//! never hold different definitions (RocksDB PR #12771 shipped a hang because they did). The
+//! one stop decided elsewhere is the shared write-buffer budget's last resort
+//! (`WriteBufferManager::must_stall`, across databases), which the stall gate reports as a
+//! memtable-limit stop. The waiting itself (bounds, `no_slowdown`, counting) is in
+//! `db/write.rs`. A stalled writer waits on a condition
 //! variable that background work signals whenever it changes the LSM shape, never while holding a
 //! lock that flush or compaction needs, and always with a bound.
 
@@ -58,9 +62,15 @@ pub(crate) struct Shape {
 }
 
 /// The single definition of the stall conditions.
+/// True when `immutable_memtables` waiting for flush fill `max_immutable_memtables` (at least
+/// one): a full active memtable cannot be switched until a flush finishes.
+pub(crate) fn memtable_limit_reached(immutable_memtables: usize, opts: &Options) -> bool {
+    immutable_memtables >= opts.max_immutable_memtables.max(1)
+}
+
 pub(crate) fn evaluate(shape: &Shape, opts: &Options) -> StallState {
     let imm_max = opts.max_immutable_memtables.max(1);
-    if shape.immutable_memtables >= imm_max && shape.active_full {
+    if memtable_limit_reached(shape.immutable_memtables, opts) && shape.active_full {
         return StallState::Stop(StallCause::MemtableLimit);
     }
     if shape.l0_files >= opts.l0_stop_trigger.max(1) {

@@ -12,27 +12,14 @@
 //! - after `clear_faults()` (no power loss: the process "restarts"), reopening recovers every
 //!   acknowledged write.
 
+mod common;
+
 use siltdb::fs::{FaultFs, FaultKind, IoOp};
-use siltdb::{Db, Options, ReadOptions};
+use siltdb::{Db, ReadOptions};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn options(fs: &FaultFs) -> Options {
-    Options {
-        fs: Arc::new(fs.clone()),
-        memtable_size_bytes: 4 << 10,
-        max_immutable_memtables: 1,
-        l0_compaction_trigger: 2,
-        l0_slowdown_trigger: 2,
-        l0_stop_trigger: 3,
-        target_file_size_bytes: 16 << 10,
-        max_bytes_for_level_base: 64 << 10,
-        max_write_stall_ms: 120_000,
-        ..Options::default()
-    }
-}
 
 fn value(t: usize, i: u64) -> Vec<u8> {
     let mut v = format!("t{t}-{i}-").into_bytes();
@@ -66,7 +53,7 @@ fn run_case(op: IoOp, nth: u64) {
     let what = format!("fail_from_nth({op:?}, {nth})");
     let tmp = tempfile::tempdir().unwrap();
     let fs = FaultFs::new();
-    let db = Arc::new(Db::open(tmp.path(), options(&fs)).unwrap());
+    let db = Arc::new(Db::open(tmp.path(), common::background_error_options(&fs)).unwrap());
     let acked: Acked = Arc::default();
     let armed = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
@@ -156,7 +143,7 @@ fn run_case(op: IoOp, nth: u64) {
 
     // Restart: the faults are gone, nothing was lost from the OS's view.
     fs.clear_faults();
-    let db = Db::open(tmp.path(), options(&fs))
+    let db = Db::open(tmp.path(), common::background_error_options(&fs))
         .unwrap_or_else(|e| panic!("{what}: reopen after clearing faults failed: {e}"));
     let mut missing = Vec::new();
     for (k, v) in &acked {

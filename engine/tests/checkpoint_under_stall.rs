@@ -1,6 +1,8 @@
 //! Checkpoints under load and write stalls (seed S6), with I/O errors, independence from the
 //! source, durable tags, and many write → checkpoint → meta → open → remove cycles (seed S4).
 
+mod common;
+
 use siltdb::fs::{FaultFs, FaultKind, IoOp};
 use siltdb::{read_checkpoint_meta, Db, Error, Options, ReadOptions, WriteOptions};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -88,11 +90,7 @@ fn checkpoint_under_stall() {
             }
         })
     };
-    let rounds = if std::env::var("SILT_SOAK").is_ok() {
-        100
-    } else {
-        12
-    };
+    let rounds = if common::soak() { 100 } else { 12 };
     let mut stalls_seen = 0;
     for round in 0..rounds {
         std::thread::sleep(Duration::from_millis(20));
@@ -255,11 +253,7 @@ fn many_checkpoint_cycles_run_clean() {
         },
     )
     .unwrap();
-    let cycles = if std::env::var("SILT_SOAK").is_ok() {
-        2000
-    } else {
-        200
-    };
+    let cycles = if common::soak() { 2000 } else { 200 };
     let mut next = 0u64;
     for cycle in 0..cycles {
         for _ in 0..20 {

@@ -17,9 +17,11 @@
 //! At the end every prefix equals its writer's model, before and after a reopen.
 //! `SILT_SOAK=1` runs 10x more operations; `SILT_SEED=<n>` fixes the seed.
 
+mod common;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use siltdb::{Db, Options, ReadOptions, WriteBatch, WriteOptions};
+use siltdb::{Db, ReadOptions, WriteBatch, WriteOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,17 +31,6 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 const WRITERS: usize = 4;
 const KEYS: u32 = 1500;
-
-fn options() -> Options {
-    Options {
-        memtable_size_bytes: 32 << 10,
-        l0_compaction_trigger: 2,
-        target_file_size_bytes: 64 << 10,
-        max_bytes_for_level_base: 256 << 10,
-        block_size_bytes: 1024,
-        ..Options::default()
-    }
-}
 
 fn akey(t: usize, n: u32) -> Vec<u8> {
     format!("t{t}/a/{n:05}").into_bytes()
@@ -258,11 +249,11 @@ fn four_writers_two_readers_with_background_compaction() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::random::<u32>() as u64);
-    let soak = std::env::var("SILT_SOAK").is_ok_and(|v| v == "1");
+    let soak = common::soak();
     let ops = if soak { 60_000 } else { 10_000 };
     println!("seed {seed} (replay with SILT_SEED={seed}), {ops} ops per writer");
     let tmp = tempfile::tempdir().unwrap();
-    let db = Arc::new(Db::open(tmp.path(), options()).unwrap());
+    let db = Arc::new(Db::open(tmp.path(), common::concurrency_options()).unwrap());
     let done = Arc::new(AtomicBool::new(false));
     let checks = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -313,7 +304,7 @@ fn four_writers_two_readers_with_background_compaction() {
     check_final(&db, &models, &format!("seed {seed}, before reopen"));
     let db = Arc::into_inner(db).unwrap();
     db.close().unwrap();
-    let db = Db::open(tmp.path(), options()).unwrap();
+    let db = Db::open(tmp.path(), common::concurrency_options()).unwrap();
     check_final(&db, &models, &format!("seed {seed}, after reopen"));
     db.close().unwrap();
 }

@@ -21,9 +21,11 @@
 //! A panic anywhere (any thread; a panic hook counts them) is a failure. `SILT_SOAK=1` tries many
 //! more offsets.
 
+mod common;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use siltdb::{Db, Error, Options, ReadOptions, WriteBatch, WriteOptions};
+use siltdb::{Db, Error, ReadOptions, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -57,24 +59,6 @@ fn install_panic_counter() {
     });
 }
 
-fn soak() -> bool {
-    std::env::var("SILT_SOAK").is_ok_and(|v| v == "1")
-}
-
-fn options() -> Options {
-    Options {
-        memtable_size_bytes: 1 << 20,
-        block_size_bytes: 1024,
-        // No automatic compaction: reads are deterministic; compaction is run explicitly.
-        l0_compaction_trigger: 100,
-        l0_slowdown_trigger: 200,
-        l0_stop_trigger: 300,
-        target_file_size_bytes: 48 << 10,
-        max_background_jobs: 1,
-        ..Options::default()
-    }
-}
-
 fn key(i: u32) -> Vec<u8> {
     format!("key{i:06}").into_bytes()
 }
@@ -103,7 +87,7 @@ fn build_template() -> Template {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("template");
     let mut rng = StdRng::seed_from_u64(0xC0FFEE);
-    let db = Db::open(&dir, options()).unwrap();
+    let db = Db::open(&dir, common::corruption_options()).unwrap();
     let mut model = Model::new();
     // Base data, compacted to the bottom.
     for i in (0..UNIVERSE).step_by(2) {
@@ -354,7 +338,7 @@ fn trial(t: &Template, file: &str, d: Damage, rule: &Rule) -> Result<Outcome, St
     damage(&dir.join(file), d);
     let panics_before = PANICS.load(Ordering::SeqCst);
     let r = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<Outcome, String> {
-        let db = match Db::open(&dir, options()) {
+        let db = match Db::open(&dir, common::corruption_options()) {
             Ok(db) => db,
             Err(e) => {
                 return match rule {
@@ -504,7 +488,7 @@ fn sst_flips_and_truncation_give_errors_or_correct_data() {
     let t = template();
     let mut rng = StdRng::seed_from_u64(7);
     let mut rep = Report::new("sst");
-    let per_file = if soak() { 600 } else { 50 };
+    let per_file = if common::soak() { 600 } else { 50 };
     let ssts = files_of(&t.dir, ".sst");
     assert!(ssts.len() >= 3, "template has {} SSTs", ssts.len());
     for sst in &ssts {
@@ -518,8 +502,8 @@ fn sst_flips_and_truncation_give_errors_or_correct_data() {
                 mask: 1 << rng.gen_range(0..8),
             });
         }
-        let tail = if soak() { 400 } else { 100 };
-        for back in (1..=tail.min(size)).step_by(if soak() { 1 } else { 3 }) {
+        let tail = if common::soak() { 400 } else { 100 };
+        for back in (1..=tail.min(size)).step_by(if common::soak() { 1 } else { 3 }) {
             damages.push(Damage::Flip {
                 offset: size - back,
                 mask: rng.gen_range(1..=255),
@@ -576,7 +560,7 @@ fn wal_mid_log_flips_are_corruption_and_tail_truncation_keeps_a_prefix() {
         log.records.len()
     );
     let mut rng = StdRng::seed_from_u64(11);
-    let n = if soak() { 1500 } else { 120 };
+    let n = if common::soak() { 1500 } else { 120 };
     let mut rep = Report::new("wal-flip");
     let without_last = model_after(&t.sst_state, &t.wal_batches[..t.wal_batches.len() - 1]);
     for i in 0..n {
@@ -606,7 +590,7 @@ fn wal_mid_log_flips_are_corruption_and_tail_truncation_keeps_a_prefix() {
     rep.finish();
 
     let mut rep = Report::new("wal-truncate");
-    let mut lens: Vec<u64> = (0..if soak() { 400 } else { 40 })
+    let mut lens: Vec<u64> = (0..if common::soak() { 400 } else { 40 })
         .map(|_| rng.gen_range(0..data.len() as u64))
         .collect();
     // Exactly at and around record starts and block boundaries.
@@ -642,7 +626,7 @@ fn manifest_and_current_damage_gives_errors_or_correct_data() {
     println!("{name}: {size} bytes");
     let mut rng = StdRng::seed_from_u64(13);
     let mut rep = Report::new("manifest");
-    let step = if soak() || size < 400 {
+    let step = if common::soak() || size < 400 {
         1
     } else {
         (size / 300).max(1)

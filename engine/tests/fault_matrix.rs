@@ -23,6 +23,8 @@
 //! where an operation surfaced an error, cases that ended read-only, verification failures.
 //! `SILT_VERBOSE=1` prints every case's first error.
 
+mod common;
+
 use siltdb::fs::{FaultFs, FaultKind, IoOp};
 use siltdb::{
     Db, IngestOptions, Options, ReadOptions, SstWriter, SstWriterOptions, WriteBatch, WriteOptions,
@@ -60,21 +62,6 @@ fn value(step: usize, i: usize) -> Vec<u8> {
     let mut v = format!("v{step}-{i}-").into_bytes();
     v.resize(60 + (i * 7 + step) % 90, b'a' + (step % 26) as u8);
     v
-}
-
-fn options(fs: &FaultFs) -> Options {
-    Options {
-        fs: Arc::new(fs.clone()),
-        memtable_size_bytes: 4 << 10,
-        max_immutable_memtables: 2,
-        l0_compaction_trigger: 2,
-        target_file_size_bytes: 8 << 10,
-        max_bytes_for_level_base: 32 << 10,
-        block_size_bytes: 1 << 10,
-        block_cache_size_bytes: 256 << 10,
-        max_write_stall_ms: 10_000,
-        ..Options::default()
-    }
 }
 
 /// What each key may hold: after a clean reopen, and after a power loss.
@@ -326,7 +313,7 @@ impl Workload<'_> {
 
     fn run(&mut self) {
         let fs = self.fs;
-        let db = match Db::open(self.dir, options(fs)) {
+        let db = match Db::open(self.dir, common::fault_matrix_options(fs)) {
             Ok(db) => db,
             Err(e) => {
                 self.note::<()>("open", &Err(e));
@@ -405,7 +392,7 @@ impl Workload<'_> {
 /// Reopens after the fault (faults cleared, power lost or not) and checks what must be there.
 fn verify_reopen(fs: &FaultFs, dir: &Path, expect: &[BTreeSet<Option<Vec<u8>>>]) -> Vec<String> {
     let mut failures = Vec::new();
-    let db = match Db::open(dir, options(fs)) {
+    let db = match Db::open(dir, common::fault_matrix_options(fs)) {
         Ok(db) => db,
         Err(e) => return vec![format!("reopen after the fault failed: {e}")],
     };
@@ -498,11 +485,7 @@ fn run_case(fault: Option<(IoOp, u64, FaultKind)>, variant: Variant) -> (Outcome
     let (mut out, counts) = match handle.join() {
         Ok(r) => r,
         Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = common::panic_message(p.as_ref());
             let out = Outcome {
                 failures: vec![format!("panic: {msg}")],
                 ..Default::default()
@@ -573,7 +556,7 @@ struct Row {
 
 fn matrix(variant: Variant) {
     install_panic_counter();
-    let soak = std::env::var("SILT_SOAK").is_ok_and(|v| v == "1");
+    let soak = common::soak();
     let verbose = std::env::var("SILT_VERBOSE").is_ok_and(|v| v == "1");
     let started = Instant::now();
     let (clean, counts) = run_case(None, variant);
@@ -696,7 +679,7 @@ fn fault_matrix_power_loss() {
 fn close_after_background_error_reports_it() {
     let tmp = tempfile::tempdir().unwrap();
     let fs = FaultFs::new();
-    let db = Db::open(tmp.path(), options(&fs)).unwrap();
+    let db = Db::open(tmp.path(), common::fault_matrix_options(&fs)).unwrap();
     db.put(b"a", b"1").unwrap();
     fs.fail_nth(IoOp::Create, 1, FaultKind::Enospc); // the flush's SST
     assert!(db.flush().is_err());
@@ -709,7 +692,7 @@ fn close_after_background_error_reports_it() {
     assert!(e.to_string().contains("injected"), "{e}");
     drop(db);
     fs.clear_faults();
-    let db = Db::open(tmp.path(), options(&fs)).unwrap();
+    let db = Db::open(tmp.path(), common::fault_matrix_options(&fs)).unwrap();
     assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(db.get(b"b").unwrap(), None);
     db.close().unwrap();

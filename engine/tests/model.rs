@@ -2,6 +2,8 @@
 //! under very different option sets, compared after every read. A failure prints the seed and
 //! the option set; rerun one with `SILT_MODEL_SEED=<seed>`.
 
+mod common;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use siltdb::{Compression, Db, Options, ReadOptions, WriteBatch, WriteOptions};
@@ -299,14 +301,10 @@ fn run(seed: u64, name: &str, opts: &Options, steps: usize) {
 fn model_random_ops_under_three_option_sets() {
     let seeds: Vec<u64> = match std::env::var("SILT_MODEL_SEED") {
         Ok(s) => vec![s.parse().unwrap()],
-        Err(_) if std::env::var("SILT_SOAK").is_ok() => (0..50).collect(),
+        Err(_) if common::soak() => (0..50).collect(),
         Err(_) => vec![1, 2, 3],
     };
-    let steps = if std::env::var("SILT_SOAK").is_ok() {
-        20_000
-    } else {
-        2_500
-    };
+    let steps = if common::soak() { 20_000 } else { 2_500 };
     for (name, opts) in option_sets() {
         for &seed in &seeds {
             eprintln!("model: seed {seed} options {name}");

@@ -17,13 +17,14 @@
 //! the recovered prefix. A failure prints the seed; replay one with `SILT_SEED=<seed>`.
 //! `SILT_SOAK=1` runs many more seeds.
 
+mod common;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use siltdb::fs::FaultFs;
-use siltdb::{Db, Options, ReadOptions, WriteBatch, WriteOptions};
+use siltdb::{Db, ReadOptions, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -131,20 +132,6 @@ fn matching_prefixes(
         }
     }
     out
-}
-
-fn options(fs: &FaultFs, rng: &mut StdRng) -> Options {
-    Options {
-        fs: Arc::new(fs.clone()),
-        memtable_size_bytes: rng.gen_range(4 << 10..32 << 10),
-        max_immutable_memtables: rng.gen_range(1..3),
-        block_size_bytes: 512,
-        l0_compaction_trigger: 2,
-        target_file_size_bytes: 16 << 10,
-        max_bytes_for_level_base: 64 << 10,
-        max_write_stall_ms: 10_000,
-        ..Options::default()
-    }
 }
 
 fn read_all(db: &Db) -> Result<Model, String> {
@@ -281,7 +268,7 @@ fn run_seed(seed: u64) -> Result<String, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let path = dir.path().join("db");
     let fs = FaultFs::new();
-    let opts = options(&fs, &mut rng);
+    let opts = common::power_loss_options(&fs, &mut rng);
     let cycles = rng.gen_range(2..5u32);
     let mut recovered = Model::new();
     let mut next_key = 0u64;
@@ -405,11 +392,7 @@ fn check_seed(seed: u64) -> Result<String, String> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| run_seed(seed))) {
         Ok(r) => r,
         Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = common::panic_message(p.as_ref());
             Err(format!("panicked: {msg}"))
         }
     }
@@ -419,11 +402,7 @@ fn seeds(default: u64, soak: u64) -> Vec<u64> {
     if let Ok(s) = std::env::var("SILT_SEED") {
         return vec![s.parse().expect("SILT_SEED must be a number")];
     }
-    let n = if std::env::var("SILT_SOAK").is_ok_and(|v| v == "1") {
-        soak
-    } else {
-        default
-    };
+    let n = if common::soak() { soak } else { default };
     let base: u64 = std::env::var("SILT_SEED_BASE")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -18,9 +18,11 @@
 //! Several cycles on the same database; the next child continues after the newest batch present.
 //! `SILT_SOAK=1` runs many more cycles; `SILT_SEED=<n>` fixes the random delays.
 
+mod common;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use siltdb::{Db, Options, ReadOptions, WriteBatch, WriteOptions};
+use siltdb::{Db, ReadOptions, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -47,16 +49,6 @@ fn deletes_of(b: u64) -> Option<u64> {
     (b.is_multiple_of(7) && b >= 5).then(|| b - 5)
 }
 
-fn options() -> Options {
-    Options {
-        memtable_size_bytes: 64 << 10,
-        l0_compaction_trigger: 2,
-        target_file_size_bytes: 64 << 10,
-        max_bytes_for_level_base: 256 << 10,
-        ..Options::default()
-    }
-}
-
 fn batch_for(b: u64) -> WriteBatch {
     let mut batch = WriteBatch::new();
     for j in 0..width(b) {
@@ -73,7 +65,7 @@ fn batch_for(b: u64) -> WriteBatch {
 
 /// Child mode: write batches forever (until killed or a generous bound).
 fn child(dir: &Path, start: u64) -> ! {
-    let db = Db::open(dir, options()).expect("child: open");
+    let db = Db::open(dir, common::process_kill_options()).expect("child: open");
     let mut out = std::io::stdout().lock();
     writeln!(out, "OPEN {start}").unwrap();
     out.flush().unwrap();
@@ -91,7 +83,8 @@ fn child(dir: &Path, start: u64) -> ! {
 
 /// Checks the database against the batch rules; returns the newest batch present.
 fn verify(dir: &Path, acked: Option<u64>, upto: u64) -> Result<Option<u64>, String> {
-    let db = Db::open(dir, options()).map_err(|e| format!("reopen failed: {e}"))?;
+    let db =
+        Db::open(dir, common::process_kill_options()).map_err(|e| format!("reopen failed: {e}"))?;
     let mut contents = BTreeMap::new();
     for item in db.iter(&ReadOptions::default()) {
         let (k, v) = item.map_err(|e| format!("scan failed: {e}"))?;
@@ -173,7 +166,7 @@ fn sigkill_keeps_acknowledged_atomic_batches() {
         let start = std::env::var("SILT_KILL_START").unwrap().parse().unwrap();
         child(Path::new(&dir), start);
     }
-    let soak = std::env::var("SILT_SOAK").is_ok_and(|v| v == "1");
+    let soak = common::soak();
     let cycles = if soak { 100 } else { 12 };
     let seed: u64 = std::env::var("SILT_SEED")
         .ok()

@@ -1,6 +1,8 @@
 //! Many databases on one `SharedResources` (issue 24): one block cache, one pool of background
 //! threads, one rate limiter and one write-buffer budget, however many databases are open.
 
+mod common;
+
 use siltdb::{Db, Options, ReadOptions, SharedResources, SharedResourcesOptions, WriteOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,14 +15,6 @@ fn resources(budget: usize, cache: usize) -> Arc<SharedResources> {
         write_buffer_size_bytes: budget,
     })
     .unwrap()
-}
-
-fn options(r: &Arc<SharedResources>, memtable: usize) -> Options {
-    Options {
-        memtable_size_bytes: memtable,
-        resources: Some(Arc::clone(r)),
-        ..Options::default()
-    }
 }
 
 fn key(db: usize, i: usize) -> Vec<u8> {
@@ -76,7 +70,13 @@ fn budget_bounds_memtables_across_databases_and_threads_stay_fixed() {
     let r = resources(BUDGET, 1 << 20);
     assert_eq!(r.background_threads(), 3);
     let dbs: Vec<Db> = (0..DBS)
-        .map(|d| Db::open(dir.path().join(format!("db{d}")), options(&r, 64 << 20)).unwrap())
+        .map(|d| {
+            Db::open(
+                dir.path().join(format!("db{d}")),
+                common::shared_resources_options(&r, 64 << 20),
+            )
+            .unwrap()
+        })
         .collect();
     assert_eq!(r.databases(), DBS);
     // Every test of this binary uses shared resources: no database started a thread of its
@@ -115,7 +115,11 @@ fn budget_bounds_memtables_across_databases_and_threads_stay_fixed() {
     drop(r);
     let r = resources(BUDGET, 1 << 20);
     for d in 0..DBS {
-        let db = Db::open(dir.path().join(format!("db{d}")), options(&r, 64 << 20)).unwrap();
+        let db = Db::open(
+            dir.path().join(format!("db{d}")),
+            common::shared_resources_options(&r, 64 << 20),
+        )
+        .unwrap();
         let n = db.iter(&ReadOptions::default()).count();
         assert_eq!(n, KEYS, "db{d}");
         assert_eq!(db.get(key(d, KEYS - 1)).unwrap(), Some(value(d, KEYS - 1)));
@@ -130,8 +134,16 @@ fn idle_database_with_the_largest_memtable_is_flushed_for_the_budget() {
     const BUDGET: usize = 2 << 20;
     let dir = tempfile::tempdir().unwrap();
     let r = resources(BUDGET, 1 << 20);
-    let idle = Db::open(dir.path().join("idle"), options(&r, 64 << 20)).unwrap();
-    let busy = Db::open(dir.path().join("busy"), options(&r, 64 << 20)).unwrap();
+    let idle = Db::open(
+        dir.path().join("idle"),
+        common::shared_resources_options(&r, 64 << 20),
+    )
+    .unwrap();
+    let busy = Db::open(
+        dir.path().join("busy"),
+        common::shared_resources_options(&r, 64 << 20),
+    )
+    .unwrap();
     // The idle database takes most of the budget, then stops writing.
     let mut i = 0;
     while r.write_buffer_usage() < BUDGET / 8 * 6 {
@@ -166,7 +178,13 @@ fn one_block_cache_for_every_database() {
     let dir = tempfile::tempdir().unwrap();
     let r = resources(64 << 20, 256 << 10);
     let dbs: Vec<Db> = (0..2)
-        .map(|d| Db::open(dir.path().join(format!("db{d}")), options(&r, 256 << 10)).unwrap())
+        .map(|d| {
+            Db::open(
+                dir.path().join(format!("db{d}")),
+                common::shared_resources_options(&r, 256 << 10),
+            )
+            .unwrap()
+        })
         .collect();
     for (d, db) in dbs.iter().enumerate() {
         for i in 0..3000 {
@@ -208,7 +226,7 @@ fn one_pool_keeps_many_stalled_databases_moving() {
         l0_stop_trigger: 6,
         target_file_size_bytes: 64 << 10,
         max_write_stall_ms: 60_000,
-        ..options(r, 32 << 10)
+        ..common::shared_resources_options(r, 32 << 10)
     };
     let dbs: Vec<Arc<Db>> = (0..DBS)
         .map(|d| Arc::new(Db::open(dir.path().join(format!("db{d}")), opts(&r)).unwrap()))
@@ -259,13 +277,21 @@ fn one_pool_keeps_many_stalled_databases_moving() {
 fn drop_orders_are_clean() {
     let dir = tempfile::tempdir().unwrap();
     let r = resources(1 << 20, 1 << 20);
-    let db = Db::open(dir.path().join("a"), options(&r, 64 << 10)).unwrap();
+    let db = Db::open(
+        dir.path().join("a"),
+        common::shared_resources_options(&r, 64 << 10),
+    )
+    .unwrap();
     for i in 0..2000 {
         db.put(key(0, i), value(0, i)).unwrap();
     }
     drop(r);
     drop(db);
     let r = resources(1 << 20, 1 << 20);
-    let db = Db::open(dir.path().join("a"), options(&r, 64 << 10)).unwrap();
+    let db = Db::open(
+        dir.path().join("a"),
+        common::shared_resources_options(&r, 64 << 10),
+    )
+    .unwrap();
     assert_eq!(db.iter(&ReadOptions::default()).count(), 2000);
 }

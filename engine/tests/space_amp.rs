@@ -9,6 +9,8 @@
 //! N = 100k by default, 500k (the figure) with `SILT_SOAK=1`; `SILT_SPACE_AMP_KEYS=<n>`
 //! overrides it.
 
+mod common;
+
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -36,11 +38,7 @@ fn overwrite_three_times_space_amplification_at_most_1_3() {
     let n: u32 = std::env::var("SILT_SPACE_AMP_KEYS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if std::env::var("SILT_SOAK").is_ok_and(|v| v == "1") {
-            500_000
-        } else {
-            100_000
-        });
+        .unwrap_or(if common::soak() { 500_000 } else { 100_000 });
     let opts = Options {
         memtable_size_bytes: 1 << 20,
         target_file_size_bytes: 1 << 20,

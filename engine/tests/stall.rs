@@ -15,24 +15,12 @@
 /// Longest a `no_slowdown` write may take while the engine is stalled.
 const NO_SLOWDOWN_BOUND: Duration = Duration::from_millis(200);
 
-use siltdb::{Db, Error, Options, ReadOptions, WriteOptions};
+mod common;
+
+use siltdb::{Db, Error, ReadOptions, WriteOptions};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn options() -> Options {
-    Options {
-        memtable_size_bytes: 4 << 10,
-        max_immutable_memtables: 1,
-        l0_compaction_trigger: 2,
-        l0_slowdown_trigger: 2,
-        l0_stop_trigger: 3,
-        target_file_size_bytes: 32 << 10,
-        max_bytes_for_level_base: 128 << 10,
-        background_write_rate_bytes: 256 << 10,
-        ..Options::default()
-    }
-}
 
 fn key(i: u64) -> Vec<u8> {
     format!("w{:08}", i.wrapping_mul(0x9E37_79B9) % 100_000_000).into_bytes()
@@ -47,7 +35,7 @@ fn value(i: u64) -> Vec<u8> {
 #[test]
 fn no_slowdown_writes_fail_fast_while_normal_writes_wait_and_succeed() {
     let tmp = tempfile::tempdir().unwrap();
-    let db = Arc::new(Db::open(tmp.path(), options()).unwrap());
+    let db = Arc::new(Db::open(tmp.path(), common::stall_options()).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
     let run_for = Duration::from_secs(3);
@@ -234,7 +222,7 @@ fn no_slowdown_writes_fail_fast_while_normal_writes_wait_and_succeed() {
     check(&db);
     let db = Arc::into_inner(db).unwrap();
     db.close().unwrap();
-    let db = Db::open(tmp.path(), options()).unwrap();
+    let db = Db::open(tmp.path(), common::stall_options()).unwrap();
     check(&db);
     db.close().unwrap();
 }

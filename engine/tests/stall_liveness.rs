@@ -10,6 +10,8 @@
 //! `SILT_SOAK=1` runs the full reference shape for every neighbour; the default run writes a
 //! fraction of it (the same options, so the same stall shape) to keep the suite short.
 
+mod common;
+
 use siltdb::{Compression, Db, IngestOptions, Options, SstWriter, SstWriterOptions};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,10 +19,6 @@ use std::time::{Duration, Instant};
 
 /// Bound on a whole run: generous on a loaded 2-core machine, but far below a collapse.
 const RUN_BOUND: Duration = Duration::from_secs(240);
-
-fn soak() -> bool {
-    std::env::var("SILT_SOAK").is_ok_and(|v| v == "1")
-}
 
 /// The reference shape from the issue.
 fn reference_options() -> Options {
@@ -150,7 +148,7 @@ fn run(
 }
 
 fn batches() -> u64 {
-    if soak() {
+    if common::soak() {
         20_001
     } else {
         2_500
@@ -211,7 +209,7 @@ fn reference_shape_one_writer() {
 fn reference_shape_eight_writers() {
     let tmp = tempfile::tempdir().unwrap();
     let opts = reference_options();
-    let n = if soak() { 20_001 } else { 1_000 };
+    let n = if common::soak() { 20_001 } else { 1_000 };
     let r = run(tmp.path(), opts.clone(), 8, n, 500, |_| {});
     check(&r, &opts, Duration::ZERO);
 }

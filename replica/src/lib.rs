@@ -13,8 +13,17 @@
 //! | checkpoint | [`checkpoint::CheckpointHandle`], openraft's snapshot data |
 //! | write throttling | [`throttle`] |
 //!
-//! Files: [`types`], [`error`], [`mutation`], [`durable`], [`plog`] (with `format`, `meta`,
-//! `segment`), [`checkpoint`], [`state_machine`], [`raft`].
+//! Modules:
+//! - vocabulary: [`types`] (gpid, ballot, decree), [`error`], [`mutation`], [`raft`] (the
+//!   openraft type configuration);
+//! - one replica: [`replica`] (a Raft, its plog and its engine), [`plog`] (with `cache`,
+//!   `format`, `meta`, `segment`), [`state_machine`], [`durable`] (the durable decree),
+//!   [`checkpoint`], [`maintenance`] (periodic checkpoint, plog purge, checkpoint GC),
+//!   [`throttle`];
+//! - between replicas: [`network`] (in-process), [`transport`] (TCP);
+//! - features: [`bulk_load`], [`duplication`], [`pegasus`] (the Pegasus data model);
+//! - helpers: [`fs_util`] (durable directory creation); `fuzzing` (behind the `fuzzing`
+//!   feature, fuzz entry points).
 #![warn(missing_docs)]
 
 pub mod bulk_load;

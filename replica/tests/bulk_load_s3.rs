@@ -175,15 +175,16 @@ fn run(throttle: Throttle) {
     releaser.join().unwrap();
     let took = started.elapsed();
     assert!(took < LOAD_BOUND, "{throttle:?}: the load took {took:?}");
-    match &result {
-        Ok(()) => assert_eq!(partition.status(), BulkLoadStatus::Succeed),
-        Err(e) => {
-            // Allowed only as a clear failure with the reason, never a hang.
-            let progress = partition.progress();
-            assert_eq!(progress.status, BulkLoadStatus::Failed, "{e}");
-            assert!(progress.error.unwrap().contains("busy"), "{e}");
-        }
+    // The compactions are let go shortly after the proposal, so the engine's "busy" clears well
+    // within the ingestion's retry deadline: the load must succeed (the fail-with-a-reason path
+    // has its own test below, with an engine that is always busy).
+    if let Err(e) = &result {
+        panic!(
+            "{throttle:?}: the load failed after {took:?}: {e}; progress {:?}",
+            partition.progress()
+        );
     }
+    assert_eq!(partition.status(), BulkLoadStatus::Succeed);
     // The flag is down whatever happened, and user writes resume.
     assert!(!group.gate.is_ingesting());
     assert_eq!(downloads.metrics().snapshot().ingesting, 0);
@@ -213,10 +214,8 @@ fn run(throttle: Throttle) {
         "L0 held {l0_at_ingest} files at ingestion"
     );
     assert!(stall.stops > 0, "{stall:?}");
-    if result.is_ok() {
-        assert_loaded(&primary.state_machine().db(), 0, FILES, ENTRIES);
-        assert!(!primary.state_machine().checkpoints().decrees().is_empty());
-    }
+    assert_loaded(&primary.state_machine().db(), 0, FILES, ENTRIES);
+    assert!(!primary.state_machine().checkpoints().decrees().is_empty());
     let metrics = downloads.metrics().snapshot();
     eprintln!(
         "{throttle:?}: load {took:?}, result {result:?}, user writes accepted {}, throttled {} \
@@ -281,6 +280,12 @@ fn s3_busy_engine_is_retried_until_the_deadline_then_fails_with_a_reason() {
     assert_eq!(partition.status(), BulkLoadStatus::Failed);
     assert!(!gate.is_ingesting());
     assert!(downloads.metrics().snapshot().ingest_retries >= 2);
+    // The files stay: a failed ingestion may have been proposed, and a replica still to apply
+    // it copies them (issue 25). `clear`, once every replica caught up, removes them.
+    assert!(partition.files_kept());
+    assert!(partition.bulk_load_dir().exists());
+    partition.clear().unwrap();
+    assert!(!partition.files_kept());
     assert!(!partition.bulk_load_dir().exists());
     db.put(b"k", b"v").unwrap();
 }

@@ -14,10 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn soak() -> bool {
-    std::env::var_os("SILT_SOAK").is_some()
-}
-
 async fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
@@ -257,7 +253,7 @@ async fn checkpoint_being_learned_from_is_never_collected() {
 /// then a restart that sees every acknowledged write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s4_write_checkpoint_gc_cycles_under_load() {
-    let cycles = if soak() { 500 } else { 25 };
+    let cycles = if common::soak() { 500 } else { 25 };
     let dir = tempfile::tempdir().unwrap();
     let router = Router::new(GPID);
     let mut o = options(dir.path(), 1, None);

@@ -28,10 +28,6 @@ const WAIT_MAX: Duration = Duration::from_secs(30);
 
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
-fn soak() -> bool {
-    std::env::var("SILT_SOAK").is_ok_and(|v| v == "1")
-}
-
 /// Every user key of `db` with its value, in key order.
 fn scan(db: &Db) -> Rows {
     db.iter(&ReadOptions::default())
@@ -245,7 +241,7 @@ async fn follower_group_equals_source_through_primary_kills_and_a_source_restart
     let mut env = Env::with_follower(TestMode::Ok, Some(group.as_sink())).await;
     let id = env.dups().add(REMOTE, FailMode::Slow).unwrap();
     let next = Arc::new(AtomicU64::new(0));
-    let kills = if soak() { 8 } else { 2 };
+    let kills = if common::soak() { 8 } else { 2 };
     for round in 0..kills {
         let stop = Arc::new(AtomicBool::new(false));
         let writer = spawn_writer(Arc::clone(env.r()), Arc::clone(&next), Arc::clone(&stop));

@@ -105,11 +105,7 @@ async fn resumes_from_a_record_in_every_status_with_absent_decrees() {
 /// in flight; the follower converges every time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restart_in_every_status_with_and_without_writes_in_flight() {
-    let rounds: u64 = if std::env::var_os("SILT_SOAK").is_some() {
-        6
-    } else {
-        2
-    };
+    let rounds: u64 = if common::soak() { 6 } else { 2 };
     let mut env = Env::new(TestMode::Ok).await;
     let keys = Arc::new(AtomicU64::new(0));
     let id = env.dups().add(REMOTE, FailMode::Slow).unwrap();

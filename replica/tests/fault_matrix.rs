@@ -23,10 +23,6 @@ const CHECKPOINT_EVERY: u64 = 15;
 /// Bound on any single replica call in a faulted run.
 const CALL_BOUND: Duration = Duration::from_secs(20);
 
-fn soak() -> bool {
-    std::env::var_os("SILT_SOAK").is_some()
-}
-
 fn options(dir: &Path, fs: &FaultFs) -> ReplicaOptions {
     let mut o = ReplicaOptions::new(GPID, 1, dir.join("r1"));
     o.state_machine.db.memtable_size_bytes = 64 << 10;
@@ -186,7 +182,7 @@ fn points(n: u64, k: u64) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_kind_failing_loses_nothing_acknowledged() {
     let counts = census().await;
-    let per_kind = if soak() { 12 } else { 3 };
+    let per_kind = if common::soak() { 12 } else { 3 };
     println!(
         "{:<10} {:>6} {:>7} {:>6} {:>8} {:>7}",
         "op", "calls", "fault", "cases", "errored", "acked"
@@ -240,7 +236,7 @@ async fn power_loss_at_many_crash_points_loses_no_committed_write() {
         .filter(|(op, _)| **op != IoOp::Read)
         .map(|(_, n)| n)
         .sum();
-    let k = if soak() { 300 } else { 24 };
+    let k = if common::soak() { 300 } else { 24 };
     let (mut crashed, mut acked) = (0, 0);
     for after in points(mutating, k) {
         let dir = tempfile::tempdir().unwrap();

@@ -126,17 +126,8 @@ struct LoadRecord {
 impl LoadRecord {
     fn save(&self, dir: &Path) -> Result<(), String> {
         let path = dir.join(LOAD_FILE);
-        let tmp = dir.join(format!("{LOAD_FILE}.tmp"));
         let text = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&text)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| format!("{}: {e}", path.display()))
+        siltdb::fs::write_atomic(&siltdb::fs::StdFs, &path, &text).map_err(|e| e.to_string())
     }
 
     fn load(dir: &Path) -> Result<LoadRecord, String> {

@@ -335,9 +335,10 @@ fn tls_settings(config: &ServerConfig) -> Result<(Option<TlsServer>, Option<TlsC
     Ok((Some(server), Some(client)))
 }
 
-/// Writes `addr` to `path` atomically (temp file + rename).
+/// Writes `addr` to `path` atomically and durably ([`siltdb::fs::write_atomic`]).
 fn write_addr_file(path: &std::path::Path, addr: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, addr.as_bytes()).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    siltdb::fs::write_atomic(&siltdb::fs::StdFs, path, addr.as_bytes()).map_err(|e| match e {
+        siltdb::Error::Io { path, source } => Error::io(path, source),
+        other => Error::io(path, std::io::Error::other(other.to_string())),
+    })
 }

@@ -204,7 +204,7 @@ async fn kill_cycle(c: &mut Cluster, round: u32, victim: Option<u64>) {
 async fn kill9_under_load_loses_no_acknowledged_write_and_the_node_catches_up() {
     let mut c = Cluster::start(3).await;
     kill_cycle(&mut c, 0, None).await;
-    if std::env::var_os("SILT_SOAK").is_some() {
+    if common::soak() {
         for round in 1..=6u32 {
             kill_cycle(&mut c, round, Some(u64::from(round % 3) + 1)).await;
         }

@@ -76,7 +76,7 @@ async fn single_register_is_linearizable_under_random_kills() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::thread_rng().gen());
-    let soak = std::env::var_os("SILT_SOAK").is_some();
+    let soak = common::soak();
     eprintln!("SILT_SEED={seed}");
     let mut c = Cluster::start(3).await;
     // A client with a deadline shorter than an election, so operations around a kill of the

@@ -191,7 +191,7 @@ impl BulkLoadMetadata {
         Ok(metadata)
     }
 
-    /// Writes `dir/bulk_load_metadata.json` and syncs it.
+    /// Writes `dir/bulk_load_metadata.json` atomically and durably ([`siltdb::fs::write_atomic`]).
     pub fn write(&self, dir: &Path) -> Result<(), MetadataError> {
         let path = dir.join(METADATA_FILE_NAME);
         let io = |source| MetadataError::Io {
@@ -200,10 +200,10 @@ impl BulkLoadMetadata {
         };
         let mut text = serde_json::to_vec_pretty(self).map_err(|e| io(e.into()))?;
         text.push(b'\n');
-        std::fs::write(&path, &text).map_err(io)?;
-        std::fs::File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(io)
+        siltdb::fs::write_atomic(&siltdb::fs::StdFs, &path, &text).map_err(|e| match e {
+            siltdb::Error::Io { source, .. } => io(source),
+            other => io(std::io::Error::other(other.to_string())),
+        })
     }
 }
 

@@ -1,4 +1,4 @@
-//! The read path: point lookups, iterators, properties.
+//! The read path: point lookups and iterators (properties and stats are in `properties.rs`).
 
 use super::{Db, DbInner, SuperVersion};
 use crate::compaction::read_trigger;

@@ -336,7 +336,7 @@ impl DbInner {
             } else if !full {
                 return Ok(Arc::clone(&st.mem));
             }
-            if !force && st.imms.len() >= self.opts().max_immutable_memtables.max(1) {
+            if !force && stall::memtable_limit_reached(st.imms.len(), &self.opts()) {
                 // Memtable-limit stop: wait for a flush to finish.
                 if no_slowdown {
                     st.stall.rejected += 1;

@@ -587,7 +587,8 @@ impl PartitionBulkLoad {
                 // without them it would record a failure the others did not (divergence).
                 // They are kept until `clear`, which runs once every replica caught up.
                 let reason = format!(
-                    "ingestion failed: {e}; its files are kept until every replica has                      applied the ingestion (cleared when the next load starts)"
+                    "ingestion failed: {e}; its files are kept until every replica has \
+                     applied the ingestion (cleared when the next load starts)"
                 );
                 self.apply(&[Event::IngestFailed], |s| {
                     s.error = Some(reason.clone());

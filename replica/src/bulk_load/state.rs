@@ -107,20 +107,17 @@ impl PartitionState {
     pub fn save_with(&self, fs: &dyn FileSystem, dir: &Path) -> Result<(), BulkLoadError> {
         create_dir_durable(fs, dir)?;
         let path = dir.join(STATE_FILE_NAME);
-        let tmp = dir.join(format!("{STATE_FILE_NAME}.tmp"));
         let text = serde_json::to_vec_pretty(self).map_err(|e| BulkLoadError::Corrupt {
             path: path.clone(),
             reason: format!("cannot serialize: {e}"),
         })?;
-        let write = || -> std::io::Result<()> {
-            let mut file = fs.create(&tmp)?;
-            file.append(&text)?;
-            file.sync()
-        };
-        write().map_err(|e| BulkLoadError::io(&tmp, e))?;
-        fs.rename(&tmp, &path)
-            .map_err(|e| BulkLoadError::io(&path, e))?;
-        fs.sync_dir(dir).map_err(|e| BulkLoadError::io(dir, e))
+        siltdb::fs::write_atomic(fs, &path, &text).map_err(|e| match e {
+            siltdb::Error::Io { path, source } => BulkLoadError::io(&path, source),
+            other => BulkLoadError::Io {
+                path: path.clone(),
+                message: other.to_string(),
+            },
+        })
     }
 }
 

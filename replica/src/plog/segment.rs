@@ -256,13 +256,11 @@ impl Segments {
             self.segs.remove(&seq);
             return self.sync_dir();
         }
-        let tmp = siltdb::fs::tmp_path(&path);
-        let mut f = self.io(&tmp, self.fs.create(&tmp))?;
-        self.io(&tmp, f.append(prefix))?;
-        self.io(&tmp, f.sync())?;
-        drop(f);
-        self.io(&path, self.fs.rename(&tmp, &path))?;
-        self.sync_dir()?;
+        match siltdb::fs::write_atomic(self.fs.as_ref(), &path, prefix) {
+            Ok(()) => {}
+            Err(siltdb::Error::Io { path, source }) => return Err(Error::io(&path, source)),
+            Err(e) => return Err(e.into()),
+        }
         // The records before the tear were replayed by the caller's loop already; keep the
         // segment's max decree as computed so far (recomputed cheaply here).
         let mut info = SegInfo::default();

@@ -182,6 +182,7 @@ pub fn seed() -> u64 {
         })
 }
 
+/// True when `SILT_SOAK=1` asks for the long run (the same rule as `common::soak`).
 pub fn soak() -> bool {
     std::env::var("SILT_SOAK").is_ok_and(|v| v == "1")
 }

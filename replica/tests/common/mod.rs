@@ -90,3 +90,8 @@ pub fn plog_segments(replica_dir: &Path) -> Vec<std::path::PathBuf> {
     segs.sort();
     segs
 }
+
+/// True when `SILT_SOAK=1` asks for the long run; any other value (or none) is the short run.
+pub fn soak() -> bool {
+    std::env::var("SILT_SOAK").is_ok_and(|v| v == "1")
+}

@@ -422,3 +422,8 @@ pub async fn wait_bulk_load_finished(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// True when `SILT_SOAK=1` asks for the long run; any other value (or none) is the short run.
+pub fn soak() -> bool {
+    std::env::var("SILT_SOAK").is_ok_and(|v| v == "1")
+}
