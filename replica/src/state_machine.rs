@@ -159,12 +159,6 @@ fn tag_to_decree(tag: Option<u64>) -> Option<u64> {
     tag.and_then(|t| t.checked_sub(1))
 }
 
-/// The applied-entries invariant: the entry at `index` is the one right after `applied` (any
-/// entry may come first when nothing is applied yet).
-fn follows_applied(applied: Option<LogId<u64>>, index: u64) -> bool {
-    applied.is_none_or(|a| a.index.checked_add(1) == Some(index))
-}
-
 fn db_dir_name(gen: u64) -> String {
     format!("db.{gen}")
 }
@@ -407,12 +401,6 @@ impl Inner {
         let mut pending = PendingBatch::default();
         let mut resps = Vec::with_capacity(entries.len());
         for e in entries {
-            debug_assert!(
-                follows_applied(core.applied, e.log_id.index),
-                "entry {} applied after {:?}: applied entries must be contiguous",
-                e.log_id.index,
-                core.applied
-            );
             let mut ops = 0;
             match e.payload {
                 EntryPayload::Blank => {}
@@ -711,17 +699,6 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn applied_entries_must_be_contiguous() {
-        let at = |index| LogId::new(CommittedLeaderId::new(1, 0), index);
-        assert!(follows_applied(None, 0));
-        assert!(follows_applied(None, 7));
-        assert!(follows_applied(Some(at(4)), 5));
-        assert!(!follows_applied(Some(at(4)), 4), "a repeat");
-        assert!(!follows_applied(Some(at(4)), 6), "a gap");
-        assert!(!follows_applied(Some(at(u64::MAX)), 0), "no wrap-around");
-    }
 
     #[test]
     fn user_range_deletes_never_cover_the_reserved_keys() {

@@ -152,20 +152,14 @@ pub fn read_manual_compact(replica_dir: &Path) -> Option<ManualCompactRecord> {
     (r.format_version == MANUAL_COMPACT_FORMAT_VERSION).then_some(r)
 }
 
-/// Stores `r` in `replica_dir` (temp file, fsync, rename).
+/// Stores `r` in `replica_dir` ([`siltdb::fs::write_atomic`]: temp file, fsync, rename,
+/// directory fsync).
 fn write_manual_compact(replica_dir: &Path, r: &ManualCompactRecord) -> Result<()> {
     let path = replica_dir.join(MANUAL_COMPACT_FILE);
-    let tmp = replica_dir.join(format!("{MANUAL_COMPACT_FILE}.tmp"));
     let bytes = serde_json::to_vec(r)
         .map_err(|e| crate::error::Error::Internal(format!("manual compact record: {e}")))?;
-    let io = |p: &Path, e| crate::error::Error::io(p, e);
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| io(&tmp, e))?;
-        f.sync_all().map_err(|e| io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+    siltdb::fs::write_atomic(&siltdb::fs::StdFs, &path, &bytes)
+        .map_err(|e| crate::error::Error::Internal(e.to_string()))
 }
 
 fn now_secs() -> u64 {

@@ -185,16 +185,10 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Writes `bytes` to `path` atomically and durably (temp file, fsync, rename, directory fsync).
+/// Writes `bytes` to `path` atomically and durably ([`siltdb::fs::write_atomic`]: temp file
+/// `<path>.tmp`, fsync, rename, directory fsync).
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    siltdb::fs::write_atomic(&siltdb::fs::StdFs, path, bytes).map_err(std::io::Error::other)
 }
 
 fn remove_durably(path: &Path) -> std::io::Result<()> {
