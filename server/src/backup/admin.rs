@@ -170,7 +170,8 @@ pub async fn backup_command(client: &Client, args: BackupArgs, json: bool) -> Re
     Ok(())
 }
 
-fn parse_node(s: &str) -> Result<NodeInfo, String> {
+/// Parses a `--node id=host:port` flag (also silt-admin's other commands).
+pub fn parse_node(s: &str) -> Result<NodeInfo, String> {
     let (id, addr) = s
         .split_once('=')
         .ok_or_else(|| format!("--node {s:?}: expected id=host:port"))?;

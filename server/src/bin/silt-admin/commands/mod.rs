@@ -20,7 +20,7 @@ mod prelude {
     pub(crate) use siltdb_server::bulk_load::BulkLoadReport;
     pub(crate) use siltdb_server::meta::MetaRequest;
     pub(crate) use siltdb_server::proto::{ClientRequest, ClientResponse, NodeStats};
-    pub(crate) use siltdb_server::{Client, ClientOptions, NodeInfo, TableLayout};
+    pub(crate) use siltdb_server::{Client, ClientOptions, TableLayout};
     pub(crate) use std::collections::BTreeMap;
     pub(crate) use std::time::Duration;
 }
@@ -33,18 +33,7 @@ use membership::*;
 use prelude::*;
 use split::*;
 
-pub(crate) fn parse_node(s: &str) -> Res<NodeInfo> {
-    let (id, addr) = s
-        .split_once('=')
-        .ok_or_else(|| format!("--node {s:?}: expected id=host:port"))?;
-    let id = id
-        .parse()
-        .map_err(|_| format!("--node {s:?}: bad node id"))?;
-    Ok(NodeInfo {
-        id,
-        addr: addr.to_string(),
-    })
-}
+pub(crate) use siltdb_server::backup::admin::parse_node;
 
 /// Bound on one drain or add-node request through the meta service (many moves).
 pub(crate) const MEMBERSHIP_RPC_MS: u64 = 30 * 60 * 1000;
