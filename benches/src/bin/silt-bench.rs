@@ -77,6 +77,10 @@ struct Args {
     /// Operations of the read and YCSB workloads (default: --num; seekrandom: --num / 10).
     #[arg(long)]
     reads: Option<u64>,
+    /// Operations of ycsbe, whose scans cost far more than a point read (default: as the other
+    /// YCSB workloads).
+    #[arg(long)]
+    scans: Option<u64>,
     /// Keys per write batch.
     #[arg(long, default_value_t = 1)]
     batch_size: usize,
@@ -343,7 +347,10 @@ impl Ycsb {
 /// up.
 fn ycsb(y: Ycsb, d: &dyn Engine, args: &Args) -> Report {
     let n = args.num.max(1);
-    let ops = args.reads.unwrap_or(n);
+    let ops = match y {
+        Ycsb::E => args.scans.or(args.reads).unwrap_or(n),
+        _ => args.reads.unwrap_or(n),
+    };
     let zipf = ScrambledZipfian::new(n);
     let values = Values::new(args.value_size, 5);
     let found = AtomicU64::new(0);
@@ -524,6 +531,13 @@ fn space(db: &dyn Engine, args: &Args) -> (String, u64) {
     )
 }
 
+/// Resets this process's peak resident set size (VmHWM) to the current RSS, so each engine's
+/// run reports its own peak rather than the largest of the engines before it (Linux:
+/// `clear_refs` value 5; elsewhere nothing happens).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Peak resident set size of this process (VmHWM), in MB.
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -697,6 +711,8 @@ fn main() {
     let mut ops: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     let mut p99: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
     let mut disk: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    // engine -> the largest peak RSS of its runs, MB.
+    let mut peak: BTreeMap<String, f64> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for run in 0..args.runs.max(1) {
         for name in &names {
@@ -707,6 +723,7 @@ fn main() {
             }
             let _ = std::fs::remove_dir_all(&scratch);
             std::fs::create_dir_all(&scratch).expect("scratch dir");
+            reset_peak_rss();
             let mut db: Option<Box<dyn Engine>> = None;
             for w in args.benchmarks.split(',').map(str::trim) {
                 let fresh = matches!(w, "fillseq" | "fillrandom" | "fillsync" | "bulkload");
@@ -745,6 +762,10 @@ fn main() {
                 report.print(args.json);
             }
             drop(db);
+            if let Some(mb) = peak_rss_mb() {
+                let e = peak.entry(name.to_string()).or_insert(0.0);
+                *e = e.max(mb);
+            }
             if !args.use_existing_db {
                 let _ = std::fs::remove_dir_all(&path);
             }
@@ -807,5 +828,10 @@ fn main() {
                 .collect();
             println!("| tables after {w} | {} | |", cells.join(" | "));
         }
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| peak.get(*n).map_or("-".into(), |mb| format!("{mb:.0} MB")))
+            .collect();
+        println!("| peak RSS | {} | |", cells.join(" | "));
     }
 }
