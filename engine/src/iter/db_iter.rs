@@ -11,6 +11,28 @@ use crate::range_del::Fragments;
 use crate::snapshot::Snapshot;
 use crate::{Error, Result};
 
+/// Versions of one key stepped over one by one before an iterator seeks past the rest
+/// (RocksDB's `max_sequential_skip_in_iterations`): a key overwritten thousands of times
+/// since the last flush costs a scan one seek, not thousands of steps.
+pub(crate) const MAX_SEQUENTIAL_SKIPS: usize = 8;
+
+/// Moves `it` forward to the newest version of `uk` visible at `seq`, or past `uk` when there
+/// is none: steps over at most [`MAX_SEQUENTIAL_SKIPS`] newer versions, then seeks.
+fn skip_key(it: &mut dyn crate::iter::InternalIterator, uk: &[u8], seq: SeqNo) {
+    let newer = |it: &dyn crate::iter::InternalIterator| {
+        it.valid() && key::user_key(it.key()) == uk && key::seqno(it.key()) > seq
+    };
+    for _ in 0..MAX_SEQUENTIAL_SKIPS {
+        if !newer(it) {
+            return;
+        }
+        it.next();
+    }
+    if newer(it) {
+        it.seek(&key::seek_key(uk, seq));
+    }
+}
+
 /// Builds merged internal iterators over a pinned view of the database.
 pub(crate) trait IterSource: Send + Sync {
     fn build(&self) -> BoxedIter;
@@ -123,7 +145,10 @@ impl Iterator for DbIter {
                 return None;
             }
             if seq > self.read_seq {
-                it.next();
+                // Versions newer than this read: step over a few, then seek to the newest
+                // visible one.
+                let uk = uk.to_vec();
+                skip_key(it.as_mut(), &uk, self.read_seq);
                 continue;
             }
             let uk = uk.to_vec();
@@ -131,6 +156,7 @@ impl Iterator for DbIter {
                 .then(|| it.value().to_vec());
             // Skip older versions of this key.
             it.next();
+            skip_key(it.as_mut(), &uk, 0);
             while it.valid() && key::user_key(it.key()) == uk.as_slice() {
                 it.next();
             }
@@ -177,9 +203,29 @@ impl DoubleEndedIterator for DbIter {
             {
                 return None;
             }
-            // Walk back over every version of `uk`; the last visible one seen is the newest.
+            // Walk back over the versions of `uk`; the last visible one seen is the newest. A key
+            // with many versions is not walked: after a few steps, a seek finds the newest
+            // visible version and a second seek moves before the key.
             let mut best: Option<(SeqNo, ValueKind, Vec<u8>)> = None;
+            let mut steps = 0;
             while it.valid() && key::user_key(it.key()) == uk.as_slice() {
+                if steps == MAX_SEQUENTIAL_SKIPS {
+                    it.seek(&key::seek_key(&uk, self.read_seq));
+                    best = None;
+                    if it.valid() && key::user_key(it.key()) == uk.as_slice() {
+                        let Some((_, seq, kind)) = key::parse(it.key()) else {
+                            let k = it.key().to_vec();
+                            return self.corrupt(&k);
+                        };
+                        debug_assert!(seq <= self.read_seq);
+                        best = Some((seq, kind, it.value().to_vec()));
+                    }
+                    if let Err(e) = it.status() {
+                        return self.fail(e);
+                    }
+                    it.seek_for_prev(&key::range_end_sentinel(&uk));
+                    break;
+                }
                 let Some((_, seq, kind)) = key::parse(it.key()) else {
                     let k = it.key().to_vec();
                     return self.corrupt(&k);
@@ -188,6 +234,7 @@ impl DoubleEndedIterator for DbIter {
                     best = Some((seq, kind, it.value().to_vec()));
                 }
                 it.prev();
+                steps += 1;
             }
             if let Err(e) = it.status() {
                 return self.fail(e);
