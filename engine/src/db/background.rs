@@ -148,6 +148,12 @@ pub(crate) fn run(inner: &DbInner, role: Role) {
                         break j;
                     }
                 }
+                if inner.versions.graveyard.has_dead() {
+                    // Files whose last reader let go after the last job: delete them now, not
+                    // at the next flush or compaction (which a read-only spell never brings).
+                    parking_lot::MutexGuard::unlocked(&mut st, || inner.purge_obsolete_files());
+                    continue;
+                }
                 // Nothing to start. If nothing runs either while writes are stopped, the
                 // stopped writers wait on work that nobody does: account it (tests assert it
                 // stays at zero; checkpoints and manual compactions can cause short spells).
@@ -330,6 +336,11 @@ impl JobPool {
                     return true;
                 }
             }
+        }
+        // Files whose last reader let go after the last job (see `run`).
+        if let Some(db) = dbs.iter().find(|d| d.versions.graveyard.has_dead()) {
+            db.purge_obsolete_files();
+            return true;
         }
         false
     }

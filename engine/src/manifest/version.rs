@@ -18,6 +18,15 @@ pub(crate) struct Graveyard {
     pub(crate) dead: Mutex<Vec<u64>>,
 }
 
+impl Graveyard {
+    /// True when files died since the last purge: the background threads purge them even when
+    /// no flush or compaction follows (a read-only spell after the last reader of an old
+    /// version let go would otherwise keep them on disk indefinitely).
+    pub(crate) fn has_dead(&self) -> bool {
+        !self.dead.lock().is_empty()
+    }
+}
+
 /// Bytes of compaction one wasted file probe is worth (LevelDB's estimate).
 pub(crate) const BYTES_PER_WASTED_READ: u64 = 16 << 10;
 /// Wasted probes every file is allowed, however small.
