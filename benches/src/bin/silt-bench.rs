@@ -81,6 +81,10 @@ struct Args {
     /// YCSB workloads).
     #[arg(long)]
     scans: Option<u64>,
+    /// After each workload, print the engine's own statistics (siltdb: levels, files, bytes,
+    /// flushes, compactions, stalls).
+    #[arg(long)]
+    stats: bool,
     /// Keys per write batch.
     #[arg(long, default_value_t = 1)]
     batch_size: usize,
@@ -760,6 +764,11 @@ fn main() {
                     .or_default()
                     .push(report.hist.value_at_quantile(0.99) as f64 / 1000.0);
                 report.print(args.json);
+                if args.stats {
+                    if let Some(text) = d.stats_text() {
+                        println!("{text}");
+                    }
+                }
             }
             drop(db);
             if let Some(mb) = peak_rss_mb() {

@@ -73,6 +73,10 @@ pub trait Engine: Send + Sync {
     fn table_bytes(&self) -> u64;
     /// Write amplification if the engine reports it.
     fn write_amp(&self) -> Option<f64>;
+    /// The engine's own statistics text (`--stats`), if it has one.
+    fn stats_text(&self) -> Option<String> {
+        None
+    }
     /// Total time writers spent stalled since open, in microseconds, if the engine reports it.
     fn stall_micros(&self) -> Option<u64> {
         None

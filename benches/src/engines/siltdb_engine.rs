@@ -137,6 +137,10 @@ impl Engine for Silt {
         Some(self.db.stats().write_amplification())
     }
 
+    fn stats_text(&self) -> Option<String> {
+        self.db.property("siltdb.stats")
+    }
+
     fn stall_micros(&self) -> Option<u64> {
         Some(self.db.stats().stall.stalled_micros)
     }
