@@ -19,7 +19,7 @@
 //! structure only (lengths, UTF-8, known kinds) and never panics; [`Mutation::validate`] checks
 //! meaning (reserved keys, sizes, file names).
 
-use crate::bulk_load::metadata::{validate_file_name, FILES_MAX};
+use crate::bulk_load::metadata::{validate_file_name, MAX_FILES};
 use crate::error::{Error, Result};
 use crate::types::Ballot;
 use serde::{Deserialize, Serialize};
@@ -331,7 +331,7 @@ fn decode_control(buf: &mut &[u8]) -> Option<ControlOp> {
 }
 
 /// The meaning checks of an ingest command: a bounded absolute source directory, 1 to
-/// [`FILES_MAX`] files, each a safe plain name, no name twice.
+/// [`MAX_FILES`] files, each a safe plain name, no name twice.
 fn validate_ingest(cmd: &IngestCommand) -> Result<()> {
     let bad = |why: String| Err(Error::InvalidArgument(format!("ingest command: {why}")));
     if cmd.source_dir.is_empty() || cmd.source_dir.len() > INGEST_DIR_BYTES_MAX {
@@ -345,8 +345,8 @@ fn validate_ingest(cmd: &IngestCommand) -> Result<()> {
             cmd.source_dir
         ));
     }
-    if cmd.files.is_empty() || cmd.files.len() > FILES_MAX {
-        return bad(format!("must list 1 to {FILES_MAX} files"));
+    if cmd.files.is_empty() || cmd.files.len() > MAX_FILES {
+        return bad(format!("must list 1 to {MAX_FILES} files"));
     }
     let mut names = std::collections::HashSet::new();
     for f in &cmd.files {

@@ -117,7 +117,7 @@ impl BulkLoadProvider for LocalDirProvider {
         let path = self.path(partition, METADATA_FILE_NAME)?;
         let file = std::fs::File::open(&path).map_err(|e| io_error(METADATA_FILE_NAME, e))?;
         let mut text = Vec::new();
-        let bound = super::metadata::METADATA_BYTES_MAX as u64 + 1;
+        let bound = super::metadata::MAX_METADATA_BYTES as u64 + 1;
         file.take(bound)
             .read_to_end(&mut text)
             .map_err(|e| io_error(METADATA_FILE_NAME, e))?;
