@@ -19,6 +19,7 @@ use crate::proto::{
 use openraft::{BasicNode, Raft};
 use parking_lot::{Mutex, RwLock};
 use siltdb_replica::raft::TypeConfig;
+use siltdb_replica::maintenance::MaintenanceOptions;
 use siltdb_replica::replica::{Replica, ReplicaOptions};
 use siltdb_replica::transport::{FaultHook, RaftHost, TcpNetworkFactory, TransportMetrics};
 use siltdb_replica::{Gpid, Mutation, WriteOp};
@@ -67,6 +68,10 @@ pub struct NodeOptions {
     pub credentials: crate::auth::Credentials,
     /// The directory bulk-load sources must lie under ([`crate::confine`]).
     pub bulk_load_root: Option<PathBuf>,
+    /// Every replica's periodic checkpoint and log purge ([`siltdb_replica::maintenance`], the
+    /// one owner of periodic checkpointing): `--checkpoint-interval-ms` and
+    /// `--checkpoint-decrees-min`.
+    pub maintenance: MaintenanceOptions,
 }
 
 #[derive(Default)]
@@ -256,6 +261,7 @@ impl Node {
         let gpid = layout.gpid(p);
         let mut o = ReplicaOptions::new(gpid, self.opts.node_id, self.replica_dir(gpid));
         o.raft = self.opts.raft.clone();
+        o.maintenance = self.opts.maintenance.clone();
         o.state_machine.db.memtable_size_bytes = self.opts.memtable_size_bytes;
         o.state_machine.db.resources = self.opts.resources.clone();
         o.state_machine.db.compaction_filter = Some(Arc::new(siltdb_replica::pegasus::TtlFilter));
@@ -556,36 +562,6 @@ impl Node {
             done += 1;
         }
         Ok(done)
-    }
-
-    /// Checkpoints leader replicas that applied at least `decrees_min` entries since their
-    /// last checkpoint (the periodic checkpoint timer).
-    pub async fn checkpoint_due(&self, decrees_min: u64) {
-        let replicas: Vec<Arc<Replica>> = self.replicas.read().values().cloned().collect();
-        for r in replicas {
-            let m = r.raft().metrics().borrow().clone();
-            if m.current_leader != Some(self.opts.node_id) {
-                continue;
-            }
-            let applied = m.last_applied.map_or(0, |l| l.index);
-            let snap = m.snapshot.map_or(0, |l| l.index);
-            if applied.saturating_sub(snap) < decrees_min {
-                continue;
-            }
-            let r2 = Arc::clone(&r);
-            let res = tokio::time::timeout(self.opts.request_timeout, async move {
-                r2.checkpoint().await?;
-                r2.purge_log().await
-            })
-            .await;
-            match res {
-                Ok(Ok(())) => tracing::debug!(gpid = %r.gpid(), "periodic checkpoint"),
-                Ok(Err(e)) => {
-                    tracing::warn!(gpid = %r.gpid(), error = %e, "periodic checkpoint failed")
-                }
-                Err(_) => tracing::warn!(gpid = %r.gpid(), "periodic checkpoint timed out"),
-            }
-        }
     }
 
     /// Statistics of this node.

@@ -1,5 +1,6 @@
-//! A running server: the listener (Raft and client frames on one port), the node's replicas,
-//! the checkpoint timer, and a graceful shutdown that stops accepting, joins every task and
+//! A running server: the listener (Raft and client frames on one port), the node's replicas
+//! (each with its own periodic checkpoint task, configured from [`ServerConfig::maintenance`]),
+//! the node's timers, and a graceful shutdown that stops accepting, joins every task and
 //! closes every replica.
 //!
 //! Layer: top, with [`crate::dispatch`]; it opens the [`Node`], starts its [`Services`] and
@@ -181,6 +182,7 @@ impl Server {
                     tls: tls_client,
                 },
                 bulk_load_root: config.bulk_load_root.clone(),
+                maintenance: config.maintenance(),
             },
             Arc::clone(&fault),
             Arc::clone(&metrics),
@@ -205,14 +207,6 @@ impl Server {
             rx.clone(),
             tls_server,
         ))];
-        if config.checkpoint_interval_ms > 0 {
-            tasks.push(tokio::spawn(checkpoint_timer(
-                Arc::clone(&node),
-                Duration::from_millis(config.checkpoint_interval_ms),
-                config.checkpoint_decrees_min,
-                rx.clone(),
-            )));
-        }
         if let Some(listen) = &config.metrics_listen {
             let l = tokio::net::TcpListener::bind(listen)
                 .await
@@ -284,26 +278,6 @@ impl Server {
         let r = self.services.close(&self.node).await;
         tracing::info!(ok = r.is_ok(), "replicas closed");
         r
-    }
-}
-
-async fn checkpoint_timer(
-    node: Arc<Node>,
-    every: Duration,
-    decrees_min: u64,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tick.tick() => node.checkpoint_due(decrees_min).await,
-        }
-        if *stop.borrow() {
-            return;
-        }
     }
 }
 

@@ -49,10 +49,10 @@ struct Args {
     /// Bound on a client request inside the server, in ms.
     #[arg(long)]
     request_timeout_ms: Option<u64>,
-    /// Checkpoint timer period in ms (0 = off).
+    /// Period of every replica's checkpoint task in ms (0 = off).
     #[arg(long)]
     checkpoint_interval_ms: Option<u64>,
-    /// Entries since the last checkpoint before the timer checkpoints.
+    /// Entries since a replica's last checkpoint before its task checkpoints.
     #[arg(long)]
     checkpoint_decrees_min: Option<u64>,
     /// Engine memtable size per replica, bytes.
