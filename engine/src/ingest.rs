@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Default bound on an ingestion's waits.
-pub const INGEST_WAIT_MAX: Duration = Duration::from_secs(60);
+pub const MAX_INGEST_WAIT: Duration = Duration::from_secs(60);
 
 /// A cancellation flag shared between an ingestion and whoever may cancel it.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +85,7 @@ impl Default for IngestOptions {
             move_files: false,
             allow_blocking_flush: true,
             cancel: None,
-            timeout: INGEST_WAIT_MAX,
+            timeout: MAX_INGEST_WAIT,
             verify_blocks: true,
         }
     }

@@ -30,17 +30,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most rows in one scan page.
-pub const SCAN_ROWS_MAX: usize = 10_000;
+pub const MAX_SCAN_ROWS: usize = 10_000;
 /// Bytes of keys and values after which a scan page stops.
-pub const SCAN_PAGE_BYTES_MAX: usize = 4 << 20;
+pub const MAX_SCAN_PAGE_BYTES: usize = 4 << 20;
 /// Largest write request (keys + values), so that its log entry fits in a frame.
-pub const WRITE_SIZE_MAX_BYTES: u64 = 4 << 20;
+pub const MAX_WRITE_SIZE_BYTES: u64 = 4 << 20;
 /// Most ops in one write request.
-pub const WRITE_OPS_MAX: usize = 10_000;
+pub const MAX_WRITE_OPS: usize = 10_000;
 /// Suffix of a replica directory being removed.
 pub const REMOVED_SUFFIX: &str = ".removed";
 /// How long closing waits for in-flight requests to release a replica.
-pub const REPLICA_CLOSE_WAIT_MAX: Duration = Duration::from_secs(10);
+pub const MAX_REPLICA_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// How a node runs its replicas.
 #[derive(Debug, Clone)]
@@ -463,9 +463,9 @@ impl Node {
     ) -> Result<ClientResponse, ServerError> {
         count(&self.counters.writes);
         let (layout, r) = self.replica(table, partition)?;
-        if ops.is_empty() || ops.len() > WRITE_OPS_MAX {
+        if ops.is_empty() || ops.len() > MAX_WRITE_OPS {
             return Err(ServerError::InvalidArgument(format!(
-                "{} ops (1 to {WRITE_OPS_MAX})",
+                "{} ops (1 to {MAX_WRITE_OPS})",
                 ops.len()
             )));
         }
@@ -509,12 +509,12 @@ impl Node {
         if self.splits.pending(table).is_some() {
             return Err(crate::split::fence::splitting(table));
         }
-        let rows_max = (limit as usize).clamp(1, SCAN_ROWS_MAX);
+        let rows_max = (limit as usize).clamp(1, MAX_SCAN_ROWS);
         let page = self
             .bounded(
                 "scan",
                 &layout,
-                r.scan(start, end, rows_max, SCAN_PAGE_BYTES_MAX),
+                r.scan(start, end, rows_max, MAX_SCAN_PAGE_BYTES),
             )
             .await?;
         let (count, splits) = (layout.partition_count, layout.splits);
@@ -703,7 +703,7 @@ impl Node {
 /// Closes a replica once in-flight requests released it (bounded); otherwise stops its Raft
 /// and closes its engine through the shared handle.
 pub(crate) async fn close_replica(mut r: Arc<Replica>) -> Result<()> {
-    let deadline = Instant::now() + REPLICA_CLOSE_WAIT_MAX;
+    let deadline = Instant::now() + MAX_REPLICA_CLOSE_WAIT;
     loop {
         match Arc::try_unwrap(r) {
             Ok(replica) => return Ok(replica.close().await?),
@@ -724,7 +724,7 @@ pub(crate) async fn close_replica(mut r: Arc<Replica>) -> Result<()> {
     }
 }
 
-/// A write's ops as one log entry, refused when larger than [`WRITE_SIZE_MAX_BYTES`] (the
+/// A write's ops as one log entry, refused when larger than [`MAX_WRITE_SIZE_BYTES`] (the
 /// entry must fit in a frame). User writes and duplication writes both go through it.
 pub(crate) fn client_mutation(ops: Vec<WriteOp>) -> Result<Mutation, ServerError> {
     let m = Mutation {
@@ -732,9 +732,9 @@ pub(crate) fn client_mutation(ops: Vec<WriteOp>) -> Result<Mutation, ServerError
         ops,
         control: None,
     };
-    if m.size_bytes() > WRITE_SIZE_MAX_BYTES {
+    if m.size_bytes() > MAX_WRITE_SIZE_BYTES {
         return Err(ServerError::InvalidArgument(format!(
-            "write of {} bytes exceeds {WRITE_SIZE_MAX_BYTES}",
+            "write of {} bytes exceeds {MAX_WRITE_SIZE_BYTES}",
             m.size_bytes()
         )));
     }

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Bound on joining the listener and timer tasks at shutdown.
-pub const SHUTDOWN_TASKS_MAX: Duration = Duration::from_secs(20);
+pub const MAX_SHUTDOWN_TASKS: Duration = Duration::from_secs(20);
 
 struct Handler {
     raft: Arc<RaftService>,
@@ -263,13 +263,13 @@ impl Server {
         &self.services
     }
 
-    /// Stops accepting, joins the tasks (bounded by [`SHUTDOWN_TASKS_MAX`]) and closes every
+    /// Stops accepting, joins the tasks (bounded by [`MAX_SHUTDOWN_TASKS`]) and closes every
     /// replica.
     pub async fn shutdown(self) -> Result<()> {
         tracing::info!("shutting down");
         let _ = self.stop.send(true);
         for t in self.tasks {
-            match tokio::time::timeout(SHUTDOWN_TASKS_MAX, t).await {
+            match tokio::time::timeout(MAX_SHUTDOWN_TASKS, t).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
                 Err(_) => tracing::error!("server task did not stop in time"),

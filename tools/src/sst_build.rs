@@ -28,8 +28,8 @@ const INPUT_BUFFER_BYTES: usize = 256 << 10;
 /// Bytes an entry adds to an SST beyond its key and value (internal-key trailer, lengths), for
 /// the file-size estimate that decides where to split.
 const ENTRY_OVERHEAD_BYTES: u64 = 12;
-/// Most partitions of one build (each has an SST open while records stream).
-pub const PARTITIONS_MAX: u32 = 4096;
+/// Most partitions of one build (each has an SST open while records stream): a table's most.
+pub const MAX_PARTITIONS: u32 = siltdb_client::layout::MAX_PARTITIONS;
 
 
 /// What `build` does.

@@ -7,7 +7,7 @@
 use super::proto::{PegasusRequest, PegasusResponse, Record, ScanRange};
 use crate::error::ServerError;
 use crate::layout::{partition_of, TableLayout};
-use crate::node::{client_mutation, Node, SCAN_PAGE_BYTES_MAX, SCAN_ROWS_MAX, WRITE_OPS_MAX};
+use crate::node::{client_mutation, Node, MAX_SCAN_PAGE_BYTES, MAX_SCAN_ROWS, MAX_WRITE_OPS};
 use crate::proto::ClientResponse;
 use siltdb_client::pegasus::{AtomicKind, Expire, Mutate, EXPIRE_NEVER};
 use siltdb_replica::pegasus::record::{decode_key, encode_key, hash_key_range, live_value, now_ms};
@@ -140,7 +140,7 @@ pub async fn handle(
                     .bounded(
                         "scan",
                         &layout,
-                        r.scan(s, end.clone(), SCAN_ROWS_MAX, SCAN_PAGE_BYTES_MAX),
+                        r.scan(s, end.clone(), MAX_SCAN_ROWS, MAX_SCAN_PAGE_BYTES),
                     )
                     .await?;
                 n += page
@@ -212,12 +212,12 @@ pub async fn handle(
                 )));
             }
             let (count, splits) = (layout.partition_count, layout.splits);
-            let rows_max = (limit as usize).clamp(1, SCAN_ROWS_MAX);
+            let rows_max = (limit as usize).clamp(1, MAX_SCAN_ROWS);
             let page = node
                 .bounded(
                     "scan",
                     &layout,
-                    r.scan(from, None, rows_max, SCAN_PAGE_BYTES_MAX),
+                    r.scan(from, None, rows_max, MAX_SCAN_PAGE_BYTES),
                 )
                 .await?;
             let now = now_ms();
@@ -257,9 +257,9 @@ async fn write(
     r: &Arc<Replica>,
     ops: Vec<WriteOp>,
 ) -> Result<PegasusResponse, ServerError> {
-    if ops.is_empty() || ops.len() > WRITE_OPS_MAX {
+    if ops.is_empty() || ops.len() > MAX_WRITE_OPS {
         return Err(ServerError::InvalidArgument(format!(
-            "{} records (1 to {WRITE_OPS_MAX})",
+            "{} records (1 to {MAX_WRITE_OPS})",
             ops.len()
         )));
     }
@@ -278,9 +278,9 @@ async fn multi_get(
     hash_key: &[u8],
     sort_keys: Vec<Vec<u8>>,
 ) -> Result<PegasusResponse, ServerError> {
-    if sort_keys.len() > SCAN_ROWS_MAX {
+    if sort_keys.len() > MAX_SCAN_ROWS {
         return Err(ServerError::InvalidArgument(format!(
-            "more than {SCAN_ROWS_MAX} sort keys"
+            "more than {MAX_SCAN_ROWS} sort keys"
         )));
     }
     let mut records = Vec::new();
@@ -345,7 +345,7 @@ async fn scan(
     let cap = if range.reverse {
         MAX_REVERSE_SCAN_RECORDS
     } else {
-        want.min(SCAN_ROWS_MAX)
+        want.min(MAX_SCAN_ROWS)
     };
     let mut records = Vec::new();
     let mut more = false;
@@ -361,7 +361,7 @@ async fn scan(
             .bounded(
                 "scan",
                 layout,
-                r.scan(s, end.clone(), SCAN_ROWS_MAX, SCAN_PAGE_BYTES_MAX),
+                r.scan(s, end.clone(), MAX_SCAN_ROWS, MAX_SCAN_PAGE_BYTES),
             )
             .await?;
         let now = now_ms();

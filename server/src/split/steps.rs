@@ -4,7 +4,7 @@
 use super::owner::holds;
 use crate::error::ServerError;
 use crate::layout::TableLayout;
-use crate::node::{client_mutation, close_replica, Node, WRITE_SIZE_MAX_BYTES};
+use crate::node::{client_mutation, close_replica, Node, MAX_WRITE_SIZE_BYTES};
 use crate::proto::{ClientRequest, ClientResponse};
 use openraft::BasicNode;
 use siltdb_client::split::{SplitOp, SplitReply};
@@ -15,13 +15,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Rows read from a parent per copy page.
-pub const COPY_PAGE_ROWS_MAX: usize = 2_000;
+pub const MAX_COPY_PAGE_ROWS: usize = 2_000;
 /// Bytes read from a parent per copy page (one more row may follow the limit).
-pub const COPY_PAGE_BYTES_MAX: usize = 1 << 20;
+pub const MAX_COPY_PAGE_BYTES: usize = 1 << 20;
 /// Bytes of puts in one ingest write (a single larger record goes alone).
-pub const INGEST_WRITE_BYTES_MAX: u64 = WRITE_SIZE_MAX_BYTES / 2;
+pub const MAX_INGEST_WRITE_BYTES: u64 = MAX_WRITE_SIZE_BYTES / 2;
 /// Bound on one copy of a parent (every page and every ingest).
-pub const COPY_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+pub const MAX_COPY_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn internal(e: impl std::fmt::Display) -> ServerError {
     ServerError::Internal(e.to_string())
@@ -195,7 +195,7 @@ async fn copy(node: &Node, table: &str, partition: u32) -> Result<SplitReply, Se
                 .bounded(
                     "split copy read",
                     &layout,
-                    r.scan(from, None, COPY_PAGE_ROWS_MAX, COPY_PAGE_BYTES_MAX),
+                    r.scan(from, None, MAX_COPY_PAGE_ROWS, MAX_COPY_PAGE_BYTES),
                 )
                 .await?;
             let ops: Vec<WriteOp> = page
@@ -221,11 +221,11 @@ async fn copy(node: &Node, table: &str, partition: u32) -> Result<SplitReply, Se
         }
         Ok::<u64, ServerError>(copied)
     };
-    let copied = match tokio::time::timeout(COPY_TIMEOUT_MAX, work).await {
+    let copied = match tokio::time::timeout(MAX_COPY_TIMEOUT, work).await {
         Ok(r) => r?,
         Err(_) => {
             return Err(ServerError::Timeout(format!(
-                "copy of {table}.{partition} not done within {COPY_TIMEOUT_MAX:?}"
+                "copy of {table}.{partition} not done within {MAX_COPY_TIMEOUT:?}"
             )))
         }
     };
@@ -239,7 +239,7 @@ async fn copy(node: &Node, table: &str, partition: u32) -> Result<SplitReply, Se
     Ok(SplitReply::Rows(copied))
 }
 
-/// `ops` in groups of at most [`INGEST_WRITE_BYTES_MAX`] bytes (a larger op alone).
+/// `ops` in groups of at most [`MAX_INGEST_WRITE_BYTES`] bytes (a larger op alone).
 fn chunks(ops: Vec<WriteOp>) -> Vec<Vec<WriteOp>> {
     let mut out: Vec<Vec<WriteOp>> = Vec::new();
     let mut bytes = 0u64;
@@ -250,7 +250,7 @@ fn chunks(ops: Vec<WriteOp>) -> Vec<Vec<WriteOp>> {
             WriteOp::DeleteRange { start, end } => (start.len() + end.len()) as u64,
         };
         match out.last_mut() {
-            Some(last) if bytes + size <= INGEST_WRITE_BYTES_MAX => {
+            Some(last) if bytes + size <= MAX_INGEST_WRITE_BYTES => {
                 bytes += size;
                 last.push(op);
             }
@@ -369,7 +369,7 @@ async fn cleanup(node: &Node, table: &str, partition: u32) -> Result<SplitReply,
             .bounded(
                 "split cleanup read",
                 &layout,
-                r.scan(from, None, COPY_PAGE_ROWS_MAX, COPY_PAGE_BYTES_MAX),
+                r.scan(from, None, MAX_COPY_PAGE_ROWS, MAX_COPY_PAGE_BYTES),
             )
             .await?;
         let ops: Vec<WriteOp> = page
