@@ -719,7 +719,10 @@ mod tests {
         assert!(advances_applied(None, 0));
         assert!(advances_applied(None, 7));
         assert!(advances_applied(Some(at(4)), 5));
-        assert!(advances_applied(Some(at(4)), 9), "a gap after a snapshot is allowed");
+        assert!(
+            advances_applied(Some(at(4)), 9),
+            "a gap after a snapshot is allowed"
+        );
         assert!(!advances_applied(Some(at(4)), 4), "a repeat");
         assert!(!advances_applied(Some(at(4)), 3), "a step back");
         assert!(!advances_applied(Some(at(u64::MAX)), 0), "no wrap-around");

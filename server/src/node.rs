@@ -18,8 +18,8 @@ use crate::proto::{
 };
 use openraft::{BasicNode, Raft};
 use parking_lot::{Mutex, RwLock};
-use siltdb_replica::raft::TypeConfig;
 use siltdb_replica::maintenance::MaintenanceOptions;
+use siltdb_replica::raft::TypeConfig;
 use siltdb_replica::replica::{Replica, ReplicaOptions};
 use siltdb_replica::transport::{FaultHook, RaftHost, TcpNetworkFactory, TransportMetrics};
 use siltdb_replica::{Gpid, Mutation, WriteOp};

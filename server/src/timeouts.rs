@@ -6,7 +6,7 @@
 //! Every duration field of a request passes through [`cap_request`] once, at the door; the
 //! services below see only capped values.
 
-use crate::membership::{MAX_CHANGE_TIMEOUT, CHANGE_TIMEOUT_MIN};
+use crate::membership::{CHANGE_TIMEOUT_MIN, MAX_CHANGE_TIMEOUT};
 use siltdb_client::bulk_load::ReplicaBulkOp;
 use siltdb_client::meta::MetaRequest;
 use siltdb_client::proto::ClientRequest;

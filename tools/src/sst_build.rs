@@ -31,7 +31,6 @@ const ENTRY_OVERHEAD_BYTES: u64 = 12;
 /// Most partitions of one build (each has an SST open while records stream): a table's most.
 pub const MAX_PARTITIONS: u32 = siltdb_client::layout::MAX_PARTITIONS;
 
-
 /// What `build` does.
 #[derive(Debug, Clone)]
 pub struct BuildConfig {

@@ -4,9 +4,9 @@
 
 mod common;
 use common::*;
+use siltdb_client::partition_of;
 use siltdb_tools::metadata::{self, BulkLoadMetadata};
 use siltdb_tools::sst_access::SstFile;
-use siltdb_client::partition_of;
 use std::collections::BTreeMap;
 use std::path::Path;
 

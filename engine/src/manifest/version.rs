@@ -152,7 +152,10 @@ impl Version {
         }
         // Pair assertion with the overlap check above: whatever edit was applied, levels >= 1
         // come out sorted by smallest key and non-overlapping (binary search relies on it).
-        debug_assert!(v.levels_sorted_and_disjoint(), "level order broken by an edit");
+        debug_assert!(
+            v.levels_sorted_and_disjoint(),
+            "level order broken by an edit"
+        );
         Ok(v)
     }
 
