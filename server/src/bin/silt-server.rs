@@ -7,7 +7,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
 use siltdb_server::{Server, ServerConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -280,16 +280,9 @@ fn init_logging(level: tracing::Level) {
         .init();
 }
 
-/// Parses the process arguments; `--version` names the allocator actually linked (seed S4).
-fn parse_args() -> Args {
-    let version: &'static str =
-        Box::leak(siltdb_server::allocator::version_line().into_boxed_str());
-    let matches = Args::command().version(version).get_matches();
-    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-}
-
 fn main() -> ExitCode {
-    let args = parse_args();
+    // `--version` names the allocator actually linked (seed S4).
+    let args: Args = siltdb_server::allocator::parse_args();
     let redis = redis_args(&args);
     let workers = args.worker_threads;
     let c = match config(args) {

@@ -9,7 +9,6 @@ use crate::error::ServerError;
 use crate::layout::{partition_of, TableLayout};
 use crate::node::{client_mutation, Node, MAX_SCAN_PAGE_BYTES, MAX_SCAN_ROWS, MAX_WRITE_OPS};
 use crate::proto::ClientResponse;
-use siltdb_client::pegasus::{AtomicKind, Expire, Mutate, EXPIRE_NEVER};
 use siltdb_replica::pegasus::record::{decode_key, encode_key, hash_key_range, live_value, now_ms};
 use siltdb_replica::pegasus::{encode_value, AtomicOp};
 use siltdb_replica::replica::Replica;
@@ -19,65 +18,6 @@ use std::sync::Arc;
 /// Most records a reverse scan reads before it answers (it reads the whole range, then
 /// reverses it).
 pub const MAX_REVERSE_SCAN_RECORDS: usize = 100_000;
-
-/// The atomic op with the expiries of its request resolved ([`crate::envs::resolve_expire`]:
-/// the table's default TTL, or never) before it is proposed, so every replica applies the same.
-fn resolve_atomic_expiry(kind: AtomicKind, now: u64, default_ttl_secs: u64) -> AtomicKind {
-    let at = |e: Expire| match e {
-        Expire::At(ms) => Expire::At(crate::envs::resolve_expire(ms, now, default_ttl_secs)),
-        Expire::Keep => Expire::Keep,
-    };
-    match kind {
-        AtomicKind::Incr {
-            hash_key,
-            sort_key,
-            delta,
-            expire,
-        } => AtomicKind::Incr {
-            hash_key,
-            sort_key,
-            delta,
-            expire: at(expire),
-        },
-        AtomicKind::CheckAndMutate {
-            hash_key,
-            check_sort_key,
-            check,
-            operand,
-            mutations,
-            return_check_value,
-        } => AtomicKind::CheckAndMutate {
-            hash_key,
-            check_sort_key,
-            check,
-            operand,
-            mutations: mutations
-                .into_iter()
-                .map(|m| match m {
-                    Mutate::Put {
-                        sort_key,
-                        value,
-                        expire,
-                    } => Mutate::Put {
-                        sort_key,
-                        value,
-                        expire: at(expire),
-                    },
-                    // "Never" spelled either way; an explicit new expiry is not a default.
-                    Mutate::SetExpire {
-                        sort_key,
-                        expire_ms: EXPIRE_NEVER,
-                    } => Mutate::SetExpire {
-                        sort_key,
-                        expire_ms: 0,
-                    },
-                    other => other,
-                })
-                .collect(),
-            return_check_value,
-        },
-    }
-}
 
 /// Answers one Pegasus request for `table`'s `partition`.
 pub async fn handle(
@@ -186,10 +126,12 @@ pub async fn handle(
         }
         PegasusRequest::Atomic(kind) => {
             let now = now_ms();
-            let op = AtomicOp {
-                now_ms: now,
-                kind: resolve_atomic_expiry(kind, now, layout.default_ttl_secs()),
-            };
+            // Resolved before it is proposed ([`crate::envs::resolve_expire`]: the table's
+            // default TTL, or never), so every replica applies the same.
+            let mut kind = kind;
+            let ttl_secs = layout.default_ttl_secs();
+            kind.resolve_expiries(|ms| crate::envs::resolve_expire(ms, now, ttl_secs));
+            let op = AtomicOp { now_ms: now, kind };
             let _admitted = node.splits.admit_write(table).await?;
             let resp = node
                 .bounded("write", &layout, r.write_atomic(None, op))

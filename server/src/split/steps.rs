@@ -191,19 +191,11 @@ async fn copy(node: &Node, table: &str, partition: u32) -> Result<SplitReply, Se
         let mut cleared = false;
         let mut copied = 0u64;
         loop {
-            let page = node
-                .bounded(
-                    "split copy read",
-                    &layout,
-                    r.scan(from, None, MAX_COPY_PAGE_ROWS, MAX_COPY_PAGE_BYTES),
-                )
-                .await?;
-            let ops: Vec<WriteOp> = page
-                .rows
-                .into_iter()
-                .filter(|(k, _)| holds(k, child, count))
-                .map(|(key, value)| WriteOp::Put { key, value })
-                .collect();
+            let put = |key: Vec<u8>, value: Vec<u8>| {
+                holds(&key, child, count).then(|| WriteOp::Put { key, value })
+            };
+            let (ops, next_page) =
+                page_ops(node, &layout, &r, "split copy read", from, put).await?;
             copied += ops.len() as u64;
             for chunk in chunks(ops) {
                 send_ingest(&client, &next, child, !cleared, chunk).await?;
@@ -214,7 +206,7 @@ async fn copy(node: &Node, table: &str, partition: u32) -> Result<SplitReply, Se
                 send_ingest(&client, &next, child, true, Vec::new()).await?;
                 cleared = true;
             }
-            match page.resume_from {
+            match next_page {
                 Some(k) => from = k,
                 None => break,
             }
@@ -240,6 +232,27 @@ async fn copy(node: &Node, table: &str, partition: u32) -> Result<SplitReply, Se
 }
 
 /// `ops` in groups of at most [`MAX_INGEST_WRITE_BYTES`] bytes (a larger op alone).
+/// One page of `r`'s rows from `from` (bounded by the node's request timeout), each row turned
+/// into an op by `op_of` or skipped, and where the next page starts (`None`: the last page).
+/// The one paging loop body of the copy and the cleanup.
+async fn page_ops(
+    node: &Node,
+    layout: &TableLayout,
+    r: &Replica,
+    what: &str,
+    from: Vec<u8>,
+    op_of: impl Fn(Vec<u8>, Vec<u8>) -> Option<WriteOp>,
+) -> Result<(Vec<WriteOp>, Option<Vec<u8>>), ServerError> {
+    let scan = r.scan(from, None, MAX_COPY_PAGE_ROWS, MAX_COPY_PAGE_BYTES);
+    let page = node.bounded(what, layout, scan).await?;
+    let ops = page
+        .rows
+        .into_iter()
+        .filter_map(|(key, value)| op_of(key, value))
+        .collect();
+    Ok((ops, page.resume_from))
+}
+
 fn chunks(ops: Vec<WriteOp>) -> Vec<Vec<WriteOp>> {
     let mut out: Vec<Vec<WriteOp>> = Vec::new();
     let mut bytes = 0u64;
@@ -365,26 +378,18 @@ async fn cleanup(node: &Node, table: &str, partition: u32) -> Result<SplitReply,
     let mut from = Vec::new();
     let mut deleted = 0u64;
     loop {
-        let page = node
-            .bounded(
-                "split cleanup read",
-                &layout,
-                r.scan(from, None, MAX_COPY_PAGE_ROWS, MAX_COPY_PAGE_BYTES),
-            )
-            .await?;
-        let ops: Vec<WriteOp> = page
-            .rows
-            .into_iter()
-            .filter(|(k, _)| !holds(k, partition, count))
-            .map(|(key, _)| WriteOp::Delete { key })
-            .collect();
+        let delete = |key: Vec<u8>, _value: Vec<u8>| {
+            (!holds(&key, partition, count)).then(|| WriteOp::Delete { key })
+        };
+        let (ops, next_page) =
+            page_ops(node, &layout, &r, "split cleanup read", from, delete).await?;
         deleted += ops.len() as u64;
         for chunk in chunks(ops) {
             let m = client_mutation(chunk)?;
             node.bounded("split cleanup", &layout, r.write_control(m))
                 .await?;
         }
-        match page.resume_from {
+        match next_page {
             Some(k) => from = k,
             None => break,
         }
