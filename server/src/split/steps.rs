@@ -192,7 +192,7 @@ async fn copy(node: &Node, table: &str, partition: u32) -> Result<SplitReply, Se
         let mut copied = 0u64;
         loop {
             let put = |key: Vec<u8>, value: Vec<u8>| {
-                holds(&key, child, count).then(|| WriteOp::Put { key, value })
+                holds(&key, child, count).then_some(WriteOp::Put { key, value })
             };
             let (ops, next_page) =
                 page_ops(node, &layout, &r, "split copy read", from, put).await?;
@@ -379,7 +379,7 @@ async fn cleanup(node: &Node, table: &str, partition: u32) -> Result<SplitReply,
     let mut deleted = 0u64;
     loop {
         let delete = |key: Vec<u8>, _value: Vec<u8>| {
-            (!holds(&key, partition, count)).then(|| WriteOp::Delete { key })
+            (!holds(&key, partition, count)).then_some(WriteOp::Delete { key })
         };
         let (ops, next_page) =
             page_ops(node, &layout, &r, "split cleanup read", from, delete).await?;
