@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// Fewest bytes of a secret.
 pub const SECRET_LEN_MIN: usize = 16;
 /// Most bytes of a secret (and of a secret file read by [`Secret::from_file`]).
-pub const SECRET_LEN_MAX: usize = 4096;
+pub const MAX_SECRET_LEN: usize = 4096;
 /// The words every refusal of a connection or request for want of credentials contains.
 pub const AUTH_FAILED: &str = "authentication failed";
 
@@ -66,8 +66,8 @@ pub enum AuthError {
         #[source]
         source: std::io::Error,
     },
-    /// A secret is shorter than [`SECRET_LEN_MIN`] or longer than [`SECRET_LEN_MAX`].
-    #[error("token file {path} line {line}: a secret of {len} bytes (need {SECRET_LEN_MIN} to {SECRET_LEN_MAX})")]
+    /// A secret is shorter than [`SECRET_LEN_MIN`] or longer than [`MAX_SECRET_LEN`].
+    #[error("token file {path} line {line}: a secret of {len} bytes (need {SECRET_LEN_MIN} to {MAX_SECRET_LEN})")]
     BadLength {
         /// The file (empty when the secret did not come from a file).
         path: PathBuf,
@@ -99,13 +99,13 @@ impl fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// A secret of [`SECRET_LEN_MIN`] to [`SECRET_LEN_MAX`] bytes.
+    /// A secret of [`SECRET_LEN_MIN`] to [`MAX_SECRET_LEN`] bytes.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Secret, AuthError> {
         Self::checked(bytes.into(), Path::new(""), 1)
     }
 
     fn checked(bytes: Vec<u8>, path: &Path, line: usize) -> Result<Secret, AuthError> {
-        if !(SECRET_LEN_MIN..=SECRET_LEN_MAX).contains(&bytes.len()) {
+        if !(SECRET_LEN_MIN..=MAX_SECRET_LEN).contains(&bytes.len()) {
             return Err(AuthError::BadLength {
                 path: path.to_path_buf(),
                 line,
@@ -141,7 +141,7 @@ pub fn read_bounded(path: &Path) -> Result<String, AuthError> {
         source,
     };
     let f = std::fs::File::open(path).map_err(io)?;
-    let bound = (SECRET_LEN_MAX * 64) as u64;
+    let bound = (MAX_SECRET_LEN * 64) as u64;
     let mut bytes = Vec::new();
     f.take(bound + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > bound {

@@ -6,13 +6,13 @@
 //!
 //! A session: [`BackupRequest::Prepare`] on the leader checkpoints the partition and stages
 //! the checkpoint's files (hard links) under the session; [`BackupRequest::Read`] returns
-//! chunks of at most [`BACKUP_CHUNK_MAX_BYTES`]; [`BackupRequest::Release`] removes the staged
+//! chunks of at most [`MAX_BACKUP_CHUNK_BYTES`]; [`BackupRequest::Release`] removes the staged
 //! copy (an idle session is removed by the server after a bound).
 
 use serde::{Deserialize, Serialize};
 
 /// Largest chunk one [`BackupRequest::Read`] returns (well under the frame limit).
-pub const BACKUP_CHUNK_MAX_BYTES: u32 = 4 << 20;
+pub const MAX_BACKUP_CHUNK_BYTES: u32 = 4 << 20;
 
 /// A step of copying one partition's checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,7 +25,7 @@ pub enum BackupRequest {
         /// The partition.
         partition: u32,
     },
-    /// Up to `len_max` bytes (capped at [`BACKUP_CHUNK_MAX_BYTES`]) of a staged file from
+    /// Up to `len_max` bytes (capped at [`MAX_BACKUP_CHUNK_BYTES`]) of a staged file from
     /// `offset`; an empty chunk means the end of the file.
     Read {
         /// The session [`BackupReply::Prepared`] named.

@@ -16,7 +16,7 @@
 //! Partition splits: a server whose layout has more partitions than the client's answers
 //! `WrongPartition` for a key that moved (and for any scan routed by the old count); the
 //! client then fetches the newest layout ([`Client::refresh_layout`]) and routes again (up to
-//! [`REROUTES_MAX`] times per operation; a scan starts again after the last row it returned).
+//! [`MAX_REROUTES`] times per operation; a scan starts again after the last row it returned).
 
 use crate::auth::Secret;
 use crate::bulk_load::BulkLoadReport;
@@ -33,10 +33,10 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Idle connections kept per server.
-pub const IDLE_CONNECTIONS_PER_NODE_MAX: usize = 4;
+pub const MAX_IDLE_CONNECTIONS_PER_NODE: usize = 4;
 /// How many times one operation routes again by a newer layout after a `WrongPartition`
 /// answer (the table was split under it).
-pub const REROUTES_MAX: u32 = 4;
+pub const MAX_REROUTES: u32 = 4;
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -162,7 +162,7 @@ impl Client {
         {
             let mut idle = self.idle.lock();
             let pool = idle.entry(addr.to_string()).or_default();
-            if pool.len() < IDLE_CONNECTIONS_PER_NODE_MAX {
+            if pool.len() < MAX_IDLE_CONNECTIONS_PER_NODE {
                 pool.push(conn);
             }
         }
@@ -433,7 +433,7 @@ impl Client {
                 key: key.to_vec(),
             };
             match self.partition_call(&layout, partition, &req).await {
-                Err(Error::Server(ServerError::WrongPartition(_))) if reroutes < REROUTES_MAX => {
+                Err(Error::Server(ServerError::WrongPartition(_))) if reroutes < MAX_REROUTES => {
                     reroutes += 1;
                     self.refresh_layout(table).await?;
                 }
@@ -470,7 +470,7 @@ impl Client {
             let layout = self.layout(table).await?;
             match self.batch_in(&layout, left).await {
                 Err((Error::Server(ServerError::WrongPartition(_)), unsent))
-                    if reroutes < REROUTES_MAX =>
+                    if reroutes < MAX_REROUTES =>
                 {
                     reroutes += 1;
                     left = unsent;
@@ -655,7 +655,7 @@ impl ScanStream<'_> {
     /// row returned, by partition of the new layout.
     async fn reroute(&mut self) -> Result<()> {
         loop {
-            if self.reroutes >= REROUTES_MAX {
+            if self.reroutes >= MAX_REROUTES {
                 return Err(Error::Server(ServerError::WrongPartition(format!(
                     "{}: the layout kept changing during the scan",
                     self.layout.name

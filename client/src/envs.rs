@@ -72,11 +72,11 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
 ];
 
 /// Longest env value.
-pub const ENV_VALUE_MAX_BYTES: usize = 1024;
+pub const MAX_ENV_VALUE_BYTES: usize = 1024;
 /// Largest `default_ttl`: 100 years, in seconds.
-pub const DEFAULT_TTL_SECS_MAX: u64 = 3_153_600_000;
+pub const MAX_DEFAULT_TTL_SECS: u64 = 3_153_600_000;
 /// Most times of day in `manual_compact.periodic.trigger_time`.
-pub const PERIODIC_TRIGGER_TIMES_MAX: usize = 24;
+pub const MAX_PERIODIC_TRIGGER_TIMES: usize = 24;
 
 /// The engine's usage scenario (`rocksdb.usage_scenario`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -158,9 +158,9 @@ fn parse_time_of_day(s: &str) -> Option<TimeOfDay> {
 /// message that names the valid form.
 fn apply(envs: &mut TableEnvs, key: &str, value: &str) -> Result<()> {
     check_key(key)?;
-    if value.len() > ENV_VALUE_MAX_BYTES {
+    if value.len() > MAX_ENV_VALUE_BYTES {
         return Err(Error::InvalidArgument(format!(
-            "value of env {key} is {} bytes, longer than {ENV_VALUE_MAX_BYTES}",
+            "value of env {key} is {} bytes, longer than {MAX_ENV_VALUE_BYTES}",
             value.len()
         )));
     }
@@ -172,7 +172,7 @@ fn apply(envs: &mut TableEnvs, key: &str, value: &str) -> Result<()> {
     match key {
         DEFAULT_TTL => {
             let secs: u64 = value.trim().parse().map_err(|_| bad("not a number"))?;
-            if secs > DEFAULT_TTL_SECS_MAX {
+            if secs > MAX_DEFAULT_TTL_SECS {
                 return Err(bad("too large"));
             }
             envs.default_ttl_secs = secs;
@@ -196,7 +196,7 @@ fn apply(envs: &mut TableEnvs, key: &str, value: &str) -> Result<()> {
                 .split(',')
                 .map(|t| parse_time_of_day(t).ok_or_else(|| bad(&format!("{t:?} is not HH:MM"))))
                 .collect::<Result<Vec<_>>>()?;
-            if times.len() > PERIODIC_TRIGGER_TIMES_MAX {
+            if times.len() > MAX_PERIODIC_TRIGGER_TIMES {
                 return Err(bad("too many times"));
             }
             times.sort();
@@ -406,7 +406,7 @@ mod tests {
             let e = check_env(k, v).unwrap_err().to_string();
             assert!(e.contains(k) && e.contains(form), "{k}={v}: {e}");
         }
-        let long = "9".repeat(ENV_VALUE_MAX_BYTES + 1);
+        let long = "9".repeat(MAX_ENV_VALUE_BYTES + 1);
         assert!(check_env(DEFAULT_TTL, &long).is_err());
     }
 

@@ -5,10 +5,10 @@
 //! | len u32 | crc32c u32 | version u8 | kind u8 | request_id u64 | payload ... |
 //! ```
 //! Little endian. `len` counts the bytes after the crc field (version through payload) and is at
-//! most [`FRAME_SIZE_MAX_BYTES`]; `crc32c` (masked like the engine's WAL) covers those same bytes.
+//! most [`MAX_FRAME_SIZE_BYTES`]; `crc32c` (masked like the engine's WAL) covers those same bytes.
 //! The payload is a bincode value whose type depends on `kind`. A reader checks the length
 //! before reading the body and grows its buffer only as bytes arrive, so a peer lying about the
-//! length cannot make it allocate [`FRAME_SIZE_MAX_BYTES`] up front.
+//! length cannot make it allocate [`MAX_FRAME_SIZE_BYTES`] up front.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Largest frame body (version .. end of payload). Larger messages are refused by the sender:
 /// an AppendEntries that does not fit is reported to openraft as `PayloadTooLarge` so it
 /// retries with fewer entries.
-pub const FRAME_SIZE_MAX_BYTES: usize = 32 << 20;
+pub const MAX_FRAME_SIZE_BYTES: usize = 32 << 20;
 /// The protocol version written in every frame.
 pub const FRAME_VERSION: u8 = 1;
 /// Bytes of the fixed header: len, crc, version, kind, request id.
@@ -79,7 +79,7 @@ pub enum FrameError {
     #[error("bad frame: {0}")]
     Malformed(String),
     /// The message does not fit in one frame.
-    #[error("message of {size_bytes} bytes exceeds the frame limit of {FRAME_SIZE_MAX_BYTES}")]
+    #[error("message of {size_bytes} bytes exceeds the frame limit of {MAX_FRAME_SIZE_BYTES}")]
     TooLarge {
         /// The encoded size.
         size_bytes: usize,
@@ -95,15 +95,15 @@ fn mask(crc: u32) -> u32 {
 
 fn bincode_options() -> impl bincode::Options {
     use bincode::Options;
-    bincode::DefaultOptions::new().with_limit(FRAME_SIZE_MAX_BYTES as u64)
+    bincode::DefaultOptions::new().with_limit(MAX_FRAME_SIZE_BYTES as u64)
 }
 
-/// Encodes a value as a payload (bincode, bounded by [`FRAME_SIZE_MAX_BYTES`]).
+/// Encodes a value as a payload (bincode, bounded by [`MAX_FRAME_SIZE_BYTES`]).
 pub fn encode_payload<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
     use bincode::Options;
     bincode_options().serialize(value).map_err(|e| match *e {
         bincode::ErrorKind::SizeLimit => FrameError::TooLarge {
-            size_bytes: FRAME_SIZE_MAX_BYTES.saturating_add(1),
+            size_bytes: MAX_FRAME_SIZE_BYTES.saturating_add(1),
         },
         other => FrameError::Payload(other.to_string()),
     })
@@ -123,7 +123,7 @@ pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, FrameError> {
         .payload
         .len()
         .checked_add(BODY_FIXED_BYTES)
-        .filter(|n| *n <= FRAME_SIZE_MAX_BYTES)
+        .filter(|n| *n <= MAX_FRAME_SIZE_BYTES)
         .ok_or(FrameError::TooLarge {
             size_bytes: frame.payload.len(),
         })?;
@@ -147,9 +147,9 @@ fn parse_header(header: &[u8; 8]) -> Result<(usize, u32), FrameError> {
     if len < BODY_FIXED_BYTES {
         return Err(FrameError::Malformed(format!("body of {len} bytes")));
     }
-    if len > FRAME_SIZE_MAX_BYTES {
+    if len > MAX_FRAME_SIZE_BYTES {
         return Err(FrameError::Malformed(format!(
-            "body of {len} bytes exceeds {FRAME_SIZE_MAX_BYTES}"
+            "body of {len} bytes exceeds {MAX_FRAME_SIZE_BYTES}"
         )));
     }
     Ok((len, crc))
@@ -270,14 +270,14 @@ mod tests {
     #[test]
     fn oversized_lengths_are_refused_before_reading() {
         let mut h = vec![0u8; 8];
-        h[..4].copy_from_slice(&((FRAME_SIZE_MAX_BYTES + 1) as u32).to_le_bytes());
+        h[..4].copy_from_slice(&((MAX_FRAME_SIZE_BYTES + 1) as u32).to_le_bytes());
         assert!(matches!(decode_frame(&h), Err(FrameError::Malformed(_))));
         h[..4].copy_from_slice(&3u32.to_le_bytes());
         assert!(matches!(decode_frame(&h), Err(FrameError::Malformed(_))));
         let big = Frame {
             kind: FrameKind::RaftRequest,
             request_id: 0,
-            payload: vec![0; FRAME_SIZE_MAX_BYTES],
+            payload: vec![0; MAX_FRAME_SIZE_BYTES],
         };
         assert!(matches!(
             encode_frame(&big),

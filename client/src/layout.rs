@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Longest table name.
-pub const TABLE_NAME_MAX_BYTES: usize = 64;
+pub const MAX_TABLE_NAME_BYTES: usize = 64;
 /// Most partitions of one table.
-pub const PARTITIONS_MAX: u32 = 4096;
+pub const MAX_PARTITIONS: u32 = 4096;
 /// Version of the layout file.
 pub const LAYOUT_FORMAT_VERSION: u32 = 1;
 /// The meta table's name (the catalog partition, `crate::meta`).
@@ -37,7 +37,7 @@ pub struct NodeInfo {
 pub struct TableLayout {
     /// Format version of the stored file ([`LAYOUT_FORMAT_VERSION`]).
     pub format_version: u32,
-    /// Table name: `[A-Za-z0-9_-]`, 1 to [`TABLE_NAME_MAX_BYTES`] bytes.
+    /// Table name: `[A-Za-z0-9_-]`, 1 to [`MAX_TABLE_NAME_BYTES`] bytes.
     pub name: String,
     /// The table id, the `app_id` of its partitions' [`Gpid`]s; unique in the cluster.
     pub app_id: u32,
@@ -98,7 +98,7 @@ impl TableLayout {
             return bad(format!("layout format version {}", self.format_version));
         }
         let name_ok = !self.name.is_empty()
-            && self.name.len() <= TABLE_NAME_MAX_BYTES
+            && self.name.len() <= MAX_TABLE_NAME_BYTES
             && self
                 .name
                 .bytes()
@@ -113,7 +113,7 @@ impl TableLayout {
                 META_APP_ID, META_TABLE
             ));
         }
-        if self.partition_count == 0 || self.partition_count > PARTITIONS_MAX {
+        if self.partition_count == 0 || self.partition_count > MAX_PARTITIONS {
             return bad(format!("partition count {}", self.partition_count));
         }
         if self.replica_count == 0 || self.replica_count as usize > self.nodes.len() {
@@ -179,15 +179,15 @@ impl TableLayout {
     /// The layout after a partition split: twice the partitions, epoch + 1, one more split.
     /// Child `p + n` of partition `p` (of `n`) gets `p`'s replicas, pinned in `assignments`
     /// (its group is created by the split, never by the placement formula). Refused past
-    /// [`PARTITIONS_MAX`].
+    /// [`MAX_PARTITIONS`].
     pub fn split_successor(&self) -> Result<TableLayout> {
         let n = self.partition_count;
         let doubled = n
             .checked_mul(2)
-            .filter(|&d| d <= PARTITIONS_MAX)
+            .filter(|&d| d <= MAX_PARTITIONS)
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "{} has {n} partitions: doubling exceeds {PARTITIONS_MAX}",
+                    "{} has {n} partitions: doubling exceeds {MAX_PARTITIONS}",
                     self.name
                 ))
             })?;
@@ -379,7 +379,7 @@ mod tests {
             (12, 2, 2)
         );
         assert_eq!(again.replicas(9), l.replicas(0));
-        let big = TableLayout::new("t", 1, PARTITIONS_MAX, 2, nodes(4));
+        let big = TableLayout::new("t", 1, MAX_PARTITIONS, 2, nodes(4));
         assert!(big.split_successor().is_err());
     }
 
@@ -389,7 +389,7 @@ mod tests {
             TableLayout::new("", 1, 8, 3, nodes(3)),
             TableLayout::new("a/b", 1, 8, 3, nodes(3)),
             TableLayout::new("t", 1, 0, 3, nodes(3)),
-            TableLayout::new("t", 1, PARTITIONS_MAX + 1, 3, nodes(3)),
+            TableLayout::new("t", 1, MAX_PARTITIONS + 1, 3, nodes(3)),
             TableLayout::new("t", 1, 8, 4, nodes(3)),
             TableLayout::new("t", 1, 8, 0, nodes(3)),
             TableLayout::new("t", 0, 8, 3, nodes(3)),

@@ -21,13 +21,15 @@
 //! - [`client`]: the [`Client`] (routing, leader following, retries under a deadline).
 //! - Report and request types of the services, with their client calls: [`meta`] (catalog),
 //!   [`membership`] (moving replicas), [`split`] (partition split), [`hotkeys`] (hot-key
-//!   reports), [`bulk_load`], [`backup`] (cold backup), [`duplication`], [`pegasus`] (the data
+//!   reports), [`bulk_load`] (and [`bulk_load_metadata`], the format of
+//!   `bulk_load_metadata.json`), [`backup`] (cold backup), [`duplication`], [`pegasus`] (the data
 //!   model).
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod backup;
 pub mod bulk_load;
+pub mod bulk_load_metadata;
 pub mod client;
 pub mod conn;
 pub mod duplication;

@@ -48,7 +48,7 @@ pub enum ClientRequest {
         start: Vec<u8>,
         /// End key (exclusive); `None` = to the last key.
         end: Option<Vec<u8>>,
-        /// Most rows wanted (the server caps it at `siltdb_server::node::SCAN_ROWS_MAX`).
+        /// Most rows wanted (the server caps it at `siltdb_server::node::MAX_SCAN_ROWS`).
         limit: u32,
         /// The partition count the client routed by: a server whose layout has another count
         /// (the table was split) answers `WrongPartition`, and the client scans again by the

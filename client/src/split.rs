@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Longest a split may be given to finish.
-pub const SPLIT_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+pub const MAX_SPLIT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Shortest bound on a split.
 pub const SPLIT_TIMEOUT_MIN: Duration = Duration::from_secs(1);
 /// How much longer than the split's bound its caller waits for the answer (a split that
@@ -97,7 +97,7 @@ impl Client {
         partitions: Option<u32>,
         timeout: Duration,
     ) -> Result<TableLayout> {
-        let bound = timeout.clamp(SPLIT_TIMEOUT_MIN, SPLIT_TIMEOUT_MAX);
+        let bound = timeout.clamp(SPLIT_TIMEOUT_MIN, MAX_SPLIT_TIMEOUT);
         let timeout_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
         let rpc = bound + SPLIT_ANSWER_MARGIN;
         let resp = if self.has_meta().await {

@@ -26,7 +26,7 @@ pub struct ThrottleConfig {
 }
 
 /// Largest delay or retry hint accepted, in milliseconds.
-pub const THROTTLE_MS_MAX: u64 = 60_000;
+pub const MAX_THROTTLE_MS: u64 = 60_000;
 
 impl ThrottleConfig {
     /// Parses `<N>[K|M]*delay*<ms>,<N>[K|M]*reject*<ms>` (either part optional; empty = off).
@@ -45,7 +45,7 @@ impl ThrottleConfig {
             };
             let threshold = parse_units(n).ok_or_else(|| bad("threshold is not <N>[K|M]"))?;
             let ms: u64 = ms.parse().map_err(|_| bad("<ms> is not a number"))?;
-            if ms > THROTTLE_MS_MAX {
+            if ms > MAX_THROTTLE_MS {
                 return Err(bad("<ms> above 60000"));
             }
             let rule = Some(Rule { threshold, ms });

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Default bound on an ingestion's waits.
-pub const INGEST_WAIT_MAX: Duration = Duration::from_secs(60);
+pub const MAX_INGEST_WAIT: Duration = Duration::from_secs(60);
 
 /// A cancellation flag shared between an ingestion and whoever may cancel it.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +85,7 @@ impl Default for IngestOptions {
             move_files: false,
             allow_blocking_flush: true,
             cancel: None,
-            timeout: INGEST_WAIT_MAX,
+            timeout: MAX_INGEST_WAIT,
             verify_blocks: true,
         }
     }
@@ -356,12 +356,8 @@ impl Db {
             if memtables_overlap(i, placed) {
                 return Ok(None);
             }
-            let seq = i
-                .last_seq
-                .load(Ordering::Acquire)
-                .checked_add(1)
-                .filter(|s| *s <= key::MAX_SEQNO)
-                .ok_or_else(|| Error::InvalidArgument("sequence numbers exhausted".into()))?;
+            // One number for every ingested file (count 0: the number itself may be MAX_SEQNO).
+            let seq = crate::db::first_seq(i.last_seq.load(Ordering::Acquire), 0)?;
             let mut edit = VersionEdit::default();
             let mut levels = Vec::new();
             let st = i.state.lock();
@@ -410,7 +406,8 @@ impl Db {
             i.versions
                 .log_and_apply(edit)
                 .inspect_err(|e| i.set_bg_error(e))?;
-            i.last_seq.store(seq, Ordering::Release);
+            let previous = crate::db::advance_last_seq(&i.last_seq, seq);
+            debug_assert_eq!(previous + 1, seq, "sequence numbers assigned twice");
             let st = i.state.lock();
             i.install_sv(&st);
             Ok(Some(IngestInfo {

@@ -122,7 +122,7 @@ pub fn parse(ikey: &[u8]) -> Option<(&[u8], SeqNo, ValueKind)> {
 }
 
 /// Keys up to this long are compared inline, eight bytes at a time; longer ones with `memcmp`.
-const INLINE_CMP_MAX_BYTES: usize = 32;
+const MAX_INLINE_CMP_BYTES: usize = 32;
 
 /// Bytewise order (`<[u8]>::cmp`), inlined for short keys: the memtable and block searches
 /// compare 16-byte keys millions of times, and a libc `memcmp` call costs more than the
@@ -130,7 +130,7 @@ const INLINE_CMP_MAX_BYTES: usize = 32;
 #[inline]
 pub fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
     let n = a.len().min(b.len());
-    if n > INLINE_CMP_MAX_BYTES {
+    if n > MAX_INLINE_CMP_BYTES {
         return a.cmp(b);
     }
     let (mut x, mut y) = (a, b);

@@ -75,7 +75,7 @@ pub use write_batch::WriteBatch;
 pub use iter::InternalIterator;
 pub use key::{internal_key, parse as parse_internal_key, seek_key, ValueKind, MAX_SEQNO};
 pub use sst::block::{
-    Block, BlockBuilder, BlockIter, BLOCK_UNCOMPRESSED_MAX_BYTES, MAX_ENTRY_BYTES,
+    Block, BlockBuilder, BlockIter, MAX_BLOCK_UNCOMPRESSED_BYTES, MAX_ENTRY_BYTES,
 };
 pub use sst::filter::{
     build_filter as build_bloom_filter, hash_key as bloom_hash_key, BloomFilter,

@@ -34,7 +34,7 @@ const FIRST_CHUNK_BYTES: usize = 4 << 10;
 /// chunks are freed when it has been flushed; without reuse the next memtable faults every
 /// page in again and the kernel zeroes it (about a tenth of a random-write workload's time).
 /// Bounded so that closed or idle databases do not pin more than this.
-const CHUNK_POOL_MAX_BYTES: usize = 64 << 20;
+const MAX_CHUNK_POOL_BYTES: usize = 64 << 20;
 
 /// Freed chunks of exactly [`CHUNK_BYTES`], waiting for reuse.
 static CHUNK_POOL: std::sync::Mutex<Vec<Box<[u64]>>> = std::sync::Mutex::new(Vec::new());
@@ -186,7 +186,7 @@ impl Drop for Arena {
         let mut pool = chunk_pool();
         for chunk in self.chunks.drain(..) {
             if chunk.len() * size_of::<u64>() == CHUNK_BYTES
-                && (pool.len() + 1) * CHUNK_BYTES <= CHUNK_POOL_MAX_BYTES
+                && (pool.len() + 1) * CHUNK_BYTES <= MAX_CHUNK_POOL_BYTES
             {
                 pool.push(chunk);
             }
@@ -628,7 +628,7 @@ mod tests {
             }
             assert_eq!(seen, n);
         }
-        assert!(chunk_pool().len() * CHUNK_BYTES <= CHUNK_POOL_MAX_BYTES);
+        assert!(chunk_pool().len() * CHUNK_BYTES <= MAX_CHUNK_POOL_BYTES);
     }
 
     #[test]

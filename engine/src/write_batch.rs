@@ -120,7 +120,7 @@ impl WriteBatch {
 
     /// Refuses a batch with an operation whose key + value (or range start + end) exceeds
     /// [`MAX_ENTRY_BYTES`]: no SST block could hold it readably (see
-    /// [`crate::sst::block::BLOCK_UNCOMPRESSED_MAX_BYTES`]), so it is refused before anything
+    /// [`crate::sst::block::MAX_BLOCK_UNCOMPRESSED_BYTES`]), so it is refused before anything
     /// is written instead of failing the flush later.
     pub(crate) fn check_entry_sizes(&self) -> Result<()> {
         if self.max_entry_bytes > MAX_ENTRY_BYTES {

@@ -10,7 +10,7 @@ use siltdb::{
     Compression, Db, Error, IngestOptions, Options, SstWriter, SstWriterOptions, WriteBatch,
     WriteOptions,
 };
-use siltdb::{BLOCK_UNCOMPRESSED_MAX_BYTES, MAX_ENTRY_BYTES};
+use siltdb::{MAX_BLOCK_UNCOMPRESSED_BYTES, MAX_ENTRY_BYTES};
 use std::path::{Path, PathBuf};
 
 fn wal_files(dir: &Path) -> Vec<PathBuf> {
@@ -103,7 +103,7 @@ fn value(len: usize, salt: u8) -> Vec<u8> {
 
 #[test]
 fn an_entry_above_the_block_limit_is_refused_when_written() {
-    const { assert!(MAX_ENTRY_BYTES < BLOCK_UNCOMPRESSED_MAX_BYTES) };
+    const { assert!(MAX_ENTRY_BYTES < MAX_BLOCK_UNCOMPRESSED_BYTES) };
     let dir = tempfile::tempdir().unwrap();
     let big = value(MAX_ENTRY_BYTES, 1); // key + value over the limit by the key's length
     let mut w = zstd_writer(&dir.path().join("big.sst"), 4096);
@@ -154,7 +154,7 @@ fn many_entries_never_make_a_block_the_reader_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wide.sst");
     let mut w = zstd_writer(&path, 256 << 20);
-    let n = BLOCK_UNCOMPRESSED_MAX_BYTES / (1 << 20) + 6;
+    let n = MAX_BLOCK_UNCOMPRESSED_BYTES / (1 << 20) + 6;
     for i in 0..n {
         w.put(format!("k{i:03}"), value(1 << 20, i as u8)).unwrap();
     }

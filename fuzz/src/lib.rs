@@ -8,7 +8,7 @@
 use siltdb_tools::escape::{escape, unescape, OutputFormat};
 use siltdb_tools::input::{parse_bytes, Format, InputOptions};
 use siltdb_tools::key_encoding::Encoding;
-use siltdb_tools::metadata::{self, BulkLoadMetadata};
+use siltdb_client::bulk_load_metadata::{self as metadata, BulkLoadMetadata};
 
 /// Every tools fuzz target: `(name, entry point)`.
 pub const TARGETS: &[(&str, siltdb::fuzzing::Target)] = &[
@@ -88,10 +88,12 @@ pub fn tools_input(data: &[u8]) {
     assert_eq!(again, pairs, "JSONL round trip");
 }
 
-/// `tools_metadata`: `bulk_load_metadata.json` as `BulkLoadMetadata::read` parses it (serde_json
-/// then `validate`). Whatever parses must serialize and parse back equal, with the same verdict.
+/// `tools_metadata`: `bulk_load_metadata.json` as `BulkLoadMetadata::from_json` parses it
+/// (serde_json then `validate`; the format's one owner, `siltdb_client::bulk_load_metadata`, read
+/// by `sst-ingest` and the replicas). Whatever parses must serialize and parse back equal, with
+/// the same verdict, and `from_json` must agree with that verdict.
 pub fn tools_metadata(data: &[u8]) {
-    if data.len() as u64 > metadata::METADATA_BYTES_MAX {
+    if data.len() > metadata::MAX_METADATA_BYTES {
         return;
     }
     let Ok(m) = serde_json::from_slice::<BulkLoadMetadata>(data) else {
@@ -102,8 +104,12 @@ pub fn tools_metadata(data: &[u8]) {
     let again: BulkLoadMetadata = serde_json::from_slice(&text).expect("re-parse metadata");
     assert_eq!(again, m);
     assert_eq!(again.validate(), verdict);
+    assert_eq!(BulkLoadMetadata::from_json(data).is_ok(), verdict.is_ok());
+    let _ = m.validate_sst_names();
     for f in &m.files {
-        let _ = metadata::is_valid_file_name(&f.name);
+        if metadata::is_sst_file_name(&f.name) {
+            assert!(metadata::validate_file_name(&f.name).is_ok(), "{:?}", f.name);
+        }
     }
 }
 
@@ -145,7 +151,7 @@ pub fn tools_strings(data: &[u8]) {
         }
         _ => {
             let text = String::from_utf8_lossy(rest);
-            if metadata::is_valid_file_name(&text) {
+            if metadata::is_sst_file_name(&text) {
                 assert!(text.ends_with(".sst") && !text.contains('/'), "{text:?}");
             }
             for f in [

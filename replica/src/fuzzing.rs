@@ -14,7 +14,7 @@ use crate::plog::format::{self, Decoded, Record};
 use crate::plog::meta::{self, PlogMeta};
 use crate::plog::segment::{self, Loaded, Segments};
 use crate::raft::TypeConfig;
-use crate::throttle::{Decision, Rule, Throttle, ThrottleConfig, WriteThrottling, THROTTLE_MS_MAX};
+use crate::throttle::{Decision, Rule, Throttle, ThrottleConfig, WriteThrottling, MAX_THROTTLE_MS};
 use crate::types::Ballot;
 use openraft::{BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, Vote};
 use parking_lot::Mutex;
@@ -682,7 +682,7 @@ fn render(cfg: &ThrottleConfig) -> String {
 
 fn check_rule(r: Option<Rule>) {
     if let Some(r) = r {
-        assert!(r.ms <= THROTTLE_MS_MAX, "ms {} above the maximum", r.ms);
+        assert!(r.ms <= MAX_THROTTLE_MS, "ms {} above the maximum", r.ms);
     }
 }
 
@@ -731,7 +731,7 @@ pub fn throttle(data: &[u8]) {
     if let Ok(w) = WriteThrottling::parse(a, b) {
         for bytes in [0, 1, 1 << 20] {
             match w.admit(bytes) {
-                Ok(Some(d)) => assert!(d <= Duration::from_millis(THROTTLE_MS_MAX)),
+                Ok(Some(d)) => assert!(d <= Duration::from_millis(MAX_THROTTLE_MS)),
                 Ok(None) => {}
                 Err(e) => {
                     let _ = e.to_string();

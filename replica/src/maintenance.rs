@@ -15,12 +15,12 @@
 //! The task is owned by the [`crate::replica::Replica`]: cancelled and joined by `close` and
 //! `kill` before the Raft shuts down. A failed round is counted and its error kept in
 //! [`MaintenanceStats::last_error`]; the next round tries again. Every wait inside a round is
-//! bounded by [`crate::replica::WAIT_MAX`].
+//! bounded by [`crate::replica::MAX_WAIT`].
 
 use crate::error::{Error, Result};
 use crate::plog::Plog;
 use crate::raft::TypeConfig;
-use crate::replica::WAIT_MAX;
+use crate::replica::MAX_WAIT;
 use crate::types::Decree;
 use openraft::Raft;
 use parking_lot::Mutex;
@@ -68,7 +68,7 @@ pub struct MaintenanceStats {
 }
 
 /// Takes a checkpoint (an openraft snapshot) and waits until the snapshot covers the decree
-/// applied when the call started, bounded by [`WAIT_MAX`].
+/// applied when the call started, bounded by [`MAX_WAIT`].
 pub async fn checkpoint(raft: &Raft<TypeConfig>) -> Result<Option<Decree>> {
     checkpoint_at(raft, applied(raft)).await
 }
@@ -84,7 +84,7 @@ pub async fn checkpoint_at(
         .snapshot()
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
-    let deadline = Instant::now() + WAIT_MAX;
+    let deadline = Instant::now() + MAX_WAIT;
     loop {
         let (snap, running) = {
             let m = raft.metrics();
@@ -100,7 +100,7 @@ pub async fn checkpoint_at(
         }
         if Instant::now() > deadline {
             return Err(Error::Raft(format!(
-                "checkpoint did not reach {target:?} within {WAIT_MAX:?} (at {snap:?})"
+                "checkpoint did not reach {target:?} within {MAX_WAIT:?} (at {snap:?})"
             )));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

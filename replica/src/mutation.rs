@@ -19,7 +19,7 @@
 //! structure only (lengths, UTF-8, known kinds) and never panics; [`Mutation::validate`] checks
 //! meaning (reserved keys, sizes, file names).
 
-use crate::bulk_load::metadata::{validate_file_name, FILES_MAX};
+use crate::bulk_load::metadata::{validate_file_name, MAX_FILES};
 use crate::error::{Error, Result};
 use crate::types::Ballot;
 use serde::{Deserialize, Serialize};
@@ -29,20 +29,20 @@ pub use siltdb_client::{IngestCommand, IngestFile, WriteOp};
 pub const RESERVED_KEY_PREFIX: &[u8] = b"\0silt/";
 
 /// Largest key or value a mutation accepts.
-pub const VALUE_SIZE_MAX_BYTES: usize = 64 << 20;
+pub const MAX_VALUE_SIZE_BYTES: usize = 64 << 20;
 
 /// Largest encoded mutation ([`Mutation::encoded_len`]) the replica API accepts. One log entry
-/// must fit a replication frame ([`crate::transport::FRAME_SIZE_MAX_BYTES`], 32 MiB, which
+/// must fit a replication frame ([`crate::transport::MAX_FRAME_SIZE_BYTES`], 32 MiB, which
 /// also carries the entry's log id and the request envelope) and a plog record
-/// ([`crate::plog::format::RECORD_BODY_MAX_BYTES`], 256 MiB, the replay limit); a larger
+/// ([`crate::plog::format::MAX_RECORD_BODY_BYTES`], 256 MiB, the replay limit); a larger
 /// mutation could be acknowledged by the leader's log yet never replicate or replay.
 pub const MAX_MUTATION_BYTES: usize = 16 << 20;
 
-const _: () = assert!(MAX_MUTATION_BYTES <= crate::transport::FRAME_SIZE_MAX_BYTES / 2);
-const _: () = assert!(MAX_MUTATION_BYTES < crate::plog::format::RECORD_BODY_MAX_BYTES / 2);
+const _: () = assert!(MAX_MUTATION_BYTES <= crate::transport::MAX_FRAME_SIZE_BYTES / 2);
+const _: () = assert!(MAX_MUTATION_BYTES < crate::plog::format::MAX_RECORD_BODY_BYTES / 2);
 
 /// Longest source directory an [`IngestCommand`] may name, in bytes.
-pub const INGEST_DIR_BYTES_MAX: usize = 4096;
+pub const MAX_INGEST_DIR_BYTES: usize = 4096;
 
 /// Control-op kind byte of [`ControlOp::Ingest`] in the encoding.
 const CONTROL_KIND_INGEST: u8 = 1;
@@ -202,7 +202,7 @@ impl Mutation {
                     "a control mutation carries no client writes".into(),
                 ));
             }
-            op.validate(VALUE_SIZE_MAX_BYTES)
+            op.validate(MAX_VALUE_SIZE_BYTES)
                 .map_err(Error::InvalidArgument)?;
         }
         let len = self.encoded_len();
@@ -223,9 +223,9 @@ impl Mutation {
                     "key {a:?} uses the reserved prefix \\0silt/"
                 )));
             }
-            if a.len() > VALUE_SIZE_MAX_BYTES || b.is_some_and(|b| b.len() > VALUE_SIZE_MAX_BYTES) {
+            if a.len() > MAX_VALUE_SIZE_BYTES || b.is_some_and(|b| b.len() > MAX_VALUE_SIZE_BYTES) {
                 return Err(Error::InvalidArgument(format!(
-                    "key or value larger than {VALUE_SIZE_MAX_BYTES} bytes"
+                    "key or value larger than {MAX_VALUE_SIZE_BYTES} bytes"
                 )));
             }
         }
@@ -331,12 +331,12 @@ fn decode_control(buf: &mut &[u8]) -> Option<ControlOp> {
 }
 
 /// The meaning checks of an ingest command: a bounded absolute source directory, 1 to
-/// [`FILES_MAX`] files, each a safe plain name, no name twice.
+/// [`MAX_FILES`] files, each a safe plain name, no name twice.
 fn validate_ingest(cmd: &IngestCommand) -> Result<()> {
     let bad = |why: String| Err(Error::InvalidArgument(format!("ingest command: {why}")));
-    if cmd.source_dir.is_empty() || cmd.source_dir.len() > INGEST_DIR_BYTES_MAX {
+    if cmd.source_dir.is_empty() || cmd.source_dir.len() > MAX_INGEST_DIR_BYTES {
         return bad(format!(
-            "source directory must be 1 to {INGEST_DIR_BYTES_MAX} bytes"
+            "source directory must be 1 to {MAX_INGEST_DIR_BYTES} bytes"
         ));
     }
     if !std::path::Path::new(&cmd.source_dir).is_absolute() || cmd.source_dir.contains('\0') {
@@ -345,8 +345,8 @@ fn validate_ingest(cmd: &IngestCommand) -> Result<()> {
             cmd.source_dir
         ));
     }
-    if cmd.files.is_empty() || cmd.files.len() > FILES_MAX {
-        return bad(format!("must list 1 to {FILES_MAX} files"));
+    if cmd.files.is_empty() || cmd.files.len() > MAX_FILES {
+        return bad(format!("must list 1 to {MAX_FILES} files"));
     }
     let mut names = std::collections::HashSet::new();
     for f in &cmd.files {

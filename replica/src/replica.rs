@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest [`Replica::wait_applied`] and similar waits may take.
-pub const WAIT_MAX: Duration = Duration::from_secs(30);
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// One page of a [`Replica::scan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -466,10 +466,10 @@ impl Replica {
         })
     }
 
-    /// Waits until this replica applied `decree` (bounded by [`WAIT_MAX`]).
+    /// Waits until this replica applied `decree` (bounded by [`MAX_WAIT`]).
     pub async fn wait_applied(&self, decree: Decree) -> Result<()> {
         self.raft
-            .wait(Some(WAIT_MAX))
+            .wait(Some(MAX_WAIT))
             .applied_index_at_least(Some(decree.0), "wait_applied")
             .await
             .map(|_| ())
@@ -477,7 +477,7 @@ impl Replica {
     }
 
     /// Takes a checkpoint now (an openraft snapshot: flush + hard links), waiting until the
-    /// snapshot reaches the applied decree (bounded by [`WAIT_MAX`]).
+    /// snapshot reaches the applied decree (bounded by [`MAX_WAIT`]).
     pub async fn checkpoint(&self) -> Result<Option<Decree>> {
         // Everything applied when this is called, even if the metrics do not show it yet.
         let target = self.sm.applied_decree().await.max(self.applied());

@@ -159,6 +159,13 @@ fn tag_to_decree(tag: Option<u64>) -> Option<u64> {
     tag.and_then(|t| t.checked_sub(1))
 }
 
+/// The applied-index invariant: the entry at `index`, applied after `applied`, has a larger
+/// index. Not necessarily the next one: after a snapshot install openraft applies from past the
+/// snapshot (its storage suite applies across such gaps); never a repeat or a step back.
+fn advances_applied(applied: Option<LogId<u64>>, index: u64) -> bool {
+    applied.is_none_or(|a| index > a.index)
+}
+
 fn db_dir_name(gen: u64) -> String {
     format!("db.{gen}")
 }
@@ -401,6 +408,12 @@ impl Inner {
         let mut pending = PendingBatch::default();
         let mut resps = Vec::with_capacity(entries.len());
         for e in entries {
+            debug_assert!(
+                advances_applied(core.applied, e.log_id.index),
+                "entry {} applied after {:?}: the applied index must strictly increase",
+                e.log_id.index,
+                core.applied
+            );
             let mut ops = 0;
             match e.payload {
                 EntryPayload::Blank => {}
@@ -699,6 +712,21 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_applied_index_strictly_increases() {
+        let at = |index| LogId::new(CommittedLeaderId::new(1, 0), index);
+        assert!(advances_applied(None, 0));
+        assert!(advances_applied(None, 7));
+        assert!(advances_applied(Some(at(4)), 5));
+        assert!(
+            advances_applied(Some(at(4)), 9),
+            "a gap after a snapshot is allowed"
+        );
+        assert!(!advances_applied(Some(at(4)), 4), "a repeat");
+        assert!(!advances_applied(Some(at(4)), 3), "a step back");
+        assert!(!advances_applied(Some(at(u64::MAX)), 0), "no wrap-around");
+    }
 
     #[test]
     fn user_range_deletes_never_cover_the_reserved_keys() {

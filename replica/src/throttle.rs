@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use parking_lot::{Mutex, RwLock};
-pub use siltdb_client::throttling::{Rule, ThrottleConfig, THROTTLE_MS_MAX};
+pub use siltdb_client::throttling::{Rule, ThrottleConfig, MAX_THROTTLE_MS};
 use std::time::{Duration, Instant};
 
 /// What a throttle decided for one request.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(20);
 /// How long the stuck fetch holds the cancel; polls must answer well within it.
 const HOLD: Duration = Duration::from_millis(1500);
-const POLL_MAX: Duration = Duration::from_millis(300);
+const MAX_POLL: Duration = Duration::from_millis(300);
 
 #[test]
 fn poll_proceeds_while_a_cancel_waits_for_a_stuck_download() {
@@ -54,7 +54,7 @@ fn poll_proceeds_while_a_cancel_waits_for_a_stuck_download() {
         let progress = partition.poll().unwrap();
         let took = started.elapsed();
         assert!(
-            took < POLL_MAX,
+            took < MAX_POLL,
             "poll waited {took:?} behind the cancel's join: {progress:?}"
         );
         // The stopping download is not replaced by a resumed one.

@@ -6,7 +6,7 @@
 //!
 //! The replica crate does not depend on `siltdb-tools`; [`write_build_layout`] writes exactly
 //! what `sst-ingest build --out <root>/<p>` writes for each partition (`tools/src/sst_build.rs`,
-//! `tools/src/metadata.rs`): `NNNNNN.sst` files from `SstWriter`, split at a target size, and
+//! `tools/src/metadata.rs`, the format in `client/src/bulk_load_metadata.rs`): `NNNNNN.sst` files from `SstWriter`, split at a target size, and
 //! `bulk_load_metadata.json` (pretty JSON and a newline) with name, size, CRC-32C, hex key
 //! range and entry count of each file, plus totals.
 

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 const FILES: usize = 4;
 const ENTRIES: usize = 300;
-const WAIT_MAX: Duration = Duration::from_secs(30);
+const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Keys of partition `p` in `db`, in the bulk-load key range.
 fn bulk_keys(db: &Db, p: u32) -> usize {
@@ -61,7 +61,7 @@ fn driver_restart_while_downloading_resumes_and_completes() {
     let ballot = group.primary(&rt).ballot();
     group.driver.start(ballot).unwrap();
     assert!(
-        gate.wait_reached(WAIT_MAX),
+        gate.wait_reached(MAX_WAIT),
         "the download never reached file 3"
     );
 
@@ -75,7 +75,7 @@ fn driver_restart_while_downloading_resumes_and_completes() {
         "old session joined"
     );
     gate.release();
-    poll_until(&group.driver, BulkLoadStatus::Downloaded, WAIT_MAX);
+    poll_until(&group.driver, BulkLoadStatus::Downloaded, MAX_WAIT);
     group.driver.ingest().unwrap();
     assert_eq!(group.driver.status(), BulkLoadStatus::Succeed);
     let primary = group.primary(&rt);
@@ -95,7 +95,7 @@ fn driver_restart_while_ingesting_does_not_ingest_twice() {
     let group = Group::open(&rt, root.path(), 0, 3, |_| {}, provider.clone(), &downloads);
     let ballot = group.primary(&rt).ballot();
     group.driver.start(ballot).unwrap();
-    poll_until(&group.driver, BulkLoadStatus::Downloaded, WAIT_MAX);
+    poll_until(&group.driver, BulkLoadStatus::Downloaded, MAX_WAIT);
 
     // The replicated ingest write commits and applies on every replica; the driver "crashes"
     // after persisting INGESTING and before recording SUCCEED.
@@ -110,7 +110,7 @@ fn driver_restart_while_ingesting_does_not_ingest_twice() {
         dir: &dir,
         entries: &metadata.files,
         files: &files,
-        deadline: Instant::now() + WAIT_MAX,
+        deadline: Instant::now() + MAX_WAIT,
         cancel: &cancel,
     };
     group.target.ingest(&request).unwrap();
@@ -127,7 +127,7 @@ fn driver_restart_while_ingesting_does_not_ingest_twice() {
     let primary = group.primary(&rt);
     let decree = user_write(&rt, &primary, m);
 
-    poll_until(&group.driver, BulkLoadStatus::Downloaded, WAIT_MAX);
+    poll_until(&group.driver, BulkLoadStatus::Downloaded, MAX_WAIT);
     group.driver.ingest().unwrap();
     assert_eq!(group.driver.status(), BulkLoadStatus::Succeed);
     for r in &group.replicas {
@@ -208,7 +208,7 @@ fn crash_inside_ingest_apply_replays_from_the_staging_copy_without_resurrecting(
     fs.fail_from_nth(IoOp::Create, 2 * FILES as u64 + 1, FaultKind::Eio);
     let write = async {
         let m = ingest_command(&source, &metadata, 42);
-        tokio::time::timeout(WAIT_MAX, r.write_control(m)).await
+        tokio::time::timeout(MAX_WAIT, r.write_control(m)).await
     };
     let result = rt.block_on(write).expect("bounded");
     assert!(
@@ -320,7 +320,7 @@ fn controller_pause_then_restart_completes() {
     assert_eq!(provider.fetch_count(), fetches);
 
     controller.restart().unwrap();
-    let done = controller.run(WAIT_MAX).unwrap();
+    let done = controller.run(MAX_WAIT).unwrap();
     assert_eq!(done.status, BulkLoadStatus::Succeed, "{:?}", done.error);
     for (p, r) in replicas.iter().enumerate() {
         assert_loaded(&r.db, p as u32, FILES, ENTRIES);
@@ -338,7 +338,7 @@ fn secondary_cut_off_during_ingestion_catches_up_before_the_files_go() {
     let group = Group::open(&rt, root.path(), 0, 3, |_| {}, provider.clone(), &downloads);
     let group = group.restart_driver_with(provider.clone(), &downloads, |c| {
         c.ingest_attempt_timeout = Duration::from_millis(300);
-        c.ingest_timeout = WAIT_MAX;
+        c.ingest_timeout = MAX_WAIT;
     });
     let primary = group.primary(&rt);
     let cut = group
@@ -359,7 +359,7 @@ fn secondary_cut_off_during_ingestion_catches_up_before_the_files_go() {
     let controller =
         BulkLoadController::new(vec![group.driver.clone()], ControllerConfig::default());
     controller.start().unwrap();
-    let done = controller.run(WAIT_MAX).unwrap();
+    let done = controller.run(MAX_WAIT).unwrap();
     healer.join().unwrap();
     assert_eq!(done.status, BulkLoadStatus::Succeed, "{:?}", done.error);
     let metrics = downloads.metrics().snapshot();

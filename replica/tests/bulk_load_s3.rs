@@ -28,7 +28,7 @@ const LOAD_BOUND: Duration = Duration::from_secs(90);
 /// L0 files at which the engine stops writes.
 const L0_STOP: usize = 4;
 /// Bound on how long [`HoldCompaction`] holds one compaction step.
-const COMPACTION_HOLD_MAX: Duration = Duration::from_secs(10);
+const MAX_COMPACTION_HOLD: Duration = Duration::from_secs(10);
 /// How long compactions stay held after the ingestion is proposed.
 const HOLD_AFTER_PROPOSE: Duration = Duration::from_millis(300);
 
@@ -40,7 +40,7 @@ struct HoldCompaction {
 
 impl CompactionFilter for HoldCompaction {
     fn filter(&self, _level: usize, _key: &[u8], _value: &[u8]) -> FilterDecision {
-        let deadline = Instant::now() + COMPACTION_HOLD_MAX;
+        let deadline = Instant::now() + MAX_COMPACTION_HOLD;
         while self.held.load(Ordering::Acquire) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }

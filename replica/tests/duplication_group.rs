@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const FOLLOWER_GPID: Gpid = Gpid::new(2, 0);
-const WAIT_MAX: Duration = Duration::from_secs(30);
+const MAX_WAIT: Duration = Duration::from_secs(30);
 
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -97,7 +97,7 @@ impl FollowerGroup {
     }
 
     async fn leader_id(&self) -> u64 {
-        let deadline = Instant::now() + WAIT_MAX;
+        let deadline = Instant::now() + MAX_WAIT;
         loop {
             if let Some(r) = self.sink.leader() {
                 return r.id();
@@ -111,7 +111,7 @@ impl FollowerGroup {
     /// in flight has dropped its clone.
     async fn take(&self, id: u64) -> Replica {
         let mut r = self.sink.remove_replica(id).expect("a known replica");
-        let deadline = Instant::now() + WAIT_MAX;
+        let deadline = Instant::now() + MAX_WAIT;
         loop {
             match Arc::try_unwrap(r) {
                 Ok(r) => return r,
@@ -138,7 +138,7 @@ impl FollowerGroup {
 
     /// Writes `m` through the follower's primary, retrying elections (bounded).
     async fn write(&self, m: Mutation) -> u64 {
-        let deadline = Instant::now() + WAIT_MAX;
+        let deadline = Instant::now() + MAX_WAIT;
         loop {
             let err = match self.sink.leader() {
                 Some(l) => match l.write_control(m.clone()).await {
@@ -227,7 +227,7 @@ fn spawn_writer(
 }
 
 async fn wait_until(what: &str, pred: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT_MAX;
+    let deadline = Instant::now() + MAX_WAIT;
     while !pred() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -14,7 +14,7 @@ use siltdb_replica::{Decree, Mutation};
 use std::path::Path;
 use std::time::Duration;
 
-const WAIT_MAX: Duration = Duration::from_secs(20);
+const MAX_WAIT: Duration = Duration::from_secs(20);
 
 fn ingest(source: &Path, load_id: u64, name: &str, size: u64, crc32c: u32) -> Mutation {
     Mutation::control(
@@ -40,7 +40,7 @@ async fn start(dir: &Path, router: &std::sync::Arc<Router>) -> Vec<Replica> {
 }
 
 async fn write_control(r: &Replica, m: Mutation) -> siltdb_replica::MutationResp {
-    tokio::time::timeout(WAIT_MAX, r.write_control(m))
+    tokio::time::timeout(MAX_WAIT, r.write_control(m))
         .await
         .expect("bounded")
         .expect("a refused ingestion still applies")

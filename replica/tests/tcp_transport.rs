@@ -263,7 +263,7 @@ async fn lagging_replica_learns_a_checkpoint_streamed_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_close_the_connection_and_the_node_keeps_serving() {
-    use siltdb_replica::transport::frame::{self, Frame, FrameKind, FRAME_SIZE_MAX_BYTES};
+    use siltdb_replica::transport::frame::{self, Frame, FrameKind, MAX_FRAME_SIZE_BYTES};
     use siltdb_replica::transport::{RaftEnvelope, RaftRequest, RaftResponse, Refusal};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let node = start_node(1).await;
@@ -279,7 +279,7 @@ async fn bad_frames_close_the_connection_and_the_node_keeps_serving() {
     }
     // Garbage, a length above the limit, a bad checksum, an undecodable payload.
     assert!(closed_after(&node.addr, &[0xff; 64]).await);
-    let mut huge = ((FRAME_SIZE_MAX_BYTES + 1) as u32).to_le_bytes().to_vec();
+    let mut huge = ((MAX_FRAME_SIZE_BYTES + 1) as u32).to_le_bytes().to_vec();
     huge.extend_from_slice(&[0; 4]);
     assert!(closed_after(&node.addr, &huge).await);
     let junk = Frame {

@@ -34,6 +34,16 @@ pub fn version_line() -> String {
     )
 }
 
+/// Parses the process arguments into `A`, `--version` printing [`version_line`]: the one place
+/// `silt-server` and `silt-admin` build their version line.
+pub fn parse_args<A: clap::Parser>() -> A {
+    let version: &'static str = Box::leak(version_line().into_boxed_str());
+    let matches = <A as clap::CommandFactory>::command()
+        .version(version)
+        .get_matches();
+    <A as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

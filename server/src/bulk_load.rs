@@ -45,7 +45,7 @@
 //! an operator starts it again (ingestion is atomic per partition, so a partition is either
 //! wholly loaded or not at all). A partition whose ingestion failed after its entry may have
 //! been proposed (not applied by every replica in time) keeps its files the same way: a
-//! replica applying the entry later must find them, or it would diverge from the others. A new start first waits (at most [`CATCH_UP_WAIT_MAX`]) until
+//! replica applying the entry later must find them, or it would diverge from the others. A new start first waits (at most [`MAX_CATCH_UP_WAIT`]) until
 //! every replica of such a kept partition caught up with its leader, then clears it. A graceful
 //! shutdown stops the coordinator thread after its current round (joined within a bound; a
 //! thread still inside an ingestion round stops calling out and is left to the process exit),
@@ -92,20 +92,20 @@ pub const DOWNLOAD_SLOTS: usize = 4;
 /// Pause between the coordinator's rounds over the partitions.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Bound on a whole load; past it the load fails and its partitions are cancelled.
-pub const LOAD_TIME_MAX: Duration = Duration::from_secs(3600);
+pub const MAX_LOAD_TIME: Duration = Duration::from_secs(3600);
 /// Bound on one request of the coordinator to a hosting node.
 pub const REPLICA_RPC_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on every hosting node's checkpoint after the ingestion, retries included.
-pub const CHECKPOINT_WAIT_MAX: Duration = Duration::from_secs(60);
+pub const MAX_CHECKPOINT_WAIT: Duration = Duration::from_secs(60);
 /// Bound on waiting, before a new load, for the replicas of partitions an interrupted load
 /// left unfinished to catch up with their leader.
-pub const CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(60);
+pub const MAX_CATCH_UP_WAIT: Duration = Duration::from_secs(60);
 /// Pause between polls of the hosting nodes' applied decrees.
 const APPLIED_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Bound on the coordinator thread's first round, which a start request waits for.
-const START_WAIT_MAX: Duration = Duration::from_secs(3);
+const MAX_START_WAIT: Duration = Duration::from_secs(3);
 /// Bound on joining the coordinator threads at shutdown.
-const SHUTDOWN_JOIN_WAIT_MAX: Duration = Duration::from_secs(15);
+const MAX_SHUTDOWN_JOIN_WAIT: Duration = Duration::from_secs(15);
 
 /// How a finished load ended, as persisted in [`LOAD_FILE`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -428,7 +428,7 @@ impl BulkLoads {
         tracing::info!(table, source_dir, "bulk load started");
         // The first round (every partition's metadata fetched and validated) is quick; its
         // result makes the answer useful. The load goes on regardless.
-        let _ = tokio::time::timeout(START_WAIT_MAX, started_rx).await;
+        let _ = tokio::time::timeout(MAX_START_WAIT, started_rx).await;
         Ok(ClientResponse::BulkLoad(load.report(me)))
     }
 
@@ -467,7 +467,7 @@ impl BulkLoads {
         for load in &loads {
             load.shared.stop.store(true, Ordering::Release);
         }
-        let deadline = Instant::now() + SHUTDOWN_JOIN_WAIT_MAX;
+        let deadline = Instant::now() + MAX_SHUTDOWN_JOIN_WAIT;
         for load in loads {
             while load.running() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -621,7 +621,7 @@ fn check_source(layout: &TableLayout, source: &Path) -> Result<(), ServerError> 
 }
 
 /// The coordinator thread of one load: start, then rounds until a terminal status, a stop
-/// or [`LOAD_TIME_MAX`]; a load that did not succeed has its unfinished partitions cancelled.
+/// or [`MAX_LOAD_TIME`]; a load that did not succeed has its unfinished partitions cancelled.
 fn drive(shared: &LoadShared, started: tokio::sync::oneshot::Sender<()>) {
     let controller = &shared.controller;
     if let Err(reason) = clear_interrupted(shared) {
@@ -634,7 +634,7 @@ fn drive(shared: &LoadShared, started: tokio::sync::oneshot::Sender<()>) {
     }
     let first = controller.start();
     let _ = started.send(());
-    let deadline = Instant::now() + LOAD_TIME_MAX;
+    let deadline = Instant::now() + MAX_LOAD_TIME;
     let mut round = first;
     let outcome = loop {
         match round {
@@ -663,7 +663,7 @@ fn drive(shared: &LoadShared, started: tokio::sync::oneshot::Sender<()>) {
         if Instant::now() >= deadline {
             break Outcome {
                 status: BulkLoadStatus::Failed,
-                error: Some(format!("not finished within {LOAD_TIME_MAX:?}")),
+                error: Some(format!("not finished within {MAX_LOAD_TIME:?}")),
             };
         }
         std::thread::sleep(POLL_INTERVAL);
@@ -684,9 +684,9 @@ fn drive(shared: &LoadShared, started: tokio::sync::oneshot::Sender<()>) {
 /// Partitions an interrupted load left unfinished, and partitions whose ingestion failed after
 /// it may have been proposed, kept their files for replicas still applying the old ingestion:
 /// once every replica of such a partition caught up with its leader (bounded by
-/// [`CATCH_UP_WAIT_MAX`]), the old load is cleared so the new one starts from scratch.
+/// [`MAX_CATCH_UP_WAIT`]), the old load is cleared so the new one starts from scratch.
 fn clear_interrupted(shared: &LoadShared) -> Result<(), String> {
-    let deadline = Instant::now() + CATCH_UP_WAIT_MAX;
+    let deadline = Instant::now() + MAX_CATCH_UP_WAIT;
     for (p, driver) in shared.controller.partitions().iter().enumerate() {
         if driver.status().is_terminal() && !driver.files_kept() {
             continue;
@@ -948,11 +948,11 @@ impl IngestTarget for ClusterTarget {
     }
 
     fn checkpoint(&self) -> Result<(), TargetError> {
-        let deadline = Instant::now() + CHECKPOINT_WAIT_MAX;
+        let deadline = Instant::now() + MAX_CHECKPOINT_WAIT;
         for node in &self.replicas {
             let mut backoff = Duration::from_millis(20);
             loop {
-                let e = match self.call(&node.addr, ReplicaBulkOp::Checkpoint, CHECKPOINT_WAIT_MAX)
+                let e = match self.call(&node.addr, ReplicaBulkOp::Checkpoint, MAX_CHECKPOINT_WAIT)
                 {
                     Ok(ReplicaBulkReply::Checkpointed { .. }) => break,
                     Ok(other) => CallError {

@@ -82,9 +82,11 @@ pub struct ServerConfig {
     pub election_max_ms: u64,
     /// Bound on a client read or write inside the server. Default 5000 ms.
     pub request_timeout_ms: u64,
-    /// Period of the checkpoint timer; 0 = off. Default 60000 ms.
+    /// Period of every replica's checkpoint task ([`siltdb_replica::maintenance`]); 0 = off.
+    /// Default 60000 ms.
     pub checkpoint_interval_ms: u64,
-    /// Entries applied since the last checkpoint before the timer checkpoints. Default 10000.
+    /// Entries applied since a replica's last checkpoint before its task checkpoints again.
+    /// Default 10000.
     pub checkpoint_decrees_min: u64,
     /// Engine memtable size per replica. Default 8 MiB.
     pub memtable_size_bytes: usize,
@@ -237,6 +239,16 @@ impl ServerConfig {
         .map_err(|e| Error::InvalidArgument(format!("engine resources: {e}")))
     }
 
+    /// Every replica's periodic checkpoint settings: [`ServerConfig::checkpoint_interval_ms`]
+    /// (0: no task) and [`ServerConfig::checkpoint_decrees_min`].
+    pub fn maintenance(&self) -> siltdb_replica::maintenance::MaintenanceOptions {
+        siltdb_replica::maintenance::MaintenanceOptions {
+            interval: (self.checkpoint_interval_ms > 0)
+                .then(|| Duration::from_millis(self.checkpoint_interval_ms)),
+            min_new_decrees: self.checkpoint_decrees_min,
+        }
+    }
+
     /// [`ServerConfig::request_timeout_ms`] as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
@@ -276,6 +288,21 @@ mod tests {
         c2 = c;
         c2.write_buffer_size_bytes = 1024;
         assert!(c2.validate().is_err());
+    }
+
+    #[test]
+    fn the_checkpoint_flags_configure_every_replicas_one_task() {
+        let mut c = ServerConfig::default();
+        let m = c.maintenance();
+        assert_eq!(m.interval, Some(Duration::from_secs(60)));
+        assert_eq!(m.min_new_decrees, 10_000);
+        c.checkpoint_interval_ms = 300;
+        c.checkpoint_decrees_min = 10;
+        let m = c.maintenance();
+        assert_eq!(m.interval, Some(Duration::from_millis(300)));
+        assert_eq!(m.min_new_decrees, 10);
+        c.checkpoint_interval_ms = 0;
+        assert_eq!(c.maintenance().interval, None);
     }
 
     #[test]

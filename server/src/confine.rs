@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// Most entries of a source directory checked for symlink escapes (partition directories and
 /// their files together); a larger source is refused.
-pub const SOURCE_ENTRIES_MAX: usize = 1_000_000;
+pub const MAX_SOURCE_ENTRIES: usize = 1_000_000;
 
 /// The path to read `source` from, or why it is refused.
 pub fn confine_source(root: Option<&Path>, source: &Path) -> Result<PathBuf, String> {
@@ -52,9 +52,9 @@ pub fn confine_source(root: Option<&Path>, source: &Path) -> Result<PathBuf, Str
     let mut seen = 0usize;
     let mut check = |p: &Path| -> Result<(), String> {
         seen += 1;
-        if seen > SOURCE_ENTRIES_MAX {
+        if seen > MAX_SOURCE_ENTRIES {
             return Err(format!(
-                "source directory {} holds more than {SOURCE_ENTRIES_MAX} entries",
+                "source directory {} holds more than {MAX_SOURCE_ENTRIES} entries",
                 source.display()
             ));
         }

@@ -44,7 +44,7 @@
 use crate::client::{Client, ClientOptions};
 use crate::error::ServerError;
 use crate::layout::TableLayout;
-use crate::node::{client_mutation, LocalReplica, Node, WRITE_OPS_MAX};
+use crate::node::{client_mutation, LocalReplica, Node, MAX_WRITE_OPS};
 use crate::proto::{ClientRequest, ClientResponse};
 use parking_lot::{Condvar, Mutex};
 pub use siltdb_client::duplication::{DuplicationReplicaStatus, DuplicationReport};
@@ -72,9 +72,9 @@ pub const REMOTE_RPC_TIMEOUT: Duration = Duration::from_secs(3);
 /// Bound on one sink operation on the follower cluster, retries (leader moves) included.
 pub const REMOTE_DEADLINE: Duration = Duration::from_secs(5);
 /// Most ops in one follower write.
-pub const MUTATION_OPS_MAX: usize = 1024;
-/// Most key and value bytes in one follower write (below [`crate::node::WRITE_SIZE_MAX_BYTES`]).
-pub const MUTATION_BYTES_MAX: u64 = 1 << 20;
+pub const MAX_FOLLOWER_WRITE_OPS: usize = 1024;
+/// Most key and value bytes in one follower write (below [`crate::node::MAX_WRITE_SIZE_BYTES`]).
+pub const MAX_FOLLOWER_WRITE_BYTES: u64 = 1 << 20;
 /// Directory under a replica's directory holding the sinks' scratch copies of checkpoints.
 pub const SCRATCH_DIR: &str = "dup-scratch";
 
@@ -222,7 +222,7 @@ impl DuplicationSink for RemoteClusterSink {
         let db = copy.db()?;
         self.write(true, Vec::new())
             .map_err(|e| checkpoint_context(e, decree))?;
-        stream_user_keys(db, MUTATION_OPS_MAX, MUTATION_BYTES_MAX, |m| {
+        stream_user_keys(db, MAX_FOLLOWER_WRITE_OPS, MAX_FOLLOWER_WRITE_BYTES, |m| {
             self.write(false, m.ops.clone())
         })
         .map_err(|e| checkpoint_context(e, decree))?;
@@ -232,7 +232,7 @@ impl DuplicationSink for RemoteClusterSink {
     fn ship(&self, batch: &[(Decree, Mutation)]) -> SinkResult<Decree> {
         refuse_control(batch)?;
         let mut acked: Option<Decree> = None;
-        for (last, m) in merge_batch(batch, MUTATION_OPS_MAX, MUTATION_BYTES_MAX) {
+        for (last, m) in merge_batch(batch, MAX_FOLLOWER_WRITE_OPS, MAX_FOLLOWER_WRITE_BYTES) {
             // Blank and membership entries arrive empty: nothing to write.
             if !m.ops.is_empty() {
                 if let Err(e) = self.write(false, m.ops) {
@@ -746,9 +746,9 @@ async fn duplication_write(
     ops: Vec<WriteOp>,
 ) -> Result<ClientResponse, ServerError> {
     let (layout, r) = node.replica(table, partition)?;
-    if (ops.is_empty() && !clear) || ops.len() > WRITE_OPS_MAX {
+    if (ops.is_empty() && !clear) || ops.len() > MAX_WRITE_OPS {
         return Err(ServerError::InvalidArgument(format!(
-            "{} ops (1 to {WRITE_OPS_MAX}, or 0 with clear)",
+            "{} ops (1 to {MAX_WRITE_OPS}, or 0 with clear)",
             ops.len()
         )));
     }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 /// Shortest pause between probe rounds.
 const PROBE_INTERVAL_MIN: Duration = Duration::from_millis(100);
 /// Longest pause between probe rounds.
-const PROBE_INTERVAL_MAX: Duration = Duration::from_secs(5);
+const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// Shortest bound on one probe (a loaded node still answers).
 const PROBE_TIMEOUT_MIN: Duration = Duration::from_millis(500);
 /// Bound on the catch-up of each replacement replica.
@@ -29,7 +29,7 @@ const CURE_CATCH_UP: Duration = Duration::from_secs(120);
 /// Runs the detector until `stop` (on every node; it acts only while this node leads the
 /// meta partition).
 pub(crate) async fn run(node: Arc<Node>, grace: Duration, mut stop: watch::Receiver<bool>) {
-    let every = (grace / 4).clamp(PROBE_INTERVAL_MIN, PROBE_INTERVAL_MAX);
+    let every = (grace / 4).clamp(PROBE_INTERVAL_MIN, MAX_PROBE_INTERVAL);
     let probe_timeout = every.max(PROBE_TIMEOUT_MIN);
     let mut d = Detector::default();
     loop {

@@ -22,7 +22,7 @@ use crate::layout::{NodeInfo, TableLayout};
 use crate::meta::MetaRequest;
 use crate::proto::{ClientRequest, ClientResponse};
 use siltdb_client::auth::{Hello, HelloReply};
-use siltdb_client::frame::{decode_frame, FrameKind, FRAME_SIZE_MAX_BYTES};
+use siltdb_client::frame::{decode_frame, FrameKind, MAX_FRAME_SIZE_BYTES};
 use siltdb_replica::transport::frame::{decode_payload, encode_payload};
 use siltdb_replica::WriteOp;
 
@@ -57,12 +57,12 @@ pub fn server_handshake(data: &[u8]) {
     let mut payloads = vec![data.to_vec()];
     match decode_frame(data) {
         Ok(Some((frame, used))) => {
-            assert!(used <= data.len() && used <= FRAME_SIZE_MAX_BYTES + 8);
+            assert!(used <= data.len() && used <= MAX_FRAME_SIZE_BYTES + 8);
             if frame.kind == FrameKind::Hello || frame.kind == FrameKind::ClientRequest {
                 payloads.push(frame.payload);
             }
         }
-        Ok(None) => assert!(data.len() < FRAME_SIZE_MAX_BYTES + 8),
+        Ok(None) => assert!(data.len() < MAX_FRAME_SIZE_BYTES + 8),
         Err(_) => {}
     }
     for p in &payloads {
@@ -106,7 +106,7 @@ pub fn server_handshake(data: &[u8]) {
 }
 
 /// Most partitions a fuzzed valid layout is walked over.
-const PARTITIONS_WALKED_MAX: u32 = 256;
+const MAX_PARTITIONS_WALKED: u32 = 256;
 
 /// Decodes `data` as every server-side message and stored layout; see the module docs.
 pub fn server_request(data: &[u8]) {
@@ -132,7 +132,7 @@ fn walk_layout(l: &TableLayout) {
     if l.validate().is_err() {
         return;
     }
-    for p in 0..l.partition_count.min(PARTITIONS_WALKED_MAX) {
+    for p in 0..l.partition_count.min(MAX_PARTITIONS_WALKED) {
         let replicas = l.replicas(p);
         assert!(
             !replicas.is_empty(),

@@ -11,14 +11,14 @@
 //! - **Counting.** Each partition and kind has a space-saving top-k counter ([`TopK`], Metwally
 //!   et al.) of [`HOTKEY_SLOTS`] slots: a key not counted yet takes the slot of the least counted
 //!   key, inheriting its count as its error bound. Every key whose true count exceeds
-//!   `total / HOTKEY_SLOTS` is guaranteed a slot. Keys longer than [`HOTKEY_KEY_MAX_BYTES`] are
+//!   `total / HOTKEY_SLOTS` is guaranteed a slot. Keys longer than [`MAX_HOTKEY_KEY_BYTES`] are
 //!   counted by their prefix.
 //! - **Windows.** Counts are kept for two windows of [`HOTKEY_WINDOW`]: the current one and the
 //!   one before; a report sums both, so it covers the last one to two windows and old hot keys
 //!   fade out.
 //!
 //! Memory per partition: 2 kinds × 2 windows × [`HOTKEY_SLOTS`] keys of at most
-//! [`HOTKEY_KEY_MAX_BYTES`] bytes.
+//! [`MAX_HOTKEY_KEY_BYTES`] bytes.
 
 use crate::proto::ClientRequest;
 use parking_lot::Mutex;
@@ -34,11 +34,11 @@ pub const HOTKEY_SLOTS: usize = 32;
 /// One request in this many is counted.
 pub const HOTKEY_SAMPLE_EVERY: u64 = 4;
 /// Longest key prefix counted.
-pub const HOTKEY_KEY_MAX_BYTES: usize = 256;
+pub const MAX_HOTKEY_KEY_BYTES: usize = 256;
 /// Length of one counting window.
 pub const HOTKEY_WINDOW: Duration = Duration::from_secs(60);
 /// Most keys of one sampled multi-key write counted.
-pub const HOTKEY_KEYS_PER_REQUEST_MAX: usize = 16;
+pub const MAX_HOTKEY_KEYS_PER_REQUEST: usize = 16;
 
 /// A space-saving top-k counter of at most `capacity` keys.
 #[derive(Debug, Clone)]
@@ -59,9 +59,9 @@ impl TopK {
         }
     }
 
-    /// Counts one occurrence of `key` (its first [`HOTKEY_KEY_MAX_BYTES`] bytes).
+    /// Counts one occurrence of `key` (its first [`MAX_HOTKEY_KEY_BYTES`] bytes).
     pub fn add(&mut self, key: &[u8]) {
-        let key = &key[..key.len().min(HOTKEY_KEY_MAX_BYTES)];
+        let key = &key[..key.len().min(MAX_HOTKEY_KEY_BYTES)];
         self.total = self.total.saturating_add(1);
         if let Some(slot) = self.slots.get_mut(key) {
             slot.0 = slot.0.saturating_add(1);
@@ -205,7 +205,7 @@ fn keys_of(req: &ClientRequest) -> Option<(&str, u32, HotKeyKind, Vec<Vec<u8>>)>
                     WriteOp::Put { key, .. } | WriteOp::Delete { key } => Some(key.clone()),
                     WriteOp::DeleteRange { .. } => None,
                 })
-                .take(HOTKEY_KEYS_PER_REQUEST_MAX)
+                .take(MAX_HOTKEY_KEYS_PER_REQUEST)
                 .collect();
             Some((table, *partition, Write, keys))
         }
@@ -354,13 +354,13 @@ mod tests {
                 (b"c".to_vec(), 1, 0)
             ]
         );
-        let long = vec![7u8; HOTKEY_KEY_MAX_BYTES + 10];
+        let long = vec![7u8; MAX_HOTKEY_KEY_BYTES + 10];
         let mut other = long.clone();
-        other[HOTKEY_KEY_MAX_BYTES + 5] = 8;
+        other[MAX_HOTKEY_KEY_BYTES + 5] = 8;
         t.add(&long);
         t.add(&other);
         let top = t.top();
-        assert_eq!(top[2].0.len(), HOTKEY_KEY_MAX_BYTES);
+        assert_eq!(top[2].0.len(), MAX_HOTKEY_KEY_BYTES);
         assert_eq!(top[2].1, 2, "same prefix, one key");
     }
 

@@ -8,8 +8,8 @@
 use crate::error::{Error, Result};
 use siltdb::fs::{FileSystem, StdFs};
 pub use siltdb_client::layout::{
-    partition_of, NodeInfo, TableLayout, LAYOUT_FORMAT_VERSION, PARTITIONS_MAX,
-    TABLE_NAME_MAX_BYTES,
+    partition_of, NodeInfo, TableLayout, LAYOUT_FORMAT_VERSION, MAX_PARTITIONS,
+    MAX_TABLE_NAME_BYTES,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -12,12 +12,12 @@
 //! The search linearizes one "minimal" operation at a time — one invoked before every
 //! not-yet-linearized completed operation finished — and memoizes (linearized set, register
 //! value) states already explored, so its cost is bounded by the number of distinct states,
-//! not of orders. [`SEARCH_STATES_MAX`] bounds it anyway; past it the checker says "unknown".
+//! not of orders. [`MAX_SEARCH_STATES`] bounds it anyway; past it the checker says "unknown".
 
 use std::collections::HashSet;
 
 /// Most states the search visits before giving up.
-pub const SEARCH_STATES_MAX: usize = 5_000_000;
+pub const MAX_SEARCH_STATES: usize = 5_000_000;
 
 /// What an operation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub enum Verdict {
         /// Indices of the operations of the deepest partial linearization found.
         deepest: Vec<usize>,
     },
-    /// The search hit [`SEARCH_STATES_MAX`].
+    /// The search hit [`MAX_SEARCH_STATES`].
     Unknown,
 }
 
@@ -144,7 +144,7 @@ pub fn check(ops: &[Operation]) -> Verdict {
         if !visited.insert((bits.clone(), value)) {
             continue;
         }
-        if visited.len() > SEARCH_STATES_MAX {
+        if visited.len() > MAX_SEARCH_STATES {
             return Verdict::Unknown;
         }
         stack.push(Frame {

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 pub use crate::node::{remove_leftovers, remove_replica_dir, REMOVED_SUFFIX};
 /// Longest a `ChangeReplicas` may wait for a learner to catch up and the change to commit.
-pub const CHANGE_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+pub const MAX_CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Shortest bound on a `ChangeReplicas`.
 pub const CHANGE_TIMEOUT_MIN: Duration = Duration::from_secs(1);
 /// Bound on asking one replica for its group's membership before a deletion.
@@ -240,7 +240,7 @@ impl Node {
                 addr: leader.and_then(|l| layout.addr_of(l).map(str::to_string)),
             });
         }
-        let bound = timeout.clamp(CHANGE_TIMEOUT_MIN, CHANGE_TIMEOUT_MAX);
+        let bound = timeout.clamp(CHANGE_TIMEOUT_MIN, MAX_CHANGE_TIMEOUT);
         let work = async {
             let voters: BTreeSet<u64> = r
                 .raft()

@@ -50,9 +50,9 @@ use siltdb_replica::{Mutation, WriteOp};
 use std::time::Duration;
 
 /// Most rows one catalog read returns.
-const CATALOG_ROWS_MAX: usize = 100_000;
+const MAX_CATALOG_ROWS: usize = 100_000;
 /// Bytes one catalog read may return.
-const CATALOG_BYTES_MAX: usize = 64 << 20;
+const MAX_CATALOG_BYTES: usize = 64 << 20;
 /// Key prefix of registered nodes.
 const NODE_PREFIX: &str = "node/";
 /// Key prefix of table layouts.
@@ -95,7 +95,7 @@ impl Node {
             .bounded(
                 "catalog read",
                 &layout,
-                r.scan(Vec::new(), None, CATALOG_ROWS_MAX, CATALOG_BYTES_MAX),
+                r.scan(Vec::new(), None, MAX_CATALOG_ROWS, MAX_CATALOG_BYTES),
             )
             .await?;
         if page.resume_from.is_some() {

@@ -9,7 +9,7 @@
 //! series carry `table` and `partition` labels.
 //!
 //! The HTTP side is deliberately small: one request per connection, the request head bounded
-//! by [`REQUEST_HEAD_MAX_BYTES`] and [`REQUEST_TIMEOUT`], `Connection: close`. Anything but
+//! by [`MAX_REQUEST_HEAD_BYTES`] and [`REQUEST_TIMEOUT`], `Connection: close`. Anything but
 //! `GET /metrics` and `GET /healthz` is answered 404 (405 for another method).
 
 use crate::dispatch::Services;
@@ -22,11 +22,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// Largest request head read (request line and headers).
-pub const REQUEST_HEAD_MAX_BYTES: usize = 8 << 10;
+pub const MAX_REQUEST_HEAD_BYTES: usize = 8 << 10;
 /// Bound on reading a request and writing its answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most scrape connections served at once (more wait in the accept queue).
-pub const CONNECTIONS_MAX: usize = 16;
+pub const MAX_CONNECTIONS: usize = 16;
 
 /// Serves the metrics endpoint until `stop`.
 pub async fn serve(
@@ -35,7 +35,7 @@ pub async fn serve(
     services: Arc<Services>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             _ = stop.changed() => return,
@@ -69,7 +69,7 @@ async fn answer(
             break;
         }
         head.extend_from_slice(&buf[..n]);
-        if head.len() > REQUEST_HEAD_MAX_BYTES {
+        if head.len() > MAX_REQUEST_HEAD_BYTES {
             return respond(
                 &mut conn,
                 "431 Request Header Fields Too Large",

@@ -18,6 +18,7 @@ use crate::proto::{
 };
 use openraft::{BasicNode, Raft};
 use parking_lot::{Mutex, RwLock};
+use siltdb_replica::maintenance::MaintenanceOptions;
 use siltdb_replica::raft::TypeConfig;
 use siltdb_replica::replica::{Replica, ReplicaOptions};
 use siltdb_replica::transport::{FaultHook, RaftHost, TcpNetworkFactory, TransportMetrics};
@@ -29,17 +30,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most rows in one scan page.
-pub const SCAN_ROWS_MAX: usize = 10_000;
+pub const MAX_SCAN_ROWS: usize = 10_000;
 /// Bytes of keys and values after which a scan page stops.
-pub const SCAN_PAGE_BYTES_MAX: usize = 4 << 20;
+pub const MAX_SCAN_PAGE_BYTES: usize = 4 << 20;
 /// Largest write request (keys + values), so that its log entry fits in a frame.
-pub const WRITE_SIZE_MAX_BYTES: u64 = 4 << 20;
+pub const MAX_WRITE_SIZE_BYTES: u64 = 4 << 20;
 /// Most ops in one write request.
-pub const WRITE_OPS_MAX: usize = 10_000;
+pub const MAX_WRITE_OPS: usize = 10_000;
 /// Suffix of a replica directory being removed.
 pub const REMOVED_SUFFIX: &str = ".removed";
 /// How long closing waits for in-flight requests to release a replica.
-pub const REPLICA_CLOSE_WAIT_MAX: Duration = Duration::from_secs(10);
+pub const MAX_REPLICA_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// How a node runs its replicas.
 #[derive(Debug, Clone)]
@@ -67,6 +68,10 @@ pub struct NodeOptions {
     pub credentials: crate::auth::Credentials,
     /// The directory bulk-load sources must lie under ([`crate::confine`]).
     pub bulk_load_root: Option<PathBuf>,
+    /// Every replica's periodic checkpoint and log purge ([`siltdb_replica::maintenance`], the
+    /// one owner of periodic checkpointing): `--checkpoint-interval-ms` and
+    /// `--checkpoint-decrees-min`.
+    pub maintenance: MaintenanceOptions,
 }
 
 #[derive(Default)]
@@ -256,6 +261,7 @@ impl Node {
         let gpid = layout.gpid(p);
         let mut o = ReplicaOptions::new(gpid, self.opts.node_id, self.replica_dir(gpid));
         o.raft = self.opts.raft.clone();
+        o.maintenance = self.opts.maintenance.clone();
         o.state_machine.db.memtable_size_bytes = self.opts.memtable_size_bytes;
         o.state_machine.db.resources = self.opts.resources.clone();
         o.state_machine.db.compaction_filter = Some(Arc::new(siltdb_replica::pegasus::TtlFilter));
@@ -457,9 +463,9 @@ impl Node {
     ) -> Result<ClientResponse, ServerError> {
         count(&self.counters.writes);
         let (layout, r) = self.replica(table, partition)?;
-        if ops.is_empty() || ops.len() > WRITE_OPS_MAX {
+        if ops.is_empty() || ops.len() > MAX_WRITE_OPS {
             return Err(ServerError::InvalidArgument(format!(
-                "{} ops (1 to {WRITE_OPS_MAX})",
+                "{} ops (1 to {MAX_WRITE_OPS})",
                 ops.len()
             )));
         }
@@ -503,12 +509,12 @@ impl Node {
         if self.splits.pending(table).is_some() {
             return Err(crate::split::fence::splitting(table));
         }
-        let rows_max = (limit as usize).clamp(1, SCAN_ROWS_MAX);
+        let rows_max = (limit as usize).clamp(1, MAX_SCAN_ROWS);
         let page = self
             .bounded(
                 "scan",
                 &layout,
-                r.scan(start, end, rows_max, SCAN_PAGE_BYTES_MAX),
+                r.scan(start, end, rows_max, MAX_SCAN_PAGE_BYTES),
             )
             .await?;
         let (count, splits) = (layout.partition_count, layout.splits);
@@ -556,36 +562,6 @@ impl Node {
             done += 1;
         }
         Ok(done)
-    }
-
-    /// Checkpoints leader replicas that applied at least `decrees_min` entries since their
-    /// last checkpoint (the periodic checkpoint timer).
-    pub async fn checkpoint_due(&self, decrees_min: u64) {
-        let replicas: Vec<Arc<Replica>> = self.replicas.read().values().cloned().collect();
-        for r in replicas {
-            let m = r.raft().metrics().borrow().clone();
-            if m.current_leader != Some(self.opts.node_id) {
-                continue;
-            }
-            let applied = m.last_applied.map_or(0, |l| l.index);
-            let snap = m.snapshot.map_or(0, |l| l.index);
-            if applied.saturating_sub(snap) < decrees_min {
-                continue;
-            }
-            let r2 = Arc::clone(&r);
-            let res = tokio::time::timeout(self.opts.request_timeout, async move {
-                r2.checkpoint().await?;
-                r2.purge_log().await
-            })
-            .await;
-            match res {
-                Ok(Ok(())) => tracing::debug!(gpid = %r.gpid(), "periodic checkpoint"),
-                Ok(Err(e)) => {
-                    tracing::warn!(gpid = %r.gpid(), error = %e, "periodic checkpoint failed")
-                }
-                Err(_) => tracing::warn!(gpid = %r.gpid(), "periodic checkpoint timed out"),
-            }
-        }
     }
 
     /// Statistics of this node.
@@ -727,7 +703,7 @@ impl Node {
 /// Closes a replica once in-flight requests released it (bounded); otherwise stops its Raft
 /// and closes its engine through the shared handle.
 pub(crate) async fn close_replica(mut r: Arc<Replica>) -> Result<()> {
-    let deadline = Instant::now() + REPLICA_CLOSE_WAIT_MAX;
+    let deadline = Instant::now() + MAX_REPLICA_CLOSE_WAIT;
     loop {
         match Arc::try_unwrap(r) {
             Ok(replica) => return Ok(replica.close().await?),
@@ -748,7 +724,7 @@ pub(crate) async fn close_replica(mut r: Arc<Replica>) -> Result<()> {
     }
 }
 
-/// A write's ops as one log entry, refused when larger than [`WRITE_SIZE_MAX_BYTES`] (the
+/// A write's ops as one log entry, refused when larger than [`MAX_WRITE_SIZE_BYTES`] (the
 /// entry must fit in a frame). User writes and duplication writes both go through it.
 pub(crate) fn client_mutation(ops: Vec<WriteOp>) -> Result<Mutation, ServerError> {
     let m = Mutation {
@@ -756,9 +732,9 @@ pub(crate) fn client_mutation(ops: Vec<WriteOp>) -> Result<Mutation, ServerError
         ops,
         control: None,
     };
-    if m.size_bytes() > WRITE_SIZE_MAX_BYTES {
+    if m.size_bytes() > MAX_WRITE_SIZE_BYTES {
         return Err(ServerError::InvalidArgument(format!(
-            "write of {} bytes exceeds {WRITE_SIZE_MAX_BYTES}",
+            "write of {} bytes exceeds {MAX_WRITE_SIZE_BYTES}",
             m.size_bytes()
         )));
     }

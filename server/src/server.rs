@@ -1,5 +1,6 @@
-//! A running server: the listener (Raft and client frames on one port), the node's replicas,
-//! the checkpoint timer, and a graceful shutdown that stops accepting, joins every task and
+//! A running server: the listener (Raft and client frames on one port), the node's replicas
+//! (each with its own periodic checkpoint task, configured from [`ServerConfig::maintenance`]),
+//! the node's timers, and a graceful shutdown that stops accepting, joins every task and
 //! closes every replica.
 //!
 //! Layer: top, with [`crate::dispatch`]; it opens the [`Node`], starts its [`Services`] and
@@ -27,7 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Bound on joining the listener and timer tasks at shutdown.
-pub const SHUTDOWN_TASKS_MAX: Duration = Duration::from_secs(20);
+pub const MAX_SHUTDOWN_TASKS: Duration = Duration::from_secs(20);
 
 struct Handler {
     raft: Arc<RaftService>,
@@ -181,6 +182,7 @@ impl Server {
                     tls: tls_client,
                 },
                 bulk_load_root: config.bulk_load_root.clone(),
+                maintenance: config.maintenance(),
             },
             Arc::clone(&fault),
             Arc::clone(&metrics),
@@ -205,14 +207,6 @@ impl Server {
             rx.clone(),
             tls_server,
         ))];
-        if config.checkpoint_interval_ms > 0 {
-            tasks.push(tokio::spawn(checkpoint_timer(
-                Arc::clone(&node),
-                Duration::from_millis(config.checkpoint_interval_ms),
-                config.checkpoint_decrees_min,
-                rx.clone(),
-            )));
-        }
         if let Some(listen) = &config.metrics_listen {
             let l = tokio::net::TcpListener::bind(listen)
                 .await
@@ -269,13 +263,13 @@ impl Server {
         &self.services
     }
 
-    /// Stops accepting, joins the tasks (bounded by [`SHUTDOWN_TASKS_MAX`]) and closes every
+    /// Stops accepting, joins the tasks (bounded by [`MAX_SHUTDOWN_TASKS`]) and closes every
     /// replica.
     pub async fn shutdown(self) -> Result<()> {
         tracing::info!("shutting down");
         let _ = self.stop.send(true);
         for t in self.tasks {
-            match tokio::time::timeout(SHUTDOWN_TASKS_MAX, t).await {
+            match tokio::time::timeout(MAX_SHUTDOWN_TASKS, t).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
                 Err(_) => tracing::error!("server task did not stop in time"),
@@ -284,26 +278,6 @@ impl Server {
         let r = self.services.close(&self.node).await;
         tracing::info!(ok = r.is_ok(), "replicas closed");
         r
-    }
-}
-
-async fn checkpoint_timer(
-    node: Arc<Node>,
-    every: Duration,
-    decrees_min: u64,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tick.tick() => node.checkpoint_due(decrees_min).await,
-        }
-        if *stop.borrow() {
-            return;
-        }
     }
 }
 

@@ -6,18 +6,18 @@
 //! Every duration field of a request passes through [`cap_request`] once, at the door; the
 //! services below see only capped values.
 
-use crate::membership::{CHANGE_TIMEOUT_MAX, CHANGE_TIMEOUT_MIN};
+use crate::membership::{CHANGE_TIMEOUT_MIN, MAX_CHANGE_TIMEOUT};
 use siltdb_client::bulk_load::ReplicaBulkOp;
 use siltdb_client::meta::MetaRequest;
 use siltdb_client::proto::ClientRequest;
-use siltdb_client::split::{SPLIT_TIMEOUT_MAX, SPLIT_TIMEOUT_MIN};
+use siltdb_client::split::{MAX_SPLIT_TIMEOUT, SPLIT_TIMEOUT_MIN};
 use std::time::Duration;
 
 /// Longest a bulk-load ingest proposal may wait for its entry to apply on the leader.
-pub const INGEST_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+pub const MAX_INGEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// Longest a meta request may give each replica move to catch up (each move's
-/// `ChangeReplicas` is also bounded by [`CHANGE_TIMEOUT_MAX`] on its leader).
-pub const CATCH_UP_TIMEOUT_MAX: Duration = CHANGE_TIMEOUT_MAX;
+/// `ChangeReplicas` is also bounded by [`MAX_CHANGE_TIMEOUT`] on its leader).
+pub const MAX_CATCH_UP_TIMEOUT: Duration = MAX_CHANGE_TIMEOUT;
 
 /// `ms` clamped to `min..=max`, in milliseconds.
 pub fn capped_ms(ms: u64, min: Duration, max: Duration) -> u64 {
@@ -29,13 +29,13 @@ pub fn capped_ms(ms: u64, min: Duration, max: Duration) -> u64 {
 pub fn cap_request(req: &mut ClientRequest) {
     match req {
         ClientRequest::ChangeReplicas { timeout_ms, .. } => {
-            *timeout_ms = capped_ms(*timeout_ms, CHANGE_TIMEOUT_MIN, CHANGE_TIMEOUT_MAX);
+            *timeout_ms = capped_ms(*timeout_ms, CHANGE_TIMEOUT_MIN, MAX_CHANGE_TIMEOUT);
         }
         ClientRequest::BulkLoadReplica {
             op: ReplicaBulkOp::Ingest { timeout_ms, .. },
             ..
         } => {
-            *timeout_ms = capped_ms(*timeout_ms, Duration::from_millis(1), INGEST_TIMEOUT_MAX);
+            *timeout_ms = capped_ms(*timeout_ms, Duration::from_millis(1), MAX_INGEST_TIMEOUT);
         }
         ClientRequest::Meta(
             MetaRequest::MoveReplica { catch_up_ms, .. }
@@ -43,11 +43,11 @@ pub fn cap_request(req: &mut ClientRequest) {
             | MetaRequest::AddNode { catch_up_ms, .. }
             | MetaRequest::RemoveNode { catch_up_ms, .. },
         ) => {
-            *catch_up_ms = capped_ms(*catch_up_ms, CHANGE_TIMEOUT_MIN, CATCH_UP_TIMEOUT_MAX);
+            *catch_up_ms = capped_ms(*catch_up_ms, CHANGE_TIMEOUT_MIN, MAX_CATCH_UP_TIMEOUT);
         }
         ClientRequest::SplitTable { timeout_ms, .. }
         | ClientRequest::Meta(MetaRequest::SplitTable { timeout_ms, .. }) => {
-            *timeout_ms = capped_ms(*timeout_ms, SPLIT_TIMEOUT_MIN, SPLIT_TIMEOUT_MAX);
+            *timeout_ms = capped_ms(*timeout_ms, SPLIT_TIMEOUT_MIN, MAX_SPLIT_TIMEOUT);
         }
         _ => {}
     }
@@ -73,7 +73,7 @@ mod tests {
         let ClientRequest::ChangeReplicas { timeout_ms, .. } = r else {
             unreachable!()
         };
-        assert_eq!(timeout_ms, CHANGE_TIMEOUT_MAX.as_millis() as u64);
+        assert_eq!(timeout_ms, MAX_CHANGE_TIMEOUT.as_millis() as u64);
 
         let mut m = ClientRequest::Meta(MetaRequest::DrainNode {
             node: 3,

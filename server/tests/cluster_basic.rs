@@ -1,6 +1,6 @@
 //! Three `silt-server` processes, a table of 8 partitions × 3 replicas: puts, deletes, batches,
 //! gets and scans through the client against a model; every partition led and converged; the
-//! checkpoint timer checkpoints and purges the leaders' logs; SIGTERM stops every node cleanly
+//! replicas' checkpoint task (`--checkpoint-interval-ms`) checkpoints and purges the leaders' logs; SIGTERM stops every node cleanly
 //! and a restart on the same addresses serves the same data.
 
 mod common;
@@ -115,7 +115,7 @@ async fn three_nodes_eight_partitions_serve_the_client_and_restart_cleanly() {
     }
     c.wait_converged(Duration::from_secs(60)).await;
 
-    // The checkpoint timer: every leader replica checkpointed and purged its log.
+    // The replicas' checkpoint task: every leader replica checkpointed and purged its log.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let mut pending = Vec::new();

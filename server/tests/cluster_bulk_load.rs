@@ -225,21 +225,3 @@ async fn bulk_load_on_three_nodes_under_writes_survives_kill9_of_the_coordinator
     c.wait_converged(Duration::from_secs(60)).await;
     eprintln!("cluster bulk load test in {:?}", started.elapsed());
 }
-
-#[test]
-fn tools_and_server_agree_on_the_partition_of_every_key() {
-    for n in [1u32, 2, 3, 8, 16, 1000, u32::MAX] {
-        for i in 0..20_000u32 {
-            let key = match i % 3 {
-                0 => format!("user:{i}").into_bytes(),
-                1 => i.to_le_bytes().repeat((i % 7) as usize),
-                _ => (0..(i % 40)).map(|b| (b * 37 + i) as u8).collect(),
-            };
-            assert_eq!(
-                siltdb_tools::sst_build::partition_of(&key, n),
-                siltdb_server::layout::partition_of(&key, n),
-                "key {key:?} among {n}"
-            );
-        }
-    }
-}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bound on writes per writer, whatever happens.
-const WRITES_PER_WRITER_MAX: u64 = 200_000;
+const MAX_WRITES_PER_WRITER: u64 = 200_000;
 
 /// Acknowledged writes: (key, value).
 type Acked = Arc<parking_lot::Mutex<Vec<(Vec<u8>, Vec<u8>)>>>;
@@ -42,7 +42,7 @@ fn start_load(client: &Arc<Client>, writers: u32, round: u32) -> Load {
             Arc::clone(&load.failed),
         );
         tasks.push(tokio::spawn(async move {
-            for seq in 0..WRITES_PER_WRITER_MAX {
+            for seq in 0..MAX_WRITES_PER_WRITER {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }

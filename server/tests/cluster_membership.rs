@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 type Acked = Arc<parking_lot::Mutex<Vec<(Vec<u8>, Vec<u8>)>>>;
 
 /// Bound on writes, whatever happens.
-const WRITES_MAX: u64 = 100_000;
+const MAX_WRITES: u64 = 100_000;
 
 fn start_writer(
     client: &Arc<Client>,
@@ -30,7 +30,7 @@ fn start_writer(
 ) -> tokio::task::JoinHandle<()> {
     let (client, stop, acked) = (Arc::clone(client), Arc::clone(stop), Arc::clone(acked));
     tokio::spawn(async move {
-        for seq in 0..WRITES_MAX {
+        for seq in 0..MAX_WRITES {
             if stop.load(Ordering::Relaxed) {
                 return;
             }

@@ -507,7 +507,7 @@ async fn a_silent_or_stalled_handshake_is_closed() {
         }
     });
     let took = started.elapsed();
-    let bound = siltdb_replica::transport::serve::HANDSHAKE_MAX;
+    let bound = siltdb_replica::transport::serve::MAX_HANDSHAKE;
     assert!(
         took >= bound && took < bound + Duration::from_secs(10),
         "{took:?}"

@@ -29,7 +29,7 @@ const RUN_HEADER_BYTES: usize = 32;
 const RECORD_OVERHEAD_BYTES: usize = std::mem::size_of::<SortRecord>() + 32;
 /// Bounds on the read buffer of each run during a merge.
 const RUN_READ_BUFFER_BYTES_MIN: usize = 4 << 10;
-const RUN_READ_BUFFER_BYTES_MAX: usize = 1 << 20;
+const MAX_RUN_READ_BUFFER_BYTES: usize = 1 << 20;
 
 /// Where a record came from: input file index (into the caller's list) and 1-based line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +195,7 @@ impl ExternalSorter {
 
     fn read_buffer_bytes(&self) -> usize {
         (self.config.memory_budget_bytes / (MAX_MERGE_FAN_IN + 1))
-            .clamp(RUN_READ_BUFFER_BYTES_MIN, RUN_READ_BUFFER_BYTES_MAX)
+            .clamp(RUN_READ_BUFFER_BYTES_MIN, MAX_RUN_READ_BUFFER_BYTES)
     }
 
     fn new_run_path(&mut self) -> PathBuf {

@@ -6,9 +6,9 @@
 //! second hidden scratch directory (beside `--out`, or under `--temp-dir`) that is always
 //! removed.
 //!
-//! With `--partitions N` the records are split by `xxh3_64(key) % N` ([`partition_of`], the
-//! server's partition function) into `--out/<p>/`, each partition with its own `NNNNNN.sst`
-//! files and `bulk_load_metadata.json` (zero files for a partition no key hashes to): the
+//! With `--partitions N` the records are split by `xxh3_64(key) % N`
+//! ([`siltdb_client::partition_of`], the cluster's one partition function) into `--out/<p>/`,
+//! each partition with its own `NNNNNN.sst` files and `bulk_load_metadata.json` (zero files for a partition no key hashes to): the
 //! layout a cluster bulk load (`silt-admin start-bulk-load`) reads.
 
 use crate::error::{ToolError, ToolResult};
@@ -19,6 +19,7 @@ use crate::input::{InputOptions, RecordReader};
 use crate::metadata::{self, BulkLoadMetadata, FileEntry};
 use crate::progress::Progress;
 use siltdb::{Compression, SstInfo, SstWriter, SstWriterOptions};
+use siltdb_client::partition_of;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -27,12 +28,8 @@ const INPUT_BUFFER_BYTES: usize = 256 << 10;
 /// Bytes an entry adds to an SST beyond its key and value (internal-key trailer, lengths), for
 /// the file-size estimate that decides where to split.
 const ENTRY_OVERHEAD_BYTES: u64 = 12;
-/// Most partitions of one build (each has an SST open while records stream).
-pub const PARTITIONS_MAX: u32 = 4096;
-
-/// The partition of `key` among `partition_count`: the cluster's partition function (XXH3
-/// 64-bit, seed 0, of the key modulo the count; 0 when the count is 0), from the client crate.
-pub use siltdb_client::partition_of;
+/// Most partitions of one build (each has an SST open while records stream): a table's most.
+pub const MAX_PARTITIONS: u32 = siltdb_client::layout::MAX_PARTITIONS;
 
 /// What `build` does.
 #[derive(Debug, Clone)]
@@ -108,7 +105,7 @@ pub fn build(config: &BuildConfig, progress: &Progress) -> ToolResult<BuildRepor
         for (p, files) in files.into_iter().enumerate() {
             let dir = staging.path().join(p.to_string());
             let m = BulkLoadMetadata::new(files);
-            m.write(&dir)?;
+            metadata::write(&m, &dir)?;
             sync_dir(&dir)?;
             partitions.push(m);
         }
@@ -121,7 +118,7 @@ pub fn build(config: &BuildConfig, progress: &Progress) -> ToolResult<BuildRepor
         (summary, partitions)
     } else {
         let m = BulkLoadMetadata::new(files.into_iter().next().unwrap_or_default());
-        m.write(staging.path())?;
+        metadata::write(&m, staging.path())?;
         (m, Vec::new())
     };
     sync_dir(staging.path())?;
@@ -225,7 +222,7 @@ impl FileSet {
             none => {
                 let path = self
                     .dir
-                    .join(metadata::file_name(self.files.len() as u64 + 1));
+                    .join(metadata::sst_file_name(self.files.len() as u64 + 1));
                 let writer = SstWriter::create(&path, &options)
                     .map_err(|e| ToolError::engine(format!("creating {}", path.display()), e))?;
                 none.insert((writer, 0))

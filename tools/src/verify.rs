@@ -28,7 +28,7 @@ pub fn verify_dir(dir: &Path, deep: bool, progress: &Progress) -> ToolResult<Ver
             dir.display()
         )));
     }
-    let metadata = BulkLoadMetadata::read(dir)?;
+    let metadata = metadata::read(dir)?;
     let mut problems = Vec::new();
     let bar = progress.bytes(metadata.totals.bytes, "verifying");
     for entry in &metadata.files {

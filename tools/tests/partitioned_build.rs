@@ -4,9 +4,9 @@
 
 mod common;
 use common::*;
-use siltdb_tools::metadata::BulkLoadMetadata;
+use siltdb_client::partition_of;
+use siltdb_tools::metadata::{self, BulkLoadMetadata};
 use siltdb_tools::sst_access::SstFile;
-use siltdb_tools::sst_build::partition_of;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -15,7 +15,7 @@ type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Every (key, value) of every SST of `dir`, checking the metadata on the way.
 fn read_partition(dir: &Path) -> (BulkLoadMetadata, Rows) {
-    let metadata = BulkLoadMetadata::read(dir).expect("metadata");
+    let metadata = metadata::read(dir).expect("metadata");
     metadata.validate().expect("valid metadata");
     let mut rows = Vec::new();
     for f in &metadata.files {

@@ -226,6 +226,36 @@ pub enum AtomicKind {
     },
 }
 
+impl AtomicKind {
+    /// Resolves the expiries a request carries into the ones the proposed op carries, so every
+    /// replica applies the same: each [`Expire::At`] through `resolve` (the leader's table
+    /// default TTL, or never), and a `SetExpire` of [`super::proto::EXPIRE_NEVER`] to 0 (never,
+    /// as the applied op spells it; an explicit new expiry is not a default).
+    pub fn resolve_expiries(&mut self, resolve: impl Fn(u64) -> u64) {
+        let at = |e: &mut Expire| {
+            if let Expire::At(ms) = e {
+                *ms = resolve(*ms);
+            }
+        };
+        match self {
+            AtomicKind::Incr { expire, .. } => at(expire),
+            AtomicKind::CheckAndMutate { mutations, .. } => {
+                for m in mutations {
+                    match m {
+                        Mutate::Put { expire, .. } => at(expire),
+                        Mutate::SetExpire { expire_ms, .. }
+                            if *expire_ms == super::proto::EXPIRE_NEVER =>
+                        {
+                            *expire_ms = 0
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What an applied atomic op (the replica layer's `AtomicOp`) returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AtomicResult {
@@ -239,4 +269,71 @@ pub struct AtomicResult {
     pub live_before: Vec<u64>,
     /// Incr: the new value.
     pub int_value: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::proto::EXPIRE_NEVER;
+    use super::*;
+
+    #[test]
+    fn every_expiry_of_a_request_is_resolved_once() {
+        let resolve = |ms: u64| if ms == 0 { 5_000 } else { ms + 1 };
+        let mut incr = AtomicKind::Incr {
+            hash_key: b"h".to_vec(),
+            sort_key: b"s".to_vec(),
+            delta: 1,
+            expire: Expire::At(0),
+        };
+        incr.resolve_expiries(resolve);
+        assert!(matches!(
+            incr,
+            AtomicKind::Incr {
+                expire: Expire::At(5_000),
+                ..
+            }
+        ));
+        let mut cam = AtomicKind::CheckAndMutate {
+            hash_key: b"h".to_vec(),
+            check_sort_key: b"c".to_vec(),
+            check: CheckType::NoCheck,
+            operand: Vec::new(),
+            mutations: vec![
+                Mutate::Put {
+                    sort_key: b"a".to_vec(),
+                    value: b"v".to_vec(),
+                    expire: Expire::At(7),
+                },
+                Mutate::Put {
+                    sort_key: b"b".to_vec(),
+                    value: b"v".to_vec(),
+                    expire: Expire::Keep,
+                },
+                Mutate::SetExpire {
+                    sort_key: b"c".to_vec(),
+                    expire_ms: EXPIRE_NEVER,
+                },
+                Mutate::SetExpire {
+                    sort_key: b"d".to_vec(),
+                    expire_ms: 0,
+                },
+                Mutate::DeleteAll,
+            ],
+            return_check_value: false,
+        };
+        cam.resolve_expiries(resolve);
+        let AtomicKind::CheckAndMutate { mutations, .. } = cam else {
+            panic!("kind changed");
+        };
+        let expiries: Vec<String> = mutations
+            .iter()
+            .map(|m| match m {
+                Mutate::Put { expire, .. } => format!("{expire:?}"),
+                Mutate::SetExpire { expire_ms, .. } => expire_ms.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        // A SetExpire is an explicit expiry, not a request for the default: 0 stays 0.
+        assert_eq!(expiries, ["At(8)", "Keep", "0", "0", "DeleteAll"]);
+    }
 }

@@ -67,7 +67,7 @@ impl Pegasus<'_> {
     }
 
     /// Routes by `hash_key`; after a split of the table (a `WrongPartition` answer) once more
-    /// by the newest layout, up to [`crate::client::REROUTES_MAX`] times.
+    /// by the newest layout, up to [`crate::client::MAX_REROUTES`] times.
     async fn call(&self, hash_key: &[u8], req: PegasusRequest) -> Result<PegasusResponse> {
         let mut reroutes = 0;
         loop {
@@ -75,7 +75,7 @@ impl Pegasus<'_> {
             let p = partition_of(hash_key, layout.partition_count);
             match self.call_in(&layout, p, req.clone()).await {
                 Err(Error::Server(ServerError::WrongPartition(_)))
-                    if reroutes < crate::client::REROUTES_MAX =>
+                    if reroutes < crate::client::MAX_REROUTES =>
                 {
                     reroutes += 1;
                     self.client.refresh_layout(&self.table).await?;
@@ -340,14 +340,14 @@ impl Pegasus<'_> {
 
     /// Every live record of the table, partition by partition (hash keys in no global order).
     /// A split of the table during the scan starts it again by the newest layout (up to
-    /// [`crate::client::REROUTES_MAX`] times).
+    /// [`crate::client::MAX_REROUTES`] times).
     pub async fn scan_all(&self, limit: usize) -> Result<Vec<Record>> {
         let mut reroutes = 0;
         loop {
             let layout = self.layout().await?;
             match self.scan_all_in(&layout, limit).await {
                 Err(Error::Server(ServerError::WrongPartition(_)))
-                    if reroutes < crate::client::REROUTES_MAX =>
+                    if reroutes < crate::client::MAX_REROUTES =>
                 {
                     reroutes += 1;
                     self.client.refresh_layout(&self.table).await?;

@@ -14,6 +14,7 @@ mod open;
 mod properties;
 mod read;
 mod write;
+pub(crate) use write::{advance_last_seq, first_seq};
 
 use crate::key::SeqNo;
 use crate::manifest::version::Version;

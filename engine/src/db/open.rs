@@ -230,7 +230,7 @@ fn recover_wals(inner: &DbInner, min_log: u64) -> Result<()> {
         }
     }
     flush_recovered(inner, &mut mem, &mut edit, &mut flushed_tag)?;
-    inner.last_seq.store(last_seq, Ordering::Release);
+    super::write::advance_last_seq(&inner.last_seq, last_seq);
     // New WAL for new writes.
     let number = inner.versions.new_file_number();
     let wal_path = filename::wal_path(&inner.path, number);

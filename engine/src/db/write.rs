@@ -8,7 +8,7 @@ use crate::wal::LogWriter;
 use crate::write_batch::{BatchOp, WriteBatch};
 use crate::{filename, Error, Result, WriteOptions};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -260,15 +260,8 @@ impl DbInner {
             return Ok(());
         };
         let disable_wal = group[0].disable_wal;
-        let first = self
-            .last_seq
-            .load(Ordering::Acquire)
-            .checked_add(1)
-            .ok_or_else(|| Error::InvalidArgument("sequence numbers exhausted".into()))?;
         let count = batch.len() as u64;
-        if first.saturating_add(count) > crate::key::MAX_SEQNO {
-            return Err(Error::InvalidArgument("sequence numbers exhausted".into()));
-        }
+        let first = first_seq(self.last_seq.load(Ordering::Acquire), count)?;
         let tag = batch.tag();
         if disable_wal {
             self.state.lock().unlogged_writes = true;
@@ -296,7 +289,10 @@ impl DbInner {
             mem.note_tag(t);
         }
         if count > 0 {
-            self.last_seq.store(first + count - 1, Ordering::Release);
+            let previous = advance_last_seq(&self.last_seq, first + count - 1);
+            // Only the write leader numbers batches: nobody published numbers since `first`
+            // was chosen, so the batch's numbers directly follow the previous ones.
+            debug_assert_eq!(previous + 1, first, "sequence numbers assigned twice");
         }
         self.stats
             .user_bytes
@@ -572,6 +568,31 @@ impl DbInner {
     }
 }
 
+/// The first sequence number of a batch of `count` operations after `last`, the newest number
+/// in use: `last + 1`, so the numbers assigned to write batches strictly increase. A batch whose
+/// numbers would pass [`crate::key::MAX_SEQNO`] is refused.
+pub(crate) fn first_seq(last: u64, count: u64) -> Result<u64> {
+    let exhausted = || Error::InvalidArgument("sequence numbers exhausted".into());
+    let first = last.checked_add(1).ok_or_else(exhausted)?;
+    if first.saturating_add(count) > crate::key::MAX_SEQNO {
+        return Err(exhausted());
+    }
+    debug_assert!(first > last);
+    Ok(first)
+}
+
+/// Publishes `seq` as the newest sequence number in use (`DbInner::last_seq`) and returns the
+/// one it replaces. The last sequence number never goes backwards: snapshots and reads taken at
+/// it would otherwise miss acknowledged writes.
+pub(crate) fn advance_last_seq(last_seq: &AtomicU64, seq: u64) -> u64 {
+    let previous = last_seq.swap(seq, Ordering::AcqRel);
+    debug_assert!(
+        seq >= previous,
+        "last sequence would go backwards: {previous} -> {seq}"
+    );
+    previous
+}
+
 /// Inserts a batch's operations into `mem`, numbering them from `first`; returns the user bytes
 /// (keys and values) written, the denominator of write amplification.
 pub(crate) fn apply_to_memtable(mem: &MemTable, batch: &WriteBatch, first: u64) -> u64 {
@@ -592,5 +613,38 @@ pub(crate) fn apply_op(mem: &MemTable, seq: u64, op: &BatchOp<'_>) {
         BatchOp::Put(k, v) => mem.add(seq, ValueKind::Put, k, v),
         BatchOp::Delete(k) => mem.add(seq, ValueKind::Delete, k, &[]),
         BatchOp::DeleteRange(s, e) => mem.add(seq, ValueKind::RangeDelete, s, e),
+    }
+}
+
+#[cfg(test)]
+mod seq_tests {
+    use super::*;
+
+    #[test]
+    fn batch_sequence_numbers_strictly_increase_and_stop_at_the_limit() {
+        let last_seq = AtomicU64::new(0);
+        let mut seen = 0u64;
+        for count in [1u64, 5, 1, 100, 3] {
+            let first = first_seq(last_seq.load(Ordering::Acquire), count).unwrap();
+            assert!(first > seen, "{first} after {seen}");
+            let previous = advance_last_seq(&last_seq, first + count - 1);
+            assert_eq!(previous + 1, first);
+            seen = first + count - 1;
+        }
+        assert_eq!(last_seq.load(Ordering::Acquire), 110);
+        let max = crate::key::MAX_SEQNO;
+        assert_eq!(first_seq(max - 11, 10).unwrap(), max - 10);
+        assert!(first_seq(max - 10, 10).is_err());
+        assert!(first_seq(u64::MAX, 0).is_err());
+        // Recovery may publish the same number again (nothing replayed): not backwards.
+        assert_eq!(advance_last_seq(&last_seq, 110), 110);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "last sequence would go backwards")]
+    fn the_last_sequence_never_goes_backwards() {
+        let last_seq = AtomicU64::new(10);
+        advance_last_seq(&last_seq, 9);
     }
 }

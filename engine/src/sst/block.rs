@@ -39,12 +39,12 @@ const MAX_LZ4_EXPANSION_SLACK_BYTES: usize = 64;
 
 /// Largest uncompressed block the decoder accepts, so a corrupt length field can never make it
 /// allocate more than this.
-pub const BLOCK_UNCOMPRESSED_MAX_BYTES: usize = 64 << 20;
+pub const MAX_BLOCK_UNCOMPRESSED_BYTES: usize = 64 << 20;
 
 /// Largest key + value of one entry: a block holding just it (entry header, 8-byte key
-/// trailer, restart array) stays within [`BLOCK_UNCOMPRESSED_MAX_BYTES`]. Writes refuse larger
+/// trailer, restart array) stays within [`MAX_BLOCK_UNCOMPRESSED_BYTES`]. Writes refuse larger
 /// entries (`Db::write`, `SstWriter`), and table building cuts data blocks at that limit.
-pub const MAX_ENTRY_BYTES: usize = BLOCK_UNCOMPRESSED_MAX_BYTES - 4096;
+pub const MAX_ENTRY_BYTES: usize = MAX_BLOCK_UNCOMPRESSED_BYTES - 4096;
 
 /// Entries between restart points in data blocks.
 pub const DATA_RESTART_INTERVAL: usize = 16;
@@ -221,14 +221,14 @@ fn decompress(file: &Path, offset: u64, contents: &[u8], ctype: u8) -> Result<Ve
 }
 
 /// Decompresses `uncompressed_len varint | zstd frame`, refusing lengths above
-/// [`BLOCK_UNCOMPRESSED_MAX_BYTES`] before allocating.
+/// [`MAX_BLOCK_UNCOMPRESSED_BYTES`] before allocating.
 fn decompress_zstd(payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let mut c = Cursor::new(payload);
     let len = c.varint().ok_or("zstd block: bad uncompressed length")?;
     let len = usize::try_from(len).unwrap_or(usize::MAX);
-    if len > BLOCK_UNCOMPRESSED_MAX_BYTES {
+    if len > MAX_BLOCK_UNCOMPRESSED_BYTES {
         return Err(format!(
-            "zstd block: uncompressed length {len} above the {BLOCK_UNCOMPRESSED_MAX_BYTES} byte limit"
+            "zstd block: uncompressed length {len} above the {MAX_BLOCK_UNCOMPRESSED_BYTES} byte limit"
         ));
     }
     let frame = &payload[c.pos()..];
@@ -244,15 +244,15 @@ fn decompress_zstd(payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
 }
 
 /// Decompresses `uncompressed_len varint | lz4 block`, refusing lengths above
-/// [`BLOCK_UNCOMPRESSED_MAX_BYTES`] or beyond what the payload could expand to before
+/// [`MAX_BLOCK_UNCOMPRESSED_BYTES`] or beyond what the payload could expand to before
 /// allocating, and requiring the block to decode to exactly that length.
 fn decompress_lz4(payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let mut c = Cursor::new(payload);
     let len = c.varint().ok_or("lz4 block: bad uncompressed length")?;
     let len = usize::try_from(len).unwrap_or(usize::MAX);
-    if len > BLOCK_UNCOMPRESSED_MAX_BYTES {
+    if len > MAX_BLOCK_UNCOMPRESSED_BYTES {
         return Err(format!(
-            "lz4 block: uncompressed length {len} above the {BLOCK_UNCOMPRESSED_MAX_BYTES} byte limit"
+            "lz4 block: uncompressed length {len} above the {MAX_BLOCK_UNCOMPRESSED_BYTES} byte limit"
         ));
     }
     let body = &payload[c.pos()..];
@@ -956,7 +956,7 @@ mod tests {
     fn lz4_length_is_capped() {
         for len in [
             1u64 << 40,
-            (BLOCK_UNCOMPRESSED_MAX_BYTES + 1) as u64,
+            (MAX_BLOCK_UNCOMPRESSED_BYTES + 1) as u64,
             100_000,
         ] {
             let mut payload = Vec::new();

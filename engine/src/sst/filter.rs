@@ -19,7 +19,7 @@ const LINE_BITS: u32 = (LINE_BYTES * 8) as u32;
 /// Bytes after the bit array: probes (1) + line count (4).
 const FILTER_TRAILER_LEN: usize = 5;
 /// Most probes a filter may declare.
-pub const PROBES_MAX: u8 = 30;
+pub const MAX_PROBES: u8 = 30;
 
 /// The one hash of a user key every filter operation uses.
 #[inline]
@@ -44,10 +44,10 @@ fn probe_positions(
     (line as usize * LINE_BYTES, positions)
 }
 
-/// Probes for `bits_per_key`: `round(bits_per_key * ln 2)` in `1..=PROBES_MAX`.
+/// Probes for `bits_per_key`: `round(bits_per_key * ln 2)` in `1..=MAX_PROBES`.
 pub fn num_probes_for(bits_per_key: u32) -> u8 {
     let k = (f64::from(bits_per_key) * std::f64::consts::LN_2).round() as u32;
-    k.clamp(1, u32::from(PROBES_MAX)) as u8
+    k.clamp(1, u32::from(MAX_PROBES)) as u8
 }
 
 /// Builds the filter block contents for a set of key hashes.
@@ -142,7 +142,7 @@ impl BloomFilter {
         };
         let num_probes = data[bits_len];
         let num_lines = coding::u32_at(&data, bits_len + 1).unwrap_or(0);
-        if num_probes == 0 || num_probes > PROBES_MAX {
+        if num_probes == 0 || num_probes > MAX_PROBES {
             return Err(format!("filter declares {num_probes} probes"));
         }
         if num_lines == 0 || (num_lines as usize).checked_mul(LINE_BYTES) != Some(bits_len) {

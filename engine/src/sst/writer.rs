@@ -272,9 +272,9 @@ impl TableBuilder {
                 block::MAX_ENTRY_BYTES
             )));
         }
-        let room = block::BLOCK_UNCOMPRESSED_MAX_BYTES - block::MAX_ENTRY_BYTES;
+        let room = block::MAX_BLOCK_UNCOMPRESSED_BYTES - block::MAX_ENTRY_BYTES;
         if self.data_block.size_estimate().saturating_add(entry + room)
-            > block::BLOCK_UNCOMPRESSED_MAX_BYTES
+            > block::MAX_BLOCK_UNCOMPRESSED_BYTES
         {
             self.flush_data_block()?;
         }

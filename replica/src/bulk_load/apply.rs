@@ -10,7 +10,7 @@
 //!    copying (temp name, sync, rename, directory sync). A file already staged and intact is
 //!    kept (replay after a crash). The shared originals are only read.
 //! 3. **Ingest** the staged copies with copy semantics, retrying the engine's retryable errors
-//!    ("busy") with exponential backoff and jitter under [`INGEST_APPLY_WAIT_MAX`].
+//!    ("busy") with exponential backoff and jitter under [`MAX_INGEST_APPLY_WAIT`].
 //! 4. **Record and flush**: write `\0silt/applied` and [`INGESTED_KEY`] tagged with the decree,
 //!    then flush, so the engine's durable decree reaches the ingestion and the entry is never
 //!    replayed here; only then remove the staging directory.
@@ -36,7 +36,7 @@
 //! path names (a command may name any path; its contents are not the proposer's to learn).
 //!
 //! Faults of this replica's own storage (writing the staging copy, the engine's I/O) and an
-//! engine still busy past [`INGEST_APPLY_WAIT_MAX`] are not properties of the entry: they still
+//! engine still busy past [`MAX_INGEST_APPLY_WAIT`] are not properties of the entry: they still
 //! fail the apply, as any other local storage error does. The driver removes the downloaded
 //! files only after every replica applied the entry and every replica's log was purged behind a
 //! checkpoint holding the data (`super::replica_target`).
@@ -101,12 +101,12 @@ pub fn stage_and_ingest(
 /// Staging directories are `<replica dir>/ingest.<decree>`.
 pub const STAGING_PREFIX: &str = "ingest.";
 /// Bound on one ingestion inside `apply`, retries included.
-pub const INGEST_APPLY_WAIT_MAX: Duration = Duration::from_secs(120);
+pub const MAX_INGEST_APPLY_WAIT: Duration = Duration::from_secs(120);
 /// Bound on one engine ingestion attempt.
-pub const INGEST_ATTEMPT_WAIT_MAX: Duration = Duration::from_secs(30);
+pub const MAX_INGEST_ATTEMPT_WAIT: Duration = Duration::from_secs(30);
 /// First backoff after a busy engine (doubles, with jitter, up to one second).
 const BACKOFF_INITIAL: Duration = Duration::from_millis(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const COPY_CHUNK_BYTES: u64 = 1 << 20;
 
 /// The staging directory of the ingestion at `decree`.
@@ -301,16 +301,16 @@ fn read_chunks(
 }
 
 /// `Db::ingest` with copy semantics, retrying retryable errors with exponential backoff and
-/// jitter until [`INGEST_APPLY_WAIT_MAX`]; the last error is returned past it. Files the engine
+/// jitter until [`MAX_INGEST_APPLY_WAIT`]; the last error is returned past it. Files the engine
 /// refuses (not an I/O fault, not retryable) are a refusal.
 pub fn ingest_with_retries(db: &Db, files: &[PathBuf]) -> Result<std::result::Result<(), Refusal>> {
-    let deadline = Instant::now() + INGEST_APPLY_WAIT_MAX;
+    let deadline = Instant::now() + MAX_INGEST_APPLY_WAIT;
     let mut backoff = BACKOFF_INITIAL;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let opts = IngestOptions {
             move_files: false,
-            timeout: remaining.min(INGEST_ATTEMPT_WAIT_MAX),
+            timeout: remaining.min(MAX_INGEST_ATTEMPT_WAIT),
             ..IngestOptions::default()
         };
         match db.ingest(files, &opts) {
@@ -321,7 +321,7 @@ pub fn ingest_with_retries(db: &Db, files: &[PathBuf]) -> Result<std::result::Re
                     return Err(e.into());
                 }
                 std::thread::sleep(wait);
-                backoff = backoff.saturating_mul(2).min(BACKOFF_MAX);
+                backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
             }
             // The files' content (checked against the command while staging) is invalid: the
             // same on every replica.

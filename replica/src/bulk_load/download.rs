@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 /// Default number of partitions downloading at once on one node (Pegasus' default).
 pub const DOWNLOAD_SLOTS_DEFAULT: usize = 5;
 /// Transient provider errors retried per file before the file fails.
-pub const TRANSIENT_RETRIES_MAX: u32 = 5;
+pub const MAX_TRANSIENT_RETRIES: u32 = 5;
 /// First backoff after a transient provider error (doubles each time).
 pub const TRANSIENT_BACKOFF_INITIAL: Duration = Duration::from_millis(10);
 /// Suffix of a file being downloaded.
@@ -375,7 +375,7 @@ impl TaskRunner {
             match self.fetch_into(file, &tmp) {
                 Ok(n) => break n,
                 Err(ProviderError::Cancelled) => return Err(FileError::Cancelled),
-                Err(ProviderError::Transient(_)) if retries < TRANSIENT_RETRIES_MAX => {
+                Err(ProviderError::Transient(_)) if retries < MAX_TRANSIENT_RETRIES => {
                     retries += 1;
                     if !sleep_unless_cancelled(backoff, &self.cancel) {
                         return Err(FileError::Cancelled);

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`status`] | the nine statuses, events, and the pure [`status::transition`] function |
 //! | [`state`] | the per-partition state persisted atomically (`bulk_load_state.json`) |
-//! | [`metadata`] | `bulk_load_metadata.json` and file-name validation |
+//! | [`metadata`] | `bulk_load_metadata.json` and file-name validation (re-exported from `siltdb_client::bulk_load_metadata`, the format's one owner) |
 //! | [`provider`] | where files come from: local directory, fault-injecting test provider |
 //! | [`download`] | the node's download slots and one owned, cancellable thread per session |
 //! | [`target`] | the engine side ([`target::IngestTarget`]) and the user-write ingestion gate |
@@ -32,7 +32,8 @@
 pub mod apply;
 pub mod controller;
 pub mod download;
-pub mod metadata;
+/// The bulk-load metadata format; one definition, in the client crate, shared with `sst-ingest`.
+pub use siltdb_client::bulk_load_metadata as metadata;
 pub mod metrics;
 pub mod partition;
 pub mod provider;

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 /// Longest a control operation waits for another one's download stop to end (the stop itself
 /// is bounded by [`MAX_CANCEL_WAIT`]) before it gives up with `Busy`.
-pub const CONTROL_WAIT_MAX: Duration = Duration::from_secs(MAX_CANCEL_WAIT.as_secs() + 5);
+pub const MAX_CONTROL_WAIT: Duration = Duration::from_secs(MAX_CANCEL_WAIT.as_secs() + 5);
 
 /// Name of the directory holding downloaded files, inside the replica directory.
 pub const BULK_LOAD_DIR_NAME: &str = "bulk_load";
@@ -388,10 +388,10 @@ impl PartitionBulkLoad {
     }
 
     /// The control lock, once no stop is in progress: waits for one (off the lock, at most
-    /// [`CONTROL_WAIT_MAX`]) so a control operation never interleaves with another's stop.
+    /// [`MAX_CONTROL_WAIT`]) so a control operation never interleaves with another's stop.
     fn control(&self) -> Result<MutexGuard<'_, Control>, BulkLoadError> {
         let mut control = self.control.lock();
-        let deadline = Instant::now() + CONTROL_WAIT_MAX;
+        let deadline = Instant::now() + MAX_CONTROL_WAIT;
         while control.stopping {
             if self.stopped.wait_until(&mut control, deadline).timed_out() && control.stopping {
                 return Err(BulkLoadError::Busy(

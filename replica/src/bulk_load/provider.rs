@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 /// Bytes moved per read/write step (and per cancellation check).
 pub const CHUNK_BYTES: usize = 64 << 10;
 /// Bound on how long a [`Gate`] holds a fetch before giving up with a transient error.
-pub const GATE_WAIT_MAX: Duration = Duration::from_secs(60);
+pub const MAX_GATE_WAIT: Duration = Duration::from_secs(60);
 
 /// Why a provider call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,7 +117,7 @@ impl BulkLoadProvider for LocalDirProvider {
         let path = self.path(partition, METADATA_FILE_NAME)?;
         let file = std::fs::File::open(&path).map_err(|e| io_error(METADATA_FILE_NAME, e))?;
         let mut text = Vec::new();
-        let bound = super::metadata::METADATA_BYTES_MAX as u64 + 1;
+        let bound = super::metadata::MAX_METADATA_BYTES as u64 + 1;
         file.take(bound)
             .read_to_end(&mut text)
             .map_err(|e| io_error(METADATA_FILE_NAME, e))?;
@@ -187,7 +187,7 @@ impl Gate {
 
     fn hold(&self, cancel: &CancelToken) -> Result<(), ProviderError> {
         self.reached.store(true, Ordering::Release);
-        let deadline = Instant::now() + GATE_WAIT_MAX;
+        let deadline = Instant::now() + MAX_GATE_WAIT;
         while !self.released.load(Ordering::Acquire) {
             if self.honor_cancel && cancel.is_cancelled() {
                 return Err(ProviderError::Cancelled);

@@ -14,7 +14,7 @@ pub const STATE_FILE_NAME: &str = "bulk_load_state.json";
 /// Version of the state document.
 pub const STATE_FORMAT_VERSION: u32 = 1;
 /// Largest state document read back.
-const STATE_BYTES_MAX: u64 = 128 << 20;
+const MAX_STATE_BYTES: u64 = 128 << 20;
 
 /// Identity of one download session: a ballot and an attempt counter within the partition. A
 /// result carrying another id is stale and dropped.
@@ -82,8 +82,8 @@ impl PartitionState {
             path: path.clone(),
             reason,
         };
-        if text.len() as u64 > STATE_BYTES_MAX {
-            return Err(corrupt(format!("larger than {STATE_BYTES_MAX} bytes")));
+        if text.len() as u64 > MAX_STATE_BYTES {
+            return Err(corrupt(format!("larger than {MAX_STATE_BYTES} bytes")));
         }
         let state: PartitionState =
             serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;

@@ -163,7 +163,7 @@ pub enum TestMode {
     Fail,
     /// Reject every call (authentication failure).
     Reject,
-    /// Block each call until the mode changes (bounded by [`STALL_MAX`]), then behave per the
+    /// Block each call until the mode changes (bounded by [`MAX_STALL`]), then behave per the
     /// new mode.
     Stall,
     /// Acknowledge only the first `n` (at least 1) mutations of each batch.
@@ -173,7 +173,7 @@ pub enum TestMode {
 }
 
 /// Longest a stalled [`TestSink`] call blocks before failing as unavailable.
-pub const STALL_MAX: Duration = Duration::from_secs(10);
+pub const MAX_STALL: Duration = Duration::from_secs(10);
 
 /// The shared handle controlling a [`TestSink`], with call counters.
 #[derive(Debug)]
@@ -220,7 +220,7 @@ impl TestSinkControl {
     /// Applies the mode before a call: `Ok(Some(n))` = acknowledge `n` mutations only.
     fn gate(&self) -> SinkResult<Option<usize>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let deadline = Instant::now() + STALL_MAX;
+        let deadline = Instant::now() + MAX_STALL;
         let r = loop {
             match self.mode() {
                 TestMode::Ok => break Ok(None),

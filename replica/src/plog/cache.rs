@@ -18,9 +18,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 /// Default cap on the bytes of entries the plog keeps in memory (framed record bytes).
-pub const PLOG_CACHE_MAX_BYTES: u64 = 64 << 20;
+pub const MAX_PLOG_CACHE_BYTES: u64 = 64 << 20;
 /// Default cap on the number of entries the plog keeps in memory.
-pub const PLOG_CACHE_MAX_ENTRIES: usize = 64 * 1024;
+pub const MAX_PLOG_CACHE_ENTRIES: usize = 64 * 1024;
 /// Approximate memory of one index slot ([`EntryLoc`] plus its map key), for stats.
 pub const INDEX_ENTRY_BYTES: u64 = (std::mem::size_of::<EntryLoc>() + 8) as u64;
 
@@ -49,8 +49,8 @@ pub struct CacheLimits {
 impl Default for CacheLimits {
     fn default() -> Self {
         Self {
-            entries_max: PLOG_CACHE_MAX_ENTRIES,
-            bytes_max: PLOG_CACHE_MAX_BYTES,
+            entries_max: MAX_PLOG_CACHE_ENTRIES,
+            bytes_max: MAX_PLOG_CACHE_BYTES,
         }
     }
 }

@@ -27,7 +27,7 @@ pub const SEGMENT_HEADER_BYTES: usize = 16;
 /// Bytes before a record body: crc + length.
 pub const RECORD_HEADER_BYTES: usize = 8;
 /// Largest record body accepted when reading (a larger length is a torn or corrupt record).
-pub const RECORD_BODY_MAX_BYTES: usize = 256 << 20;
+pub const MAX_RECORD_BODY_BYTES: usize = 256 << 20;
 
 const MASK_DELTA: u32 = 0xa282_ead8;
 const RECORD_ENTRY: u8 = 1;
@@ -184,7 +184,7 @@ pub fn decode_record(buf: &[u8]) -> Result<Decoded, DecodeError> {
     let crc = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let len_bytes = &buf[4..8];
     let len = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
-    if len > RECORD_BODY_MAX_BYTES {
+    if len > MAX_RECORD_BODY_BYTES {
         return Err(DecodeError::Bad("record length over the limit"));
     }
     let Some(body) = buf.get(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + len) else {

@@ -68,7 +68,7 @@ pub struct PlogOptions {
     /// writes past a purge that is not on disk yet. Default 60 s.
     pub purge_wait_max: Duration,
     /// Bounds of the in-memory entry cache; older entries are read from the segments.
-    /// Default [`cache::PLOG_CACHE_MAX_ENTRIES`] entries, [`cache::PLOG_CACHE_MAX_BYTES`] bytes.
+    /// Default [`cache::MAX_PLOG_CACHE_ENTRIES`] entries, [`cache::MAX_PLOG_CACHE_BYTES`] bytes.
     pub cache: CacheLimits,
 }
 
@@ -423,7 +423,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 /// How many times a read re-plans when a segment it located was removed under it (a purge
 /// ran in between); each retry sees the purge, so one is normally enough.
-const READ_REPLAN_MAX: usize = 3;
+const MAX_READ_REPLAN: usize = 3;
 
 type Range = (Bound<u64>, Bound<u64>);
 
@@ -489,7 +489,7 @@ fn read_from_disk(
     loop {
         match segment::resolve(fs, dir, plan) {
             Err(Error::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound && attempt < READ_REPLAN_MAX =>
+                if source.kind() == std::io::ErrorKind::NotFound && attempt < MAX_READ_REPLAN =>
             {
                 attempt += 1;
                 plan = shared.read().entries.plan(range);

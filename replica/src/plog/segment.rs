@@ -231,7 +231,7 @@ impl Segments {
                             log_id: r.entry.log_id,
                             seq,
                             offset,
-                            // decode_record bounds the body by RECORD_BODY_MAX_BYTES.
+                            // decode_record bounds the body by MAX_RECORD_BODY_BYTES.
                             len: d.framed_len as u32,
                         };
                         loaded.entries.insert(r.entry, loc);

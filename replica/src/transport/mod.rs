@@ -30,7 +30,7 @@ pub use siltdb_client::frame;
 
 pub use conn::{CallError, FramedConn};
 pub use fault::FaultHook;
-pub use frame::{Frame, FrameError, FrameKind, FRAME_SIZE_MAX_BYTES};
+pub use frame::{Frame, FrameError, FrameKind, MAX_FRAME_SIZE_BYTES};
 pub use message::{RaftEnvelope, RaftRequest, RaftResponse, Refusal};
 pub use metrics::{TransportMetrics, TransportMetricsSnapshot};
 pub use network::TcpNetworkFactory;

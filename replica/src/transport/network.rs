@@ -44,7 +44,7 @@ pub const RPC_TIMEOUT_MIN: Duration = Duration::from_millis(200);
 /// Wait before retrying an unreachable peer.
 pub const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(200);
 /// Most files a snapshot may announce.
-pub const SNAPSHOT_FILES_MAX: usize = 100_000;
+pub const MAX_SNAPSHOT_FILES: usize = 100_000;
 
 /// Creates TCP connections from one node's replica of one partition.
 #[derive(Clone)]
@@ -365,7 +365,7 @@ async fn list_files(dir: PathBuf) -> Result<Vec<SnapshotFile>, String> {
                 size_bytes: meta.len(),
             });
         }
-        if files.len() > SNAPSHOT_FILES_MAX {
+        if files.len() > MAX_SNAPSHOT_FILES {
             return Err(format!("{} files in {}", files.len(), dir.display()));
         }
         files.sort_by(|a, b| a.name.cmp(&b.name));

@@ -1,7 +1,7 @@
 //! The receiving side of a snapshot transfer: staging directories fed chunk by chunk.
 //!
 //! A `SnapshotBegin` opens a session for its partition (replacing any older one; at most
-//! [`SNAPSHOT_SESSIONS_MAX`] live at once), with a staging directory from openraft's
+//! [`MAX_SNAPSHOT_SESSIONS`] live at once), with a staging directory from openraft's
 //! `begin_receiving_snapshot`. Chunks must arrive in order (offset = bytes received so far,
 //! checked arithmetic, never past the announced size); a file end carries the crc32c of the
 //! whole file, compared with the crc of what was written. `SnapshotInstall` requires every file
@@ -9,7 +9,7 @@
 //! is removed afterwards whatever the outcome (the state machine copied what it installs).
 
 use super::message::{Refusal, SnapshotFile};
-use super::network::SNAPSHOT_FILES_MAX;
+use super::network::MAX_SNAPSHOT_FILES;
 use crate::checkpoint::CheckpointHandle;
 use crate::raft::TypeConfig;
 use crate::types::Gpid;
@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most snapshot transfers a node receives at once.
-pub const SNAPSHOT_SESSIONS_MAX: usize = 8;
+pub const MAX_SNAPSHOT_SESSIONS: usize = 8;
 /// A session idle longer than this may be evicted by a new one.
-pub const SNAPSHOT_SESSION_IDLE_MAX: Duration = Duration::from_secs(60);
+pub const MAX_SNAPSHOT_SESSION_IDLE: Duration = Duration::from_secs(60);
 /// Longest file name accepted in a snapshot.
-pub const SNAPSHOT_FILE_NAME_MAX_BYTES: usize = 255;
+pub const MAX_SNAPSHOT_FILE_NAME_BYTES: usize = 255;
 
 struct Session {
     snapshot_id: String,
@@ -54,14 +54,14 @@ fn refuse(msg: impl Into<String>) -> Refusal {
 /// True for a plain file name: one path component, no separators, not `.`/`..`.
 pub fn valid_file_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= SNAPSHOT_FILE_NAME_MAX_BYTES
+        && name.len() <= MAX_SNAPSHOT_FILE_NAME_BYTES
         && name != "."
         && name != ".."
         && !name.contains(['/', '\\', '\0'])
 }
 
 fn validate_files(files: &[SnapshotFile]) -> Result<(), Refusal> {
-    if files.len() > SNAPSHOT_FILES_MAX {
+    if files.len() > MAX_SNAPSHOT_FILES {
         return Err(refuse(format!("{} files", files.len())));
     }
     let mut names = std::collections::HashSet::new();
@@ -122,7 +122,7 @@ impl SnapshotReceiver {
             remove_dir(dir).await;
         }
         self.evict_idle().await;
-        if self.sessions() >= SNAPSHOT_SESSIONS_MAX {
+        if self.sessions() >= MAX_SNAPSHOT_SESSIONS {
             return Err(Refusal::Busy);
         }
         let handle = raft
@@ -165,7 +165,7 @@ impl SnapshotReceiver {
         };
         for (gpid, s) in idle {
             let Ok(guard) = s.try_lock() else { continue };
-            if guard.last_active.elapsed() > SNAPSHOT_SESSION_IDLE_MAX {
+            if guard.last_active.elapsed() > MAX_SNAPSHOT_SESSION_IDLE {
                 let dir = guard.dir.clone();
                 drop(guard);
                 self.sessions.lock().remove(&gpid);

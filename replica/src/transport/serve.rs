@@ -2,7 +2,7 @@
 //! number of connections, and a shutdown that stops accepting and joins every task.
 //!
 //! Every connection starts with the handshake (`siltdb_client::auth`): its first frame must
-//! arrive within [`HANDSHAKE_MAX`]; a hello is answered by [`FrameHandler::authenticate`]
+//! arrive within [`MAX_HANDSHAKE`]; a hello is answered by [`FrameHandler::authenticate`]
 //! (refused: the refusal is sent and the connection closed). A first frame that is no hello is
 //! served as a connection without a secret would be: with the role `authenticate(None)` grants,
 //! or, refused, answered by [`FrameHandler::refuse`] and closed. Every later request is handed
@@ -21,13 +21,13 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 /// Most connections a listener serves at once; more are closed at accept.
-pub const CONNECTIONS_MAX: usize = 1024;
+pub const MAX_CONNECTIONS: usize = 1024;
 /// How long shutdown waits for connection tasks before aborting them.
-pub const SHUTDOWN_JOIN_MAX: Duration = Duration::from_secs(10);
+pub const MAX_SHUTDOWN_JOIN: Duration = Duration::from_secs(10);
 /// An idle connection (no request) is closed after this long.
-pub const CONNECTION_IDLE_MAX: Duration = Duration::from_secs(300);
+pub const MAX_CONNECTION_IDLE: Duration = Duration::from_secs(300);
 /// A connection whose first frame (the hello) has not arrived after this long is closed.
-pub const HANDSHAKE_MAX: Duration = Duration::from_secs(10);
+pub const MAX_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// A boxed response future.
 pub type Reply = Pin<Box<dyn Future<Output = Option<Frame>> + Send>>;
@@ -64,14 +64,14 @@ pub async fn serve(
 }
 
 /// [`serve`], every connection speaking TLS with `tls` when set (its TLS handshake bounded by
-/// [`HANDSHAKE_MAX`]; a connection that is not TLS is closed).
+/// [`MAX_HANDSHAKE`]; a connection that is not TLS is closed).
 pub async fn serve_tls(
     listener: TcpListener,
     handler: Arc<dyn FrameHandler>,
     mut shutdown: watch::Receiver<bool>,
     tls: Option<TlsServer>,
 ) {
-    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -96,7 +96,7 @@ pub async fn serve_tls(
                     let _ = stream.set_nodelay(true);
                     let stream = match tls {
                         None => Some(Stream::Plain(stream)),
-                        Some(t) => match tokio::time::timeout(HANDSHAKE_MAX, t.accept(stream)).await {
+                        Some(t) => match tokio::time::timeout(MAX_HANDSHAKE, t.accept(stream)).await {
                             Ok(Ok(s)) => Some(s),
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -118,7 +118,7 @@ pub async fn serve_tls(
         }
     }
     drop(listener);
-    let joined = tokio::time::timeout(SHUTDOWN_JOIN_MAX, async {
+    let joined = tokio::time::timeout(MAX_SHUTDOWN_JOIN, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
@@ -147,7 +147,7 @@ async fn connection(
                 }
                 let next = tokio::select! {
                     _ = shutdown.changed() => return,
-                    r = tokio::time::timeout(CONNECTION_IDLE_MAX, frame::read_frame(&mut stream)) => r,
+                    r = tokio::time::timeout(MAX_CONNECTION_IDLE, frame::read_frame(&mut stream)) => r,
                 };
                 match next {
                     Err(_) | Ok(Ok(None)) => return,
@@ -165,7 +165,7 @@ async fn connection(
         ) {
             return;
         }
-        // A request in progress finishes even during shutdown (bounded by SHUTDOWN_JOIN_MAX).
+        // A request in progress finishes even during shutdown (bounded by MAX_SHUTDOWN_JOIN).
         let Some(reply) = Arc::clone(&handler).handle(request, role).await else {
             return;
         };
@@ -176,7 +176,7 @@ async fn connection(
     }
 }
 
-/// Reads the first frame (bounded by [`HANDSHAKE_MAX`]) and authenticates the connection:
+/// Reads the first frame (bounded by [`MAX_HANDSHAKE`]) and authenticates the connection:
 /// `Some((role, frame to serve first))`, or `None` when the connection is to be closed.
 async fn handshake(
     stream: &mut Stream,
@@ -185,7 +185,7 @@ async fn handshake(
 ) -> Option<(Role, Option<Frame>)> {
     let first = tokio::select! {
         _ = shutdown.changed() => return None,
-        r = tokio::time::timeout(HANDSHAKE_MAX, frame::read_frame(stream)) => r,
+        r = tokio::time::timeout(MAX_HANDSHAKE, frame::read_frame(stream)) => r,
     };
     let first = match first {
         Err(_) | Ok(Ok(None)) => return None,

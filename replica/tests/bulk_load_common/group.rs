@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bound on elections, writes and catch-up in these tests.
-pub const GROUP_WAIT_MAX: Duration = Duration::from_secs(20);
+pub const MAX_GROUP_WAIT: Duration = Duration::from_secs(20);
 
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -195,7 +195,7 @@ pub fn driver_config(gpid: Gpid, root: &Path) -> PartitionConfig {
 }
 
 pub fn wait_primary(rt: &tokio::runtime::Runtime, replicas: &[Arc<Replica>]) -> Arc<Replica> {
-    let deadline = Instant::now() + GROUP_WAIT_MAX;
+    let deadline = Instant::now() + MAX_GROUP_WAIT;
     loop {
         let leaders: Vec<_> = replicas.iter().map(|r| r.leader()).collect();
         if let Some(r) = replicas.iter().find(|r| r.leader() == Some(r.id())) {
@@ -210,7 +210,7 @@ pub fn wait_primary(rt: &tokio::runtime::Runtime, replicas: &[Arc<Replica>]) -> 
 
 /// A user write through `r`, retried while the group elects; the decree it applied at.
 pub fn user_write(rt: &tokio::runtime::Runtime, r: &Replica, m: Mutation) -> u64 {
-    let deadline = Instant::now() + GROUP_WAIT_MAX;
+    let deadline = Instant::now() + MAX_GROUP_WAIT;
     loop {
         match rt.block_on(r.write(m.clone())) {
             Ok(resp) => return resp.decree,

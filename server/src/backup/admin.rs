@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest `--interval`.
-pub const BACKUP_INTERVAL_MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+pub const MAX_BACKUP_INTERVAL: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Bound on creating the restored table.
 pub const RESTORE_CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -91,10 +91,10 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
         }
     };
     let d = Duration::from_millis(n.saturating_mul(ms_per));
-    if d.is_zero() || d > BACKUP_INTERVAL_MAX {
+    if d.is_zero() || d > MAX_BACKUP_INTERVAL {
         return Err(format!(
             "interval {s:?}: must be above 0 and at most {} days",
-            BACKUP_INTERVAL_MAX.as_secs() / 86_400
+            MAX_BACKUP_INTERVAL.as_secs() / 86_400
         ));
     }
     Ok(d)

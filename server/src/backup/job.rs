@@ -10,10 +10,10 @@
 //! backup); writes keep flowing throughout.
 
 use super::manifest::{BackupManifest, FileEntry, PartitionEntry, MANIFEST_FILE};
-use super::manifest::{MANIFEST_FORMAT_VERSION, MANIFEST_SIZE_MAX_BYTES};
+use super::manifest::{MANIFEST_FORMAT_VERSION, MAX_MANIFEST_SIZE_BYTES};
 use super::target::{BackupTarget, BackupWriter};
 use crate::proto::{ClientRequest, ClientResponse};
-use siltdb_client::backup::{BackupReply, BackupRequest, StagedFile, BACKUP_CHUNK_MAX_BYTES};
+use siltdb_client::backup::{BackupReply, BackupRequest, StagedFile, MAX_BACKUP_CHUNK_BYTES};
 use siltdb_client::{Client, TableLayout};
 use std::io::Write;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub const PREPARE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on one chunk read.
 pub const CHUNK_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts of one chunk read before the backup fails.
-pub const CHUNK_READ_ATTEMPTS_MAX: u32 = 3;
+pub const MAX_CHUNK_READ_ATTEMPTS: u32 = 3;
 
 /// Unix time in ms.
 pub fn unix_ms() -> u64 {
@@ -76,7 +76,7 @@ pub fn complete_backups(
     for (_, id) in ids {
         let path = format!("{id}/{MANIFEST_FILE}");
         let what = format!("{}/{path}", target.describe());
-        match target.read_small(&path, MANIFEST_SIZE_MAX_BYTES) {
+        match target.read_small(&path, MAX_MANIFEST_SIZE_BYTES) {
             Ok(Some(bytes)) => match BackupManifest::decode(&bytes, &what) {
                 Ok(m) => out.push((id, m)),
                 Err(e) => tracing::warn!(error = %e, "skipping a backup with a bad manifest"),
@@ -237,10 +237,10 @@ async fn read_chunk(
         session,
         file: file.to_string(),
         offset,
-        len_max: BACKUP_CHUNK_MAX_BYTES,
+        len_max: MAX_BACKUP_CHUNK_BYTES,
     });
     let mut last = String::new();
-    for _ in 0..CHUNK_READ_ATTEMPTS_MAX {
+    for _ in 0..MAX_CHUNK_READ_ATTEMPTS {
         match client
             .call_with_timeout(addr, &req, CHUNK_READ_TIMEOUT)
             .await

@@ -9,7 +9,7 @@ pub const MANIFEST_FILE: &str = "BACKUP_MANIFEST";
 /// The manifest format this build writes and reads.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 /// Largest manifest read (a manifest lists file names and sizes only).
-pub const MANIFEST_SIZE_MAX_BYTES: u64 = 64 << 20;
+pub const MAX_MANIFEST_SIZE_BYTES: u64 = 64 << 20;
 
 /// One copied file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@
 //! the same index (the partition function depends on the key and the count only).
 
 use super::job::{complete_backups, unix_ms};
-use super::manifest::{BackupManifest, MANIFEST_FILE, MANIFEST_SIZE_MAX_BYTES};
+use super::manifest::{BackupManifest, MANIFEST_FILE, MAX_MANIFEST_SIZE_BYTES};
 use super::target::{BackupTarget, LocalDirTarget};
 use siltdb_client::{Client, TableLayout, WriteOp};
 use siltdb_replica::mutation::RESERVED_KEY_PREFIX;
@@ -27,13 +27,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most records in one restore write.
-pub const RESTORE_BATCH_OPS_MAX: usize = 1_000;
+pub const MAX_RESTORE_BATCH_OPS: usize = 1_000;
 /// Bytes of keys and values after which a restore write is sent.
-pub const RESTORE_BATCH_BYTES_MAX: usize = 1 << 20;
+pub const MAX_RESTORE_BATCH_BYTES: usize = 1 << 20;
 /// Batches a partition's reader may run ahead of the writes.
 const RESTORE_QUEUE_BATCHES: usize = 4;
 /// Bound on a restored partition's digest matching.
-pub const DIGEST_WAIT_MAX: Duration = Duration::from_secs(60);
+pub const MAX_DIGEST_WAIT: Duration = Duration::from_secs(60);
 /// Buffer of the checksumming copy.
 const COPY_BUFFER_BYTES: usize = 1 << 20;
 
@@ -63,7 +63,7 @@ pub fn read_manifest(target: &dyn BackupTarget, id: &str) -> Result<BackupManife
     let path = format!("{id}/{MANIFEST_FILE}");
     let what = format!("{}/{path}", target.describe());
     let bytes = target
-        .read_small(&path, MANIFEST_SIZE_MAX_BYTES)
+        .read_small(&path, MAX_MANIFEST_SIZE_BYTES)
         .map_err(|e| format!("{what}: {e}"))?
         .ok_or_else(|| format!("{what}: missing: the backup is incomplete"))?;
     BackupManifest::decode(&bytes, &what)
@@ -220,7 +220,7 @@ fn read_partition(
         out.records += 1;
         bytes = bytes.saturating_add(k.len() + v.len());
         batch.push(WriteOp::Put { key: k, value: v });
-        if batch.len() >= RESTORE_BATCH_OPS_MAX || bytes >= RESTORE_BATCH_BYTES_MAX {
+        if batch.len() >= MAX_RESTORE_BATCH_OPS || bytes >= MAX_RESTORE_BATCH_BYTES {
             send(std::mem::take(&mut batch))?;
             bytes = 0;
         }
@@ -286,7 +286,7 @@ async fn wait_digest(
     p: u32,
     want: &PartitionRestore,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + DIGEST_WAIT_MAX;
+    let deadline = Instant::now() + MAX_DIGEST_WAIT;
     let mut seen = String::new();
     loop {
         for n in layout.replicas(p) {
@@ -301,7 +301,7 @@ async fn wait_digest(
         if Instant::now() >= deadline {
             return Err(format!(
                 "partition {p}: no replica reports the restored data ({} keys, hash {:016x}) \
-                 within {DIGEST_WAIT_MAX:?}; last seen {seen}",
+                 within {MAX_DIGEST_WAIT:?}; last seen {seen}",
                 want.records, want.hash
             ));
         }

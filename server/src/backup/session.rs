@@ -4,7 +4,7 @@
 //! for the immutable `.sst` files, copies of the rest): the staged files stay readable however
 //! the replica's own checkpoints are collected meanwhile. `Read` serves bounded chunks of a
 //! staged file; `Release` removes the session. Sessions idle for
-//! [`BACKUP_SESSION_IDLE_MAX`] are removed at the next request, and all of them at start.
+//! [`MAX_BACKUP_SESSION_IDLE`] are removed at the next request, and all of them at start.
 //!
 //! The server writes only under its own data directory and reads only the files it staged:
 //! the client names a session and a file name from the session's list, never a path.
@@ -13,7 +13,7 @@ use crate::error::ServerError;
 use crate::node::Node;
 use crate::proto::ClientResponse;
 use parking_lot::Mutex;
-use siltdb_client::backup::{BackupReply, BackupRequest, StagedFile, BACKUP_CHUNK_MAX_BYTES};
+use siltdb_client::backup::{BackupReply, BackupRequest, StagedFile, MAX_BACKUP_CHUNK_BYTES};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 /// Directory of the staged checkpoints, inside the data directory.
 pub const BACKUP_SESSIONS_DIR: &str = "backup_sessions";
 /// A session not used for this long is removed.
-pub const BACKUP_SESSION_IDLE_MAX: Duration = Duration::from_secs(600);
+pub const MAX_BACKUP_SESSION_IDLE: Duration = Duration::from_secs(600);
 /// Most sessions of one node at once; more are refused until some are released.
-pub const BACKUP_SESSIONS_MAX: usize = 64;
+pub const MAX_BACKUP_SESSIONS: usize = 64;
 /// Most files in one staged checkpoint.
-pub const STAGED_FILES_MAX: usize = 100_000;
+pub const MAX_STAGED_FILES: usize = 100_000;
 
 struct Session {
     dir: PathBuf,
@@ -98,7 +98,7 @@ impl BackupSessions {
             let mut s = self.sessions.lock();
             let ids: Vec<u64> = s
                 .iter()
-                .filter(|(_, v)| v.last_used.elapsed() > BACKUP_SESSION_IDLE_MAX)
+                .filter(|(_, v)| v.last_used.elapsed() > MAX_BACKUP_SESSION_IDLE)
                 .map(|(k, _)| *k)
                 .collect();
             ids.iter().filter_map(|id| s.remove(id)).collect()
@@ -123,9 +123,9 @@ impl BackupSessions {
             let leader = r.leader();
             return Err(node.map_error(&layout, siltdb_replica::Error::NotLeader { leader }));
         }
-        if self.sessions.lock().len() >= BACKUP_SESSIONS_MAX {
+        if self.sessions.lock().len() >= MAX_BACKUP_SESSIONS {
             return Err(ServerError::Unavailable(format!(
-                "{BACKUP_SESSIONS_MAX} backup sessions open; release some first"
+                "{MAX_BACKUP_SESSIONS} backup sessions open; release some first"
             )));
         }
         // The barrier: everything acknowledged before this request is applied here.
@@ -205,7 +205,7 @@ impl BackupSessions {
             }
             s.dir.join(file)
         };
-        let len = len_max.clamp(1, BACKUP_CHUNK_MAX_BYTES);
+        let len = len_max.clamp(1, MAX_BACKUP_CHUNK_BYTES);
         let chunk = tokio::task::spawn_blocking(move || read_chunk(&path, offset, len))
             .await
             .map_err(|e| internal("read task", e))??;
@@ -245,9 +245,9 @@ fn stage(src: &Path, dst: &Path) -> Result<Vec<StagedFile>, ServerError> {
             name,
             size_bytes: meta.len(),
         });
-        if files.len() > STAGED_FILES_MAX {
+        if files.len() > MAX_STAGED_FILES {
             return Err(ServerError::Internal(format!(
-                "checkpoint {} holds more than {STAGED_FILES_MAX} files",
+                "checkpoint {} holds more than {MAX_STAGED_FILES} files",
                 src.display()
             )));
         }

@@ -7,7 +7,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
 use siltdb_server::{Server, ServerConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,10 +49,10 @@ struct Args {
     /// Bound on a client request inside the server, in ms.
     #[arg(long)]
     request_timeout_ms: Option<u64>,
-    /// Checkpoint timer period in ms (0 = off).
+    /// Period of every replica's checkpoint task in ms (0 = off).
     #[arg(long)]
     checkpoint_interval_ms: Option<u64>,
-    /// Entries since the last checkpoint before the timer checkpoints.
+    /// Entries since a replica's last checkpoint before its task checkpoints.
     #[arg(long)]
     checkpoint_decrees_min: Option<u64>,
     /// Engine memtable size per replica, bytes.
@@ -280,16 +280,9 @@ fn init_logging(level: tracing::Level) {
         .init();
 }
 
-/// Parses the process arguments; `--version` names the allocator actually linked (seed S4).
-fn parse_args() -> Args {
-    let version: &'static str =
-        Box::leak(siltdb_server::allocator::version_line().into_boxed_str());
-    let matches = Args::command().version(version).get_matches();
-    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-}
-
 fn main() -> ExitCode {
-    let args = parse_args();
+    // `--version` names the allocator actually linked (seed S4).
+    let args: Args = siltdb_server::allocator::parse_args();
     let redis = redis_args(&args);
     let workers = args.worker_threads;
     let c = match config(args) {

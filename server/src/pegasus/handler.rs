@@ -7,9 +7,8 @@
 use super::proto::{PegasusRequest, PegasusResponse, Record, ScanRange};
 use crate::error::ServerError;
 use crate::layout::{partition_of, TableLayout};
-use crate::node::{client_mutation, Node, SCAN_PAGE_BYTES_MAX, SCAN_ROWS_MAX, WRITE_OPS_MAX};
+use crate::node::{client_mutation, Node, MAX_SCAN_PAGE_BYTES, MAX_SCAN_ROWS, MAX_WRITE_OPS};
 use crate::proto::ClientResponse;
-use siltdb_client::pegasus::{AtomicKind, Expire, Mutate, EXPIRE_NEVER};
 use siltdb_replica::pegasus::record::{decode_key, encode_key, hash_key_range, live_value, now_ms};
 use siltdb_replica::pegasus::{encode_value, AtomicOp};
 use siltdb_replica::replica::Replica;
@@ -19,65 +18,6 @@ use std::sync::Arc;
 /// Most records a reverse scan reads before it answers (it reads the whole range, then
 /// reverses it).
 pub const MAX_REVERSE_SCAN_RECORDS: usize = 100_000;
-
-/// The atomic op with the expiries of its request resolved ([`crate::envs::resolve_expire`]:
-/// the table's default TTL, or never) before it is proposed, so every replica applies the same.
-fn resolve_atomic_expiry(kind: AtomicKind, now: u64, default_ttl_secs: u64) -> AtomicKind {
-    let at = |e: Expire| match e {
-        Expire::At(ms) => Expire::At(crate::envs::resolve_expire(ms, now, default_ttl_secs)),
-        Expire::Keep => Expire::Keep,
-    };
-    match kind {
-        AtomicKind::Incr {
-            hash_key,
-            sort_key,
-            delta,
-            expire,
-        } => AtomicKind::Incr {
-            hash_key,
-            sort_key,
-            delta,
-            expire: at(expire),
-        },
-        AtomicKind::CheckAndMutate {
-            hash_key,
-            check_sort_key,
-            check,
-            operand,
-            mutations,
-            return_check_value,
-        } => AtomicKind::CheckAndMutate {
-            hash_key,
-            check_sort_key,
-            check,
-            operand,
-            mutations: mutations
-                .into_iter()
-                .map(|m| match m {
-                    Mutate::Put {
-                        sort_key,
-                        value,
-                        expire,
-                    } => Mutate::Put {
-                        sort_key,
-                        value,
-                        expire: at(expire),
-                    },
-                    // "Never" spelled either way; an explicit new expiry is not a default.
-                    Mutate::SetExpire {
-                        sort_key,
-                        expire_ms: EXPIRE_NEVER,
-                    } => Mutate::SetExpire {
-                        sort_key,
-                        expire_ms: 0,
-                    },
-                    other => other,
-                })
-                .collect(),
-            return_check_value,
-        },
-    }
-}
 
 /// Answers one Pegasus request for `table`'s `partition`.
 pub async fn handle(
@@ -140,7 +80,7 @@ pub async fn handle(
                     .bounded(
                         "scan",
                         &layout,
-                        r.scan(s, end.clone(), SCAN_ROWS_MAX, SCAN_PAGE_BYTES_MAX),
+                        r.scan(s, end.clone(), MAX_SCAN_ROWS, MAX_SCAN_PAGE_BYTES),
                     )
                     .await?;
                 n += page
@@ -186,10 +126,12 @@ pub async fn handle(
         }
         PegasusRequest::Atomic(kind) => {
             let now = now_ms();
-            let op = AtomicOp {
-                now_ms: now,
-                kind: resolve_atomic_expiry(kind, now, layout.default_ttl_secs()),
-            };
+            // Resolved before it is proposed ([`crate::envs::resolve_expire`]: the table's
+            // default TTL, or never), so every replica applies the same.
+            let mut kind = kind;
+            let ttl_secs = layout.default_ttl_secs();
+            kind.resolve_expiries(|ms| crate::envs::resolve_expire(ms, now, ttl_secs));
+            let op = AtomicOp { now_ms: now, kind };
             let _admitted = node.splits.admit_write(table).await?;
             let resp = node
                 .bounded("write", &layout, r.write_atomic(None, op))
@@ -212,12 +154,12 @@ pub async fn handle(
                 )));
             }
             let (count, splits) = (layout.partition_count, layout.splits);
-            let rows_max = (limit as usize).clamp(1, SCAN_ROWS_MAX);
+            let rows_max = (limit as usize).clamp(1, MAX_SCAN_ROWS);
             let page = node
                 .bounded(
                     "scan",
                     &layout,
-                    r.scan(from, None, rows_max, SCAN_PAGE_BYTES_MAX),
+                    r.scan(from, None, rows_max, MAX_SCAN_PAGE_BYTES),
                 )
                 .await?;
             let now = now_ms();
@@ -257,9 +199,9 @@ async fn write(
     r: &Arc<Replica>,
     ops: Vec<WriteOp>,
 ) -> Result<PegasusResponse, ServerError> {
-    if ops.is_empty() || ops.len() > WRITE_OPS_MAX {
+    if ops.is_empty() || ops.len() > MAX_WRITE_OPS {
         return Err(ServerError::InvalidArgument(format!(
-            "{} records (1 to {WRITE_OPS_MAX})",
+            "{} records (1 to {MAX_WRITE_OPS})",
             ops.len()
         )));
     }
@@ -278,9 +220,9 @@ async fn multi_get(
     hash_key: &[u8],
     sort_keys: Vec<Vec<u8>>,
 ) -> Result<PegasusResponse, ServerError> {
-    if sort_keys.len() > SCAN_ROWS_MAX {
+    if sort_keys.len() > MAX_SCAN_ROWS {
         return Err(ServerError::InvalidArgument(format!(
-            "more than {SCAN_ROWS_MAX} sort keys"
+            "more than {MAX_SCAN_ROWS} sort keys"
         )));
     }
     let mut records = Vec::new();
@@ -345,7 +287,7 @@ async fn scan(
     let cap = if range.reverse {
         MAX_REVERSE_SCAN_RECORDS
     } else {
-        want.min(SCAN_ROWS_MAX)
+        want.min(MAX_SCAN_ROWS)
     };
     let mut records = Vec::new();
     let mut more = false;
@@ -361,7 +303,7 @@ async fn scan(
             .bounded(
                 "scan",
                 layout,
-                r.scan(s, end.clone(), SCAN_ROWS_MAX, SCAN_PAGE_BYTES_MAX),
+                r.scan(s, end.clone(), MAX_SCAN_ROWS, MAX_SCAN_PAGE_BYTES),
             )
             .await?;
         let now = now_ms();

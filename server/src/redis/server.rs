@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// Bytes read from a connection at a time.
 const READ_CHUNK_BYTES: usize = 64 << 10;
 /// Most Redis connections served at once; more are closed at accept.
-pub const REDIS_CONNECTIONS_MAX: usize = 1024;
+pub const MAX_REDIS_CONNECTIONS: usize = 1024;
 
 /// Serves `table` over RESP on `listener` until the task is dropped; each connection runs in
 /// its own task. With a `keyring`, connections must AUTH first ([`super::auth`]).
@@ -22,7 +22,7 @@ pub async fn serve(
     keyring: Option<Arc<Keyring>>,
 ) {
     let shared = Arc::new(Shared::new(client, table, keyring));
-    let slots = Arc::new(tokio::sync::Semaphore::new(REDIS_CONNECTIONS_MAX));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_REDIS_CONNECTIONS));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {

@@ -8,13 +8,13 @@ use crate::layout::TableLayout;
 use crate::node::Node;
 use crate::proto::{ClientRequest, ClientResponse};
 use siltdb_client::split::{
-    split_target, SplitOp, SplitReply, SPLIT_TIMEOUT_MAX, SPLIT_TIMEOUT_MIN,
+    split_target, SplitOp, SplitReply, MAX_SPLIT_TIMEOUT, SPLIT_TIMEOUT_MIN,
 };
 use siltdb_client::Client;
 use std::time::{Duration, Instant};
 
 /// Bound on one node taking one step (retries included) of a split.
-pub const SPLIT_STEP_TIMEOUT_MAX: Duration = Duration::from_secs(30);
+pub const MAX_SPLIT_STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on telling one node that a split is aborted.
 pub const ABORT_CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -51,7 +51,7 @@ pub async fn split_table(
     partitions: Option<u32>,
     timeout: Duration,
 ) -> Result<TableLayout, ServerError> {
-    let bound = timeout.clamp(SPLIT_TIMEOUT_MIN, SPLIT_TIMEOUT_MAX);
+    let bound = timeout.clamp(SPLIT_TIMEOUT_MIN, MAX_SPLIT_TIMEOUT);
     let started = Instant::now();
     let Ok(_one) = tokio::time::timeout(bound, node.splits.driver.lock()).await else {
         return Err(ServerError::Timeout(format!(
@@ -93,7 +93,7 @@ async fn drive(
     partitions: Option<u32>,
     deadline: Instant,
 ) -> Result<TableLayout, ServerError> {
-    let step = left(deadline, table, "the layout")?.min(SPLIT_STEP_TIMEOUT_MAX);
+    let step = left(deadline, table, "the layout")?.min(MAX_SPLIT_STEP_TIMEOUT);
     let client = peer_client(node, step);
     let old = client.newest_layout(table).await.map_err(client_error)?;
     if old.app_id == crate::meta::META_APP_ID {
@@ -212,7 +212,7 @@ async fn prepare_and_copy(
         let req = split_req(&old.name, SplitOp::Copy { partition: p });
         let rows = expect_split(
             client
-                .partition_call_with(old, p, &req, super::steps::COPY_TIMEOUT_MAX)
+                .partition_call_with(old, p, &req, super::steps::MAX_COPY_TIMEOUT)
                 .await,
         )?;
         tracing::info!(table = %old.name, partition = p, ?rows, "split: partition copied");

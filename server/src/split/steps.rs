@@ -4,7 +4,7 @@
 use super::owner::holds;
 use crate::error::ServerError;
 use crate::layout::TableLayout;
-use crate::node::{client_mutation, close_replica, Node, WRITE_SIZE_MAX_BYTES};
+use crate::node::{client_mutation, close_replica, Node, MAX_WRITE_SIZE_BYTES};
 use crate::proto::{ClientRequest, ClientResponse};
 use openraft::BasicNode;
 use siltdb_client::split::{SplitOp, SplitReply};
@@ -15,13 +15,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Rows read from a parent per copy page.
-pub const COPY_PAGE_ROWS_MAX: usize = 2_000;
+pub const MAX_COPY_PAGE_ROWS: usize = 2_000;
 /// Bytes read from a parent per copy page (one more row may follow the limit).
-pub const COPY_PAGE_BYTES_MAX: usize = 1 << 20;
+pub const MAX_COPY_PAGE_BYTES: usize = 1 << 20;
 /// Bytes of puts in one ingest write (a single larger record goes alone).
-pub const INGEST_WRITE_BYTES_MAX: u64 = WRITE_SIZE_MAX_BYTES / 2;
+pub const MAX_INGEST_WRITE_BYTES: u64 = MAX_WRITE_SIZE_BYTES / 2;
 /// Bound on one copy of a parent (every page and every ingest).
-pub const COPY_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+pub const MAX_COPY_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn internal(e: impl std::fmt::Display) -> ServerError {
     ServerError::Internal(e.to_string())
@@ -191,19 +191,11 @@ async fn copy(node: &Node, table: &str, partition: u32) -> Result<SplitReply, Se
         let mut cleared = false;
         let mut copied = 0u64;
         loop {
-            let page = node
-                .bounded(
-                    "split copy read",
-                    &layout,
-                    r.scan(from, None, COPY_PAGE_ROWS_MAX, COPY_PAGE_BYTES_MAX),
-                )
-                .await?;
-            let ops: Vec<WriteOp> = page
-                .rows
-                .into_iter()
-                .filter(|(k, _)| holds(k, child, count))
-                .map(|(key, value)| WriteOp::Put { key, value })
-                .collect();
+            let put = |key: Vec<u8>, value: Vec<u8>| {
+                holds(&key, child, count).then_some(WriteOp::Put { key, value })
+            };
+            let (ops, next_page) =
+                page_ops(node, &layout, &r, "split copy read", from, put).await?;
             copied += ops.len() as u64;
             for chunk in chunks(ops) {
                 send_ingest(&client, &next, child, !cleared, chunk).await?;
@@ -214,18 +206,18 @@ async fn copy(node: &Node, table: &str, partition: u32) -> Result<SplitReply, Se
                 send_ingest(&client, &next, child, true, Vec::new()).await?;
                 cleared = true;
             }
-            match page.resume_from {
+            match next_page {
                 Some(k) => from = k,
                 None => break,
             }
         }
         Ok::<u64, ServerError>(copied)
     };
-    let copied = match tokio::time::timeout(COPY_TIMEOUT_MAX, work).await {
+    let copied = match tokio::time::timeout(MAX_COPY_TIMEOUT, work).await {
         Ok(r) => r?,
         Err(_) => {
             return Err(ServerError::Timeout(format!(
-                "copy of {table}.{partition} not done within {COPY_TIMEOUT_MAX:?}"
+                "copy of {table}.{partition} not done within {MAX_COPY_TIMEOUT:?}"
             )))
         }
     };
@@ -239,7 +231,28 @@ async fn copy(node: &Node, table: &str, partition: u32) -> Result<SplitReply, Se
     Ok(SplitReply::Rows(copied))
 }
 
-/// `ops` in groups of at most [`INGEST_WRITE_BYTES_MAX`] bytes (a larger op alone).
+/// `ops` in groups of at most [`MAX_INGEST_WRITE_BYTES`] bytes (a larger op alone).
+/// One page of `r`'s rows from `from` (bounded by the node's request timeout), each row turned
+/// into an op by `op_of` or skipped, and where the next page starts (`None`: the last page).
+/// The one paging loop body of the copy and the cleanup.
+async fn page_ops(
+    node: &Node,
+    layout: &TableLayout,
+    r: &Replica,
+    what: &str,
+    from: Vec<u8>,
+    op_of: impl Fn(Vec<u8>, Vec<u8>) -> Option<WriteOp>,
+) -> Result<(Vec<WriteOp>, Option<Vec<u8>>), ServerError> {
+    let scan = r.scan(from, None, MAX_COPY_PAGE_ROWS, MAX_COPY_PAGE_BYTES);
+    let page = node.bounded(what, layout, scan).await?;
+    let ops = page
+        .rows
+        .into_iter()
+        .filter_map(|(key, value)| op_of(key, value))
+        .collect();
+    Ok((ops, page.resume_from))
+}
+
 fn chunks(ops: Vec<WriteOp>) -> Vec<Vec<WriteOp>> {
     let mut out: Vec<Vec<WriteOp>> = Vec::new();
     let mut bytes = 0u64;
@@ -250,7 +263,7 @@ fn chunks(ops: Vec<WriteOp>) -> Vec<Vec<WriteOp>> {
             WriteOp::DeleteRange { start, end } => (start.len() + end.len()) as u64,
         };
         match out.last_mut() {
-            Some(last) if bytes + size <= INGEST_WRITE_BYTES_MAX => {
+            Some(last) if bytes + size <= MAX_INGEST_WRITE_BYTES => {
                 bytes += size;
                 last.push(op);
             }
@@ -365,26 +378,18 @@ async fn cleanup(node: &Node, table: &str, partition: u32) -> Result<SplitReply,
     let mut from = Vec::new();
     let mut deleted = 0u64;
     loop {
-        let page = node
-            .bounded(
-                "split cleanup read",
-                &layout,
-                r.scan(from, None, COPY_PAGE_ROWS_MAX, COPY_PAGE_BYTES_MAX),
-            )
-            .await?;
-        let ops: Vec<WriteOp> = page
-            .rows
-            .into_iter()
-            .filter(|(k, _)| !holds(k, partition, count))
-            .map(|(key, _)| WriteOp::Delete { key })
-            .collect();
+        let delete = |key: Vec<u8>, _value: Vec<u8>| {
+            (!holds(&key, partition, count)).then_some(WriteOp::Delete { key })
+        };
+        let (ops, next_page) =
+            page_ops(node, &layout, &r, "split cleanup read", from, delete).await?;
         deleted += ops.len() as u64;
         for chunk in chunks(ops) {
             let m = client_mutation(chunk)?;
             node.bounded("split cleanup", &layout, r.write_control(m))
                 .await?;
         }
-        match page.resume_from {
+        match next_page {
             Some(k) => from = k,
             None => break,
         }

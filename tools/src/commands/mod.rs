@@ -36,10 +36,10 @@ pub fn build_config(args: &BuildArgs) -> ToolResult<BuildConfig> {
         .filter(|&b| b > 0)
         .ok_or_else(|| ToolError::Usage("--block-size must be positive".into()))?;
     if let Some(n) = args.partitions {
-        if !(1..=crate::sst_build::PARTITIONS_MAX).contains(&n) {
+        if !(1..=crate::sst_build::MAX_PARTITIONS).contains(&n) {
             return Err(ToolError::Usage(format!(
                 "--partitions must be 1 to {}",
-                crate::sst_build::PARTITIONS_MAX
+                crate::sst_build::MAX_PARTITIONS
             )));
         }
     }

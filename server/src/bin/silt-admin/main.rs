@@ -15,23 +15,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cli;
 mod commands;
 
-use clap::{CommandFactory, FromArgMatches};
 use cli::Args;
 use commands::run;
 use std::process::ExitCode;
 
 pub(crate) type Res<T> = Result<T, String>;
 
-/// Parses the process arguments; `--version` names the allocator actually linked (seed S4).
-pub(crate) fn parse_args() -> Args {
-    let version: &'static str =
-        Box::leak(siltdb_server::allocator::version_line().into_boxed_str());
-    let matches = Args::command().version(version).get_matches();
-    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-}
-
 fn main() -> ExitCode {
-    let args = parse_args();
+    // `--version` names the allocator actually linked (seed S4).
+    let args: Args = siltdb_server::allocator::parse_args();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -40,11 +40,7 @@ pub(crate) async fn via_meta(client: &Client, cmd: Cmd, json: bool, timeout_ms: 
             };
             let t = meta_tables(client, req, catch_up_ms.saturating_add(timeout_ms)).await?;
             for l in t {
-                let ids: Vec<u64> = l.replicas(partition).iter().map(|n| n.id).collect();
-                println!(
-                    "moved {table}.{partition} from node {from} via the meta service: replicas {ids:?}, epoch {}",
-                    l.epoch
-                );
+                print_moved(&table, partition, from, VIA_META, &l, "");
             }
             Ok(())
         }
@@ -91,14 +87,13 @@ pub(crate) async fn via_meta(client: &Client, cmd: Cmd, json: bool, timeout_ms: 
                 ClientResponse::Written { decree } => decree,
                 other => return Err(format!("unexpected answer {other:?}")),
             };
-            if json {
-                return print_json(&serde_json::json!({ "id": id }));
-            }
-            println!(
-                "added duplication {id} of {table} to {remote_table}@{} via the meta service",
-                remote_seeds.join(",")
-            );
-            Ok(())
+            let added = AddedDup {
+                id,
+                table: &table,
+                remote_table: &remote_table,
+                remote_seeds: &remote_seeds,
+            };
+            added.print(json, VIA_META)
         }
         Cmd::RemoveDup { table, id } => {
             let req = MetaRequest::RemoveDuplication {
@@ -107,7 +102,7 @@ pub(crate) async fn via_meta(client: &Client, cmd: Cmd, json: bool, timeout_ms: 
             };
             match meta_call(client, req, MEMBERSHIP_RPC_MS).await? {
                 ClientResponse::DuplicationRemoved { replicas } => {
-                    println!("removed duplication {id} of {table} ({replicas} replicas) via the meta service");
+                    print_removed_dup(id, &table, replicas, VIA_META);
                     Ok(())
                 }
                 other => Err(format!("unexpected answer {other:?}")),
@@ -128,28 +123,14 @@ pub(crate) async fn client_driven(client: &Client, cmd: Cmd, json: bool) -> Res<
             catch_up_ms,
         } => {
             let to = parse_node(&to)?;
+            let catch_up = Duration::from_millis(catch_up_ms);
             let out = client
-                .move_replica(
-                    &table,
-                    partition,
-                    from,
-                    &to,
-                    Duration::from_millis(catch_up_ms),
-                )
+                .move_replica(&table, partition, from, &to, catch_up)
                 .await
                 .map_err(|e| e.to_string())?;
-            let ids: Vec<u64> = out
-                .layout
-                .replicas(partition)
-                .iter()
-                .map(|n| n.id)
-                .collect();
-            println!(
-                "moved {table}.{partition} from node {from} to node {}: replicas {ids:?}, epoch {}{}",
-                to.id,
-                out.layout.epoch,
-                if out.resumed { " (resumed)" } else { "" }
-            );
+            let how = format!(" to node {}", to.id);
+            let resumed = if out.resumed { " (resumed)" } else { "" };
+            print_moved(&table, partition, from, &how, &out.layout, resumed);
             Ok(())
         }
         Cmd::DrainNode {
@@ -203,25 +184,67 @@ pub(crate) async fn client_driven(client: &Client, cmd: Cmd, json: bool) -> Res<
                 .add_duplication(&table, &remote_seeds, &remote_table, Some(mode), id)
                 .await
                 .map_err(|e| e.to_string())?;
-            if json {
-                return print_json(&serde_json::json!({ "id": id }));
-            }
-            println!(
-                "added duplication {id} of {table} to {remote_table}@{}",
-                remote_seeds.join(",")
-            );
-            Ok(())
+            let added = AddedDup {
+                id,
+                table: &table,
+                remote_table: &remote_table,
+                remote_seeds: &remote_seeds,
+            };
+            added.print(json, "")
         }
         Cmd::RemoveDup { table, id } => {
             let n = client
                 .remove_duplication(&table, id)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("removed duplication {id} of {table} ({n} replicas)");
+            print_removed_dup(id, &table, n, "");
             Ok(())
         }
         other => Err(format!(
             "not a membership or duplication command: {other:?}"
         )),
     }
+}
+
+/// How a command ran, at the end of its report line: through the meta service.
+const VIA_META: &str = " via the meta service";
+
+/// The report of a moved replica, whoever drove the move: `moved t.p from node F<how>:
+/// replicas [..], epoch E<suffix>`.
+fn print_moved(table: &str, partition: u32, from: u64, how: &str, l: &TableLayout, suffix: &str) {
+    let ids: Vec<u64> = l.replicas(partition).iter().map(|n| n.id).collect();
+    println!(
+        "moved {table}.{partition} from node {from}{how}: replicas {ids:?}, epoch {}{suffix}",
+        l.epoch
+    );
+}
+
+/// An added duplication, reported the same way whoever added it.
+struct AddedDup<'a> {
+    id: u64,
+    table: &'a str,
+    remote_table: &'a str,
+    remote_seeds: &'a [String],
+}
+
+impl AddedDup<'_> {
+    /// `{"id": N}` with `--json`, else `added duplication N of T to R@seeds<how>`.
+    fn print(&self, json: bool, how: &str) -> Res<()> {
+        if json {
+            return print_json(&serde_json::json!({ "id": self.id }));
+        }
+        println!(
+            "added duplication {} of {} to {}@{}{how}",
+            self.id,
+            self.table,
+            self.remote_table,
+            self.remote_seeds.join(",")
+        );
+        Ok(())
+    }
+}
+
+/// The report of a removed duplication: `removed duplication N of T (R replicas)<how>`.
+fn print_removed_dup(id: u64, table: &str, replicas: u32, how: &str) {
+    println!("removed duplication {id} of {table} ({replicas} replicas){how}");
 }

@@ -1,7 +1,7 @@
-//! `bulk_load_metadata.json`: the manifest of one partition's SST files at the provider.
-//!
-//! The layout is the one `sst-ingest build` writes (`tools/src/metadata.rs`, `tools/README.md`);
-//! these are the replica's own serde types so the replica does not depend on `siltdb-tools`:
+//! `bulk_load_metadata.json`: the manifest of one partition's SST files built for bulk load
+//! (`docs/format.md`, "Bulk-load metadata"). The one definition of the format: `sst-ingest build`
+//! writes it (`siltdb_tools::metadata` adds the file I/O), `sst-ingest verify`/`ingest` and the
+//! replicas' bulk load (`siltdb_replica::bulk_load::metadata`, a re-export of this module) read it.
 //!
 //! ```json
 //! { "format_version": 1,
@@ -10,23 +10,27 @@
 //!   "totals": { "files": 1, "entries": 1000, "bytes": 4194304 } }
 //! ```
 //!
+//! `crc32c` is the CRC-32C (Castagnoli) of the whole file as a JSON number; keys are lowercase
+//! hex; files are listed in key order and do not overlap.
+//!
 //! Metadata comes from outside the cluster, so it is hostile input: [`BulkLoadMetadata::from_json`]
 //! bounds its size and validates every file name ([`validate_file_name`]), key range and total
-//! **before** any file is touched (seed S1: a garbage name must never become a path).
+//! **before** any file is touched (seed S1: a garbage name must never become a path). The names
+//! `sst-ingest` writes are stricter still, `NNNNNN.sst` ([`is_sst_file_name`]).
 
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 
-/// Name of the metadata file inside a partition's directory at the provider.
+/// Name of the metadata file inside a partition's directory.
 pub const METADATA_FILE_NAME: &str = "bulk_load_metadata.json";
-/// The format version understood here.
+/// The format version written and understood here.
 pub const FORMAT_VERSION: u32 = 1;
 /// Longest file name accepted, in bytes (the usual file-system limit).
-pub const FILE_NAME_BYTES_MAX: usize = 255;
+pub const MAX_FILE_NAME_BYTES: usize = 255;
 /// Largest metadata document accepted.
-pub const METADATA_BYTES_MAX: usize = 64 << 20;
+pub const MAX_METADATA_BYTES: usize = 64 << 20;
 /// Most files one partition's load may list.
-pub const FILES_MAX: usize = 100_000;
+pub const MAX_FILES: usize = 100_000;
 
 /// One SST file of a partition's bulk load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,8 +72,10 @@ pub struct BulkLoadMetadata {
 }
 
 impl BulkLoadMetadata {
-    /// Metadata for `files` with totals computed (saturating; `validate` rejects overflow).
+    /// Metadata for `files` with totals computed.
     pub fn new(files: Vec<FileEntry>) -> Self {
+        // Saturating: `validate` rejects totals that overflow, so a forged file list can never
+        // wrap around to match small totals.
         let totals = Totals {
             files: files.len() as u64,
             entries: files.iter().fold(0u64, |a, f| a.saturating_add(f.entries)),
@@ -82,10 +88,10 @@ impl BulkLoadMetadata {
         }
     }
 
-    /// Parses and validates a metadata document. Never panics on any input.
+    /// Parses and validates a metadata document. The fuzzing entry point: never panics.
     pub fn from_json(text: &[u8]) -> Result<Self, String> {
-        if text.len() > METADATA_BYTES_MAX {
-            return Err(format!("metadata larger than {METADATA_BYTES_MAX} bytes"));
+        if text.len() > MAX_METADATA_BYTES {
+            return Err(format!("metadata larger than {MAX_METADATA_BYTES} bytes"));
         }
         let metadata: BulkLoadMetadata =
             serde_json::from_slice(text).map_err(|e| format!("invalid metadata JSON: {e}"))?;
@@ -93,7 +99,7 @@ impl BulkLoadMetadata {
         Ok(metadata)
     }
 
-    /// The document as pretty JSON.
+    /// The document as pretty JSON (no trailing newline; the file `sst-ingest` writes adds one).
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing plain structs of strings and integers cannot fail.
         serde_json::to_vec_pretty(self).unwrap_or_default()
@@ -107,8 +113,8 @@ impl BulkLoadMetadata {
                 self.format_version
             ));
         }
-        if self.files.len() > FILES_MAX {
-            return Err(format!("more than {FILES_MAX} files listed"));
+        if self.files.len() > MAX_FILES {
+            return Err(format!("more than {MAX_FILES} files listed"));
         }
         let mut names = std::collections::HashSet::new();
         let mut previous_largest: Option<Vec<u8>> = None;
@@ -153,37 +159,63 @@ impl BulkLoadMetadata {
         }
         Ok(())
     }
+
+    /// Checks that every file is named `NNNNNN.sst` ([`is_sst_file_name`]): the names
+    /// `sst-ingest` writes and the only ones it accepts back.
+    pub fn validate_sst_names(&self) -> Result<(), String> {
+        match self.files.iter().find(|f| !is_sst_file_name(&f.name)) {
+            Some(file) => Err(format!(
+                "bad file name {:?} (expected NNNNNN.sst)",
+                file.name
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Rejects any name that could leave the partition's directory or is unreasonably long:
-/// empty, longer than [`FILE_NAME_BYTES_MAX`], containing `/`, `\` or NUL, `.` or `..`, or a
+/// empty, longer than [`MAX_FILE_NAME_BYTES`], containing `/`, `\` or NUL, `.` or `..`, or a
 /// name that is not a single plain path component (absolute paths included).
 pub fn validate_file_name(name: &str) -> Result<(), String> {
     let shown: String = name.chars().take(64).collect();
     if name.is_empty() {
-        return Err("empty file name".into());
+        return Err("bad file name: empty".into());
     }
-    if name.len() > FILE_NAME_BYTES_MAX {
+    if name.len() > MAX_FILE_NAME_BYTES {
         return Err(format!(
-            "file name {shown:?}... is {} bytes (at most {FILE_NAME_BYTES_MAX})",
+            "bad file name {shown:?}...: {} bytes (at most {MAX_FILE_NAME_BYTES})",
             name.len()
         ));
     }
     if name.contains(['/', '\\', '\0']) {
         return Err(format!(
-            "file name {shown:?} contains a path separator or NUL"
+            "bad file name {shown:?}: contains a path separator or NUL"
         ));
     }
     if name == "." || name == ".." || name.contains("..") {
-        return Err(format!("file name {shown:?} contains \"..\""));
+        return Err(format!("bad file name {shown:?}: contains \"..\""));
     }
     let mut components = Path::new(name).components();
     let single_normal =
         matches!(components.next(), Some(Component::Normal(_))) && components.next().is_none();
     if !single_normal {
-        return Err(format!("file name {shown:?} is not a plain file name"));
+        return Err(format!("bad file name {shown:?}: not a plain file name"));
     }
     Ok(())
+}
+
+/// True for the names `sst-ingest` writes: six or more ASCII digits, then `.sst`, at most
+/// [`MAX_FILE_NAME_BYTES`] bytes. Every such name also passes [`validate_file_name`].
+pub fn is_sst_file_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".sst") else {
+        return false;
+    };
+    name.len() <= MAX_FILE_NAME_BYTES && stem.len() >= 6 && stem.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The name of the `index`-th file (1-based): `000001.sst`.
+pub fn sst_file_name(index: u64) -> String {
+    format!("{index:06}.sst")
 }
 
 /// `dir/name` after [`validate_file_name`], checked to stay directly under `dir`.
@@ -258,15 +290,54 @@ mod tests {
     }
 
     #[test]
+    fn sst_names() {
+        assert!(is_sst_file_name("000001.sst"));
+        assert!(is_sst_file_name("1234567.sst"));
+        for bad in [
+            "1.sst",
+            "../000001.sst",
+            "000001.sst/",
+            "00000a.sst",
+            "000001.log",
+            "",
+        ] {
+            assert!(!is_sst_file_name(bad), "{bad}");
+        }
+        let longest = format!("{}.sst", "1".repeat(MAX_FILE_NAME_BYTES - 4));
+        assert!(is_sst_file_name(&longest) && validate_file_name(&longest).is_ok());
+        assert!(!is_sst_file_name(&format!("1{longest}")));
+        assert_eq!(sst_file_name(7), "000007.sst");
+
+        let meta = BulkLoadMetadata::new(vec![entry("000001.sst", "00", "10")]);
+        assert!(meta.validate_sst_names().is_ok());
+        let other = BulkLoadMetadata::new(vec![entry("a.sst", "00", "10")]);
+        assert!(other.validate().is_ok());
+        assert!(other
+            .validate_sst_names()
+            .unwrap_err()
+            .contains("bad file name \"a.sst\""));
+    }
+
+    #[test]
     fn round_trip_and_validation() {
         let meta = BulkLoadMetadata::new(vec![
             entry("000001.sst", "00", "10"),
             entry("000002.sst", "11", "ff"),
         ]);
+        assert_eq!(
+            meta.totals,
+            Totals {
+                files: 2,
+                entries: 4,
+                bytes: 20
+            }
+        );
         assert_eq!(BulkLoadMetadata::from_json(&meta.to_json()).unwrap(), meta);
         let mut overlapping = meta.clone();
         overlapping.files[1].smallest_key = "10".into();
         assert!(overlapping.validate().unwrap_err().contains("overlaps"));
+        let escaping = BulkLoadMetadata::new(vec![entry("../000001.sst", "00", "10")]);
+        assert!(escaping.validate().is_err());
         let mut wrong_totals = meta.clone();
         wrong_totals.totals.bytes += 1;
         assert!(wrong_totals.validate().unwrap_err().contains("totals"));
@@ -277,5 +348,29 @@ mod tests {
         assert_eq!(decode_hex("0aFF"), Some(vec![10, 255]));
         assert_eq!(decode_hex("0g"), None);
         assert_eq!(encode_hex(&[1, 171]), "01ab");
+    }
+
+    #[test]
+    fn totals_that_overflow_are_rejected_not_a_panic() {
+        // Found by the tools_metadata fuzz target (fuzz/corpus/tools_metadata/totals-sum-overflow.json).
+        let text = include_bytes!("../../fuzz/corpus/tools_metadata/totals-sum-overflow.json");
+        let err = BulkLoadMetadata::from_json(text).unwrap_err();
+        assert!(err.contains("overflow"), "{err}");
+    }
+
+    #[test]
+    fn the_documented_layout_parses() {
+        // The example of docs/format.md, byte for byte as `sst-ingest build` writes it.
+        let meta = BulkLoadMetadata::new(vec![FileEntry {
+            name: "000001.sst".into(),
+            size: 4194304,
+            crc32c: 2882339316,
+            smallest_key: "6b3030".into(),
+            largest_key: "6b3939".into(),
+            entries: 1000,
+        }]);
+        let text = String::from_utf8(meta.to_json()).unwrap();
+        assert!(text.starts_with("{\n  \"format_version\": 1,\n  \"files\": [\n    {\n      \"name\": \"000001.sst\",\n      \"size\": 4194304,\n      \"crc32c\": 2882339316,"), "{text}");
+        assert!(text.ends_with("\"totals\": {\n    \"files\": 1,\n    \"entries\": 1000,\n    \"bytes\": 4194304\n  }\n}"), "{text}");
     }
 }
