@@ -56,7 +56,10 @@ fn s3_target_writes_reads_lists_and_removes() {
     for c in big.chunks(1 << 20) {
         w.write_all(c).unwrap();
     }
-    let e = t.open("backup-1/0/big").err().expect("not visible before finish");
+    let e = t
+        .open("backup-1/0/big")
+        .err()
+        .expect("not visible before finish");
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
     assert!(
         e.to_string()
@@ -64,7 +67,10 @@ fn s3_target_writes_reads_lists_and_removes() {
         "{e}"
     );
     w.finish().unwrap();
-    assert!(read_all(&t, "backup-1/0/big") == big, "multipart object differs");
+    assert!(
+        read_all(&t, "backup-1/0/big") == big,
+        "multipart object differs"
+    );
     // Replaced by a second write (an earlier attempt's leftover).
     let mut w = t.create("backup-1/0/small").unwrap();
     w.write_all(b"again").unwrap();
@@ -76,7 +82,8 @@ fn s3_target_writes_reads_lists_and_removes() {
         w.write_all(&vec![1u8; len]).unwrap();
         drop(w);
         assert_eq!(
-            t.read_small(&format!("backup-1/0/{name}"), 1 << 30).unwrap(),
+            t.read_small(&format!("backup-1/0/{name}"), 1 << 30)
+                .unwrap(),
             None
         );
     }
@@ -94,7 +101,9 @@ fn s3_target_writes_reads_lists_and_removes() {
     // Listing: the top level of the prefix only; removal: exactly one backup's objects.
     t.put_atomic("backup-10/0/f", b"x").unwrap();
     t.put_atomic("stray", b"x").unwrap();
-    s3_target(&m, "unit/other").put_atomic("backup-9/0/f", b"x").unwrap();
+    s3_target(&m, "unit/other")
+        .put_atomic("backup-9/0/f", b"x")
+        .unwrap();
     let mut names = t.list().unwrap();
     names.sort();
     assert_eq!(names, ["backup-1", "backup-10", "stray"]);
@@ -124,8 +133,10 @@ fn s3_target_writes_reads_lists_and_removes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_under_writes_to_s3_restores_to_its_checkpoints() {
-    let Some(m) = Moto::start("a_backup_under_writes_to_s3_restores_to_its_checkpoints", None)
-    else {
+    let Some(m) = Moto::start(
+        "a_backup_under_writes_to_s3_restores_to_its_checkpoints",
+        None,
+    ) else {
         return;
     };
     m.create_bucket(BUCKET);
@@ -204,8 +215,10 @@ async fn backup_and_restore_times_s3_and_directory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_on_s3_keeps_exactly_the_newest_complete_backups() {
-    let Some(m) = Moto::start("retention_on_s3_keeps_exactly_the_newest_complete_backups", None)
-    else {
+    let Some(m) = Moto::start(
+        "retention_on_s3_keeps_exactly_the_newest_complete_backups",
+        None,
+    ) else {
         return;
     };
     m.create_bucket(BUCKET);
@@ -263,11 +276,20 @@ async fn retention_on_s3_keeps_exactly_the_newest_complete_backups() {
 
     let (ok, _, err) = silt_admin_env(
         &a,
-        &["restore", "--from", &format!("{url}/{}", ids[1]), "--table", "r"],
+        &[
+            "restore",
+            "--from",
+            &format!("{url}/{}", ids[1]),
+            "--table",
+            "r",
+        ],
         &env,
     );
     assert!(ok, "{err}");
-    assert_eq!(c.client.get("r", b"gen").await.unwrap(), Some(b"2".to_vec()));
+    assert_eq!(
+        c.client.get("r", b"gen").await.unwrap(),
+        Some(b"2".to_vec())
+    );
 }
 
 /// Whether nothing is stored under `id`.
@@ -356,7 +378,11 @@ async fn bad_credentials_or_a_missing_bucket_fail_cleanly() {
     assert!(!ok, "{out}");
     assert!(err.contains(&format!("s3://{BUCKET}/p")), "{err}");
     assert!(top.list().unwrap().is_empty(), "something was written");
-    let (ok, _, err) = silt_admin_env(&a, &["restore", "--from", &url, "--table", "restored"], &wrong);
+    let (ok, _, err) = silt_admin_env(
+        &a,
+        &["restore", "--from", &url, "--table", "restored"],
+        &wrong,
+    );
     assert!(!ok && err.contains(BUCKET), "{err}");
     // No credentials at all: refused before any request.
     let none: Vec<(String, String)> = m
@@ -373,13 +399,23 @@ async fn bad_credentials_or_a_missing_bucket_fail_cleanly() {
     let (ok, _, err) = backup(&right, "s3:///p");
     assert!(!ok && err.contains("no bucket"), "{err}");
     assert!(top.list().unwrap().is_empty(), "something was written");
-    assert!(!server_tables(&a).contains("restored"), "a table was created");
+    assert!(
+        !server_tables(&a).contains("restored"),
+        "a table was created"
+    );
 
     // The right key pair works.
     let (ok, out, err) = backup(&right, &url);
     assert!(ok, "{out}{err}");
     assert_eq!(top.list().unwrap(), ["p"]);
-    let (ok, _, err) = silt_admin_env(&a, &["restore", "--from", &url, "--table", "restored"], &right);
+    let (ok, _, err) = silt_admin_env(
+        &a,
+        &["restore", "--from", &url, "--table", "restored"],
+        &right,
+    );
     assert!(ok, "{err}");
-    assert_eq!(c.client.get("restored", b"k").await.unwrap(), Some(b"v".to_vec()));
+    assert_eq!(
+        c.client.get("restored", b"k").await.unwrap(),
+        Some(b"v".to_vec())
+    );
 }

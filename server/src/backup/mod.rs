@@ -27,6 +27,6 @@ pub mod target;
 pub use job::{apply_retention, complete_backups, run_backup};
 pub use manifest::BackupManifest;
 pub use restore::{fill_table, locate, verify_backup, VerifiedBackup};
-pub use session::BackupSessions;
 pub use s3::S3Target;
+pub use session::BackupSessions;
 pub use target::{BackupLocation, BackupTarget, LocalDirTarget};

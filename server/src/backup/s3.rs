@@ -475,11 +475,7 @@ impl BackupTarget for S3Target {
     fn remove_all(&self, id: &str) -> io::Result<()> {
         let (key, what) = self.key(id)?;
         self.io.block_on(async {
-            let locations = self
-                .store
-                .list(Some(&key))
-                .map_ok(|m| m.location)
-                .boxed();
+            let locations = self.store.list(Some(&key)).map_ok(|m| m.location).boxed();
             let mut deleted = self.store.delete_stream(locations);
             while let Some(r) = deleted.next().await {
                 match r {
@@ -507,13 +503,22 @@ mod tests {
             credentials_configured(move |k| m.get(k).cloned())
         };
         assert!(!env(&[]));
-        assert!(!env(&[("AWS_REGION", "x"), ("AWS_ENDPOINT_URL", "http://h")]));
+        assert!(!env(&[
+            ("AWS_REGION", "x"),
+            ("AWS_ENDPOINT_URL", "http://h")
+        ]));
         assert!(!env(&[("AWS_ACCESS_KEY_ID", "")]));
-        assert!(env(&[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "s")]));
+        assert!(env(&[
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "s")
+        ]));
         // Half a key pair passes here: the client's builder then names the missing half.
         assert!(env(&[("AWS_ACCESS_KEY_ID", "a")]));
         assert!(!env(&[("AWS_ROLE_ARN", "r")]));
-        assert!(env(&[("AWS_ROLE_ARN", "r"), ("AWS_WEB_IDENTITY_TOKEN_FILE", "f")]));
+        assert!(env(&[
+            ("AWS_ROLE_ARN", "r"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "f")
+        ]));
         assert!(env(&[("AWS_METADATA_ENDPOINT", "http://169.254.169.254")]));
         assert!(env(&[("AWS_SKIP_SIGNATURE", "true")]));
         assert!(!env(&[("AWS_SKIP_SIGNATURE", "false")]));
@@ -542,7 +547,9 @@ mod tests {
         assert!(S3Target::from_builder(b.clone(), "", "p").is_err());
         assert!(S3Target::from_builder(b, "bk", "a/../b").is_err());
         // Dropped inside async code: no panic (the runtime shuts down in the background).
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async move { drop(t) });
     }
 }

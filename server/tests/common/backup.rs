@@ -141,11 +141,7 @@ pub async fn backup_under_writes(
     };
     // Let the writer get going, so that the backup runs among its writes.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (ok, out, err) = silt_admin_env(
-        &c.addr(1),
-        &["backup", "--table", TABLE, "--to", to],
-        env,
-    );
+    let (ok, out, err) = silt_admin_env(&c.addr(1), &["backup", "--table", TABLE, "--to", to], env);
     stop.store(true, Ordering::Relaxed);
     let attempted = writer.await.unwrap();
     assert!(ok, "backup failed: {out}{err}");
@@ -197,11 +193,7 @@ pub async fn restore_equals(
     w: &UnderWrites,
     env: &[(String, String)],
 ) {
-    let (ok, out, err) = silt_admin_env(
-        addr,
-        &["restore", "--from", from, "--table", table],
-        env,
-    );
+    let (ok, out, err) = silt_admin_env(addr, &["restore", "--from", from, "--table", table], env);
     assert!(ok, "restore failed: {out}{err}");
     assert!(out.contains(w.id.as_str()), "{out}");
     // The restored table equals the checkpoints, partition count and all.

@@ -358,7 +358,11 @@ pub fn silt_admin(addr: &str, args: &[&str]) -> (bool, String, String) {
 }
 
 /// [`silt_admin`] with the `AWS_*` variables of this process replaced by `env`.
-pub fn silt_admin_env(addr: &str, args: &[&str], env: &[(String, String)]) -> (bool, String, String) {
+pub fn silt_admin_env(
+    addr: &str,
+    args: &[&str],
+    env: &[(String, String)],
+) -> (bool, String, String) {
     let out = tokio::task::block_in_place(|| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_silt-admin"));
         for (k, _) in std::env::vars_os() {

@@ -40,7 +40,9 @@ pub fn available(test: &str) -> bool {
     if std::env::var("SILT_REQUIRE_S3").is_ok_and(|v| v == "1") {
         panic!("{test}: moto_server not installed and SILT_REQUIRE_S3=1");
     }
-    eprintln!("\n!!!!! {test}: SKIPPED: moto_server not installed (pip install 'moto[server]') !!!!!\n");
+    eprintln!(
+        "\n!!!!! {test}: SKIPPED: moto_server not installed (pip install 'moto[server]') !!!!!\n"
+    );
     false
 }
 
