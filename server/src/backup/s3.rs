@@ -278,6 +278,22 @@ impl S3Writer {
         Ok(())
     }
 
+    /// Sends the last part, waits for every part, completes the upload.
+    fn complete_upload(&mut self, up: &mut dyn MultipartUpload) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let data = PutPayload::from(std::mem::take(&mut self.buf));
+            self.parts.push_back(self.io.rt().spawn(up.put_part(data)));
+        }
+        while let Some(part) = self.parts.pop_front() {
+            self.wait_part(part)?;
+        }
+        self.io
+            .block_on(up.complete())
+            .map(drop)
+            .map_err(|e| map_err(&self.what, e))
+    }
+
+    /// Makes the object visible: one PUT, or the multipart upload completed.
     fn complete(&mut self) -> io::Result<()> {
         let Some(mut up) = self.upload.take() else {
             let data = PutPayload::from(std::mem::take(&mut self.buf));
@@ -288,25 +304,13 @@ impl S3Writer {
                 .map_err(|e| map_err(&self.what, e));
         };
         // From here on `Drop` no longer sees the upload: abort it here on failure.
-        let result = (|| {
-            if !self.buf.is_empty() {
-                let data = PutPayload::from(std::mem::take(&mut self.buf));
-                self.parts.push_back(self.io.rt().spawn(up.put_part(data)));
-            }
-            while let Some(part) = self.parts.pop_front() {
-                self.wait_part(part)?;
-            }
-            self.io
-                .block_on(up.complete())
-                .map(drop)
-                .map_err(|e| map_err(&self.what, e))
-        })();
-        if result.is_err() {
+        if let Err(err) = self.complete_upload(up.as_mut()) {
             if let Err(e) = self.io.block_on(up.abort()) {
                 tracing::warn!(object = %self.what, error = %e, "aborting a multipart upload");
             }
+            return Err(err);
         }
-        result
+        Ok(())
     }
 }
 
