@@ -7,182 +7,25 @@
 
 mod common;
 
+use common::backup::*;
 use common::*;
 use siltdb_client::backup::{BackupReply, BackupRequest};
-use siltdb_replica::siltdb::{Db, Options, ReadOptions};
-use siltdb_server::backup::{complete_backups, BackupManifest, LocalDirTarget};
+use siltdb_server::backup::{complete_backups, LocalDirTarget};
 use siltdb_server::proto::{ClientRequest, ClientResponse};
 use siltdb_server::ServerError;
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-const RESERVED: &[u8] = b"\0silt/";
-
-/// The backup ids `silt-admin backup` printed, in order.
-fn printed_ids(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("backup "))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
-        .collect()
-}
-
-fn manifest(root: &Path, id: &str) -> BackupManifest {
-    let bytes = std::fs::read(root.join(id).join("BACKUP_MANIFEST")).unwrap();
-    BackupManifest::decode(&bytes, id).unwrap()
-}
-
-/// Every user record of every partition checkpoint of backup `id`, read with the engine from
-/// a copy (opening an engine writes to its directory).
-fn checkpoint_records(root: &Path, id: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let m = manifest(root, id);
-    let scratch = tempfile::tempdir().unwrap();
-    let mut all = BTreeMap::new();
-    for p in &m.partitions {
-        let src = root.join(id).join(p.partition.to_string());
-        let dst = scratch.path().join(p.partition.to_string());
-        std::fs::create_dir_all(&dst).unwrap();
-        for f in &p.files {
-            std::fs::copy(src.join(&f.name), dst.join(&f.name)).unwrap();
-        }
-        let db = Db::open(&dst, Options::default()).unwrap();
-        for item in db.iter(&ReadOptions::default()) {
-            let (k, v) = item.unwrap();
-            if !k.starts_with(RESERVED) {
-                all.insert(k, v);
-            }
-        }
-        db.close().unwrap();
-    }
-    all
-}
-
-async fn table_records(c: &Cluster, table: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    c.client.forget_layout(table);
-    c.client
-        .scan(table, b"", None, usize::MAX)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect()
-}
-
-fn server_tables(addr: &str) -> String {
-    let (ok, out, err) = silt_admin(addr, &["tables"]);
-    assert!(ok, "{err}");
-    out
-}
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_under_writes_restores_to_its_checkpoints() {
     let c = Cluster::start(3).await;
     let root = tempfile::tempdir().unwrap();
-    let mut acked_before: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    for i in 0..300 {
-        let (k, v) = (format!("pre-{i:04}"), format!("v{i}"));
-        c.client
-            .put(TABLE, k.as_bytes(), v.as_bytes())
-            .await
-            .unwrap();
-        acked_before.insert(k.into_bytes(), v.into_bytes());
-    }
-    // Overwrites and deletes too: the checkpoint holds the latest of each.
-    for i in 0..20 {
-        let k = format!("pre-{i:04}");
-        c.client
-            .put(TABLE, k.as_bytes(), b"rewritten")
-            .await
-            .unwrap();
-        acked_before.insert(k.into_bytes(), b"rewritten".to_vec());
-    }
-    for i in 20..30 {
-        let k = format!("pre-{i:04}");
-        c.client.delete(TABLE, k.as_bytes()).await.unwrap();
-        acked_before.remove(k.as_bytes());
-    }
-    let deleted: Vec<Vec<u8>> = (20..30)
-        .map(|i| format!("pre-{i:04}").into_bytes())
-        .collect();
-
-    // A writer keeps writing during the backup; `attempted` holds every value it ever sent.
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let client = Arc::clone(&c.client);
-        let stop = Arc::clone(&stop);
-        tokio::spawn(async move {
-            let mut attempted = BTreeMap::new();
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let (k, v) = (format!("live-{i:06}"), format!("w{i}"));
-                attempted.insert(k.clone().into_bytes(), v.clone().into_bytes());
-                let _ = client.put(TABLE, k.as_bytes(), v.as_bytes()).await;
-                i += 1;
-            }
-            attempted
-        })
-    };
-    // Let the writer get going, so that the backup runs among its writes.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let dir = root.path().to_str().unwrap().to_string();
-    let (ok, out, err) = silt_admin(&c.addr(1), &["backup", "--table", TABLE, "--to", &dir]);
-    stop.store(true, Ordering::Relaxed);
-    let attempted = writer.await.unwrap();
-    assert!(ok, "backup failed: {out}{err}");
-    let ids = printed_ids(&out);
-    assert_eq!(ids.len(), 1, "{out}");
-    let id = &ids[0];
-    assert!(attempted.len() > 1, "the writer wrote during the backup");
-
-    let m = manifest(root.path(), id);
-    assert_eq!(m.table, TABLE);
-    assert_eq!(m.partition_count, PARTITIONS);
-    assert!(m
-        .partitions
-        .iter()
-        .all(|p| p.decree > 0 && !p.files.is_empty()));
-    let snapshot = checkpoint_records(root.path(), id);
-    // Everything acknowledged before the backup started is in its checkpoints...
-    for (k, v) in &acked_before {
-        assert_eq!(
-            snapshot.get(k),
-            Some(v),
-            "{:?} missing",
-            String::from_utf8_lossy(k)
-        );
-    }
-    // ...and nothing that was never written (or was deleted before).
-    for (k, v) in &snapshot {
-        let known = acked_before.get(k).or_else(|| attempted.get(k));
-        assert_eq!(
-            known,
-            Some(v),
-            "{:?} was never written",
-            String::from_utf8_lossy(k)
-        );
-    }
-    for k in &deleted {
-        assert!(!snapshot.contains_key(k));
-    }
-
-    let (ok, out, err) = silt_admin(
-        &c.addr(2),
-        &["restore", "--from", &dir, "--table", "restored"],
-    );
-    assert!(ok, "restore failed: {out}{err}");
-    assert!(out.contains(id.as_str()), "{out}");
-    // The restored table equals the checkpoints, partition count and all.
-    let restored = table_records(&c, "restored").await;
-    assert_eq!(restored.len(), snapshot.len());
-    assert!(
-        restored == snapshot,
-        "the restored table differs from the backup"
-    );
+    let target = LocalDirTarget::new(root.path());
+    let w = backup_under_writes(&c, &dir, &target, &[]).await;
+    let snapshot = &w.snapshot;
+    restore_equals(&c, &c.addr(2), &dir, "restored", &w).await;
     let layout = c.client.layout("restored").await.unwrap();
-    assert_eq!(layout.partition_count, PARTITIONS);
     assert_eq!(layout.replica_count, 3);
     assert_ne!(layout.app_id, c.layout.app_id);
     // The source is untouched and a restore into an existing table is refused.
@@ -229,7 +72,7 @@ async fn a_damaged_or_incomplete_backup_is_refused() {
     let (ok, out, err) = silt_admin(&c.addr(1), &["backup", "--table", TABLE, "--to", &dir]);
     assert!(ok, "{out}{err}");
     let id = printed_ids(&out).remove(0);
-    let m = manifest(root.path(), &id);
+    let m = target_manifest(&LocalDirTarget::new(root.path()), &id);
     let (p, f) = m
         .partitions
         .iter()

@@ -9,7 +9,7 @@
 
 use super::job::{apply_retention, run_backup};
 use super::restore::{fill_table, locate, verify_backup, VerifiedBackup};
-use super::target::{BackupTarget, LocalDirTarget};
+use super::target::{BackupLocation, BackupTarget};
 use siltdb_client::meta::MetaRequest;
 use siltdb_client::proto::{ClientRequest, ClientResponse};
 use siltdb_client::{Client, NodeInfo, TableLayout};
@@ -28,7 +28,9 @@ pub struct BackupArgs {
     /// The table to back up.
     #[arg(long)]
     pub table: String,
-    /// The backup root: each backup is a new `backup-<unix ms>` directory in it.
+    /// The backup root: each backup is a new `backup-<unix ms>` directory in it. A directory,
+    /// or `s3://bucket/optional/prefix` (configured by the standard AWS environment
+    /// variables).
     #[arg(long)]
     pub to: PathBuf,
     /// Repeat a backup every interval (`500ms`, `30s`, `5m`, `1h`, `1d`; a bare number is
@@ -46,7 +48,8 @@ pub struct BackupArgs {
 /// Flags of `silt-admin restore`.
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
-    /// A backup root (its newest complete backup is restored) or one backup's directory.
+    /// A backup root (its newest complete backup is restored) or one backup's directory; a
+    /// directory or an `s3://bucket/prefix` URL.
     #[arg(long)]
     pub from: PathBuf,
     /// The new table (must not exist).
@@ -145,7 +148,10 @@ async fn backup_once(
 
 /// `silt-admin backup`.
 pub async fn backup_command(client: &Client, args: BackupArgs, json: bool) -> Result<(), String> {
-    let target: Arc<dyn BackupTarget> = Arc::new(LocalDirTarget::new(args.to.clone()));
+    let location = BackupLocation::parse(&args.to)?;
+    let target: Arc<dyn BackupTarget> = tokio::task::spawn_blocking(move || location.open())
+        .await
+        .map_err(|e| format!("opening the backup root: {e}"))??;
     let Some(interval) = args.interval else {
         return backup_once(client, &args, &target, json).await;
     };

@@ -16,7 +16,8 @@
 
 use super::job::{complete_backups, unix_ms};
 use super::manifest::{BackupManifest, MANIFEST_FILE, MAX_MANIFEST_SIZE_BYTES};
-use super::target::{BackupTarget, LocalDirTarget};
+use super::s3::S3Target;
+use super::target::{BackupLocation, BackupTarget, LocalDirTarget};
 use siltdb_client::{Client, TableLayout, WriteOp};
 use siltdb_replica::mutation::RESERVED_KEY_PREFIX;
 use siltdb_replica::pegasus::record::{decode_key, decode_value, expired, now_ms};
@@ -38,8 +39,12 @@ pub const MAX_DIGEST_WAIT: Duration = Duration::from_secs(60);
 const COPY_BUFFER_BYTES: usize = 1 << 20;
 
 /// Where a restore reads from: a backup root (its newest complete backup) or one backup's
-/// directory (it holds a `BACKUP_MANIFEST`).
+/// directory (it holds a `BACKUP_MANIFEST`); either a directory or an `s3://` URL (blocking:
+/// run it off the async threads).
 pub fn locate(dir: &Path) -> Result<(Arc<dyn BackupTarget>, String), String> {
+    if let BackupLocation::S3 { bucket, prefix } = BackupLocation::parse(dir)? {
+        return locate_s3(&bucket, &prefix);
+    }
     if !dir.is_dir() {
         return Err(format!("{}: not a directory", dir.display()));
     }
@@ -56,6 +61,30 @@ pub fn locate(dir: &Path) -> Result<(Arc<dyn BackupTarget>, String), String> {
         .pop()
         .ok_or_else(|| format!("{}: no complete backup (no {MANIFEST_FILE})", dir.display()))?;
     Ok((Arc::new(target), newest.0))
+}
+
+/// [`locate`] in a bucket: `prefix` is one backup when `prefix/BACKUP_MANIFEST` exists, else a
+/// root.
+fn locate_s3(bucket: &str, prefix: &str) -> Result<(Arc<dyn BackupTarget>, String), String> {
+    let root = S3Target::from_env(bucket, prefix).map_err(|e| e.to_string())?;
+    if !prefix.is_empty() {
+        let (parent, last) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let up = root.with_prefix(parent).map_err(|e| e.to_string())?;
+        if up
+            .read_small(&format!("{last}/{MANIFEST_FILE}"), MAX_MANIFEST_SIZE_BYTES)
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok((Arc::new(up), last.to_string()));
+        }
+    }
+    let newest = complete_backups(&root)?.pop().ok_or_else(|| {
+        format!(
+            "{}: no complete backup (no {MANIFEST_FILE})",
+            root.describe()
+        )
+    })?;
+    Ok((Arc::new(root), newest.0))
 }
 
 /// Reads and checks the manifest of backup `id`.

@@ -1,5 +1,6 @@
-//! Where backups are kept: the [`BackupTarget`] trait and its local-directory implementation
-//! [`LocalDirTarget`].
+//! Where backups are kept: the [`BackupTarget`] trait, its local-directory implementation
+//! [`LocalDirTarget`], and [`BackupLocation`], what `--to`/`--from` name (a directory or an
+//! `s3://` URL, whose target is [`super::s3::S3Target`]).
 //!
 //! A target stores objects under relative paths `<backup id>/<partition>/<file>` and
 //! `<backup id>/BACKUP_MANIFEST`, `/`-separated, every component a plain name (no `..`, no
@@ -9,8 +10,10 @@
 //! level, and removal of a whole backup.
 
 use super::manifest::is_plain_name;
+use super::s3::S3Target;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A file being written to a target.
 pub trait BackupWriter: Write + Send {
@@ -40,8 +43,72 @@ pub trait BackupTarget: Send + Sync {
     fn remove_all(&self, id: &str) -> io::Result<()>;
 }
 
-fn invalid(msg: String) -> io::Error {
+pub(crate) fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// The components of the relative target path `path`, refused unless every one is a plain
+/// name (the one path rule of every target: nothing can leave the target's root).
+pub(crate) fn path_components(path: &str) -> io::Result<std::str::Split<'_, char>> {
+    if let Some(c) = path.split('/').find(|c| !is_plain_name(c)) {
+        return Err(invalid(format!(
+            "backup path {path:?}: component {c:?} is not a plain name"
+        )));
+    }
+    Ok(path.split('/'))
+}
+
+/// Scheme of an object-store location.
+pub const S3_URL_SCHEME: &str = "s3://";
+
+/// What a `--to` or `--from` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupLocation {
+    /// A local or mounted directory.
+    Dir(PathBuf),
+    /// `s3://bucket/optional/prefix`: objects under `prefix` (no leading or trailing `/`,
+    /// empty for the bucket's top) in an S3-compatible store.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix, `/`-separated plain names, or empty.
+        prefix: String,
+    },
+}
+
+impl BackupLocation {
+    /// An `s3://` URL is an S3 location, any other path a directory (as given).
+    pub fn parse(p: &Path) -> Result<Self, String> {
+        let Some(rest) = p.to_str().and_then(|s| s.strip_prefix(S3_URL_SCHEME)) else {
+            return Ok(Self::Dir(p.to_path_buf()));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{}: the URL names no bucket", p.display()));
+        }
+        let prefix = prefix.trim_end_matches('/');
+        if !prefix.is_empty() {
+            path_components(prefix).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        Ok(Self::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// The target of this location. An S3 one is configured from the environment and listed
+    /// once, so that a missing bucket or refused credentials fail here, before anything is
+    /// written (blocking: run it off the async threads). A directory is not touched.
+    pub fn open(&self) -> Result<Arc<dyn BackupTarget>, String> {
+        match self {
+            Self::Dir(d) => Ok(Arc::new(LocalDirTarget::new(d.clone()))),
+            Self::S3 { bucket, prefix } => {
+                let t = S3Target::from_env(bucket, prefix).map_err(|e| e.to_string())?;
+                t.check_access().map_err(|e| e.to_string())?;
+                Ok(Arc::new(t))
+            }
+        }
+    }
 }
 
 /// A directory on a local (or mounted) file system holding backups.
@@ -64,14 +131,7 @@ impl LocalDirTarget {
     /// The file system path of the relative `path`, refused unless every component is plain.
     fn resolve(&self, path: &str) -> io::Result<PathBuf> {
         let mut out = self.root.clone();
-        for c in path.split('/') {
-            if !is_plain_name(c) {
-                return Err(invalid(format!(
-                    "backup path {path:?}: component {c:?} is not a plain name"
-                )));
-            }
-            out.push(c);
-        }
+        out.extend(path_components(path)?);
         Ok(out)
     }
 }
@@ -228,5 +288,22 @@ mod tests {
         t.remove("b1/M").unwrap();
         t.remove_all("b1").unwrap();
         assert!(t.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn locations_are_directories_unless_s3_urls() {
+        let p = |s: &str| BackupLocation::parse(Path::new(s));
+        assert_eq!(p("/b/t").unwrap(), BackupLocation::Dir("/b/t".into()));
+        assert_eq!(p("s3").unwrap(), BackupLocation::Dir("s3".into()));
+        let s3 = |b: &str, pre: &str| BackupLocation::S3 {
+            bucket: b.into(),
+            prefix: pre.into(),
+        };
+        assert_eq!(p("s3://bk").unwrap(), s3("bk", ""));
+        assert_eq!(p("s3://bk/").unwrap(), s3("bk", ""));
+        assert_eq!(p("s3://bk/a/b/").unwrap(), s3("bk", "a/b"));
+        for bad in ["s3://", "s3:///x", "s3://bk/a//b", "s3://bk/../x"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -4,6 +4,9 @@
 //! dropping the cluster kills whatever still runs.
 #![allow(dead_code)]
 
+pub mod backup;
+pub mod moto;
+
 use siltdb_server::proto::{ClientRequest, ClientResponse, NodeStats};
 use siltdb_server::{Client, ClientOptions, NodeInfo, TableLayout};
 use std::path::{Path, PathBuf};
@@ -351,10 +354,25 @@ impl Drop for Cluster {
 /// Runs `silt-admin --addr <addr> --timeout-ms 5000 <args>` (from a multi-thread runtime):
 /// whether it succeeded, its stdout and its stderr.
 pub fn silt_admin(addr: &str, args: &[&str]) -> (bool, String, String) {
+    silt_admin_env(addr, args, &[])
+}
+
+/// [`silt_admin`] with the `AWS_*` variables of this process replaced by `env`.
+pub fn silt_admin_env(
+    addr: &str,
+    args: &[&str],
+    env: &[(String, String)],
+) -> (bool, String, String) {
     let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_silt-admin"))
-            .args(["--addr", addr, "--timeout-ms", "5000"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_silt-admin"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_str().is_some_and(|k| k.starts_with("AWS_")) {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(["--addr", addr, "--timeout-ms", "5000"])
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run silt-admin")
     });
