@@ -17,7 +17,7 @@
 //!
 //! Writes: a [`BackupTarget::create`] object is buffered up to [`S3_PART_BYTES`]; a smaller
 //! one is a single PUT at `finish`, a larger one a multipart upload (up to
-//! [`S3_PARTS_IN_FLIGHT_MAX`] parts uploading while the caller goes on), completed at `finish`:
+//! [`MAX_S3_PARTS_IN_FLIGHT`] parts uploading while the caller goes on), completed at `finish`:
 //! either way nothing is visible under the key before `finish`. A writer dropped unfinished
 //! aborts its multipart upload in the background (best effort: a bucket lifecycle rule for
 //! incomplete multipart uploads catches what a crash leaves).
@@ -38,9 +38,9 @@ use std::time::Duration;
 /// than this is one PUT.
 pub const S3_PART_BYTES: usize = 8 << 20;
 /// Parts of one object uploading at once (each holds its part in memory).
-pub const S3_PARTS_IN_FLIGHT_MAX: usize = 2;
+pub const MAX_S3_PARTS_IN_FLIGHT: usize = 2;
 /// Retries of one request (connection errors, 5xx, throttling) before it fails.
-pub const S3_RETRIES_MAX: usize = 5;
+pub const MAX_S3_RETRIES: usize = 5;
 /// Bound on one request with its retries.
 pub const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -155,7 +155,7 @@ impl S3Target {
         }
         let io = Io::new()?;
         let retry = RetryConfig {
-            max_retries: S3_RETRIES_MAX,
+            max_retries: MAX_S3_RETRIES,
             retry_timeout: S3_RETRY_TIMEOUT,
             ..RetryConfig::default()
         };
@@ -267,7 +267,7 @@ impl S3Writer {
                 .map_err(|e| map_err(&self.what, e))?;
             self.upload = Some(up);
         }
-        while self.parts.len() >= S3_PARTS_IN_FLIGHT_MAX {
+        while self.parts.len() >= MAX_S3_PARTS_IN_FLIGHT {
             let oldest = self.parts.pop_front().expect("parts in flight");
             self.wait_part(oldest)?;
         }
