@@ -63,7 +63,7 @@ const CREDENTIAL_ENV: &[&[&str]] = &[
 /// `AWS_SKIP_SIGNATURE=true` for anonymous access).
 fn credentials_configured(get: impl Fn(&str) -> Option<String>) -> bool {
     let set = |k: &str| get(k).is_some_and(|v| !v.is_empty());
-    CREDENTIAL_ENV.iter().any(|all| all.iter().all(|k| set(*k)))
+    CREDENTIAL_ENV.iter().any(|all| all.iter().all(|k| set(k)))
         || get("AWS_SKIP_SIGNATURE").is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
