@@ -24,7 +24,7 @@ async fn a_backup_under_writes_restores_to_its_checkpoints() {
     let target = LocalDirTarget::new(root.path());
     let w = backup_under_writes(&c, &dir, &target, &[]).await;
     let snapshot = &w.snapshot;
-    restore_equals(&c, &c.addr(2), &dir, "restored", &w).await;
+    restore_equals(&c, &c.addr(2), &dir, "restored", &w, &[]).await;
     let layout = c.client.layout("restored").await.unwrap();
     assert_eq!(layout.replica_count, 3);
     assert_ne!(layout.app_id, c.layout.app_id);
