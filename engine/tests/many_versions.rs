@@ -11,6 +11,8 @@ use siltdb::{Db, Options, ReadOptions, Snapshot};
 use std::collections::BTreeMap;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// Lower and upper bound of one view.
+type Bounds<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 fn collect(db: &Db, ro: &ReadOptions, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
     let it = db.iter(ro);
@@ -38,7 +40,7 @@ fn expect(model: &Model, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Vec<(Vec<u8>, 
 
 /// Checks every direction and a few bounds of one view against its model.
 fn check(db: &Db, snap: Option<&Snapshot>, model: &Model, what: &str) {
-    let bounds: [(Option<&[u8]>, Option<&[u8]>); 4] = [
+    let bounds: [Bounds; 4] = [
         (None, None),
         (Some(b"k2"), None),
         (None, Some(b"k2")),
@@ -65,11 +67,8 @@ fn check(db: &Db, snap: Option<&Snapshot>, model: &Model, what: &str) {
         // Both ends at once: alternate next and next_back until they meet.
         let mut it = db.iter(&ro);
         let (mut front, mut back) = (Vec::new(), Vec::new());
-        loop {
-            match it.next() {
-                Some(item) => front.push(item.expect("next")),
-                None => break,
-            }
+        while let Some(item) = it.next() {
+            front.push(item.expect("next"));
             match it.next_back() {
                 Some(item) => back.push(item.expect("next_back")),
                 None => break,
