@@ -11,8 +11,9 @@
 //! The [`BackupTarget`] trait is synchronous and its callers run it on blocking threads
 //! (`spawn_blocking`, or no runtime at all); `object_store` is asynchronous. Each target owns a
 //! small dedicated tokio runtime (one worker thread, which drives the HTTP connections) and
-//! every trait method `block_on`s that runtime from the calling thread. Never call a method
-//! from inside an async task: tokio refuses (panics on) a `block_on` there. The runtime is
+//! every trait method `block_on`s that runtime from the calling thread. From a task of a
+//! multi-threaded runtime the wait goes through `block_in_place`; never call a method from a
+//! current-thread runtime's task: tokio refuses (panics on) a `block_on` there. The runtime is
 //! shut down in the background when the target goes, so dropping one in async code is fine.
 //!
 //! Writes: a [`BackupTarget::create`] object is buffered up to [`S3_PART_BYTES`]; a smaller
@@ -86,8 +87,19 @@ impl Io {
         self.rt.as_ref().expect("the runtime lives until drop")
     }
 
+    /// Runs `f` on the target's runtime and waits for it. On a worker thread of a
+    /// multi-threaded tokio runtime the wait goes through `block_in_place`, which hands the
+    /// thread's other tasks to the other workers first (and leaves the runtime's context, so
+    /// the nested `block_on` is allowed); a current-thread runtime cannot do that, so calls
+    /// from its tasks still panic (tokio's own message).
     fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.rt().block_on(f)
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.rt().block_on(f))
+            }
+            _ => self.rt().block_on(f),
+        }
     }
 }
 

@@ -109,40 +109,6 @@ impl Moto {
         assert_eq!(code, 200, "creating bucket {bucket}");
     }
 
-    /// With auth on (`start(_, Some(4))`): creates `bucket` and an IAM user allowed
-    /// everything (boto3, which comes with moto; 4 requests) and returns its key pair.
-    pub fn create_bucket_and_user(&self, bucket: &str) -> (String, String) {
-        let script = format!(
-            r#"
-import boto3, json
-kw = dict(endpoint_url="{ep}", region_name="{REGION}", aws_access_key_id="x", aws_secret_access_key="x")
-boto3.client("s3", **kw).create_bucket(Bucket="{bucket}")
-iam = boto3.client("iam", **kw)
-iam.create_user(UserName="silt")
-iam.put_user_policy(UserName="silt", PolicyName="all", PolicyDocument=json.dumps(
-    {{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Action": "*", "Resource": "*"}}]}}))
-k = iam.create_access_key(UserName="silt")["AccessKey"]
-print(k["AccessKeyId"], k["SecretAccessKey"])
-"#,
-            ep = self.endpoint
-        );
-        let out = Command::new("python3")
-            .args(["-c", &script])
-            .output()
-            .expect("python3");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let mut it = text.split_whitespace();
-        (
-            it.next().unwrap().to_string(),
-            it.next().unwrap().to_string(),
-        )
-    }
-
     /// The environment of a `silt-admin` talking to this server with `key`/`secret`.
     pub fn env_with(&self, key: &str, secret: &str) -> Vec<(String, String)> {
         vec![
